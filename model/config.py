@@ -1,0 +1,107 @@
+"""Model and training configuration: small dataclasses saved inside every checkpoint (nanoGPT style),
+so a checkpoint always says how to rebuild its model. Torch-free."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    video_input: Literal["frames", "features"] = "frames"
+    frames: int = 16  # T: frames per clip, in and out
+    height: int = 36  # the paper's frame size is 36 x 64
+    width: int = 64
+    feature_dim: int = 9216  # features input: VGG fc6 4096 + C3D fc6 4096 + ... as in the paper
+    vocab_size: int = 0  # set from the vocabulary
+    max_words: int = 35
+    embed_dim: int = 256
+    hidden: int = 512  # LSTM hidden size of the sentence encoder and both decoders
+    x_dim: int = 512  # x_v and x_s
+    latent_dim: int = 512  # Nz
+    cnn_channels: int = 32  # width of the per-frame CNN (frames input)
+    frame_embed: int = 256  # the previous frame's projection fed to the video decoder LSTM
+
+    @property
+    def frame_pixels(self) -> int:
+        return self.height * self.width * 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 100
+    lr: float = 1e-3
+    full_steps: int = 1000  # full-model learning (all channels on)
+    partial_steps: int = 1000  # partial-model learning (channel dropout), lr / 10
+    finetune_steps: int = 0  # optional task fine-tuning (caption), lr / 100
+    time_budget_s: float | None = None  # stop a phase early when its share of the budget is spent
+    grad_clip: float = 35.0
+    lambda_video: float = 1.0
+    lambda_sentence: float = 1.0
+    lambda_kl: float = 0.01
+    kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
+    seed: int = 0
+    eval_every: int = 0
+    num_workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Preset:
+    model: ModelConfig
+    train: TrainConfig
+    corpus_clips: int  # synthetic corpus size (all splits)
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _preset(name: str) -> Preset:
+    if name == "tiny":  # the test session: seconds, not minutes
+        return Preset(
+            ModelConfig(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16,
+                        cnn_channels=8, frame_embed=32, max_words=12),
+            TrainConfig(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
+            corpus_clips=160, description="tests only: trains in seconds, learns little")
+    if name == "demo":  # at most 5 minutes on 2 cores
+        return Preset(
+            ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
+                        cnn_channels=24, frame_embed=128, max_words=16),
+            TrainConfig(batch_size=32, lr=2e-3, full_steps=2200, partial_steps=800, kl_ramp_steps=400,
+                        time_budget_s=270),
+            corpus_clips=6000, description="demo model: trains on 2 cores in at most 5 minutes")
+    if name == "quality":  # at most 30 minutes on 2 cores
+        return Preset(
+            ModelConfig(frames=12, height=36, width=64, embed_dim=96, hidden=384, x_dim=384, latent_dim=256,
+                        cnn_channels=32, frame_embed=192, max_words=16),
+            TrainConfig(batch_size=32, lr=1.5e-3, full_steps=14000, partial_steps=4000, kl_ramp_steps=1500,
+                        time_budget_s=1700),
+            corpus_clips=24000, description="quality model: trains on 2 cores in at most 30 minutes")
+    if name == "paper":  # the paper's sizes: 512 everywhere, 35 words, batch 100
+        return Preset(
+            ModelConfig(frames=16, height=36, width=64, embed_dim=512, hidden=512, x_dim=512, latent_dim=512,
+                        cnn_channels=64, frame_embed=512, max_words=35),
+            TrainConfig(batch_size=100, lr=1e-3, full_steps=40000, partial_steps=20000, kl_ramp_steps=4000),
+            corpus_clips=40000, description="the paper's sizes (hours on a CPU)")
+    raise KeyError(f"unknown preset {name!r}; known: {PRESETS}")
+
+
+PRESETS: tuple[str, ...] = ("tiny", "demo", "quality", "paper")
+
+
+def preset(name: str) -> Preset:
+    return _preset(name)

@@ -1,0 +1,52 @@
+"""Frame preprocessing shared by training and serving: the model sees in production what it learned on.
+
+A clip of any length and size becomes exactly T frames of H x W RGB, float32 in [0, 1], layout
+(T, H, W, 3). Torch-free (numpy + Pillow): the service imports this module.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# Box filter when shrinking: it averages every source pixel, as an area resize does, so thin edges
+# and small objects keep their colour instead of aliasing away.
+RESIZE_FILTER = Image.Resampling.BOX
+
+
+def sample_indices(n_frames: int, t: int) -> np.ndarray:
+    """T indices spread evenly over n_frames (centres of T equal segments); repeats when n < T."""
+    if n_frames <= 0:
+        raise ValueError("a clip needs at least one frame")
+    return np.minimum(((np.arange(t) + 0.5) * n_frames / t).astype(np.int64), n_frames - 1)
+
+
+def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One uint8 (h, w, 3) frame to (height, width, 3); a no-op when it already has that size."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((width, height), RESIZE_FILTER))
+
+
+def to_rgb_uint8(frames: np.ndarray) -> np.ndarray:
+    """Accept (N, h, w), (N, h, w, 1|3|4) uint8 or float in [0, 1]; return (N, h, w, 3) uint8."""
+    a = np.asarray(frames)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4 or a.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"frames must be (N, H, W[, C]) with C in 1, 3, 4; got shape {a.shape}")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError("frames contain NaN or infinite values")
+        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3])
+
+
+def prepare_clip(frames: np.ndarray, t: int, height: int, width: int) -> np.ndarray:
+    """Any clip -> the model's input: (T, height, width, 3) float32 in [0, 1]."""
+    rgb = to_rgb_uint8(frames)
+    picked = rgb[sample_indices(len(rgb), t)]
+    resized = np.stack([resize_frame(f, height, width) for f in picked])
+    return resized.astype(np.float32) / 255.0

@@ -1,0 +1,83 @@
+"""Tokenizer and vocabulary, saved as JSON. Torch-free: the service tokenises with the same code."""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+MAX_WORDS = 35  # the paper's sentence length
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(sentence: str) -> list[str]:
+    """Lowercased words; punctuation and symbols are dropped (the paper's preprocessing)."""
+    return _WORD.findall(sentence.lower())
+
+
+@dataclass
+class Vocab:
+    """Word <-> id mapping with the four specials at fixed ids 0..3."""
+
+    words: list[str] = field(default_factory=lambda: list(SPECIALS))
+
+    def __post_init__(self) -> None:
+        if tuple(self.words[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"vocabulary must start with {SPECIALS}")
+        if len(set(self.words)) != len(self.words):
+            raise ValueError("vocabulary has duplicate words")
+        self._index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @classmethod
+    def build(cls, sentences: Iterable[str], min_count: int = 1, max_size: int | None = None) -> "Vocab":
+        """Vocabulary of a training split: most frequent first, ties broken alphabetically (deterministic)."""
+        counts = Counter(w for s in sentences for w in tokenize(s))
+        ranked = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            ranked = ranked[: max(0, max_size - len(SPECIALS))]
+        return cls(list(SPECIALS) + ranked)
+
+    def id(self, word: str) -> int:
+        return self._index.get(word, UNK_ID)
+
+    def encode(self, sentence: str, max_words: int = MAX_WORDS) -> list[int]:
+        """Word ids of a sentence, without <bos>/<eos>, cut to max_words."""
+        return [self.id(w) for w in tokenize(sentence)[:max_words]]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Sentence of ids: stops at <eos>, skips <pad>/<bos>."""
+        out: list[str] = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, BOS_ID):
+                continue
+            out.append(self.words[i] if 0 <= i < len(self.words) else UNK)
+        return " ".join(out)
+
+    def to_json(self) -> str:
+        return json.dumps({"specials": list(SPECIALS), "words": self.words}, indent=0)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Vocab":
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("words"), list):
+            raise ValueError("vocab JSON must be an object with a 'words' list")
+        return cls([str(w) for w in data["words"]])
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocab":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))

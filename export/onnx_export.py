@@ -1,0 +1,86 @@
+"""export_run: a trained checkpoint -> a checked, atomically published artifacts version.
+
+Order matters: graphs are written into a hidden staging dir, checked by onnx.checker, run against
+PyTorch (ExportParityError on any mismatch, staging removed), optionally quantised, and only then get
+their manifest; the dir is renamed into place and `latest` moved to it last.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.graphs import OPSET, GraphSpec, export_graph, graph_specs
+from export.manifest import (MANIFEST, VOCAB, build_manifest, default_version, publish, staging_dir, write_json,
+                             write_latest)
+from export.parity import FP32_ATOL, Samples, check_parity, compare_graph_sets
+from export.quantize import MODES, quantize_graph
+from model.star import StarModel, load_checkpoint
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    """A run dir holding checkpoint.pt, or the checkpoint file itself."""
+    p = Path(run)
+    path = p / "checkpoint.pt" if p.is_dir() else p
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (pass a run dir holding checkpoint.pt, or a checkpoint file)")
+    return path
+
+
+def export_run(run: str | Path, out_root: str | Path, version: str | None = None, *,
+               sample_video: np.ndarray | None = None, sample_sentences: Sequence[str] | None = None,
+               quantize: str | None = None, opset: int = OPSET, atol: float = FP32_ATOL,
+               update_latest: bool = True) -> Path:
+    """Export the checkpoint of `run` to `out_root/<version>/` and point `out_root/latest` at it.
+
+    sample_video [N,T,H,W,3] float32 in [0,1] and sample_sentences (e.g. from the test split) are the
+    real inputs of the parity check, next to random ones. quantize: None, "int8" or "fp16"; the served
+    graphs are then the quantised ones, and their cost against fp32 is recorded in the manifest.
+    Returns the version dir. Raises ExportParityError (nothing written) when ONNX differs from PyTorch.
+    """
+    if quantize is not None and quantize not in MODES:
+        raise ValueError(f"quantize must be None or one of {MODES}, got {quantize!r}")
+    ckpt = load_checkpoint(checkpoint_path(run))
+    model, cfg = ckpt.model.eval(), ckpt.model.cfg
+    version = version or default_version(ckpt.sha256)
+    root = Path(out_root)
+    if (root / version).exists():
+        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    specs = graph_specs(cfg)
+    samples = Samples.build(ckpt.vocab, cfg.max_words, sample_video, sample_sentences)
+
+    staging = staging_dir(root, version)
+    try:
+        for spec in specs.values():
+            export_graph(model, spec, staging / spec.file, opset)
+        parity = check_parity(model, specs, staging, samples, atol)
+        quantization = quantize_in_place(staging, specs, quantize, model, samples) if quantize else None
+        (staging / VOCAB).write_text(ckpt.vocab.to_json(), encoding="utf-8")
+        manifest = build_manifest(version=version, cfg=cfg, specs=specs, directory=staging,
+                                  checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
+                                  precision=quantize or "fp32", quantization=quantization)
+        write_json(staging / MANIFEST, manifest)
+        final = publish(staging, root, version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if update_latest:
+        write_latest(root, version)
+    return final
+
+
+def quantize_in_place(directory: Path, specs: dict[str, GraphSpec], mode: str, model: StarModel,
+                      samples: Samples) -> dict[str, Any]:
+    """Replace every fp32 graph by its `mode` copy; return the accuracy cost measured against fp32."""
+    reduced = directory / f".{mode}"
+    reduced.mkdir()
+    for spec in specs.values():
+        quantize_graph(directory / spec.file, reduced / spec.file, mode)
+    report = {"mode": mode, **compare_graph_sets(specs, directory, reduced, model, samples)}
+    for spec in specs.values():
+        (reduced / spec.file).replace(directory / spec.file)
+    reduced.rmdir()
+    return report

@@ -1,0 +1,236 @@
+"""Parity: every exported graph against PyTorch on the same random and real inputs, and greedy captions
+from the ONNX path against PyTorch's, token for token. An export that fails here is never published."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import Tensor
+
+from export.graphs import GraphSpec, example_inputs, wrapper
+from model.search import beam_search, greedy_search
+from model.star import StarModel
+from model.vocab import BOS_ID, Vocab
+
+FP32_ATOL = 1e-4
+BEAM_SIZE = 3  # beam captions are compared and recorded too; only greedy gates the export (the contract)
+
+Case = dict[str, Tensor]
+
+
+class ExportParityError(RuntimeError):
+    """The ONNX graphs do not compute what the PyTorch model computes; nothing was written."""
+
+
+@dataclass
+class Samples:
+    """Real inputs for parity: preprocessed clips and tokenised sentences (either may be absent)."""
+
+    video: Tensor | None
+    tokens: Tensor | None
+    lengths: Tensor | None
+
+    @classmethod
+    def build(cls, vocab: Vocab, max_words: int, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
+        v = torch.from_numpy(np.ascontiguousarray(video, dtype=np.float32)) if video is not None and len(video) else None
+        tokens = lengths = None
+        if sentences:
+            tokens, lengths = pad_tokens([vocab.encode(s, max_words) for s in sentences])
+        return cls(v, tokens, lengths)
+
+
+def pad_tokens(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """Right-pad with <pad> (0); an empty sentence becomes one <pad> of length 1 (lengths must be >= 1)."""
+    width = max([1, *(len(r) for r in rows)])
+    tokens = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+    lengths = torch.tensor([max(1, len(r)) for r in rows], dtype=torch.long)
+    return tokens, lengths
+
+
+def open_cpu_session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = False
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------- per-graph cases
+
+def random_cases(model: StarModel, spec: GraphSpec, seed: int) -> list[Case]:
+    """Shapes unlike the trace-time ones (batch 3 / L 7, and batch 1 / L 1) to exercise the dynamic axes."""
+    g = torch.Generator().manual_seed(seed)
+    return [example_inputs(model.cfg, spec, 3, 7, g), example_inputs(model.cfg, spec, 1, 1, g)]
+
+
+@torch.no_grad()
+def real_cases(model: StarModel, spec: GraphSpec, s: Samples) -> list[Case]:
+    """The sample through each graph's real position in the pipeline: z from the encoder, state from init."""
+    latents = []
+    if s.video is not None:
+        latents.append(model.encode(s.video).mu)
+    if s.tokens is not None:
+        latents.append(model.encode(None, s.tokens, s.lengths).mu)
+    z = torch.cat(latents) if latents else None
+    if spec.name == "encoder_v":
+        return [{"video": s.video}] if s.video is not None else []
+    if spec.name == "encoder_s":
+        return [{"tokens": s.tokens, "lengths": s.lengths}] if s.tokens is not None else []
+    if spec.name == "encoder_vs":
+        if s.video is None or s.tokens is None:
+            return []
+        n = min(len(s.video), len(s.tokens))
+        return [{"video": s.video[:n], "tokens": s.tokens[:n], "lengths": s.lengths[:n]}]
+    if z is None:
+        return []
+    if spec.name == "sentence_init":
+        return [{"z": z}]
+    if spec.name == "sentence_step":
+        h, c = model.sentence_decoder.init_state(z)
+        bos = torch.full((len(z),), BOS_ID, dtype=torch.long)
+        lp, h2, c2 = model.sentence_decoder.step(bos, h, c)
+        return [{"token": bos, "h": h, "c": c}, {"token": lp.argmax(-1), "h": h2, "c": c2}]
+    if spec.name == "video_decoder":
+        zeros = torch.zeros(len(z), model.cfg.height, model.cfg.width, 3)
+        cases = [{"z": z, "first_frame": zeros}]
+        if s.video is not None and s.video.dim() == 5:
+            n = len(s.video)
+            cases.append({"z": z[:n], "first_frame": s.video[:, 0]})
+        return cases
+    raise KeyError(spec.name)
+
+
+@torch.no_grad()
+def torch_outputs(model: StarModel, spec: GraphSpec, case: Case) -> list[np.ndarray]:
+    out = wrapper(model, spec.name)(*(case[n] for n in spec.inputs))
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def onnx_outputs(session: ort.InferenceSession, spec: GraphSpec, case: Mapping[str, Tensor | np.ndarray]) -> list[np.ndarray]:
+    feed = {n: np.asarray(case[n]) for n in spec.inputs}
+    return session.run(list(spec.outputs), feed)
+
+
+def max_abs_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """Largest elementwise difference over all outputs; a NaN anywhere counts as infinitely different."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        if x.shape != y.shape:
+            return float("inf")
+        d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        worst = max(worst, float("inf") if not np.isfinite(d).all() else float(d.max(initial=0.0)))
+    return worst
+
+
+# ---------------------------------------------------------------- captions through the ONNX graphs
+
+def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | None, tokens: Tensor | None,
+                lengths: Tensor | None) -> np.ndarray:
+    key = ("v" if video is not None else "") + ("s" if tokens is not None else "")
+    feed: dict[str, np.ndarray] = {}
+    if video is not None:
+        feed["video"] = video.numpy()
+    if tokens is not None:
+        feed["tokens"], feed["lengths"] = tokens.numpy(), lengths.numpy()
+    return sessions[f"encoder_{key}"].run(["mu"], feed)[0]
+
+
+def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
+    """The same search functions the engine runs (model.search), over the init and step graphs."""
+    h, c = sessions["sentence_init"].run(["h", "c"], {"z": z})
+    step_sess = sessions["sentence_step"]
+
+    def step(tokens: Sequence[int], hs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lp, h2, c2 = step_sess.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": hs, "c": cs})
+        return lp, h2, c2
+
+    if beam_size <= 1:
+        return greedy_search(step, h, c, len(z), max_len)
+    return beam_search(step, h, c, len(z), beam_size, max_len, select=lambda s, idx: np.ascontiguousarray(s[:, idx]))
+
+
+def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor | None, Tensor | None, Tensor | None]]:
+    """(video, tokens, lengths) groups to caption: the real sample when given, random inputs otherwise."""
+    groups: list[tuple[Tensor | None, Tensor | None, Tensor | None]] = []
+    if s.video is not None:
+        groups.append((s.video, None, None))
+    if s.tokens is not None:
+        groups.append((None, s.tokens, s.lengths))
+    if not groups:
+        g = torch.Generator().manual_seed(seed)
+        enc_vs = GraphSpec("encoder_vs", ("video", "tokens", "lengths"), ())
+        case = example_inputs(model.cfg, enc_vs, 4, 6, g)
+        groups = [(case["video"], None, None), (None, case["tokens"], case["lengths"])]
+    return groups
+
+
+@torch.no_grad()
+def caption_parity(model: StarModel, sessions: Mapping[str, ort.InferenceSession], s: Samples, seed: int) -> dict[str, Any]:
+    """Greedy (and beam) captions: ONNX encoder + ONNX search vs model.encode + model.generate_sentences."""
+    max_len = model.cfg.max_words + 1
+    greedy_equal = beam_equal = True
+    compared = mismatched = 0
+    for video, tokens, lengths in caption_inputs(model, s, seed):
+        z_torch = model.encode(video, tokens, lengths).mu
+        z_onnx = onnx_encode(sessions, video, tokens, lengths)
+        ref = model.generate_sentences(z_torch, beam_size=1, max_len=max_len)
+        got = onnx_sentences(sessions, z_onnx, 1, max_len)
+        mismatched += sum(a != b for a, b in zip(ref, got, strict=True))
+        compared += len(ref)
+        greedy_equal &= ref == got
+        beam_equal &= model.generate_sentences(z_torch, BEAM_SIZE, max_len) == onnx_sentences(sessions, z_onnx, BEAM_SIZE, max_len)
+    return {"greedy_captions_equal": bool(greedy_equal), "captions_compared": compared,
+            "captions_mismatched": int(mismatched), f"beam{BEAM_SIZE}_captions_equal": bool(beam_equal)}
+
+
+# ---------------------------------------------------------------- the whole check
+
+def check_parity(model: StarModel, specs: Mapping[str, GraphSpec], graph_dir: Path, samples: Samples,
+                 atol: float = FP32_ATOL, seed: int = 0) -> dict[str, Any]:
+    """Run every graph against PyTorch; raise ExportParityError on any difference beyond atol or any
+    greedy caption that differs. Returns the manifest "parity" figures."""
+    model.eval()
+    sessions = {name: open_cpu_session(graph_dir / spec.file) for name, spec in specs.items()}
+    report: dict[str, Any] = {"atol": atol}
+    failures: list[str] = []
+    for name, spec in specs.items():
+        cases = random_cases(model, spec, seed) + real_cases(model, spec, samples)
+        diff = max(max_abs_diff(torch_outputs(model, spec, c), onnx_outputs(sessions[name], spec, c)) for c in cases)
+        report[name] = {"max_abs_diff": diff, "cases": len(cases)}
+        if not diff <= atol:
+            failures.append(f"{name}: max abs diff {diff:.3g} > {atol:g}")
+    report.update(caption_parity(model, sessions, samples, seed))
+    if not report["greedy_captions_equal"]:
+        failures.append(f"greedy captions differ on {report['captions_mismatched']} of {report['captions_compared']} inputs")
+    if failures:
+        raise ExportParityError("ONNX export does not match PyTorch: " + "; ".join(failures))
+    return report
+
+
+def compare_graph_sets(specs: Mapping[str, GraphSpec], ref_dir: Path, new_dir: Path, model: StarModel,
+                       samples: Samples, seed: int = 0) -> dict[str, Any]:
+    """Accuracy cost of quantised graphs: their outputs against the fp32 graphs on the parity inputs,
+    and how many greedy captions stay the same."""
+    ref = {n: open_cpu_session(ref_dir / s.file) for n, s in specs.items()}
+    new = {n: open_cpu_session(new_dir / s.file) for n, s in specs.items()}
+    report: dict[str, Any] = {}
+    for name, spec in specs.items():
+        cases = random_cases(model, spec, seed) + real_cases(model, spec, samples)
+        report[name] = {"max_abs_diff_vs_fp32": max(
+            max_abs_diff(onnx_outputs(ref[name], spec, c), onnx_outputs(new[name], spec, c)) for c in cases)}
+    max_len = model.cfg.max_words + 1
+    same = total = 0
+    for video, tokens, lengths in caption_inputs(model, samples, seed):
+        a = onnx_sentences(ref, onnx_encode(ref, video, tokens, lengths), 1, max_len)
+        b = onnx_sentences(new, onnx_encode(new, video, tokens, lengths), 1, max_len)
+        same += sum(x == y for x, y in zip(a, b, strict=True))
+        total += len(a)
+    report["greedy_captions_equal_fraction"] = same / total if total else 1.0
+    report["captions_compared"] = total
+    return report

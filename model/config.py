@@ -21,6 +21,7 @@ class ModelConfig:
     latent_dim: int = 512  # Nz
     cnn_channels: int = 32  # width of the per-frame CNN (frames input)
     frame_embed: int = 256  # the previous frame's projection fed to the video decoder LSTM
+    video_output: bool = True  # False for feature-only corpora: no frames to regenerate
 
     @property
     def frame_pixels(self) -> int:

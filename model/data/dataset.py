@@ -1,0 +1,121 @@
+"""Clips and captions as padded tensors, and batches drawn from them (the only torch module in model/data).
+
+All of a split is held in memory as arrays (uint8 frames, padded caption ids), so a batch is a few
+vectorised index operations: no DataLoader workers to fight over 2 cores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.config import ModelConfig
+from model.data.corpus import Clip
+from model.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
+
+
+@dataclass
+class SplitTensors:
+    video: Tensor  # uint8 [N, T, H, W, 3] (frames) or float32 [N, Tf, D] (features)
+    frames: Tensor | None  # uint8 [N, T, H, W, 3] targets for the video decoder, or None
+    captions: Tensor  # int64 [N, C, L] word ids, right-padded
+    lengths: Tensor  # int64 [N, C]; 0 marks a missing caption slot
+    n_captions: Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return int(self.video.shape[0])
+
+
+def _clip_video(clip: Clip, cfg: ModelConfig) -> np.ndarray:
+    if cfg.video_input == "frames":
+        if clip.frames is None:
+            raise ValueError(f"clip {clip.clip_id} has no frames but the model reads frames")
+        return clip.frames
+    feats = np.asarray(clip.features, dtype=np.float32)
+    return feats[None] if feats.ndim == 1 else feats
+
+
+def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors:
+    """Stack a split. Captions are cut to cfg.max_words; clips with different feature lengths are mean-padded."""
+    if not clips:
+        raise ValueError("empty split")
+    videos = [_clip_video(c, cfg) for c in clips]
+    if cfg.video_input == "features":
+        tf = max(v.shape[0] for v in videos)
+        # Repeat the clip's mean to a common length: the encoder mean-pools, so the mean is unchanged.
+        videos = [np.concatenate([v, np.repeat(v.mean(0, keepdims=True), tf - len(v), 0)]) for v in videos]
+    video = torch.from_numpy(np.stack(videos))
+    frames = video if cfg.video_input == "frames" else None
+    ids = [[vocab.encode(s, cfg.max_words) or [UNK_ID] for s in c.captions] for c in clips]
+    n_cap = max(len(x) for x in ids)
+    caps = np.full((len(clips), n_cap, cfg.max_words), PAD_ID, dtype=np.int64)
+    lens = np.zeros((len(clips), n_cap), dtype=np.int64)
+    for i, sents in enumerate(ids):
+        for j, s in enumerate(sents):
+            caps[i, j, : len(s)] = s
+            lens[i, j] = len(s)
+    return SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
+                        torch.tensor([len(x) for x in ids], dtype=torch.long))
+
+
+def _pick_pair(n_captions: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two caption slots per clip; the second differs from the first where the clip has more than one:
+    intra-media matching (the paper): the sentence target is another description of the same video."""
+    n = n_captions
+    a = (torch.rand(n.shape, generator=gen) * n).long()
+    shift = 1 + (torch.rand(n.shape, generator=gen) * (n - 1).clamp(min=1)).long()
+    b = torch.where(n > 1, (a + shift) % n, a)
+    return a, b
+
+
+def decoder_io(words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """[B, L] words -> teacher-forcing input (<bos> w1..wn) and target (w1..wn <eos>), both [B, L+1]."""
+    b, l = words.shape
+    tin = torch.full((b, l + 1), PAD_ID, dtype=torch.long)
+    tin[:, 0] = BOS_ID
+    tin[:, 1:] = words
+    tout = torch.full((b, l + 1), PAD_ID, dtype=torch.long)
+    tout[:, :l] = words
+    tout[torch.arange(b), lengths] = EOS_ID
+    return tin, tout
+
+
+def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator) -> dict[str, Tensor]:
+    """One training batch: video in, one caption in, another caption of the same clip as target."""
+    a, b = _pick_pair(data.n_captions[idx], gen)
+    rows = torch.arange(len(idx))
+    in_words, in_len = data.captions[idx][rows, a], data.lengths[idx][rows, a]
+    tgt_words, tgt_len = data.captions[idx][rows, b], data.lengths[idx][rows, b]
+    lmax = int(in_len.max())
+    tmax = int(tgt_len.max())
+    target_in, target_out = decoder_io(tgt_words[:, :tmax], tgt_len)
+    video = data.video[idx]
+    batch = {
+        "video": video.float() / 255.0 if video.dtype == torch.uint8 else video,
+        "tokens": in_words[:, : max(lmax, 1)],
+        "lengths": in_len.clamp(min=1),
+        "target_in": target_in,
+        "target_out": target_out,
+    }
+    if data.frames is not None:
+        batch["frames"] = batch["video"]
+    return batch
+
+
+class BatchStream:
+    """Endless shuffled batches over a split (an epoch is one permutation), deterministic by seed."""
+
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int) -> None:
+        self.data, self.batch_size = data, min(batch_size, len(data))
+        self.gen = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next(self) -> dict[str, Tensor]:
+        if self._pos + self.batch_size > len(self._order):
+            self._order, self._pos = torch.randperm(len(self.data), generator=self.gen), 0
+        idx = self._order[self._pos: self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return make_batch(self.data, idx, self.gen)

@@ -1,0 +1,288 @@
+"""Evaluation: BLEU@1-4 and METEOR (coco-caption toolkit), MSE on the 0-255 scale, and attribute
+accuracy on the synthetic corpus (captions parsed back to colour / shape / motion; generated video read
+by an analytic probe). One function per measurement; `evaluate_checkpoint` runs all four tasks."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.data.corpus import Clip, Corpus
+from model.data.synthetic import COLOUR_RGB, parse_attributes
+from model.star import StarModel, load_checkpoint
+from model.vocab import Vocab
+
+ATTRIBUTES = ("colour", "shape", "motion")
+EVAL_BATCH = 64
+
+
+# ---------------------------------------------------------------- text metrics
+
+def caption_scores(references: dict[str, list[str]], hypotheses: dict[str, str], meteor: bool = True) -> dict[str, float]:
+    """BLEU@1-4 and METEOR over a corpus, tokenised by the coco-caption PTB tokenizer (needs Java)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": r} for r in refs] for k, refs in references.items()})
+    res = tok.tokenize({k: [{"caption": hypotheses[k] or "<empty>"}] for k in references})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    scores = {f"BLEU@{i + 1}": float(b) for i, b in enumerate(bleu)}
+    if meteor:
+        scores["METEOR"] = meteor_score(gts, res)
+    return scores
+
+
+def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()
+    try:
+        score, _ = scorer.compute_score(gts, res)
+    finally:
+        # The wrapper only closes its Java subprocess in __del__; close it now so none outlives the run.
+        scorer.meteor_p.stdin.close()
+        scorer.meteor_p.kill()
+        scorer.meteor_p.wait()
+        scorer.meteor_p.stdout.close()
+        scorer.meteor_p.stderr.close()
+    return float(score)
+
+
+def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of captions naming the right colour, shape and motion (and all three at once)."""
+    if not truths:
+        return {}
+    hits = {a: 0 for a in (*ATTRIBUTES, "all")}
+    for hyp, truth in zip(hypotheses, truths):
+        parsed = parse_attributes(hyp)
+        ok = [parsed.get(a) == truth.get(a) for a in ATTRIBUTES]
+        for a, good in zip(ATTRIBUTES, ok):
+            hits[a] += good
+        hits["all"] += all(ok)
+    return {a: hits[a] / len(truths) for a in hits}
+
+
+# ---------------------------------------------------------------- video metrics
+
+def frame_mse(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean squared error per pixel on the 0-255 scale (inputs in [0, 1]), the paper's Tables 3 and 6."""
+    return float(np.mean(((np.asarray(pred, np.float64) - np.asarray(true, np.float64)) * 255.0) ** 2))
+
+
+@dataclass
+class Probe:
+    colour: str | None
+    motion: str | None
+
+
+def _object_mask(frame: np.ndarray) -> np.ndarray:
+    """Pixels far from the background colour, the background being the median of the frame's border."""
+    border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
+    bg = np.median(border, axis=0)
+    return np.linalg.norm(frame - bg, axis=-1) > 0.25
+
+
+def probe_video(frames: np.ndarray) -> Probe:
+    """Read a (T, H, W, 3) clip in [0, 1] analytically: the object's dominant colour, and its motion
+    from the track of its centroid and area (image y grows downwards)."""
+    masks = np.stack([_object_mask(f) for f in frames])
+    area = masks.sum(axis=(1, 2)).astype(np.float64)
+    if (area > 0).sum() < 2:
+        return Probe(None, None)
+    pixels = frames[masks]
+    rgb = np.median(pixels, axis=0) * 255.0
+    colour = min(COLOUR_RGB, key=lambda c: float(np.linalg.norm(rgb - np.array(COLOUR_RGB[c]))))
+    seen = np.flatnonzero(area > 0)
+    ys, xs = np.indices(masks.shape[1:])
+    cy = np.array([ys[masks[t]].mean() for t in seen])
+    cx = np.array([xs[masks[t]].mean() for t in seen])
+    return Probe(colour, _motion_of(cx, cy, area[seen], frames.shape[1], frames.shape[2]))
+
+
+def _motion_of(cx: np.ndarray, cy: np.ndarray, area: np.ndarray, height: int, width: int) -> str:
+    dx, dy = (cx[-1] - cx[0]) / width, (cy[-1] - cy[0]) / height
+    growth = area[-1] / max(area[0], 1.0)
+    if max(abs(dx), abs(dy)) < 0.08:
+        if growth > 1.4:
+            return "grow"
+        if growth < 1 / 1.4:
+            return "shrink"
+        return "bounce" if (cy.max() - cy.min()) / height > 0.12 else "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of generated clips whose probed colour / motion match the attributes they were asked for."""
+    if not truths:
+        return {}
+    probes = [probe_video(v) for v in videos]
+    return {
+        "colour": float(np.mean([p.colour == t.get("colour") for p, t in zip(probes, truths)])),
+        "motion": float(np.mean([p.motion == t.get("motion") for p, t in zip(probes, truths)])),
+    }
+
+
+# ---------------------------------------------------------------- running a model over a split
+
+def _batches(items: Sequence[Any], size: int = EVAL_BATCH) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i: i + size]
+
+
+def _video_tensor(clips: Sequence[Clip], model: StarModel) -> torch.Tensor:
+    if model.cfg.video_input == "frames":
+        return torch.from_numpy(np.stack([c.frames for c in clips])).float() / 255.0
+    feats = [np.asarray(c.features, np.float32) for c in clips]
+    return torch.from_numpy(np.stack([f[None] if f.ndim == 1 else f.mean(0, keepdims=True) for f in feats]))
+
+
+def _token_tensors(sentences: Sequence[str], vocab: Vocab, max_words: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = [vocab.encode(s, max_words) or [3] for s in sentences]
+    tokens = torch.zeros(len(ids), max(len(x) for x in ids), dtype=torch.long)
+    for i, x in enumerate(ids):
+        tokens[i, : len(x)] = torch.tensor(x)
+    return tokens, torch.tensor([len(x) for x in ids])
+
+
+@torch.no_grad()
+def caption_clips(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_size: int = 1) -> list[str]:
+    out: list[str] = []
+    for chunk in _batches(clips):
+        z = model.encode(video=_video_tensor(chunk, model)).mu
+        out += [vocab.decode(ids) for ids in model.generate_sentences(z, beam_size)]
+    return out
+
+
+@torch.no_grad()
+def paraphrase_sentences(model: StarModel, vocab: Vocab, sentences: Sequence[str], beam_size: int = 1) -> list[str]:
+    out: list[str] = []
+    for chunk in _batches(sentences):
+        tokens, lengths = _token_tensors(chunk, vocab, model.cfg.max_words)
+        z = model.encode(tokens=tokens, lengths=lengths).mu
+        out += [vocab.decode(ids) for ids in model.generate_sentences(z, beam_size)]
+    return out
+
+
+@torch.no_grad()
+def reconstruct_clips(model: StarModel, clips: Sequence[Clip]) -> np.ndarray:
+    out = []
+    for chunk in _batches(clips):
+        video = _video_tensor(chunk, model)
+        out.append(model.decode_video(model.encode(video=video).mu, video[:, 0]).numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def sentences_to_video(model: StarModel, vocab: Vocab, sentences: Sequence[str]) -> np.ndarray:
+    out = []
+    for chunk in _batches(sentences):
+        tokens, lengths = _token_tensors(chunk, vocab, model.cfg.max_words)
+        out.append(model.decode_video(model.encode(tokens=tokens, lengths=lengths).mu).numpy())
+    return np.concatenate(out)
+
+
+def _true_frames(clips: Sequence[Clip]) -> np.ndarray:
+    return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+
+
+def _single_object(clips: Sequence[Clip]) -> list[int]:
+    return [i for i, c in enumerate(clips) if len(c.attributes.get("objects", [None])) == 1]
+
+
+def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_size: int = 1,
+                   meteor: bool = True, tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every task a model supports, on one split: text metrics, MSE, attribute and probe accuracy."""
+    model.eval()
+    tasks = tasks or ["caption", "paraphrase", "reconstruct", "sentence_to_video"]
+    synthetic = bool(clips and clips[0].attributes)
+    truths = [c.attributes for c in clips]
+    unseen = [i for i, c in enumerate(clips) if c.attributes.get("unseen_combo")]
+    results: dict[str, Any] = {"clips": len(clips)}
+    if "caption" in tasks:
+        hyps = caption_clips(model, vocab, clips, beam_size)
+        refs = {c.clip_id: c.captions for c in clips}
+        r: dict[str, Any] = caption_scores(refs, dict(zip(refs, hyps)), meteor)
+        if synthetic:
+            r["attributes"] = attribute_accuracy(hyps, truths)
+            r["attributes_unseen_combos"] = attribute_accuracy([hyps[i] for i in unseen], [truths[i] for i in unseen])
+        r["samples"] = [{"clip": c.clip_id, "caption": h, "reference": c.captions[0]} for c, h in zip(clips[:5], hyps)]
+        results["caption"] = r
+    if "paraphrase" in tasks:
+        # Input: each clip's first description; references: its other descriptions (intra-media matching).
+        inputs = [c.captions[0] for c in clips]
+        hyps = paraphrase_sentences(model, vocab, inputs, beam_size)
+        refs = {c.clip_id: (c.captions[1:] or c.captions) for c in clips}
+        r = caption_scores(refs, dict(zip(refs, hyps)), meteor)
+        if synthetic:
+            r["attributes"] = attribute_accuracy(hyps, truths)
+        r["samples"] = [{"input": s, "paraphrase": h} for s, h in zip(inputs[:5], hyps)]
+        results["paraphrase"] = r
+    if model.video_decoder is not None and clips and clips[0].frames is not None:
+        true = _true_frames(clips)
+        single = _single_object(clips)
+        if "reconstruct" in tasks:
+            pred = reconstruct_clips(model, clips)
+            results["reconstruct"] = {"MSE": frame_mse(pred, true)}
+        if "sentence_to_video" in tasks:
+            pred = sentences_to_video(model, vocab, [c.captions[0] for c in clips])
+            r = {"MSE": frame_mse(pred, true)}
+            if synthetic:
+                r["probe"] = probe_accuracy([pred[i] for i in single], [truths[i] for i in single])
+                r["probe_on_ground_truth"] = probe_accuracy([true[i] for i in single], [truths[i] for i in single])
+            results["sentence_to_video"] = r
+    return results
+
+
+def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,
+                        max_clips: int | None = None, meteor: bool = True) -> dict[str, Any]:
+    ck = load_checkpoint(checkpoint)
+    clips = corpus.splits[split][:max_clips] if max_clips else corpus.splits[split]
+    results = evaluate_tasks(ck.model, ck.vocab, clips, beam_size, meteor)
+    results.update({"split": split, "beam_size": beam_size, "checkpoint_sha256": ck.sha256})
+    return results
+
+
+# ---------------------------------------------------------------- reports
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The paper's layout: METEOR and BLEU@1-4 for the sentence tasks, MSE for the video tasks."""
+    lines = [f"Split `{results.get('split')}`, {results.get('clips')} clips, beam {results.get('beam_size')}.", ""]
+    text_tasks = [t for t in ("caption", "paraphrase") if t in results]
+    if text_tasks:
+        lines += ["| task | METEOR | BLEU@1 | BLEU@2 | BLEU@3 | BLEU@4 | colour | shape | motion | all three |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for t in text_tasks:
+            r, a = results[t], results[t].get("attributes", {})
+            cells = [r.get("METEOR"), *(r.get(f"BLEU@{i}") for i in range(1, 5)),
+                     a.get("colour"), a.get("shape"), a.get("motion"), a.get("all")]
+            lines.append(f"| {t} | " + " | ".join("-" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+        unseen = results.get("caption", {}).get("attributes_unseen_combos")
+        if unseen:
+            lines.append("| caption, unseen combinations | | | | | | " + " | ".join(
+                f"{100 * unseen[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        lines.append("")
+    video_tasks = [t for t in ("reconstruct", "sentence_to_video") if t in results]
+    if video_tasks:
+        lines += ["| task | MSE (0-255) | probe colour | probe motion |", "|---|---|---|---|"]
+        for t in video_tasks:
+            p = results[t].get("probe", {})
+            cells = [f"{results[t]['MSE']:.1f}"] + [f"{100 * p[k]:.1f}" if k in p else "-" for k in ("colour", "motion")]
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / f"{name}.json", out / f"{name}.md"
+    js.write_text(json.dumps(results, indent=2))
+    md.write_text(markdown_table(results))
+    return js, md

@@ -1,0 +1,299 @@
+"""The star model with a shared latent representation (SLR), after the paper's "Method" section.
+
+Two encoders (video, sentence) meet in one VAE latent; LSTM decoders regenerate either medium.
+Input channels are switched per sample by masks: an inactive input's feature x_i is all zeros. At
+inference an input left as None is not computed at all (its zeros are folded in), which is what the
+exported per-configuration encoder graphs do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.config import ModelConfig, TrainConfig
+from model.search import beam_search, greedy_search
+from model.vocab import PAD_ID, Vocab
+
+
+def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
+    # eps keeps the all-zero feature of an inactive channel at zero instead of NaN.
+    return x / (x.norm(dim=-1, keepdim=True) + eps)
+
+
+class FrameEncoder(nn.Module):
+    """Raw frames -> x_v. No pretrained CNN can be loaded here, so a small CNN learns end to end.
+
+    Per frame: RGB, the difference to the previous frame (motion) and x/y coordinate planes (where),
+    through three conv layers, pooled over space by max and mean (mean alone cannot learn colour of a
+    small object). A bidirectional GRU over time keeps the direction of motion that mean-pooling over
+    time would erase; its outputs are then mean-pooled over time and projected, as in the paper.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c = cfg.cnn_channels
+        # Strided convolutions instead of full-resolution conv + pooling: half the FLOPs of the
+        # encoder (the training bottleneck on a CPU) for the same receptive field.
+        self.cnn = nn.Sequential(
+            nn.Conv2d(8, c, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU(),
+        )
+        self.gru = nn.GRU(4 * c, cfg.hidden // 2, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * (cfg.hidden // 2), cfg.x_dim)
+        ys = torch.linspace(-1.0, 1.0, cfg.height).view(1, 1, cfg.height, 1).expand(1, 1, cfg.height, cfg.width)
+        xs = torch.linspace(-1.0, 1.0, cfg.width).view(1, 1, 1, cfg.width).expand(1, 1, cfg.height, cfg.width)
+        self.register_buffer("coords", torch.cat([xs, ys], dim=1), persistent=False)
+
+    def forward(self, video: Tensor) -> Tensor:
+        b, t, h, w, _ = video.shape
+        x = video.permute(0, 1, 4, 2, 3)  # B,T,3,H,W
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+        coords = self.coords.unsqueeze(0).expand(b, t, 2, h, w)
+        frames = torch.cat([x, diff, coords], dim=2).reshape(b * t, 8, h, w)
+        fmap = self.cnn(frames)
+        pooled = torch.cat([fmap.amax(dim=(2, 3)), fmap.mean(dim=(2, 3))], dim=1).view(b, t, -1)
+        seq, _ = self.gru(pooled)
+        return torch.tanh(self.proj(seq.mean(dim=1)))
+
+
+class FeatureEncoder(nn.Module):
+    """Precomputed per-clip features (the paper's VGG + C3D fc6) -> x_v = tanh(W mean_t(f) + b)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.proj = nn.Linear(cfg.feature_dim, cfg.x_dim)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        return torch.tanh(self.proj(feats.mean(dim=1)))
+
+
+class SentenceEncoder(nn.Module):
+    """Words -> embedding -> LSTM; the hidden state after the last real word -> x_s."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden, batch_first=True)
+        self.proj = nn.Linear(cfg.hidden, cfg.x_dim)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        out, _ = self.lstm(self.embed(tokens))
+        # Gather at length-1 instead of packing: with right padding it is the same state, and it exports to ONNX.
+        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.size(-1))
+        return self.proj(out.gather(1, idx).squeeze(1))
+
+
+class SentenceDecoder(nn.Module):
+    """[h0; c0] = tanh(W_z z + b); an LSTM over words; softmax over the vocabulary."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.hidden = cfg.hidden
+        self.init = nn.Linear(cfg.latent_dim, 2 * cfg.hidden)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden, batch_first=True)
+        self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
+
+    def init_state(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        h, c = torch.tanh(self.init(z)).chunk(2, dim=-1)
+        return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def forward(self, z: Tensor, tokens_in: Tensor) -> Tensor:
+        """Teacher-forced logits for every position of tokens_in ([B, L] starting with <bos>)."""
+        out, _ = self.lstm(self.embed(tokens_in), self.init_state(z))
+        return self.out(out)
+
+    def step(self, token: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One word: token [B] -> log-probs [B, V] and the next state (the exported step graph)."""
+        out, (h2, c2) = self.lstm(self.embed(token).unsqueeze(1), (h, c))
+        return F.log_softmax(self.out(out.squeeze(1)), dim=-1), h2, c2
+
+
+class VideoDecoder(nn.Module):
+    """[h0; c0] = tanh(W_z z + b); an LSTM whose input is the previous frame; sigmoid(W h_t + b) = frame t.
+
+    It always runs free (its own previous output fed back), in training too, so what it learned is
+    exactly what the exported graph computes. The first input frame is the first true frame for
+    video-to-video and zeros for sentence-to-video.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.init = nn.Linear(cfg.latent_dim, 2 * cfg.hidden)
+        self.frame_in = nn.Linear(cfg.frame_pixels, cfg.frame_embed)
+        self.cell = nn.LSTMCell(cfg.frame_embed, cfg.hidden)
+        self.out = nn.Linear(cfg.hidden, cfg.frame_pixels)
+
+    def forward(self, z: Tensor, first_frame: Tensor) -> Tensor:
+        b = z.size(0)
+        h, c = torch.tanh(self.init(z)).chunk(2, dim=-1)
+        prev = first_frame.reshape(b, -1)
+        frames = []
+        for _ in range(self.cfg.frames):
+            h, c = self.cell(torch.relu(self.frame_in(prev)), (h, c))
+            frame = torch.sigmoid(self.out(h))
+            frames.append(frame)
+            prev = frame.detach() if self.training else frame
+        return torch.stack(frames, dim=1).view(b, self.cfg.frames, self.cfg.height, self.cfg.width, 3)
+
+
+@dataclass
+class Latent:
+    mu: Tensor
+    sigma: Tensor
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mu.shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
+        return self.mu + self.sigma * eps
+
+    def kl(self) -> Tensor:
+        """KL(N(mu, sigma) || N(0, I)), summed over latent dims, mean over the batch."""
+        var = self.sigma.pow(2)
+        return 0.5 * (self.mu.pow(2) + var - 1.0 - torch.log(var)).sum(-1).mean()
+
+
+class StarModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.vocab_size <= 4:
+            raise ValueError("ModelConfig.vocab_size must be set from the vocabulary")
+        self.cfg = cfg
+        self.video_encoder: nn.Module = FrameEncoder(cfg) if cfg.video_input == "frames" else FeatureEncoder(cfg)
+        self.sentence_encoder = SentenceEncoder(cfg)
+        self.to_mu = nn.Linear(2 * cfg.x_dim, cfg.latent_dim)
+        self.to_sigma_hat = nn.Linear(2 * cfg.x_dim, cfg.latent_dim)
+        self.sentence_decoder = SentenceDecoder(cfg)
+        self.video_decoder = VideoDecoder(cfg) if cfg.video_output else None
+
+    def encode(self, video: Tensor | None = None, tokens: Tensor | None = None, lengths: Tensor | None = None,
+               mask_v: Tensor | None = None, mask_s: Tensor | None = None) -> Latent:
+        """x = [L2norm(x_v); L2norm(x_s)] -> (mu, sigma). A None input is inactive and never computed;
+        masks ([B] floats) switch channels per sample during partial-model learning."""
+        if video is None and tokens is None:
+            raise ValueError("at least one input channel must be on")
+        b = (video if video is not None else tokens).size(0)
+        ref = next(self.parameters())
+        zeros = torch.zeros(b, self.cfg.x_dim, dtype=ref.dtype, device=ref.device)
+        x_v = l2norm(self.video_encoder(video)) if video is not None else zeros
+        x_s = l2norm(self.sentence_encoder(tokens, lengths)) if tokens is not None else zeros
+        if mask_v is not None:
+            x_v = x_v * mask_v.view(-1, 1)
+        if mask_s is not None:
+            x_s = x_s * mask_s.view(-1, 1)
+        x = torch.cat([x_v, x_s], dim=-1)
+        return Latent(self.to_mu(x), torch.exp(self.to_sigma_hat(x) / 2.0))
+
+    def decode_video(self, z: Tensor, first_frame: Tensor | None = None) -> Tensor:
+        if self.video_decoder is None:
+            raise ValueError("this model has no video output channel (trained on features only)")
+        if first_frame is None:
+            first_frame = z.new_zeros(z.size(0), self.cfg.height, self.cfg.width, 3)
+        return self.video_decoder(z, first_frame)
+
+    # -- sentence search: the same algorithms the ONNX engine runs, so parity is token for token --
+    @torch.no_grad()
+    def generate_sentences(self, z: Tensor, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]:
+        """Word ids per row of z: greedy at beam 1, beam search above."""
+        dec = self.sentence_decoder
+        max_len = max_len or self.cfg.max_words + 1
+        h, c = dec.init_state(z)
+
+        def step(tokens: list[int], hs: Tensor, cs: Tensor) -> tuple[np.ndarray, Tensor, Tensor]:
+            lp, h2, c2 = dec.step(torch.tensor(tokens, dtype=torch.long, device=z.device), hs, cs)
+            return lp.cpu().numpy(), h2, c2
+
+        if beam_size <= 1:
+            return greedy_search(step, h, c, z.size(0), max_len)
+        return beam_search(step, h, c, z.size(0), beam_size, max_len,
+                           select=lambda s, idx: s[:, torch.as_tensor(idx, dtype=torch.long, device=z.device)])
+
+
+# ---------------------------------------------------------------- losses
+
+def video_loss(pred: Tensor, true: Tensor) -> Tensor:
+    """Mean Euclidean distance between predicted and true frames (the paper's L_video)."""
+    return (pred - true).flatten(2).norm(dim=-1).mean()
+
+
+def sentence_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Softmax cross-entropy over real words and <eos>; padding ignored."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD_ID)
+
+
+def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor,
+                generator: torch.Generator | None = None, sample: bool = True) -> dict[str, Tensor]:
+    """All three loss terms of one batch with the given per-sample input masks; every output kept.
+    sample=False decodes from z = mu (evaluation, and the deterministic LSTM baseline)."""
+    latent = model.encode(batch["video"], batch["tokens"], batch["lengths"], mask_v, mask_s)
+    z = latent.sample(generator) if sample else latent.mu
+    losses = {"kl": latent.kl(), "sentence": sentence_loss(model.sentence_decoder(z, batch["target_in"]), batch["target_out"])}
+    if model.video_decoder is not None and batch.get("frames") is not None:
+        frames = batch["frames"]
+        # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
+        first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)
+        losses["video"] = video_loss(model.decode_video(z, first), frames)
+    return losses
+
+
+def total_loss(losses: dict[str, Tensor], tc: TrainConfig, kl_weight: float) -> Tensor:
+    loss = tc.lambda_sentence * losses["sentence"] + kl_weight * losses["kl"]
+    if "video" in losses:
+        loss = loss + tc.lambda_video * losses["video"]
+    return loss
+
+
+# ---------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | Path, model: StarModel, vocab: Vocab, train_cfg: TrainConfig,
+                    extra: dict[str, Any] | None = None, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Config + vocabulary + weights in one file of tensors and plain types (loads with weights_only=True)."""
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": "star",
+        "model_config": model.cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "vocab": vocab.to_json(),
+        "state_dict": model.state_dict(),
+        "extra": json.dumps(extra or {}),
+    }
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    tmp = Path(str(path) + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a torn checkpoint
+
+
+@dataclass
+class Checkpoint:
+    model: StarModel
+    vocab: Vocab
+    train_config: TrainConfig
+    extra: dict[str, Any]
+    optimizer_state: dict[str, Any] | None
+    sha256: str
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    raw = Path(path).read_bytes()
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("kind") != "star":
+        raise ValueError(f"{path} is not a star-slr star-model checkpoint")
+    model = StarModel(ModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return Checkpoint(model, Vocab.from_json(payload["vocab"]), TrainConfig.from_dict(payload["train_config"]),
+                      json.loads(payload.get("extra", "{}")), payload.get("optimizer"),
+                      hashlib.sha256(raw).hexdigest())

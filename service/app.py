@@ -1,0 +1,83 @@
+"""The app factory: `uvicorn --factory service.app:create_app`. The lifespan loads and warms the engine once."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from service.cache import SlrCache
+from service.engine import Engine
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.predictor import Predictor
+from service.routers import encode, ops, sentences, videos
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("service.app")
+
+DESCRIPTION = """The star model's shared latent representation (SLR) over HTTP.
+
+Encode a video and/or a sentence once (`/encode` returns a `latent_id`), then decode it to any channel:
+a caption, a paraphrase, a reconstructed video or a video generated from a sentence. Every error is JSON
+`{"error": {"code", "message"}}`."""
+
+TAGS = [{"name": "encode", "description": "media -> SLR"},
+        {"name": "sentence out", "description": "SLR -> sentence"},
+        {"name": "video out", "description": "SLR -> video (GIF or PNG frames)"},
+        {"name": "operations", "description": "model info, health, readiness, metrics"}]
+
+
+def load_engine(settings: Settings) -> Engine:
+    return Engine.load(settings.artifacts, settings.model_version, device=settings.device,
+                       intra_op_threads=settings.intra_op_threads)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    # Missing artifacts or an unusable required GPU raise here: the server refuses to start.
+    engine = app.state.preloaded_engine or await asyncio.to_thread(load_engine, settings)
+    await asyncio.to_thread(engine.warmup)
+    log.info("model %s loaded; providers %s", engine.version, engine.providers)
+    cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
+                     (engine.config.height, engine.config.width, 3), on_redis_state=metrics.redis_up.set)
+    await cache.ping()
+    predictor = Predictor(engine, cache, metrics, settings)
+    app.state.predictor = predictor
+    try:
+        yield
+    finally:
+        app.state.predictor = None
+        await predictor.close()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("service").setLevel(level.upper())
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app; `engine` lets a caller hand in an engine it already loaded (else the lifespan loads it)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPIOffline(title="star-slr", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS,
+                         lifespan=lifespan, swagger_ui_parameters={"tryItOutEnabled": False})
+    app.state.settings, app.state.metrics = settings, Metrics()
+    app.state.preloaded_engine, app.state.predictor = engine, None
+    install_error_handlers(app)
+    for router in (encode.router, sentences.router, videos.router, ops.router):
+        app.include_router(router)
+    # Outermost last: metrics see every answer, the 413s of the body limit included.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["*"], expose_headers=["X-Latent-Id", "X-Cached"])
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

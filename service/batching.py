@@ -1,0 +1,137 @@
+"""Dynamic batching: concurrent requests that need the same graph run as one engine call.
+
+Each batch key (a graph plus the call options that must agree, e.g. ("encode", "vs") or
+("sentence", beam, max_len)) has its own worker. A worker takes the oldest job and, while other work
+is queued or in flight anywhere in this batcher, waits up to `max_wait_ms` for more jobs of its key, up
+to `max_batch`. A lone request (nothing else queued or in flight) goes out at once: batching must not
+add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the
+event loop keeps accepting requests; one batch per key at a time, different keys run concurrently.
+The queue is bounded: past `queue_size` waiting jobs, `submit` raises `QueueFull` at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+RunBatch = Callable[[Hashable, list[Any]], Sequence[Any]]
+
+
+class QueueFull(Exception):
+    """More jobs are waiting than the queue allows; the caller should answer 503 with Retry-After."""
+
+
+@dataclass
+class _Job:
+    item: Any
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class _Lane:
+    """Jobs of one batch key and the wake-up event of its worker."""
+
+    def __init__(self) -> None:
+        self.jobs: deque[_Job] = deque()
+        self.wake = asyncio.Event()
+        self.worker: asyncio.Task | None = None
+
+
+class Batcher:
+    def __init__(self, run_batch: RunBatch, executor: Executor | None, max_batch: int, max_wait_ms: float,
+                 queue_size: int, on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
+        self.run_batch, self.executor = run_batch, executor
+        self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_ms / 1000.0, queue_size
+        self.on_batch = on_batch or (lambda key, size, seconds: None)
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._running = 0  # jobs inside batches that are executing now
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        return sum(len(lane.jobs) for lane in self._lanes.values())
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    async def submit(self, key: Hashable, item: Any) -> Any:
+        """Run `item` in a batch of its key; returns its own result (or raises the batch's exception)."""
+        if self._closed:
+            raise RuntimeError("batcher is closed")
+        if self.queued >= self.queue_size:
+            raise QueueFull(f"{self.queued} requests are waiting for the engine")
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        if lane.worker is None or lane.worker.done():
+            lane.worker = asyncio.create_task(self._work(key, lane), name=f"batcher-{key}")
+        job = _Job(item, asyncio.get_running_loop().create_future())
+        lane.jobs.append(job)
+        lane.wake.set()
+        return await job.future
+
+    def _others_pending(self, lane: _Lane) -> bool:
+        """Is there work besides this lane's jobs that could soon bring companions?"""
+        return self._running > 0 or any(other.jobs for other in self._lanes.values() if other is not lane)
+
+    async def _collect(self, lane: _Lane) -> list[_Job]:
+        deadline = lane.jobs[0].enqueued + self.max_wait_s
+        while len(lane.jobs) < self.max_batch and self._others_pending(lane):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            lane.wake.clear()
+            try:
+                await asyncio.wait_for(lane.wake.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        batch = []
+        while lane.jobs and len(batch) < self.max_batch:
+            job = lane.jobs.popleft()
+            if not job.future.done():  # skip requests whose client went away
+                batch.append(job)
+        return batch
+
+    async def _work(self, key: Hashable, lane: _Lane) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if not lane.jobs:
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            await asyncio.sleep(0)  # let requests submitted in this same loop turn join
+            batch = await self._collect(lane)
+            if not batch:
+                continue
+            self._running += len(batch)
+            start = time.monotonic()
+            try:
+                results = await loop.run_in_executor(self.executor, self.run_batch, key, [j.item for j in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"batch of {len(batch)} returned {len(results)} results")
+            except Exception as e:  # the whole batch failed: every caller sees the error
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(e)
+            else:
+                for job, result in zip(batch, results):
+                    if not job.future.done():
+                        job.future.set_result(result)
+            finally:
+                self._running -= len(batch)
+                self.on_batch(key, len(batch), time.monotonic() - start)
+
+    async def close(self) -> None:
+        self._closed = True
+        for lane in self._lanes.values():
+            if lane.worker is not None:
+                lane.worker.cancel()
+            for job in lane.jobs:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("server shutting down"))
+        await asyncio.gather(*(l.worker for l in self._lanes.values() if l.worker), return_exceptions=True)

@@ -1,0 +1,170 @@
+"""The SLR cache: mu, sigma (and the first input frame, which reconstruct conditions on) per canonical input.
+
+Redis holds them as raw little-endian bytes in a hash (never pickle) under
+`slr:<model-version>:<input config>:<sha256 of canonical input>` with a TTL; that key is the `latent_id`.
+A small in-process LRU always sits in front, and is the whole cache when Redis is unset or down: the
+cache never fails a request, it only logs, reports `redis_up = False` and retries Redis now and then.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+log = logging.getLogger("service.cache")
+
+F32 = np.dtype("<f4")
+LATENT_ID = re.compile(r"^slr:(?P<version>[A-Za-z0-9._-]+):(?P<config>v|s|vs):(?P<digest>[0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class SlrEntry:
+    mu: np.ndarray  # f32 [Nz]
+    sigma: np.ndarray  # f32 [Nz]
+    first_frame: np.ndarray | None = None  # uint8 [H,W,3] when the input had frames
+
+
+def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
+    """sha256 of the canonical input: the raw upload (a hit must skip decoding) and the sentence's word ids
+    (so case, punctuation and unknown words that the model cannot tell apart share one entry)."""
+    h = hashlib.sha256()
+    if video_bytes is not None:
+        h.update(b"video\0" + hashlib.sha256(video_bytes).digest())
+    if token_ids is not None:
+        h.update(b"tokens\0" + np.asarray(token_ids, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def make_key(version: str, config: str, digest: str) -> str:
+    return f"slr:{version}:{config}:{digest}"
+
+
+def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
+    fields = {"mu": entry.mu.astype(F32).tobytes(), "sigma": entry.sigma.astype(F32).tobytes()}
+    if entry.first_frame is not None:
+        fields["first"] = np.ascontiguousarray(entry.first_frame, dtype=np.uint8).tobytes()
+    return fields
+
+
+def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int]) -> SlrEntry | None:
+    mu, sigma, first = fields.get(b"mu"), fields.get(b"sigma"), fields.get(b"first")
+    if mu is None or sigma is None or len(mu) != len(sigma) or len(mu) % 4:
+        return None  # foreign or truncated value: treat as a miss
+    frame = None
+    if first is not None and len(first) == int(np.prod(frame_shape)):
+        frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
+    return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame)
+
+
+class SlrCache:
+    """Two tiers: in-process LRU (always) and Redis (when configured and reachable)."""
+
+    def __init__(self, redis_url: str | None, ttl_s: int, lru_size: int, frame_shape: tuple[int, int, int],
+                 retry_s: float = 2.0, on_redis_state: Callable[[bool], None] | None = None) -> None:
+        self.ttl_s, self.lru_size, self.frame_shape, self.retry_s = ttl_s, lru_size, frame_shape, retry_s
+        self._lru: OrderedDict[str, SlrEntry] = OrderedDict()
+        self._on_state = on_redis_state or (lambda up: None)
+        self._redis = self._client(redis_url) if redis_url else None
+        self._up = False
+        self._retry_at = 0.0
+        if self._redis is None:
+            log.warning("SLR_REDIS_URL is empty: caching SLRs in process only (not shared between replicas)")
+        self._on_state(False)
+
+    @staticmethod
+    def _client(url: str) -> aioredis.Redis:
+        # Short timeouts and no retries: a dead Redis must cost a request milliseconds, not seconds.
+        return aioredis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.5,
+                                       retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
+                                       health_check_interval=0)
+
+    @property
+    def redis_configured(self) -> bool:
+        return self._redis is not None
+
+    @property
+    def redis_up(self) -> bool:
+        return self._up
+
+    def _mark(self, up: bool, err: Exception | None = None) -> None:
+        if up != self._up:
+            if up:
+                log.info("Redis reachable: SLR cache shared")
+            else:
+                log.warning("Redis unavailable (%s): falling back to the in-process LRU cache", err)
+            self._on_state(up)
+        self._up = up
+        if not up:
+            self._retry_at = time.monotonic() + self.retry_s
+
+    def _redis_usable(self) -> bool:
+        return self._redis is not None and (self._up or time.monotonic() >= self._retry_at)
+
+    async def ping(self) -> bool:
+        """Check Redis now (readiness probe); also restores it after an outage."""
+        if self._redis is None:
+            return False
+        try:
+            await self._redis.ping()
+            self._mark(True)
+        except (RedisError, OSError) as e:
+            self._mark(False, e)
+        return self._up
+
+    def _lru_put(self, key: str, entry: SlrEntry) -> None:
+        self._lru[key] = entry
+        self._lru.move_to_end(key)
+        while len(self._lru) > self.lru_size:
+            self._lru.popitem(last=False)
+
+    async def get(self, key: str) -> tuple[SlrEntry, str] | None:
+        """(entry, tier) on a hit, where tier is 'memory' or 'redis'; None on a miss."""
+        entry = self._lru.get(key)
+        if entry is not None:
+            self._lru.move_to_end(key)
+            return entry, "memory"
+        if not self._redis_usable():
+            return None
+        assert self._redis is not None
+        try:
+            fields = await self._redis.hgetall(key)
+            self._mark(True)
+        except (RedisError, OSError) as e:
+            self._mark(False, e)
+            return None
+        entry = _from_fields(fields, self.frame_shape) if fields else None
+        if entry is None:
+            return None
+        self._lru_put(key, entry)
+        return entry, "redis"
+
+    async def put(self, key: str, entry: SlrEntry) -> None:
+        self._lru_put(key, entry)
+        if not self._redis_usable():
+            return
+        assert self._redis is not None
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=_to_fields(entry))  # type: ignore[arg-type]
+                pipe.expire(key, self.ttl_s)
+                await pipe.execute()
+            self._mark(True)
+        except (RedisError, OSError) as e:
+            self._mark(False, e)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            try:
+                await self._redis.aclose()
+            except (RedisError, OSError):
+                pass

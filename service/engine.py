@@ -1,0 +1,275 @@
+"""The inference engine: an artifacts version (CONTRIBUTING.md, "The artifacts contract") run in onnxruntime.
+
+Torch-free by design (numpy, onnxruntime and the light model.* modules only): the service image ships
+without torch. Sentence decoding runs model.search over the one-step graph, the same functions the
+PyTorch model uses, so captions match the trained model token for token.
+
+Execution providers are reported as they are, never as hoped: onnxruntime-gpu on a machine without a
+usable GPU lists CUDA in get_available_providers(), yet a session asked for CUDA quietly runs on CPU
+with one log line. So every decision here reads session.get_providers() after the session exists.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from model.config import ModelConfig
+from model.search import beam_search, greedy_search
+from model.vocab import PAD_ID, Vocab
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+GPU_PROVIDERS = frozenset({CUDA, "TensorrtExecutionProvider", "ROCMExecutionProvider"})
+DEVICES = ("auto", "cpu", "cuda")
+SUPPORTED_FORMAT = 1
+
+
+class ArtifactError(Exception):
+    """The artifacts are missing, incomplete or do not match their manifest."""
+
+
+class DeviceUnavailableError(Exception):
+    """The requested device cannot run the graphs here (no silent fallback)."""
+
+
+# ---------------------------------------------------------------- artifacts on disk
+
+def resolve_version_dir(root: Path, version: str | None) -> Path:
+    """root/version, or the version named by root/latest; a version dir itself is accepted as root."""
+    if version is None:
+        latest = root / "latest"
+        if latest.is_file():
+            version = latest.read_text(encoding="utf-8").strip()
+        elif (root / "manifest.json").is_file():
+            return root
+        else:
+            raise ArtifactError(f"no {latest} pointer and no manifest.json in {root}: export a model first")
+    if not version or "/" in version or version.startswith("."):
+        raise ArtifactError(f"bad artifacts version name {version!r}")
+    directory = root / version
+    if not directory.is_dir():
+        raise ArtifactError(f"artifacts version {directory} does not exist")
+    return directory
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing") from None
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path} is unreadable: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != SUPPORTED_FORMAT:
+        raise ArtifactError(f"{path}: unsupported manifest format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
+    for key in ("version", "model", "graphs", "tasks", "files"):
+        if key not in manifest:
+            raise ArtifactError(f"{path} has no {key!r}")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Every graph and the vocabulary must be listed with a checksum, exist, and match it."""
+    files: dict[str, str] = manifest["files"]
+    needed = [g["file"] for g in manifest["graphs"].values()] + [manifest.get("vocab", "vocab.json")]
+    for name in needed:
+        if name not in files:
+            raise ArtifactError(f"{name} has no checksum in {directory / 'manifest.json'}")
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(f"{path}: sha256 {actual[:12]}... does not match the manifest's {expected[:12]}...")
+
+
+# ---------------------------------------------------------------- sessions and providers
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(0, int(intra_op_threads))  # 0: onnxruntime picks (one per core)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The arena grows to the largest (batch, length) ever seen and never shrinks: with variable request
+    # shapes that is a known onnxruntime memory leak. Plain allocations cost little next to the graphs.
+    opts.enable_cpu_mem_arena = False
+    return opts
+
+
+def requested_providers(device: str) -> list[str]:
+    """What to ask onnxruntime for; what it actually uses is checked after each session is created."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda" and CUDA not in available:
+        raise DeviceUnavailableError(
+            f"device='cuda' requested but this onnxruntime build has no CUDA provider (available: {available}); "
+            "install onnxruntime-gpu on a machine with an NVIDIA GPU, or load with device='cpu' or 'auto'")
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+def open_session(path: Path, options: ort.SessionOptions, providers: list[str], device: str) -> ort.InferenceSession:
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
+        raise ArtifactError(f"{path}: onnxruntime cannot load it: {e}") from e
+    in_use = session.get_providers()
+    if device == "cuda" and CUDA not in in_use:
+        raise DeviceUnavailableError(
+            f"device='cuda' requested; CUDA is listed as available but the session for {path.name} runs on "
+            f"{in_use} (no usable GPU, or CUDA/cuDNN libraries missing); refusing to fall back to CPU")
+    return session
+
+
+# ---------------------------------------------------------------- the engine
+
+class Engine:
+    """One artifacts version, loaded: one onnxruntime session per graph."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], vocab: Vocab,
+                 sessions: dict[str, ort.InferenceSession]) -> None:
+        self.directory = directory
+        self.version: str = manifest["version"]
+        self.manifest = manifest
+        self.config = ModelConfig.from_dict(manifest["model"])
+        self.vocab = vocab
+        self.sessions = sessions
+        self.providers: dict[str, list[str]] = {name: s.get_providers() for name, s in sessions.items()}
+        self.uses_gpu: bool = any(p in GPU_PROVIDERS for ps in self.providers.values() for p in ps[:1])
+
+    @classmethod
+    def load(cls, root: str | Path, version: str | None = None, device: str = "auto",
+             intra_op_threads: int = 0) -> "Engine":
+        """Open root/version (root/latest when version is None) after verifying every checksum.
+
+        device: "auto" (GPU when a session really gets one, else CPU), "cpu", or "cuda" (fails with
+        DeviceUnavailableError rather than falling back)."""
+        directory = resolve_version_dir(Path(root), version)
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest)
+        providers = requested_providers(device)
+        options = session_options(intra_op_threads)
+        sessions = {name: open_session(directory / g["file"], options, providers, device)
+                    for name, g in manifest["graphs"].items()}
+        try:
+            vocab = Vocab.from_json((directory / manifest.get("vocab", "vocab.json")).read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ArtifactError(f"vocabulary of {directory} is invalid: {e}") from e
+        return cls(directory, manifest, vocab, sessions)
+
+    # -- tasks --------------------------------------------------------------------------------------
+    def has_task(self, name: str) -> bool:
+        return name in self.manifest["tasks"]
+
+    def graph(self, name: str) -> ort.InferenceSession:
+        try:
+            return self.sessions[name]
+        except KeyError:
+            raise ArtifactError(f"artifacts version {self.version} has no graph {name!r}") from None
+
+    def encode(self, video: np.ndarray | None, tokens: list[list[int]] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) [B, Nz] from video [B,T,H,W,3] in [0,1] and/or word ids; the graph (v, s or vs)
+        is chosen by which inputs are given, so an absent input costs nothing."""
+        feed: dict[str, np.ndarray] = {}
+        if video is not None:
+            feed["video"] = self._check_video(video)
+        if tokens is not None:
+            feed["tokens"], feed["lengths"] = pad_tokens(tokens)
+        if not feed:
+            raise ValueError("encode needs video, tokens, or both")
+        if video is not None and tokens is not None and len(feed["video"]) != len(feed["tokens"]):
+            raise ValueError(f"video batch {len(feed['video'])} != tokens batch {len(feed['tokens'])}")
+        key = ("v" if video is not None else "") + ("s" if tokens is not None else "")
+        mu, sigma = self.graph(f"encoder_{key}").run(["mu", "sigma"], feed)
+        return mu, sigma
+
+    def decode_sentence(self, z: np.ndarray, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]:
+        """Word ids per row of z (without <bos>/<eos>): greedy at beam 1, beam search above; all rows batched."""
+        z = self._check_z(z)
+        if len(z) == 0:
+            return []
+        max_len = max_len or self.config.max_words + 1
+        h, c = self.graph("sentence_init").run(["h", "c"], {"z": z})
+        step_graph = self.graph("sentence_step")
+
+        def step(tokens: Sequence[int], hs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            lp, h2, c2 = step_graph.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": hs, "c": cs})
+            return lp, h2, c2
+
+        if beam_size <= 1:
+            return greedy_search(step, h, c, len(z), max_len)
+        return beam_search(step, h, c, len(z), beam_size, max_len,
+                           select=lambda s, rows: np.ascontiguousarray(s[:, rows]))
+
+    def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray:
+        """Frames [B,T,H,W,3] in [0,1]; first_frame [B,H,W,3] seeds the decoder (zeros: sentence-to-video)."""
+        z = self._check_z(z)
+        cfg = self.config
+        if first_frame is None:
+            first_frame = np.zeros((len(z), cfg.height, cfg.width, 3), dtype=np.float32)
+        first_frame = np.ascontiguousarray(first_frame, dtype=np.float32)
+        if first_frame.shape != (len(z), cfg.height, cfg.width, 3):
+            raise ValueError(f"first_frame must be {(len(z), cfg.height, cfg.width, 3)}, got {first_frame.shape}")
+        return self.graph("video_decoder").run(["frames"], {"z": z, "first_frame": first_frame})[0]
+
+    def warmup(self) -> None:
+        """One batch-1 call through every graph, so the first request does not pay for lazy initialisation."""
+        cfg = self.config
+        video = np.zeros((1, *self.video_shape()), dtype=np.float32)
+        for key, (v, t) in {"v": (video, None), "s": (None, [[PAD_ID]]), "vs": (video, [[PAD_ID]])}.items():
+            if f"encoder_{key}" in self.sessions:
+                self.encode(v, t)
+        z = np.zeros((1, cfg.latent_dim), dtype=np.float32)
+        self.decode_sentence(z, max_len=1)
+        if "video_decoder" in self.sessions:
+            self.decode_video(z)
+
+    # -- input checks -------------------------------------------------------------------------------
+    def video_shape(self) -> tuple[int, ...]:
+        cfg = self.config
+        if cfg.video_input == "frames":
+            return (cfg.frames, cfg.height, cfg.width, 3)
+        return (cfg.frames, cfg.feature_dim)
+
+    def _check_video(self, video: np.ndarray) -> np.ndarray:
+        video = np.ascontiguousarray(video, dtype=np.float32)
+        expected = self.video_shape()
+        features = self.config.video_input == "features"
+        ok = video.ndim == len(expected) + 1 and (video.shape[2:] == expected[1:] if features else video.shape[1:] == expected)
+        if not ok:
+            raise ValueError(f"video must be [B, {', '.join(map(str, expected))}], got {list(video.shape)}")
+        return video
+
+    def _check_z(self, z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"z must be [B, {self.config.latent_dim}], got {list(z.shape)}")
+        return z
+
+
+def pad_tokens(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad with <pad> (0) to the longest row; lengths >= 1 (an empty sentence is one <pad>)."""
+    if len(rows) == 0:
+        raise ValueError("tokens must hold at least one sentence")
+    width = max(1, max(len(r) for r in rows))
+    tokens = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = r
+    lengths = np.array([max(1, len(r)) for r in rows], dtype=np.int64)
+    return tokens, lengths

@@ -1,0 +1,226 @@
+"""One object with the service's stages: preprocess (media, sentences), infer (cache, batched engine calls),
+postprocess (captions, GIF/PNG). Knows nothing of FastAPI: routers call it and map its errors.
+
+Engine calls go through the Batcher (threads: onnxruntime releases the GIL); decoding uploads and
+encoding GIFs run in a separate media thread pool, so the event loop only parses and answers.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from model.channels import input_key
+from model.vocab import tokenize
+from service.batching import Batcher, QueueFull
+from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
+from service.errors import InvalidInput, MediaLimitExceeded, Overloaded, TaskUnavailable, UnknownLatent
+from service.media import MediaLimits, PreparedVideo, encode_gif, encode_png_frames, prepare_upload, to_uint8
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger("service.predictor")
+
+CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # model.channels registry names
+RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file as bytes; its name is kept for messages only (the bytes decide the format)."""
+
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Latent:
+    """An SLR and where it came from: `latent_id` is its cache key."""
+
+    latent_id: str
+    config: str  # 'v', 's' or 'vs'
+    entry: SlrEntry
+    cached: bool
+
+    @property
+    def config_name(self) -> str:
+        return CONFIG_NAMES[self.config]
+
+
+@dataclass(frozen=True)
+class Captions:
+    caption: str
+    samples: list[str]
+    latent: Latent
+
+
+class Predictor:
+    def __init__(self, engine: Any, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
+        self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
+        self.cfg = engine.config
+        self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
+        self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
+        # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
+        self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
+        self._media_pending = 0
+        self.batcher = Batcher(self._run_batch, self._engine_pool, settings.max_batch, settings.max_wait_ms,
+                               settings.queue_size, on_batch=self._record_batch)
+
+    def require_task(self, task: str) -> None:
+        """Refuse a task the exported model has no graphs for (e.g. video out from a features model)."""
+        tasks = self.engine.manifest.get("tasks", {})
+        if tasks and task not in tasks:
+            raise TaskUnavailable(f"model {self.engine.version} does not serve {task!r}; it serves {sorted(tasks)}")
+
+    # ---- preprocess -------------------------------------------------------------------------------
+    def tokens(self, sentence: str) -> list[int]:
+        """Word ids of a sentence; unknown words become <unk>, empty or over-long input is refused."""
+        if len(sentence) > self.settings.max_sentence_chars:
+            raise InvalidInput(f"sentence has {len(sentence)} characters; at most {self.settings.max_sentence_chars}")
+        words = tokenize(sentence)
+        if not words:
+            raise InvalidInput("sentence is empty (it has no words)")
+        if len(words) > self.cfg.max_words:
+            raise InvalidInput(f"sentence has {len(words)} words; this model takes at most {self.cfg.max_words}")
+        return [self.engine.vocab.id(w) for w in words]
+
+    async def _in_media_pool(self, fn: Any, *args: Any) -> Any:
+        if self._media_pending >= self.settings.queue_size:
+            self.metrics.rejected.labels("media_queue_full").inc()
+            raise Overloaded("too many uploads are being decoded; retry shortly", RETRY_AFTER_S)
+        self._media_pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._media_pool, fn, *args)
+        finally:
+            self._media_pending -= 1
+
+    async def prepare(self, upload: Upload) -> PreparedVideo:
+        # The decoder checks its own clock; this outer bound only stops the request from waiting on a stuck one.
+        try:
+            return await asyncio.wait_for(self._in_media_pool(prepare_upload, upload.data, self.cfg, self.limits),
+                                          self.settings.max_decode_s + 5)
+        except asyncio.TimeoutError:
+            raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
+
+    # ---- infer --------------------------------------------------------------------------------------
+    async def _submit(self, key: Hashable, item: Any) -> Any:
+        try:
+            return await self.batcher.submit(key, item)
+        except QueueFull:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise Overloaded("the engine queue is full; retry shortly", RETRY_AFTER_S) from None
+        finally:
+            self.metrics.queue_depth.set(self.batcher.queued)
+
+    async def encode(self, video: Upload | None, sentence: str | None) -> Latent:
+        """Media -> SLR, through the cache: a hit skips decoding the upload and the encoder."""
+        if video is None and sentence is None:
+            raise InvalidInput("send a video, a sentence, or both")
+        tokens = self.tokens(sentence) if sentence is not None else None
+        config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
+        key = make_key(self.engine.version, config, canonical_digest(video.data if video else None, tokens))
+        hit = await self.cache.get(key)
+        if hit is not None:
+            self.metrics.cache_hits.labels(hit[1]).inc()
+            return Latent(key, config, hit[0], cached=True)
+        self.metrics.cache_misses.inc()
+        prepared = await self.prepare(video) if video is not None else None
+        mu, sigma = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
+        first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
+        entry = SlrEntry(mu, sigma, first)
+        await self.cache.put(key, entry)
+        return Latent(key, config, entry, cached=False)
+
+    async def lookup(self, latent_id: str) -> Latent:
+        m = LATENT_ID.match(latent_id)
+        if m is None:
+            raise InvalidInput("latent_id must look like slr:<version>:<v|s|vs>:<64 hex digits>")
+        if m["version"] != self.engine.version:
+            raise UnknownLatent(f"latent_id belongs to model version {m['version']}; "
+                                f"this server runs {self.engine.version}")
+        hit = await self.cache.get(latent_id)
+        if hit is None:
+            raise UnknownLatent("unknown or expired latent_id; encode the input again")
+        self.metrics.cache_hits.labels(hit[1]).inc()
+        return Latent(latent_id, m["config"], hit[0], cached=True)
+
+    async def resolve(self, video: Upload | None = None, sentence: str | None = None,
+                      latent_id: str | None = None) -> Latent:
+        """The SLR of exactly one source: media or a latent_id from /encode."""
+        if latent_id is not None:
+            if video is not None or sentence is not None:
+                raise InvalidInput("send either media or latent_id, not both")
+            return await self.lookup(latent_id)
+        return await self.encode(video, sentence)
+
+    def sample(self, entry: SlrEntry, n: int, seed: int) -> np.ndarray:
+        """n draws z = mu + sigma * eps from the SLR, reproducible with the seed."""
+        eps = np.random.default_rng(seed).standard_normal((n, entry.mu.shape[0]), dtype=np.float32)
+        return entry.mu[None, :] + entry.sigma[None, :] * eps
+
+    async def sentences(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[str]:
+        rows = await asyncio.gather(*(self._submit(("sentence", beam_size, max_len), z) for z in zs))
+        return [self.engine.vocab.decode(ids) for ids in rows]
+
+    async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None) -> Captions:
+        """The sentence of the SLR mean and `samples` sentences of draws from it (caption and paraphrase)."""
+        zs = latent.entry.mu[None, :]
+        if samples > 0:
+            zs = np.concatenate([zs, self.sample(latent.entry, samples, seed)])
+        texts = await self.sentences(zs, beam_size, max_len)
+        return Captions(texts[0], texts[1:], latent)
+
+    async def video(self, latent: Latent, condition_on_first_frame: bool) -> np.ndarray:
+        """f32 [T,H,W,3]: reconstruct conditions on the input's first frame; sentence-to-video on zeros."""
+        first = latent.entry.first_frame
+        first_f32 = first.astype(np.float32) / 255.0 if condition_on_first_frame and first is not None else None
+        return await self._submit(("video",), (latent.entry.mu, first_f32))
+
+    # ---- postprocess --------------------------------------------------------------------------------
+    async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int, fps: float) -> bytes | list[str]:
+        if fmt == "gif":
+            return await self._in_media_pool(encode_gif, frames, scale, fps)
+        return await self._in_media_pool(encode_png_frames, frames, scale)
+
+    # ---- the engine side (runs in the engine threads) -----------------------------------------------
+    def _run_batch(self, key: Hashable, items: list[Any]) -> list[Any]:
+        kind = key[0]  # type: ignore[index]
+        if kind == "encode":
+            return self._run_encode(key[1], items)  # type: ignore[index]
+        if kind == "sentence":
+            z = np.stack(items).astype(np.float32)
+            return self.engine.decode_sentence(z, beam_size=key[1], max_len=key[2])  # type: ignore[index]
+        if kind == "video":
+            return self._run_video(items)
+        raise ValueError(f"unknown batch key {key!r}")
+
+    def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None]]) -> list[Any]:
+        video = np.stack([v for v, _ in items]).astype(np.float32) if "v" in config else None
+        tokens = [t for _, t in items] if "s" in config else None
+        mu, sigma = self.engine.encode(video, tokens)
+        self.metrics.encoder_rows.labels(config).inc(len(items))
+        return [(np.asarray(m, np.float32), np.asarray(s, np.float32)) for m, s in zip(mu, sigma)]
+
+    def _run_video(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[np.ndarray]:
+        z = np.stack([z for z, _ in items]).astype(np.float32)
+        first = None
+        if any(f is not None for _, f in items):
+            blank = np.zeros((self.cfg.height, self.cfg.width, 3), np.float32)
+            first = np.stack([f if f is not None else blank for _, f in items])
+        return list(self.engine.decode_video(z, first))
+
+    def _record_batch(self, key: Hashable, size: int, seconds: float) -> None:
+        graph = "encoder_" + key[1] if key[0] == "encode" else key[0]  # type: ignore[index,operator]
+        self.metrics.batch_size.labels(graph).observe(size)
+        self.metrics.batch_latency.labels(graph).observe(seconds)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.cache.close()
+        self._media_pool.shutdown(wait=False, cancel_futures=True)
+        self._engine_pool.shutdown(wait=False, cancel_futures=True)

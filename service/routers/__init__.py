@@ -1,0 +1,1 @@
+"""HTTP routes: parse the request, call the predictor, answer. No model logic here."""

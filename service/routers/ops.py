@@ -1,0 +1,54 @@
+"""Operations: GET /models, /healthz, /readyz, /metrics (health endpoints never need the API key)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from model.channels import INPUT_KEYS, REGISTRY
+from service.routers.deps import EngineDep, error_responses, require_api_key
+from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/models", response_model=ModelInfo, responses=error_responses(401, 503),
+            dependencies=[Depends(require_api_key)], summary="The served model")
+async def models(engine: EngineDep) -> ModelInfo:
+    """Version, tasks, channel configurations and the execution providers each graph actually uses."""
+    cfg, manifest = engine.config, engine.manifest
+    tasks = [ModelTask(name=name, endpoint=t.get("endpoint", REGISTRY[name].endpoint if name in REGISTRY else ""),
+                       inputs=list(t.get("inputs", [])), outputs=list(t.get("outputs", [])))
+             for name, t in manifest.get("tasks", {}).items()]
+    configs = {f"encode_{k}": [m for m, c in (("video", "v"), ("sentence", "s")) if c in k] for k in INPUT_KEYS}
+    return ModelInfo(version=engine.version, created=manifest.get("created"), video_input=cfg.video_input,
+                     frames=cfg.frames, height=cfg.height, width=cfg.width, latent_dim=cfg.latent_dim,
+                     max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks, channel_configs=configs,
+                     providers={k: list(v) for k, v in engine.providers.items()}, uses_gpu=engine.uses_gpu)
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness")
+async def healthz() -> HealthResponse:
+    return HealthResponse()
+
+
+@router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}},
+            summary="Readiness (degraded: serving, but SLRs are cached in process only)")
+async def readyz(request: Request) -> JSONResponse:
+    predictor = getattr(request.app.state, "predictor", None)
+    if predictor is None:
+        body = ReadyResponse(status="starting", redis="down", reasons=["model loading"])
+        return JSONResponse(body.model_dump(), status_code=503)
+    cache = predictor.cache
+    redis = "disabled" if not cache.redis_configured else ("up" if await cache.ping() else "down")
+    reasons = [] if redis == "up" else [f"redis {redis}: SLR cache is in process only"]
+    body = ReadyResponse(status="ready" if not reasons else "degraded", model_version=predictor.engine.version,
+                         redis=redis, providers={k: list(v) for k, v in predictor.engine.providers.items()},
+                         reasons=reasons)
+    return JSONResponse(body.model_dump())
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    m = request.app.state.metrics
+    return Response(m.render(), media_type=m.content_type)

@@ -1,0 +1,42 @@
+"""Service settings, read once from `SLR_*` environment variables (pydantic-settings)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLR_", env_file=None, extra="ignore")
+
+    artifacts: str = Field("models/default", description="artifacts root (holds `latest` and version dirs)")
+    model_version: str | None = Field(None, description="version dir to serve; default: the root's `latest` file")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="empty string disables Redis (LRU only)")
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1)
+    cache_lru_size: int = Field(4096, ge=1, description="entries kept in process (always; the only cache without Redis)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_upload_bytes: int = Field(32 * MiB, ge=1024, description="largest request body; rejected while streaming")
+    max_video_frames: int = Field(2000, ge=1)
+    max_video_pixels: int = Field(1920 * 1080, ge=1, description="largest width x height of an uploaded video")
+    max_decode_s: float = Field(10.0, gt=0)
+    max_sentence_chars: int = Field(1000, ge=1)
+    max_batch: int = Field(16, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    queue_size: int = Field(256, ge=1, description="requests waiting for the engine before 503")
+    api_key: str | None = Field(None, description="when set, X-API-Key is required (health endpoints stay open)")
+    log_level: str = "info"
+    cors_origins: list[str] = Field(default_factory=list, description="JSON list; empty = CORS off")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = its default")
+    media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
+    graceful_timeout_s: int = Field(10, ge=0)
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

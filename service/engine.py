@@ -125,10 +125,18 @@ def requested_providers(device: str) -> list[str]:
 
 
 def open_session(path: Path, options: ort.SessionOptions, providers: list[str], device: str) -> ort.InferenceSession:
+    """A session for one graph; device='cuda' is refused unless the session really runs on CUDA."""
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
-        raise ArtifactError(f"{path}: onnxruntime cannot load it: {e}") from e
+    except Exception as first:  # some builds raise (not fall back) when the GPU cannot be initialised
+        if providers == [CPU]:
+            raise ArtifactError(f"{path}: onnxruntime cannot load it: {first}") from first
+        try:
+            session = ort.InferenceSession(str(path), options, providers=[CPU])
+        except Exception as e:
+            raise ArtifactError(f"{path}: onnxruntime cannot load it: {e}") from e
+        if device == "cuda":
+            raise DeviceUnavailableError(f"device='cuda' requested but CUDA failed to start for {path.name}: {first}") from first
     in_use = session.get_providers()
     if device == "cuda" and CUDA not in in_use:
         raise DeviceUnavailableError(
@@ -151,7 +159,7 @@ class Engine:
         self.vocab = vocab
         self.sessions = sessions
         self.providers: dict[str, list[str]] = {name: s.get_providers() for name, s in sessions.items()}
-        self.uses_gpu: bool = any(p in GPU_PROVIDERS for ps in self.providers.values() for p in ps[:1])
+        self.uses_gpu: bool = any(p in GPU_PROVIDERS for ps in self.providers.values() for p in ps)
 
     @classmethod
     def load(cls, root: str | Path, version: str | None = None, device: str = "auto",
@@ -191,6 +199,8 @@ class Engine:
             feed["video"] = self._check_video(video)
         if tokens is not None:
             feed["tokens"], feed["lengths"] = pad_tokens(tokens)
+            if feed["tokens"].min() < 0 or feed["tokens"].max() >= len(self.vocab):
+                raise ValueError(f"token ids must lie in [0, {len(self.vocab)})")
         if not feed:
             raise ValueError("encode needs video, tokens, or both")
         if video is not None and tokens is not None and len(feed["video"]) != len(feed["tokens"]):

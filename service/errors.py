@@ -97,6 +97,8 @@ def install_error_handlers(app: "FastAPI") -> None:
         return JSONResponse(error_body("invalid_input", _validation_message(list(exc.errors()))), status_code=422)
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed input is a 422 here
+            return JSONResponse(error_body("malformed_body", "the request body could not be parsed"), 422)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(error_body(code, message), status_code=exc.status_code,

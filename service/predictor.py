@@ -123,6 +123,8 @@ class Predictor:
             raise InvalidInput("send a video, a sentence, or both")
         tokens = self.tokens(sentence) if sentence is not None else None
         config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
+        if f"encoder_{config}" not in self.engine.manifest.get("graphs", {f"encoder_{config}": None}):
+            raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
         key = make_key(self.engine.version, config, canonical_digest(video.data if video else None, tokens))
         hit = await self.cache.get(key)
         if hit is not None:

@@ -1,0 +1,99 @@
+"""service.media on real encoded files: every container decodes to the model's input, limits and bad input raise."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.config import ModelConfig
+from model.frames import prepare_clip
+from service.errors import MediaLimitExceeded, UndecodableMedia, UnsupportedMedia
+from service.media import MediaLimits, detect_format, encode_gif, encode_png_frames, prepare_upload, to_uint8
+from tests.service_fixtures import encode_clip, moving_square_clip
+
+CFG = ModelConfig(frames=6, height=12, width=16)
+FORMATS = ("mp4", "mov", "webm", "avi", "gif", "npy")
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return moving_square_clip(n_frames=12)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_decodes_to_the_model_input(clip: np.ndarray, fmt: str) -> None:
+    data = encode_clip(clip, fmt)
+    assert detect_format(data) == fmt
+    prepared = prepare_upload(data, CFG, MediaLimits())
+    assert prepared.array.shape == (6, 12, 16, 3) and prepared.array.dtype == np.float32
+    # Lossy codecs stay close to the training-side preprocessing of the original frames.
+    assert np.abs(prepared.array - prepare_clip(clip, 6, 12, 16)).mean() < 0.02
+    assert np.array_equal(prepared.first_frame, prepared.array[0])
+
+
+def test_lossless_inputs_match_training_preprocessing_exactly(clip: np.ndarray) -> None:
+    for fmt in ("npy", "gif"):
+        got = prepare_upload(encode_clip(clip, fmt), CFG, MediaLimits()).array
+        assert np.array_equal(got, prepare_clip(clip, 6, 12, 16)), fmt
+
+
+def test_unsupported_and_undecodable_inputs() -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    with pytest.raises(UnsupportedMedia):
+        prepare_upload(png.getvalue(), CFG, MediaLimits())
+    with pytest.raises(UndecodableMedia):
+        prepare_upload(b"", CFG, MediaLimits())
+    with pytest.raises(UndecodableMedia):
+        prepare_upload(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200, CFG, MediaLimits())
+    with pytest.raises(UndecodableMedia):
+        prepare_upload(b"\x93NUMPY garbage", CFG, MediaLimits())
+
+
+def test_truncated_video_is_undecodable_or_decodes_partially(clip: np.ndarray) -> None:
+    data = encode_clip(clip, "webm")
+    try:
+        prepared = prepare_upload(data[: len(data) // 3], CFG, MediaLimits())
+    except UndecodableMedia:
+        return
+    assert prepared.array.shape == (6, 12, 16, 3)
+
+
+def test_frame_and_pixel_limits(clip: np.ndarray) -> None:
+    with pytest.raises(MediaLimitExceeded):
+        prepare_upload(encode_clip(clip, "mp4"), CFG, MediaLimits(max_frames=5))
+    with pytest.raises(MediaLimitExceeded):
+        prepare_upload(encode_clip(clip, "mp4"), CFG, MediaLimits(max_pixels=64 * 47))
+    with pytest.raises(MediaLimitExceeded):
+        prepare_upload(encode_clip(clip, "npy"), CFG, MediaLimits(max_frames=5))
+
+
+def test_decode_time_limit(clip: np.ndarray) -> None:
+    with pytest.raises(MediaLimitExceeded, match="longer than"):
+        prepare_upload(encode_clip(clip, "mp4"), CFG, MediaLimits(max_decode_s=1e-9))
+
+
+def test_features_model_takes_npy_features_only(clip: np.ndarray) -> None:
+    cfg = ModelConfig(video_input="features", frames=6, feature_dim=10)
+    feats = np.random.default_rng(0).standard_normal((9, 10)).astype(np.float32)
+    prepared = prepare_upload(encode_clip(feats, "npy"), cfg, MediaLimits())
+    assert prepared.array.shape == (6, 10) and prepared.first_frame is None
+    assert prepare_upload(encode_clip(feats[0], "npy"), cfg, MediaLimits()).array.shape == (6, 10)
+    with pytest.raises(UnsupportedMedia):
+        prepare_upload(encode_clip(clip, "mp4"), cfg, MediaLimits())
+    with pytest.raises(UndecodableMedia):
+        prepare_upload(encode_clip(feats[:, :7], "npy"), cfg, MediaLimits())
+
+
+def test_gif_and_png_output() -> None:
+    frames = np.random.default_rng(0).random((6, 12, 16, 3), dtype=np.float32)
+    gif = encode_gif(frames, scale=3)
+    img = Image.open(io.BytesIO(gif))
+    assert img.format == "GIF" and img.size == (48, 36) and img.n_frames == 6
+    pngs = encode_png_frames(frames, scale=2)
+    assert len(pngs) == 6
+    assert to_uint8(frames, 2).shape == (6, 24, 32, 3)
+    with pytest.raises(ValueError):
+        to_uint8(frames, 9)

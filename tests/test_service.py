@@ -1,0 +1,342 @@
+"""The service end to end: a real uvicorn process on a free port, a real Redis, real encoded files."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+import select
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.service_fixtures import encode_clip, moving_square_clip, redis_server, uvicorn_server
+
+MAX_UPLOAD = 1024 * 1024
+LIMITS = {"SLR_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "SLR_MAX_VIDEO_FRAMES": "40",
+          "SLR_MAX_VIDEO_PIXELS": str(160 * 120), "SLR_LOG_LEVEL": "warning", "SLR_MEDIA_WORKERS": "2",
+          "SLR_INTRA_OP_THREADS": "1"}
+FORMATS = ("mp4", "webm", "gif", "avi", "mov", "npy")
+RUN = uuid.uuid4().int % 10**6  # fresh clips each run: the shared Redis may hold the last run's SLRs
+
+
+def unique_clip(i: int, n_frames: int = 12, height: int = 48, width: int = 64) -> np.ndarray:
+    return moving_square_clip(n_frames, height, width, seed=RUN * 100 + i)
+
+
+def video(fmt: str = "mp4", i: int = 0, **kw: int) -> dict:
+    return {"video": (f"clip.{fmt}", encode_clip(unique_clip(i, **kw), fmt), "application/octet-stream")}
+
+
+def metric(base: str, name: str, **labels: str) -> float:
+    """A sample's value from /metrics (0 when absent)."""
+    text = httpx.get(f"{base}/metrics").text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:]+)(\{[^}]*\})? (\S+)$", line)
+        if m and m[1] == name and ",".join(sorted((m[2] or "{}")[1:-1].split(","))) == want:
+            return float(m[3])
+    return 0.0
+
+
+def assert_error(r: httpx.Response, status: int, code: str | None = None) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    if code:
+        assert body["error"]["code"] == code, body
+
+
+@pytest.fixture(scope="module")
+def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[str]:
+    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, **LIMITS}
+    with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "server.log") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def model(client: httpx.Client) -> dict:
+    return client.get("/models").json()
+
+
+# ---- endpoints ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_encode_every_container(client: httpx.Client, model: dict, fmt: str) -> None:
+    r = client.post("/encode", files=video(fmt, i=FORMATS.index(fmt)))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["config"] == "encode_v" and body["inputs"] == ["video"] and body["cached"] is False
+    assert len(body["mu"]) == len(body["sigma"]) == model["latent_dim"]
+    assert all(s > 0 for s in body["sigma"])
+    assert body["latent_id"].startswith(f"slr:{model['version']}:v:")
+
+
+def test_encode_sentence_and_both(client: httpx.Client) -> None:
+    s = client.post("/encode", data={"sentence": "a red square moves to the right"}).json()
+    assert s["config"] == "encode_s" and ":s:" in s["latent_id"]
+    both = client.post("/encode", data={"sentence": "a red square"}, files=video("mp4", 20)).json()
+    assert both["config"] == "encode_vs" and both["inputs"] == ["video", "sentence"]
+    # Case, punctuation: the same canonical input, the same key.
+    again = client.post("/encode", data={"sentence": "A red square moves, to the right!"}).json()
+    assert again["latent_id"] == s["latent_id"] and again["cached"] is True
+
+
+def test_cache_hit_skips_the_encoder(server: str, client: httpx.Client) -> None:
+    files = video("webm", 30)
+    rows, hits = metric(server, "slr_encoder_rows_total", config="v"), metric(server, "slr_cache_hits_total", tier="memory")
+    first = client.post("/encode", files=files).json()
+    second = client.post("/encode", files=files).json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["latent_id"] == second["latent_id"] and first["mu"] == second["mu"]
+    assert metric(server, "slr_encoder_rows_total", config="v") == rows + 1
+    assert metric(server, "slr_cache_hits_total", tier="memory") == hits + 1
+
+
+def test_encode_once_decode_many(server: str, client: httpx.Client, model: dict) -> None:
+    latent_id = client.post("/encode", files=video("mov", 40)).json()["latent_id"]
+    rows = sum(metric(server, "slr_encoder_rows_total", config=c) for c in ("v", "s", "vs"))
+    cap = client.post("/caption", data={"latent_id": latent_id})
+    assert cap.status_code == 200 and isinstance(cap.json()["caption"], str) and cap.json()["cached"] is True
+    para = client.post("/paraphrase", json={"latent_id": latent_id, "num_alternatives": 2})
+    assert para.status_code == 200 and len(para.json()["alternatives"]) == 2
+    gif = client.post("/reconstruct", data={"latent_id": latent_id, "scale": "2"})
+    assert gif.status_code == 200 and gif.headers["content-type"] == "image/gif"
+    assert gif.headers["x-latent-id"] == latent_id
+    img = Image.open(io.BytesIO(gif.content))
+    assert img.size == (model["width"] * 2, model["height"] * 2) and img.n_frames == model["frames"]
+    s2v = client.post("/sentence-to-video", json={"latent_id": latent_id, "format": "json"})
+    assert s2v.status_code == 200 and len(s2v.json()["frames"]) == model["frames"]
+    assert sum(metric(server, "slr_encoder_rows_total", config=c) for c in ("v", "s", "vs")) == rows
+
+
+def test_caption_video_and_seeded_samples(client: httpx.Client) -> None:
+    files = video("avi", 50)
+    one = client.post("/caption", files=files)
+    assert one.status_code == 200 and "captions" not in one.json()
+    opts = {"num_captions": "4", "seed": "7", "beam_size": "2", "max_len": "8"}
+    a = client.post("/caption", files=files, data=opts).json()
+    b = client.post("/caption", files=files, data=opts).json()
+    assert len(a["captions"]) == 4 and a["captions"] == b["captions"] and b["cached"] is True
+    assert all(len(c.split()) <= 8 for c in a["captions"])
+
+
+def test_paraphrase_with_unknown_words(client: httpx.Client) -> None:
+    r = client.post("/paraphrase", json={"sentence": "a zxqv square qwfp moves", "num_alternatives": 3, "seed": 1})
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["sentence"], str) and len(r.json()["alternatives"]) == 3
+
+
+def test_reconstruct_upload_gif_and_json(client: httpx.Client, model: dict) -> None:
+    files = video("gif", 60)
+    gif = client.post("/reconstruct", files=files, data={"scale": "3"})
+    assert gif.status_code == 200 and gif.content.startswith(b"GIF8")
+    assert Image.open(io.BytesIO(gif.content)).size == (model["width"] * 3, model["height"] * 3)
+    js = client.post("/reconstruct", files=files, data={"format": "json"}).json()
+    frame = Image.open(io.BytesIO(base64.b64decode(js["frames"][0])))
+    assert frame.format == "PNG" and frame.size == (model["width"], model["height"]) and js["cached"] is True
+
+
+def test_sentence_to_video(client: httpx.Client, model: dict) -> None:
+    r = client.post("/sentence-to-video", json={"sentence": "a blue circle moves left", "scale": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+    assert Image.open(io.BytesIO(r.content)).n_frames == model["frames"]
+
+
+def test_models_health_ready_metrics(client: httpx.Client, model: dict) -> None:
+    assert model["version"] and model["frames"] == 6 and (model["height"], model["width"]) == (12, 16)
+    assert {t["endpoint"] for t in model["tasks"]} >= {"/caption", "/paraphrase", "/reconstruct", "/sentence-to-video"}
+    assert set(model["channel_configs"]) == {"encode_v", "encode_s", "encode_vs"}
+    assert all("CPUExecutionProvider" in p for p in model["providers"].values())
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["redis"] == "up" and ready["model_version"] == model["version"]
+    text = client.get("/metrics").text
+    for name in ("slr_requests_total", "slr_request_latency_seconds_bucket", "slr_cache_hits_total",
+                 "slr_cache_misses_total", "slr_batch_size_bucket", "slr_redis_up 1.0"):
+        assert name in text
+    assert 'endpoint="/caption"' in text
+
+
+def test_concurrent_requests_are_batched(server: str, client: httpx.Client) -> None:
+    before = metric(server, "slr_batch_size_count", graph="sentence")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: httpx.post(f"{server}/paraphrase", timeout=30,
+                                                     json={"sentence": f"a red square {i}", "num_alternatives": 3}),
+                                range(8)))
+    assert all(r.status_code == 200 for r in results)
+    batches = metric(server, "slr_batch_size_count", graph="sentence") - before
+    assert batches < 8 * 4  # 32 sentence rows went out in fewer engine calls
+
+
+# ---- errors ---------------------------------------------------------------------------------------------
+
+def _raw(base: str, head: bytes, chunks: Iterator[bytes]) -> bytes:
+    """Send a request by hand; stop sending as soon as the server answers, then read the answer."""
+    url = urlparse(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(head)
+        for chunk in chunks:
+            if select.select([s], [], [], 0.02)[0]:
+                break
+            try:
+                s.sendall(chunk)
+            except OSError:
+                break
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b"\r\n\r\n" not in data:
+            try:
+                part = s.recv(65536)
+            except OSError:
+                break
+            if not part:
+                break
+            data += part
+        return data
+
+
+def test_413_declared_length_refused_before_the_body(server: str) -> None:
+    head = (b"POST /caption HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 104857600\r\n\r\n")
+    answer = _raw(server, head, iter([]))  # not one byte of the 100 MB body is sent
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_413_chunked_body_refused_while_streaming(server: str) -> None:
+    head = (b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    part = (b'--x\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n")
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        yield b"%x\r\n" % len(part) + part + b"\r\n"
+        for _ in range(16 * MAX_UPLOAD // len(chunk)):
+            sent += len(chunk)
+            yield b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+
+    answer = _raw(server, head, chunks())
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 8 * MAX_UPLOAD  # answered long before the client finished
+
+
+def test_413_via_httpx(client: httpx.Client) -> None:
+    assert_error(client.post("/encode", files={"video": ("big.mp4", b"\0" * (MAX_UPLOAD + 10))}), 413,
+                 "payload_too_large")
+
+
+def test_415_unsupported_media(client: httpx.Client) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    assert_error(client.post("/caption", files={"video": ("a.png", png.getvalue())}), 415, "unsupported_media_type")
+    assert_error(client.post("/encode", files={"video": ("a.txt", b"hello world")}), 415)
+
+
+def test_422_undecodable_media(client: httpx.Client) -> None:
+    assert_error(client.post("/caption", files={"video": ("a.mp4", b"\0\0\0\x18ftypmp42" + b"\1" * 500)}), 422,
+                 "undecodable_media")
+    assert_error(client.post("/caption", files={"video": ("a.npy", b"\x93NUMPY broken")}), 422, "undecodable_media")
+    assert_error(client.post("/encode", files={"video": ("a.mp4", b"")}), 422)
+
+
+def test_422_frame_count_and_size_limits(client: httpx.Client) -> None:
+    assert_error(client.post("/caption", files=video("mp4", 70, n_frames=48)), 422, "media_limit_exceeded")
+    assert_error(client.post("/caption", files=video("mp4", 71, height=240, width=320)), 422, "media_limit_exceeded")
+
+
+def test_422_wrong_field_types_and_bad_sentences(client: httpx.Client) -> None:
+    lid = client.post("/encode", data={"sentence": "a red square"}).json()["latent_id"]
+    assert_error(client.post("/caption", data={"latent_id": lid, "num_captions": "many"}), 422, "invalid_input")
+    assert_error(client.post("/caption", data={"latent_id": lid, "scale": "x", "beam_size": "0"}), 422)
+    assert_error(client.post("/paraphrase", json={"sentence": 5}), 422)
+    assert_error(client.post("/paraphrase", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    assert_error(client.post("/paraphrase", json={}), 422)
+    assert_error(client.post("/paraphrase", json={"sentence": "   "}), 422)
+    assert_error(client.post("/paraphrase", json={"sentence": "?!"}), 422)
+    assert_error(client.post("/paraphrase", json={"sentence": "word " * 50}), 422)
+    assert_error(client.post("/paraphrase", json={"sentence": "a" * 5000}), 422)
+    assert_error(client.post("/encode", data={}), 422)
+    assert_error(client.post("/sentence-to-video", json={"sentence": "a", "scale": 50}), 422)
+    assert_error(client.post("/caption", data={"latent_id": "not-a-latent"}), 422)
+
+
+def test_404_unknown_latent(client: httpx.Client, model: dict) -> None:
+    unknown = f"slr:{model['version']}:v:" + "0" * 64
+    assert_error(client.post("/caption", data={"latent_id": unknown}), 404, "unknown_latent_id")
+    assert_error(client.post("/paraphrase", json={"latent_id": "slr:other-version:s:" + "1" * 64}), 404)
+    assert_error(client.get("/no-such-endpoint"), 404)
+
+
+def test_no_500_for_any_client_input(server: str) -> None:
+    assert 'status="500"' not in httpx.get(f"{server}/metrics").text
+
+
+# ---- a second server: private Redis stopped mid-test, API key, overload ---------------------------------
+
+@pytest.fixture(scope="module")
+def private(artifacts_dir: Path, tmp_path_factory) -> Iterator[tuple[str, object]]:
+    with redis_server() as (proc, url):
+        env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": url, "SLR_API_KEY": "s3cret",
+               "SLR_QUEUE_SIZE": "4", **LIMITS}
+        with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "private.log") as base:
+            yield base, proc
+
+
+KEY = {"X-API-Key": "s3cret"}
+
+
+def test_api_key(private: tuple[str, object]) -> None:
+    base, _ = private
+    assert_error(httpx.post(f"{base}/paraphrase", json={"sentence": "a red square"}), 401, "unauthorized")
+    assert_error(httpx.post(f"{base}/paraphrase", json={"sentence": "a"}, headers={"X-API-Key": "nope"}), 401)
+    assert httpx.get(f"{base}/models").status_code == 401
+    assert httpx.post(f"{base}/paraphrase", json={"sentence": "a red square"}, headers=KEY).status_code == 200
+    for open_path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):
+        assert httpx.get(f"{base}{open_path}").status_code == 200, open_path
+
+
+def test_overload_answers_503_with_retry_after(private: tuple[str, object]) -> None:
+    base, _ = private
+    lid = httpx.post(f"{base}/encode", data={"sentence": "a red square"}, headers=KEY).json()["latent_id"]
+    r = httpx.post(f"{base}/caption", data={"latent_id": lid, "num_captions": "16"}, headers=KEY)
+    assert_error(r, 503, "overloaded")
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_redis_stopped_mid_test_fails_no_request(private: tuple[str, object]) -> None:
+    base, proc = private
+    c = httpx.Client(base_url=base, headers=KEY, timeout=30)
+    assert c.get("/readyz").json()["redis"] == "up"
+    before = c.post("/encode", files=video("mp4", 80)).json()["latent_id"]
+    proc.terminate()  # the private redis-server, never the shared one
+    proc.wait(10)
+    statuses, uploads = [], [video("webm", 81 + i) for i in range(4)]
+    for i, files in enumerate(uploads):
+        enc = c.post("/encode", files=files)
+        statuses.append(enc.status_code)
+        statuses.append(c.post("/caption", data={"latent_id": enc.json()["latent_id"]}).status_code)
+        statuses.append(c.post("/reconstruct", data={"latent_id": before}).status_code)
+        statuses.append(c.post("/paraphrase", json={"sentence": f"a red square {i}"}).status_code)
+    assert statuses == [200] * len(statuses)
+    again = c.post("/encode", files=uploads[0]).json()
+    assert again["cached"] is True  # the in-process LRU still serves
+    ready = c.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded" and ready.json()["redis"] == "down"
+    assert "slr_redis_up 0.0" in c.get("/metrics").text

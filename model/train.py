@@ -168,7 +168,8 @@ def phase_budgets(phases: list[Phase], total_s: float | None) -> Iterator[float 
 
 
 def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progress: bool = True,
-          resume: bool = False, phases: list[Phase] | None = None, vae: bool = True) -> Path:
+          resume: bool = False, phases: list[Phase] | None = None, vae: bool = True,
+          source: dict[str, Any] | None = None) -> Path:
     """Train the star model on a corpus; returns the checkpoint path. Resumes after the last finished phase."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,7 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     stream = BatchStream(data, tc.batch_size, seed)
     todo = phases if phases is not None else phases_for(tc)
     (out / "run.json").write_text(json.dumps({
-        "corpus": corpus.name, "corpus_meta": corpus.meta, "seed": seed, "model_config": cfg.to_dict(),
+        "corpus": corpus.name, "source": source, "corpus_meta": corpus.meta, "seed": seed, "model_config": cfg.to_dict(),
         "train_config": tc.to_dict(), "phases": [p.name for p in todo], "parameters": count_parameters(model),
     }, indent=2, default=str))
     for phase, budget in zip(todo, phase_budgets(todo, tc.time_budget_s)):

@@ -1,0 +1,53 @@
+# The README's two commands are `make serve` and `make test`; everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SLR := $(VENV)/bin/slr
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The default model ships in the repository; a demo model is trained into artifacts/ only if it is missing.
+SHIPPED := models/default
+DEMO_ARTIFACTS := artifacts
+SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
+
+.PHONY: install serve test demo-model quality-model fuzz bench check-deploy clean system-deps
+
+install: $(VENV)/.installed
+
+# torch is pinned and installed first: the CPU build lies on this machine's disk; any other spec pulls CUDA.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[train,cpu,dev]'
+	touch $@
+
+serve: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
+	SLR_ARTIFACTS=$(SERVE_ARTIFACTS) $(SLR) serve --host $(HOST) --port $(PORT)
+
+# Until a default model ships: generate the synthetic corpus, train the demo preset, export it (progress bars).
+$(DEMO_ARTIFACTS)/latest: | install
+	$(SLR) data synth --preset demo --out data/synthetic-demo
+	$(SLR) train --data synthetic --data-dir data/synthetic-demo --preset demo --out runs/demo
+	$(SLR) eval runs/demo --split test
+	$(SLR) export runs/demo --out $(DEMO_ARTIFACTS)
+
+demo-model: $(DEMO_ARTIFACTS)/latest
+
+test: install system-deps
+	$(PY) -m pytest -q
+
+# What the tests need from the system: a real Redis, Java (METEOR), Chromium (the Swagger UI check).
+system-deps:
+	bash .ci/system-deps
+
+bench: install
+	$(PY) bench/engine.py --run runs/demo --artifacts $(DEMO_ARTIFACTS)
+
+check-deploy: install
+	$(PY) -m pytest -q tests/test_deploy.py
+
+clean:
+	rm -rf $(VENV) runs data $(DEMO_ARTIFACTS) .pytest_cache

@@ -1,0 +1,177 @@
+"""`slr`: generate data, train, evaluate, export and serve the star model.
+
+  slr data synth --out data/synthetic --preset demo      generate the synthetic corpus
+  slr train --data synthetic --preset demo --out runs/demo
+  slr eval runs/demo --split test                        BLEU/METEOR/MSE/attribute tables
+  slr export runs/demo --out artifacts                   ONNX graphs + manifest, parity-checked
+  slr serve --port 8000                                  the HTTP service (no torch in this process)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from model.config import PRESETS, preset
+
+CORPORA = ("synthetic", "msvd", "msrvtt")
+
+
+def synthetic_kwargs(preset_name: str, clips: int | None, seed: int) -> dict[str, Any]:
+    """Generator arguments matching a preset's frame shape and corpus size."""
+    p = preset(preset_name)
+    return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.model.frames,
+            "height": p.model.height, "width": p.model.width}
+
+
+def corpus_source(args: argparse.Namespace) -> dict[str, Any]:
+    """Where a run's corpus comes from, recorded in run.json so eval and export can reload it."""
+    if args.data == "synthetic" and not args.data_dir:
+        return {"name": "synthetic", "root": None, "kw": synthetic_kwargs(args.preset, args.clips, args.data_seed)}
+    return {"name": args.data, "root": str(Path(args.data_dir).resolve()) if args.data_dir else None, "kw": {}}
+
+
+def load_source(source: dict[str, Any]):
+    from model.data.corpus import load_corpus
+
+    return load_corpus(source["name"], source.get("root"), **dict(source.get("kw") or {}))
+
+
+def run_source(run: Path) -> dict[str, Any]:
+    meta = json.loads((run / "run.json").read_text())
+    if "source" not in meta:
+        raise SystemExit(f"{run}/run.json does not record its corpus; pass --data/--data-dir")
+    return meta["source"]
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from model.data.synthetic import generate
+
+    corpus = generate(**synthetic_kwargs(args.preset, args.clips, args.seed), progress=True)
+    path = corpus.save(args.out)
+    print(f"wrote {sum(len(v) for v in corpus.splits.values())} clips "
+          f"({', '.join(f'{k} {len(v)}' for k, v in corpus.splits.items())}) to {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.train import train
+
+    source = corpus_source(args)
+    corpus = load_source(source)
+    p = preset(args.preset)
+    if args.steps:
+        p.train.full_steps, p.train.partial_steps = args.steps, max(1, args.steps // 3)
+    if args.finetune_steps:
+        p.train.finetune_steps = args.finetune_steps
+    if args.time_budget is not None:
+        p.train.time_budget_s = args.time_budget or None
+    ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source)
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from model.evaluate import evaluate_checkpoint, markdown_table, write_report
+
+    run = Path(args.run)
+    source = corpus_source(args) if args.data else run_source(run)
+    results = evaluate_checkpoint(run / "checkpoint.pt", load_source(source), args.split, args.beam,
+                                  args.max_clips, meteor=not args.no_meteor)
+    js, md = write_report(results, run, f"eval_{args.split}")
+    print(markdown_table(results))
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from export.onnx_export import export_run
+
+    run = Path(args.run)
+    sample_video, sample_sentences = None, None
+    if (run / "run.json").exists():
+        clips = load_source(run_source(run)).splits["test"][: args.parity_clips]
+        if clips and clips[0].frames is not None:
+            sample_video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+        sample_sentences = [c.captions[0] for c in clips]
+    path = export_run(run, args.out, version=args.version, sample_video=sample_video,
+                      sample_sentences=sample_sentences, quantize=args.quantize)
+    print(f"exported {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.server import run
+
+    run(host=args.host, port=args.port)
+    return 0
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--data", choices=CORPORA, required=required, default=None if not required else "synthetic",
+                   help="which corpus: the generated synthetic one, or MSVD / MSR-VTT annotation + feature files")
+    p.add_argument("--data-dir", help="a saved corpus (slr data synth), or the MSVD / MSR-VTT folder "
+                                      "(annotations + features/<clip>.npy)")
+    p.add_argument("--clips", type=int, help="synthetic clips to generate when no --data-dir (default: the preset's)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the generated synthetic corpus")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="corpus tools").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="generate the synthetic video-caption corpus (deterministic by seed)")
+    synth.add_argument("--out", required=True, help="folder to write (split .npz files + corpus.json)")
+    synth.add_argument("--preset", choices=PRESETS, default="demo", help="frame shape and corpus size to match")
+    synth.add_argument("--clips", type=int, help="number of clips (default: the preset's)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_data_synth)
+
+    train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")
+    add_data_args(train, required=True)
+    train.add_argument("--preset", choices=PRESETS, default="demo",
+                       help="demo: <= 5 min on 2 cores; quality: <= 30 min; paper: the paper's sizes")
+    train.add_argument("--out", required=True, help="run folder: checkpoint.pt, vocab.json, run.json, train_log.jsonl")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, help="override full-model steps (partial = steps / 3)")
+    train.add_argument("--finetune-steps", type=int, help="add task fine-tuning (video-to-sentence) steps")
+    train.add_argument("--time-budget", type=float, help="seconds for all phases (0 = no budget)")
+    train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a run: BLEU@1-4, METEOR, MSE, attribute accuracy")
+    ev.add_argument("run", help="run folder from slr train")
+    ev.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ev.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    ev.add_argument("--max-clips", type=int, help="evaluate the first N clips only")
+    ev.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    add_data_args(ev, required=False)
+    ev.set_defaults(func=cmd_eval, preset="demo")
+
+    ex = sub.add_parser("export", help="export a run to ONNX per channel configuration, parity-checked")
+    ex.add_argument("run", help="run folder (or checkpoint file)")
+    ex.add_argument("--out", required=True, help="artifacts root: <out>/<version>/ and <out>/latest")
+    ex.add_argument("--version", help="version name (default: UTC time + checkpoint hash)")
+    ex.add_argument("--quantize", choices=("int8", "fp16"), help="also quantise the graphs; accuracy cost in the manifest")
+    ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
+    ex.set_defaults(func=cmd_export)
+
+    serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
+    serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default SLR_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

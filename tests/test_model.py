@@ -1,0 +1,237 @@
+"""The star model: channel switches, losses, learning, search, checkpoints, evaluation numbers."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import channels
+from model.config import ModelConfig, TrainConfig, preset
+from model.data.dataset import BatchStream, decoder_io, tensorize
+from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
+from model.search import beam_search, greedy_search
+from model.star import Latent, StarModel, load_checkpoint, save_checkpoint, sentence_loss, star_losses, video_loss
+from model.train import Trainer, evaluate_loss, fixed_masks, full_masks, partial_masks, phases_for
+from model.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+
+TORCH_FREE = ["model", "model.channels", "model.vocab", "model.frames", "model.config", "model.search",
+              "model.data", "model.data.corpus", "model.data.synthetic"]
+
+
+def tiny_model(vocab_size: int = 40, seed: int = 0) -> StarModel:
+    torch.manual_seed(seed)
+    cfg = ModelConfig.from_dict({**preset("tiny").model.to_dict(), "vocab_size": vocab_size})
+    return StarModel(cfg).eval()
+
+
+def tiny_inputs(cfg: ModelConfig, b: int = 3):
+    g = torch.Generator().manual_seed(1)
+    video = torch.rand(b, cfg.frames, cfg.height, cfg.width, 3, generator=g)
+    tokens = torch.randint(4, cfg.vocab_size, (b, 5), generator=g)
+    lengths = torch.tensor([5, 3, 1][:b])
+    return video, tokens, lengths
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_torch_free_modules_do_not_import_torch(module: str) -> None:
+    code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported by {module}'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("config", list(channels.REGISTRY.values()), ids=list(channels.REGISTRY))
+def test_every_registered_configuration_encodes(config: channels.ChannelConfig) -> None:
+    m = tiny_model()
+    video, tokens, lengths = tiny_inputs(m.cfg)
+    on_v, on_s = config.mask
+    lat = m.encode(video if on_v else None, tokens if on_s else None, lengths if on_s else None)
+    assert lat.mu.shape == (3, m.cfg.latent_dim) and torch.isfinite(lat.mu).all() and (lat.sigma > 0).all()
+    if "video" in config.outputs:
+        assert m.decode_video(lat.mu, video[:, 0] if on_v else None).shape == video.shape
+    if "sentence" in config.outputs:
+        assert len(m.generate_sentences(lat.mu, beam_size=2, max_len=6)) == 3
+
+
+def test_inactive_input_contributes_zeros() -> None:
+    """Video-only equals both-on with the sentence masked to zero, whatever the sentence says."""
+    m = tiny_model()
+    video, tokens, lengths = tiny_inputs(m.cfg)
+    only_v = m.encode(video=video)
+    masked = m.encode(video, tokens, lengths, mask_v=torch.ones(3), mask_s=torch.zeros(3))
+    other = m.encode(video, torch.flip(tokens, [0]), lengths, mask_v=torch.ones(3), mask_s=torch.zeros(3))
+    torch.testing.assert_close(only_v.mu, masked.mu)
+    torch.testing.assert_close(masked.mu, other.mu)
+    both = m.encode(video, tokens, lengths)
+    assert not torch.allclose(both.mu, only_v.mu)
+
+
+def test_sentence_off_does_not_run_the_sentence_encoder() -> None:
+    m = tiny_model()
+    calls = {"s": 0, "v": 0}
+    m.sentence_encoder.register_forward_hook(lambda *_: calls.__setitem__("s", calls["s"] + 1))
+    m.video_encoder.register_forward_hook(lambda *_: calls.__setitem__("v", calls["v"] + 1))
+    video, tokens, lengths = tiny_inputs(m.cfg)
+    m.encode(video=video)
+    assert calls == {"s": 0, "v": 1}
+    m.encode(tokens=tokens, lengths=lengths)
+    assert calls == {"s": 1, "v": 1}
+    with pytest.raises(ValueError):
+        m.encode()
+
+
+def test_sentence_encoder_reads_the_state_after_the_last_real_word() -> None:
+    m = tiny_model()
+    _, tokens, _ = tiny_inputs(m.cfg)
+    short = m.sentence_encoder(tokens[:1, :3], torch.tensor([3]))
+    padded = torch.cat([tokens[:1, :3], torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(m.sentence_encoder(padded, torch.tensor([3])), short)
+
+
+def test_loss_terms_on_hand_checked_values() -> None:
+    pred, true = torch.zeros(2, 3, 2, 2, 3), torch.zeros(2, 3, 2, 2, 3)
+    true[0, 0, 0, 0, 0] = 3.0
+    true[0, 0, 0, 0, 1] = 4.0  # one frame at distance 5, five frames at 0
+    assert video_loss(pred, true).item() == pytest.approx(5.0 / 6)
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25]], [[0.2, 0.2, 0.6]]]))
+    target = torch.tensor([[1], [PAD_ID]])  # the padded position is ignored
+    assert sentence_loss(logits, target).item() == pytest.approx(-np.log(0.25))
+    assert Latent(torch.zeros(4, 8), torch.ones(4, 8)).kl().item() == pytest.approx(0.0)
+    kl = Latent(torch.ones(1, 2), torch.ones(1, 2)).kl().item()
+    assert kl == pytest.approx(0.5 * 2)  # 0.5 * sum(mu^2) with unit variance
+
+
+def test_decoder_io_brackets_words_with_bos_and_eos() -> None:
+    tin, tout = decoder_io(torch.tensor([[7, 8, 9], [5, 0, 0]]), torch.tensor([3, 1]))
+    assert tin.tolist() == [[BOS_ID, 7, 8, 9], [BOS_ID, 5, 0, 0]]
+    assert tout.tolist() == [[7, 8, 9, EOS_ID], [5, EOS_ID, 0, 0]]
+
+
+def test_partial_model_masks_follow_the_paper_probabilities() -> None:
+    v, s = partial_masks(20000, torch.Generator().manual_seed(0))
+    assert not ((v == 0) & (s == 0)).any()  # never both inputs off
+    both = ((v == 1) & (s == 1)).float().mean().item()
+    only_v = ((v == 1) & (s == 0)).float().mean().item()
+    assert both == pytest.approx(0.5, abs=0.02) and only_v == pytest.approx(0.25, abs=0.02)
+    fv, fs = fixed_masks(channels.get("caption"))(4, torch.Generator())
+    assert fv.tolist() == [1.0] * 4 and fs.tolist() == [0.0] * 4
+    assert [p.name for p in phases_for(TrainConfig(finetune_steps=5))] == ["full", "partial", "finetune"]
+
+
+def test_a_few_training_steps_lower_the_loss(tiny_corpus, tmp_path: Path) -> None:
+    p = preset("tiny")
+    vocab = Vocab.build(tiny_corpus.all_captions("train"))
+    m = tiny_model(len(vocab))
+    data = tensorize(tiny_corpus.splits["train"], vocab, m.cfg)
+    tc = TrainConfig.from_dict({**p.train.to_dict(), "lr": 3e-3})
+    before = evaluate_loss(m, data, tc, full_masks)
+    trainer = Trainer(m, vocab, tc, tmp_path, progress=False)
+    stream = BatchStream(data, 16, seed=0)
+    phase = phases_for(tc)[0]
+    for _ in range(30):
+        trainer.train_step(stream.next(), phase, torch.Generator().manual_seed(0))
+    after = evaluate_loss(m, data, tc, full_masks)
+    assert after < 0.93 * before, (before, after)
+
+
+def test_beam_search_at_beam_one_is_greedy() -> None:
+    m = tiny_model()
+    z = torch.randn(5, m.cfg.latent_dim) * 3
+    dec = m.sentence_decoder
+
+    def step(tokens, h, c):
+        lp, h2, c2 = dec.step(torch.tensor(tokens), h, c)
+        return lp.detach().numpy(), h2, c2
+
+    h, c = dec.init_state(z)
+    greedy = greedy_search(step, h, c, 5, 8)
+    beam1 = beam_search(step, h, c, 5, 1, 8, select=lambda s, i: s[:, torch.as_tensor(i)])
+    assert beam1 == greedy
+    beam3 = m.generate_sentences(z, beam_size=3, max_len=8)
+    assert len(beam3) == 5 and all(len(x) <= 8 for x in beam3)
+
+
+def test_beam_search_finds_a_better_sequence_than_greedy() -> None:
+    """A hand-built two-step decoder where the greedy first word leads to a poor second word."""
+    vocab = 5  # 0 pad, 1 bos, 2 eos, 3 'a', 4 'b'
+    table = {  # log-probs of the next word given the previous one
+        BOS_ID: [-9, -9, -9, np.log(0.6), np.log(0.4)],
+        3: [-9, -9, np.log(0.3), np.log(0.35), np.log(0.35)],
+        4: [-9, -9, np.log(0.99), -9, -9],
+    }
+
+    def step(tokens, h, c):
+        return np.array([table.get(t, [-9, -9, 0.0, -9, -9]) for t in tokens], dtype=np.float64), h, c
+
+    state = np.zeros((1, 1, 1))
+    assert greedy_search(step, state, state, 1, 4)[0][0] == 3
+    best = beam_search(step, state, state, 1, 2, 4, select=lambda s, i: s[:, i])
+    assert best == [[4]]  # 0.4 * 0.99 beats 0.6 * 0.35 * ...
+    assert vocab == len(table[BOS_ID])
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    vocab = Vocab.build(["a red circle moves left", "a blue square grows"])
+    m = tiny_model(len(vocab))
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, m, vocab, TrainConfig(seed=7), {"global_step": 3})
+    ck = load_checkpoint(path)  # weights_only=True inside
+    video, tokens, lengths = tiny_inputs(m.cfg)
+    tokens = tokens.clamp(max=len(vocab) - 1)
+    torch.testing.assert_close(ck.model.encode(video, tokens, lengths).mu, m.encode(video, tokens, lengths).mu)
+    assert ck.vocab.words == vocab.words and ck.train_config.seed == 7 and ck.extra["global_step"] == 3
+    assert ck.model.cfg == m.cfg and len(ck.sha256) == 64
+
+
+def test_trained_run_resumes_after_finished_phases(tiny_run: Path, tiny_corpus) -> None:
+    from model.train import train
+
+    before = load_checkpoint(tiny_run / "checkpoint.pt")
+    assert before.extra["done_phases"] == ["full", "partial"]
+    train(tiny_corpus, preset("tiny"), tiny_run, seed=0, progress=False, resume=True)
+    after = load_checkpoint(tiny_run / "checkpoint.pt")
+    assert after.extra["global_step"] == before.extra["global_step"]  # nothing left to do
+
+
+def test_evaluation_numbers_on_hand_checked_cases() -> None:
+    refs = {"a": ["a red circle moves left"], "b": ["a blue square grows"]}
+    perfect = caption_scores(refs, {"a": "a red circle moves left", "b": "a blue square grows"}, meteor=False)
+    assert perfect["BLEU@1"] == pytest.approx(1.0) and perfect["BLEU@4"] == pytest.approx(1.0, abs=1e-6)
+    wrong = caption_scores(refs, {"a": "green", "b": "yellow"}, meteor=False)
+    assert wrong["BLEU@1"] < 0.01
+    acc = attribute_accuracy(["a red ball moves left", "the blue box is shrinking"],
+                             [{"colour": "red", "shape": "circle", "motion": "left"},
+                              {"colour": "blue", "shape": "square", "motion": "grow"}])
+    assert acc == {"colour": 1.0, "shape": 1.0, "motion": 0.5, "all": 0.5}
+    assert frame_mse(np.zeros((1, 2, 2, 3)), np.full((1, 2, 2, 3), 2 / 255)) == pytest.approx(4.0)
+
+
+def test_meteor_runs_and_closes_its_java_process() -> None:
+    refs = {"a": ["a red circle moves left"], "b": ["a blue square grows"]}
+    scores = caption_scores(refs, {"a": "a red circle moves left", "b": "a square"})
+    assert 0.3 < scores["METEOR"] < 1.0
+
+
+def test_probe_reads_rendered_clips() -> None:
+    from model.data.synthetic import render_clip
+
+    truths = [{"colour": c, "shape": "square", "motion": mo}
+              for c in ("red", "blue", "yellow") for mo in ("left", "right", "up", "down")]
+    clips = [render_clip(t, 8, 36, 64, np.random.default_rng(i)).astype(np.float32) / 255 for i, t in enumerate(truths)]
+    acc = probe_accuracy(clips, truths)
+    assert acc["colour"] >= 0.9 and acc["motion"] >= 0.9, acc
+
+
+def test_cli_trains_evaluates_and_explains(tmp_path: Path) -> None:
+    slr = [sys.executable, "-m", "cli.main"]
+    out = subprocess.run(slr + ["--help"], capture_output=True, text=True, check=True).stdout
+    assert "train" in out and "export" in out and "serve" in out
+    data, run = tmp_path / "data", tmp_path / "run"
+    subprocess.run(slr + ["data", "synth", "--preset", "tiny", "--clips", "60", "--out", str(data)], check=True)
+    subprocess.run(slr + ["train", "--data", "synthetic", "--data-dir", str(data), "--preset", "tiny", "--steps", "4",
+                          "--out", str(run)], check=True, capture_output=True)
+    res = subprocess.run(slr + ["eval", str(run), "--no-meteor", "--max-clips", "6"], check=True,
+                         capture_output=True, text=True)
+    assert "| caption |" in res.stdout and (run / "eval_test.json").exists()

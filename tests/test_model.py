@@ -235,3 +235,14 @@ def test_cli_trains_evaluates_and_explains(tmp_path: Path) -> None:
     res = subprocess.run(slr + ["eval", str(run), "--no-meteor", "--max-clips", "6"], check=True,
                          capture_output=True, text=True)
     assert "| caption |" in res.stdout and (run / "eval_test.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "vae"])
+def test_baselines_train_one_task_each(kind: str, tiny_corpus, tmp_path: Path) -> None:
+    from model.baselines import train_baseline
+    from model.evaluate import evaluate_tasks
+
+    ck = load_checkpoint(train_baseline(tiny_corpus, preset("tiny"), "caption", kind, tmp_path, steps=3, progress=False))
+    assert ck.extra["vae"] is (kind == "vae") and ck.extra["done_phases"] == ["caption"]
+    res = evaluate_tasks(ck.model, ck.vocab, tiny_corpus.splits["test"][:4], meteor=False, tasks=["caption"])
+    assert set(res) == {"clips", "caption"}

@@ -1,0 +1,40 @@
+"""The paper's baselines, trained on the same data as the star model, one model per task:
+
+- LSTM: the task's input encoder straight into the output decoder (a deterministic code z = mu, no KL):
+  the plain sequence-to-sequence mapping model.
+- S2S+VAE: the same single-input mapping through a VAE latent (z sampled, KL term).
+
+Both reuse the star model's encoders and decoders with one input channel fixed on, trained on that
+task's output only, so that a difference in the tables comes from the shared latent and the joint
+training, not from different layers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from model import channels
+from model.config import Preset
+from model.data.corpus import Corpus
+from model.train import Phase, fixed_masks, train
+
+BaselineKind = Literal["lstm", "vae"]
+BASELINES: dict[str, str] = {"lstm": "LSTM", "vae": "S2S+VAE"}
+
+
+def baseline_phase(task: channels.ChannelConfig, steps: int) -> Phase:
+    """One phase: the task's input configuration only, the task's output only."""
+    if not task.outputs:
+        raise ValueError(f"{task.name} produces no output medium; baselines are for decoding tasks")
+    return Phase(f"{task.name}", steps, 1.0, fixed_masks(task), task.outputs)
+
+
+def train_baseline(corpus: Corpus, preset: Preset, task_name: str, kind: BaselineKind, out: str | Path,
+                   seed: int = 0, steps: int | None = None, progress: bool = True) -> Path:
+    """Train one baseline for one task; the same step budget as the star model's phases unless given."""
+    if kind not in BASELINES:
+        raise ValueError(f"unknown baseline {kind!r}; known: {sorted(BASELINES)}")
+    task = channels.get(task_name)
+    n = steps if steps is not None else preset.train.full_steps + preset.train.partial_steps
+    return train(corpus, preset, out, seed=seed, progress=progress, phases=[baseline_phase(task, n)],
+                 vae=(kind == "vae"), source={"baseline": kind, "task": task_name})

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 
@@ -29,12 +29,23 @@ class Settings(BaseSettings):
     queue_size: int = Field(256, ge=1, description="requests waiting for the engine before 503")
     api_key: str | None = Field(None, description="when set, X-API-Key is required (health endpoints stay open)")
     log_level: str = "info"
-    cors_origins: list[str] = Field(default_factory=list, description="JSON list; empty = CORS off")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         description="comma-separated origins; empty = CORS off")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = its default")
     media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
     graceful_timeout_s: int = Field(10, ge=0)
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        return [o.strip() for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("model_version", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if v == "" else v
 
 
 @lru_cache

@@ -340,3 +340,16 @@ def test_redis_stopped_mid_test_fails_no_request(private: tuple[str, object]) ->
     ready = c.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "degraded" and ready.json()["redis"] == "down"
     assert "slr_redis_up 0.0" in c.get("/metrics").text
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.settings import Settings
+
+    monkeypatch.setenv("SLR_CORS_ORIGINS", "http://a.example, http://b.example")
+    monkeypatch.setenv("SLR_REDIS_URL", "")
+    monkeypatch.setenv("SLR_API_KEY", "")
+    monkeypatch.setenv("SLR_MAX_BATCH", "4")
+    s = Settings()
+    assert s.cors_origins == ["http://a.example", "http://b.example"]
+    assert s.redis_url == "" and s.api_key is None and s.max_batch == 4
+    assert s.max_upload_bytes == 32 * 1024 * 1024 and s.graceful_timeout_s == 10 and s.port == 8000

@@ -26,7 +26,9 @@ import numpy as np
 if __package__ in (None, ""):  # `python bench/engine.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TASKS = ("encode_v", "encode_s", "encode_vs", "caption", "paraphrase", "reconstruct", "sentence_to_video")
+from model.channels import REGISTRY, ChannelConfig  # noqa: E402  (torch-free)
+
+TASKS = tuple(REGISTRY)
 
 
 @dataclass
@@ -50,22 +52,19 @@ def make_inputs(cfg: Any, n: int, seed: int = 0) -> Inputs:
 
 # ---------------------------------------------------------------- the two implementations of every task
 
-def onnx_task(engine: Any, task: str) -> Callable[[Inputs], Any]:
+def onnx_task(engine: Any, task: ChannelConfig) -> Callable[[Inputs], Any]:
     def run(x: Inputs) -> Any:
-        video = x.video if task in ("encode_v", "encode_vs", "caption", "reconstruct") else None
-        tokens = x.tokens if task in ("encode_s", "encode_vs", "paraphrase", "sentence_to_video") else None
-        mu, _ = engine.encode(video, tokens)
-        if task in ("caption", "paraphrase"):
+        video = x.video if "video" in task.inputs else None
+        mu, _ = engine.encode(video, x.tokens if "sentence" in task.inputs else None)
+        if "sentence" in task.outputs:
             return engine.decode_sentence(mu)
-        if task == "reconstruct":
-            return engine.decode_video(mu, x.video[:, 0])
-        if task == "sentence_to_video":
-            return engine.decode_video(mu)
+        if "video" in task.outputs:  # video-to-video starts from the first true frame, sentence-to-video from zeros
+            return engine.decode_video(mu, x.video[:, 0] if video is not None else None)
         return mu
     return run
 
 
-def torch_task(model: Any, task: str) -> Callable[[Inputs], Any]:
+def torch_task(model: Any, task: ChannelConfig) -> Callable[[Inputs], Any]:
     import torch
 
     def padded(rows: list[list[int]]) -> tuple[Any, Any]:
@@ -76,15 +75,13 @@ def torch_task(model: Any, task: str) -> Callable[[Inputs], Any]:
 
     @torch.inference_mode()
     def run(x: Inputs) -> Any:
-        video = torch.from_numpy(x.video) if task in ("encode_v", "encode_vs", "caption", "reconstruct") else None
-        tokens, lengths = padded(x.tokens) if task in ("encode_s", "encode_vs", "paraphrase", "sentence_to_video") else (None, None)
+        video = torch.from_numpy(x.video) if "video" in task.inputs else None
+        tokens, lengths = padded(x.tokens) if "sentence" in task.inputs else (None, None)
         mu = model.encode(video, tokens, lengths).mu
-        if task in ("caption", "paraphrase"):
+        if "sentence" in task.outputs:
             return model.generate_sentences(mu)
-        if task == "reconstruct":
-            return model.decode_video(mu, torch.from_numpy(x.video[:, 0]))
-        if task == "sentence_to_video":
-            return model.decode_video(mu)
+        if "video" in task.outputs:
+            return model.decode_video(mu, video[:, 0] if video is not None else None)
         return mu
     return run
 
@@ -107,7 +104,7 @@ def paired_medians(torch_fn: Callable[[Inputs], Any], onnx_fn: Callable[[Inputs]
 
 
 def bench_task(task: str, engine: Any, model: Any, inputs: Inputs, batch: int, repeats: int) -> dict[str, Any]:
-    onnx_fn, torch_fn = onnx_task(engine, task), torch_task(model, task)
+    onnx_fn, torch_fn = onnx_task(engine, REGISTRY[task]), torch_task(model, REGISTRY[task])
     t1_torch, t1_onnx = paired_medians(torch_fn, onnx_fn, inputs.head(1), repeats)
     tb_torch, tb_onnx = paired_medians(torch_fn, onnx_fn, inputs.head(batch), repeats)
     return {

@@ -235,3 +235,15 @@ def test_every_task_runs_without_torch(artifacts_dir: Path) -> None:
     assert out["torch_loaded"] is False
     assert len(out["caption"]) == 2 and len(out["paraphrase"]) == 2
     assert out["reconstruct"][0] == 2 and out["sentence_to_video"][0] == 2
+
+
+def test_bench_runs_every_task_against_pytorch(tiny_run: Path, artifacts_dir: Path) -> None:
+    """bench/engine.py end to end on the tiny model (figures not asserted: this machine is shared)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bench.engine", str(tiny_run), "--artifacts", str(artifacts_dir),
+                           "--repeats", "1", "--batch", "4", "--threads", "1", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [r["task"] for r in report["results"]] == list(REGISTRY)
+    assert all(r["batch1"]["onnx_ms"] > 0 and r["batch4"]["torch_items_s"] > 0 for r in report["results"])

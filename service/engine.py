@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ CUDA = "CUDAExecutionProvider"
 GPU_PROVIDERS = frozenset({CUDA, "TensorrtExecutionProvider", "ROCMExecutionProvider"})
 DEVICES = ("auto", "cpu", "cuda")
 SUPPORTED_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(Exception):
@@ -173,8 +176,13 @@ class Engine:
         verify_files(directory, manifest)
         providers = requested_providers(device)
         options = session_options(intra_op_threads)
-        sessions = {name: open_session(directory / g["file"], options, providers, device)
-                    for name, g in manifest["graphs"].items()}
+        sessions: dict[str, ort.InferenceSession] = {}
+        for name, g in manifest["graphs"].items():
+            sessions[name] = open_session(directory / g["file"], options, providers, device)
+            if CUDA in providers and CUDA not in sessions[name].get_providers():
+                log.warning("onnxruntime lists CUDA but it did not start (no usable GPU or CUDA/cuDNN libraries "
+                            "missing): running on CPU")
+                providers = [CPU]  # CUDA will not start for the next graph either
         try:
             vocab = Vocab.from_json((directory / manifest.get("vocab", "vocab.json")).read_text(encoding="utf-8"))
         except ValueError as e:

@@ -50,7 +50,7 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     if (root / version).exists():
         raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
     specs = graph_specs(cfg)
-    samples = Samples.build(ckpt.vocab, cfg.max_words, sample_video, sample_sentences)
+    samples = Samples.build(ckpt.vocab, cfg, sample_video, sample_sentences)
 
     staging = staging_dir(root, version)
     try:

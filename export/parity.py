@@ -12,7 +12,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
-from export.graphs import GraphSpec, example_inputs, wrapper
+from export.graphs import GraphSpec, example_inputs, video_shape, wrapper
+from model.config import ModelConfig
 from model.search import beam_search, greedy_search
 from model.star import StarModel
 from model.vocab import BOS_ID, Vocab
@@ -36,11 +37,17 @@ class Samples:
     lengths: Tensor | None
 
     @classmethod
-    def build(cls, vocab: Vocab, max_words: int, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
-        v = torch.from_numpy(np.ascontiguousarray(video, dtype=np.float32)) if video is not None and len(video) else None
+    def build(cls, vocab: Vocab, cfg: ModelConfig, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
+        v = None
+        if video is not None and len(video):
+            arr = np.asarray(video)
+            arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr  # clips as stored: uint8
+            v = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         tokens = lengths = None
         if sentences:
-            tokens, lengths = pad_tokens([vocab.encode(s, max_words) for s in sentences])
+            tokens, lengths = pad_tokens([vocab.encode(s, cfg.max_words) for s in sentences])
+        if v is not None and tuple(v.shape[1:]) != video_shape(cfg, 1)[1:] and cfg.video_input == "frames":
+            raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], got {list(v.shape)}")
         return cls(v, tokens, lengths)
 
 

@@ -276,3 +276,16 @@ def test_copy_of_artifacts_is_self_contained(artifacts_dir: Path, tmp_path: Path
 
     shutil.copytree(artifacts_dir, tmp_path / "copy")
     assert Engine.load(tmp_path / "copy").version == (artifacts_dir / "latest").read_text().strip()
+
+
+def test_sample_clips_as_stored_and_wrong_shapes(tiny_run: Path, tiny_corpus, tmp_path: Path) -> None:
+    """uint8 clips straight from the corpus are scaled to [0, 1]; a sample of the wrong frame size is refused
+    before anything is written."""
+    frames = np.stack([c.frames for c in tiny_corpus.splits["test"][:3]])
+    assert frames.dtype == np.uint8
+    manifest = json.loads((export_run(tiny_run, tmp_path / "a", version="u8", sample_video=frames)
+                           / "manifest.json").read_text())
+    assert manifest["parity"]["encoder_v"]["cases"] == 3  # two random cases + the real one
+    with pytest.raises(ValueError, match="sample_video"):
+        export_run(tiny_run, tmp_path / "b", version="bad", sample_video=frames[:, :, :4])
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())

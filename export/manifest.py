@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -33,6 +34,16 @@ def default_version(checkpoint_sha256: str, now: datetime | None = None) -> str:
     """UTC `YYYYMMDD-HHMMSS` plus the short checkpoint hash: sortable, and says what it came from."""
     now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%d-%H%M%S}-{checkpoint_sha256[:8]}"
+
+
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_version_name(version: str) -> str:
+    """One plain directory name, never the pointer file's name."""
+    if not _VERSION.fullmatch(version) or version == LATEST:
+        raise ValueError(f"bad artifacts version {version!r}: use letters, digits, '.', '_', '-' (not {LATEST!r})")
+    return version
 
 
 def task_graphs(task: ChannelConfig) -> list[str]:

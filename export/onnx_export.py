@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from export.graphs import OPSET, GraphSpec, export_graph, graph_specs
-from export.manifest import (MANIFEST, VOCAB, build_manifest, default_version, publish, staging_dir, write_json,
-                             write_latest)
+from export.manifest import (MANIFEST, VOCAB, build_manifest, check_version_name, default_version, publish, staging_dir,
+                             write_json, write_latest)
 from export.parity import FP32_ATOL, Samples, check_parity, compare_graph_sets
 from export.quantize import MODES, quantize_graph
 from model.star import StarModel, load_checkpoint
@@ -45,7 +45,7 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         raise ValueError(f"quantize must be None or one of {MODES}, got {quantize!r}")
     ckpt = load_checkpoint(checkpoint_path(run))
     model, cfg = ckpt.model.eval(), ckpt.model.cfg
-    version = version or default_version(ckpt.sha256)
+    version = check_version_name(version or default_version(ckpt.sha256))
     root = Path(out_root)
     if (root / version).exists():
         raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")

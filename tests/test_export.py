@@ -231,6 +231,9 @@ def test_default_version_and_latest_move_to_the_newest(tiny_run: Path, tmp_path:
     assert (root / "latest").read_text().strip() == second.name and first.is_dir()
     with pytest.raises(FileExistsError):
         export_run(tiny_run, root, version="older")
+    for bad in ("latest", "../escape", ".hidden", ""):
+        with pytest.raises(ValueError):
+            export_run(tiny_run, root, version=bad or "a/b")
 
 
 def test_checkpoint_file_path_is_accepted(tiny_run: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from service.cache import SlrCache
+from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_error_handlers(app)
     for router in (encode.router, sentences.router, videos.router, ops.router):
         app.include_router(router)
-    # Outermost last: metrics see every answer, the 413s of the body limit included.
+    # Outermost last: metrics see every answer, the 413s of the body limit included. Innermost: a request
+    # whose client went away is cancelled, so it leaves the batcher's queue.
+    app.add_middleware(CancelOnDisconnect)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -3,10 +3,13 @@
 Each batch key (a graph plus the call options that must agree, e.g. ("encode", "vs") or
 ("sentence", beam, max_len)) has its own worker. A worker takes the oldest job and, while other work
 is queued or in flight anywhere in this batcher, waits up to `max_wait_ms` for more jobs of its key, up
-to `max_batch`. A lone request (nothing else queued or in flight) goes out at once: batching must not
+to `max_batch` (an int, or a function of the key: graphs that gain nothing from large batches,
+such as a convolutional encoder, take a smaller cap). A lone request (nothing else queued or in flight) goes out at once: batching must not
 add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the
 event loop keeps accepting requests; one batch per key at a time, different keys run concurrently.
-The queue is bounded: past `queue_size` waiting jobs, `submit` raises `QueueFull` at once.
+The queue is bounded: past `queue_size` waiting jobs, `submit` raises `QueueFull` at once. A job whose
+caller is cancelled (its client went away) leaves the queue at once and never reaches the engine.
+With `max_batch=1` and `max_wait_ms=0` every job runs alone: batching off, same queue and threads.
 """
 from __future__ import annotations
 
@@ -42,14 +45,19 @@ class _Lane:
 
 
 class Batcher:
-    def __init__(self, run_batch: RunBatch, executor: Executor | None, max_batch: int, max_wait_ms: float,
-                 queue_size: int, on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
+    def __init__(self, run_batch: RunBatch, executor: Executor | None, max_batch: int | Callable[[Hashable], int],
+                 max_wait_ms: float, queue_size: int,
+                 on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_ms / 1000.0, queue_size
         self.on_batch = on_batch or (lambda key, size, seconds: None)
         self._lanes: dict[Hashable, _Lane] = {}
         self._running = 0  # jobs inside batches that are executing now
         self._closed = False
+
+    def batch_cap(self, key: Hashable) -> int:
+        cap = self.max_batch(key) if callable(self.max_batch) else self.max_batch
+        return max(1, int(cap))
 
     @property
     def queued(self) -> int:
@@ -73,15 +81,24 @@ class Batcher:
         job = _Job(item, asyncio.get_running_loop().create_future())
         lane.jobs.append(job)
         lane.wake.set()
-        return await job.future
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            # The caller went away (e.g. its client disconnected): free its queue slot now, not at collection.
+            try:
+                lane.jobs.remove(job)
+            except ValueError:
+                pass  # already taken into a batch; its result is dropped
+            raise
 
     def _others_pending(self, lane: _Lane) -> bool:
         """Is there work besides this lane's jobs that could soon bring companions?"""
         return self._running > 0 or any(other.jobs for other in self._lanes.values() if other is not lane)
 
-    async def _collect(self, lane: _Lane) -> list[_Job]:
+    async def _collect(self, key: Hashable, lane: _Lane) -> list[_Job]:
+        cap = self.batch_cap(key)
         deadline = lane.jobs[0].enqueued + self.max_wait_s
-        while len(lane.jobs) < self.max_batch and self._others_pending(lane):
+        while len(lane.jobs) < cap and self.max_wait_s > 0 and self._others_pending(lane):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -91,7 +108,7 @@ class Batcher:
             except asyncio.TimeoutError:
                 break
         batch = []
-        while lane.jobs and len(batch) < self.max_batch:
+        while lane.jobs and len(batch) < cap:
             job = lane.jobs.popleft()
             if not job.future.done():  # skip requests whose client went away
                 batch.append(job)
@@ -105,7 +122,9 @@ class Batcher:
                 await lane.wake.wait()
                 continue
             await asyncio.sleep(0)  # let requests submitted in this same loop turn join
-            batch = await self._collect(lane)
+            if not lane.jobs:  # every waiting caller went away meanwhile
+                continue
+            batch = await self._collect(key, lane)
             if not batch:
                 continue
             self._running += len(batch)

@@ -68,8 +68,16 @@ class Predictor:
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
         self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
         self._media_pending = 0
-        self.batcher = Batcher(self._run_batch, self._engine_pool, settings.max_batch, settings.max_wait_ms,
-                               settings.queue_size, on_batch=self._record_batch)
+        # Batching off (SLR_BATCHING=false): the same queue and threads, one request per engine call.
+        batching = settings.batching
+        self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
+                               settings.max_wait_ms if batching else 0.0, settings.queue_size,
+                               on_batch=self._record_batch)
+
+    def _batch_cap(self, key: Hashable) -> int:
+        if key[0] == "encode":  # type: ignore[index]
+            return min(self.settings.max_encode_batch, self.settings.max_batch)
+        return self.settings.max_batch
 
     def require_task(self, task: str) -> None:
         """Refuse a task the exported model has no graphs for (e.g. video out from a features model)."""
@@ -166,7 +174,14 @@ class Predictor:
         return entry.mu[None, :] + entry.sigma[None, :] * eps
 
     async def sentences(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[str]:
-        rows = await asyncio.gather(*(self._submit(("sentence", beam_size, max_len), z) for z in zs))
+        """One sentence per row of zs. Rows of every concurrent request with the same beam size decode as one
+        batch (beam search included: its rows are item*K + k). Greedy rows share a batch whatever their
+        max_len (a greedy sentence cut at n words equals the first n words of a longer one); beam rows
+        also need the same max_len, since a shorter limit changes which hypotheses finish."""
+        if beam_size <= 1:
+            rows = await asyncio.gather(*(self._submit(("sentence", 1, None), (z, max_len)) for z in zs))
+        else:
+            rows = await asyncio.gather(*(self._submit(("sentence", beam_size, max_len), (z, max_len)) for z in zs))
         return [self.engine.vocab.decode(ids) for ids in rows]
 
     async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None) -> Captions:
@@ -195,8 +210,7 @@ class Predictor:
         if kind == "encode":
             return self._run_encode(key[1], items)  # type: ignore[index]
         if kind == "sentence":
-            z = np.stack(items).astype(np.float32)
-            return self.engine.decode_sentence(z, beam_size=key[1], max_len=key[2])  # type: ignore[index]
+            return self._run_sentences(key[1], items)  # type: ignore[index]
         if kind == "video":
             return self._run_video(items)
         raise ValueError(f"unknown batch key {key!r}")
@@ -207,6 +221,13 @@ class Predictor:
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32)) for m, s in zip(mu, sigma)]
+
+    def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
+        z = np.stack([z for z, _ in items]).astype(np.float32)
+        default = self.cfg.max_words + 1
+        limits = [n or default for _, n in items]
+        rows = self.engine.decode_sentence(z, beam_size=beam_size, max_len=max(limits))
+        return [ids[:n] for ids, n in zip(rows, limits)]
 
     def _run_video(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[np.ndarray]:
         z = np.stack([z for z, _ in items]).astype(np.float32)

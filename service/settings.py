@@ -24,8 +24,12 @@ class Settings(BaseSettings):
     max_video_pixels: int = Field(1920 * 1080, ge=1, description="largest width x height of an uploaded video")
     max_decode_s: float = Field(10.0, gt=0)
     max_sentence_chars: int = Field(1000, ge=1)
-    max_batch: int = Field(16, ge=1)
-    max_wait_ms: float = Field(5.0, ge=0)
+    batching: bool = Field(True, description="false: every engine call runs one request (max_batch 1, no wait)")
+    max_batch: int = Field(32, ge=1, description="most requests in one engine call (sentence and video decoders)")
+    max_encode_batch: int = Field(8, ge=1, description="most inputs in one encoder call: a convolutional encoder "
+                                                      "costs the same per row at any batch size, and more per row "
+                                                      "past about 8 on CPU")
+    max_wait_ms: float = Field(5.0, ge=0, description="longest a request waits for companions (never when alone)")
     queue_size: int = Field(256, ge=1, description="requests waiting for the engine before 503")
     api_key: str | None = Field(None, description="when set, X-API-Key is required (health endpoints stay open)")
     log_level: str = "info"

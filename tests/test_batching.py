@@ -158,3 +158,191 @@ def test_batch_callback_reports_sizes() -> None:
         await b.close()
 
     run(go())
+
+
+def test_a_cancelled_caller_frees_its_queue_slot_at_once() -> None:
+    async def go() -> None:
+        rec = Recorder()
+        rec.release.clear()
+        b = make(rec, max_batch=1, queue_size=2)
+        running = asyncio.create_task(b.submit("k", 0))
+        await asyncio.sleep(0.05)
+        gone = [asyncio.create_task(b.submit("k", i)) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        assert b.queued == 2
+        for t in gone:
+            t.cancel()
+        await asyncio.sleep(0)
+        assert b.queued == 0  # not only when the worker gets to them
+        kept = asyncio.create_task(b.submit("k", 3))  # the queue has room again
+        rec.release.set()
+        assert await running == 0 and await kept == 30
+        assert [items for _, items in rec.calls] == [[0], [3]]
+        await b.close()
+
+    run(go())
+
+
+def test_max_batch_per_key() -> None:
+    async def go() -> None:
+        rec = Recorder()
+        b = make(rec, max_batch=lambda key: 2 if key == "enc" else 8)
+        await asyncio.gather(*(b.submit("enc", i) for i in range(5)), *(b.submit("dec", i) for i in range(5)))
+        sizes = {k: [len(items) for kk, items in rec.calls if kk == k] for k in ("enc", "dec")}
+        assert sizes == {"enc": [2, 2, 1], "dec": [5]}
+        await b.close()
+
+    run(go())
+
+
+def test_batching_off_runs_every_job_alone_without_waiting() -> None:
+    async def go() -> None:
+        rec = Recorder()
+        b = make(rec, max_batch=1, max_wait_ms=0)
+        start = time.monotonic()
+        assert await asyncio.gather(*(b.submit("k", i) for i in range(4))) == [0, 10, 20, 30]
+        assert [len(items) for _, items in rec.calls] == [1, 1, 1, 1]
+        assert time.monotonic() - start < 1.0
+        await b.close()
+
+    run(go())
+
+
+# ---------------------------------------------------------------- the predictor's batch keys (fake engine)
+
+class FakeEngine:
+    """Records decode_sentence calls; row i decodes to `max_len` copies of word 4 + i (so cuts are visible)."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(max_words=6, height=4, width=4, latent_dim=3)
+        self.vocab = SimpleNamespace(decode=lambda ids: " ".join(map(str, ids)))
+        self.version, self.manifest = "fake", {"tasks": {}, "graphs": {}}
+        self.calls: list[tuple[int, int, int]] = []
+
+    def decode_sentence(self, z, beam_size=1, max_len=None):
+        time.sleep(0.02)  # a real engine call takes a while: later requests queue behind it
+        self.calls.append((len(z), beam_size, max_len))
+        return [[int(row[0])] * max_len for row in z]
+
+
+def make_predictor(**settings):
+    from service.cache import SlrCache
+    from service.metrics import Metrics
+    from service.predictor import Predictor
+    from service.settings import Settings
+
+    engine = FakeEngine()
+    s = Settings(redis_url="", **{"max_wait_ms": 50, **settings})
+    return engine, Predictor(engine, SlrCache(None, 60, 16, (4, 4, 3)), Metrics(), s)
+
+
+def test_beam_search_batches_across_requests() -> None:
+    import numpy as np
+
+    async def go() -> None:
+        engine, p = make_predictor()
+        zs = [np.full((2, 3), i, np.float32) for i in range(3)]  # 3 requests of 2 rows each
+        out = await asyncio.gather(*(p.sentences(z, beam_size=3, max_len=4) for z in zs))
+        assert out == [["0 0 0 0"] * 2, ["1 1 1 1"] * 2, ["2 2 2 2"] * 2]
+        assert engine.calls == [(6, 3, 4)]  # one beam search over every request's rows
+        await p.close()
+
+    run(go())
+
+
+def test_greedy_rows_with_different_max_len_share_a_batch() -> None:
+    import numpy as np
+
+    async def go() -> None:
+        engine, p = make_predictor()
+        out = await asyncio.gather(p.sentences(np.full((1, 3), 5, np.float32), 1, 2),
+                                   p.sentences(np.full((1, 3), 6, np.float32), 1, None))
+        assert out == [["5 5"], ["6 6 6 6 6 6 6"]]  # None: the model's max_words + 1
+        assert engine.calls == [(2, 1, 7)]
+        await p.close()
+
+    run(go())
+
+
+def test_batching_switch_off_decodes_each_request_alone() -> None:
+    import numpy as np
+
+    async def go() -> None:
+        engine, p = make_predictor(batching=False)
+        await asyncio.gather(*(p.sentences(np.full((1, 3), i, np.float32), 1, 3) for i in range(3)))
+        assert [n for n, _, _ in engine.calls] == [1, 1, 1]
+        await p.close()
+
+    run(go())
+
+
+# ---------------------------------------------------------------- a client that goes away is cancelled
+
+def test_disconnected_client_cancels_its_request() -> None:
+    from service.disconnect import CancelOnDisconnect
+
+    async def go() -> None:
+        seen: dict[str, object] = {}
+
+        async def app(scope, receive, send):
+            await receive()  # the whole body
+            try:
+                await asyncio.sleep(10)  # waiting for the engine
+            except asyncio.CancelledError:
+                seen["cancelled"] = True
+                raise
+
+        gone = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            seen.setdefault("sent", []).append(message)
+
+        task = asyncio.create_task(CancelOnDisconnect(app)({"type": "http"}, receive, send))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        gone.set()
+        await asyncio.wait_for(task, 2)  # returns quietly: nobody waits for an answer
+        assert seen.get("cancelled") is True and "sent" not in seen
+
+    run(go())
+
+
+def test_a_client_that_stays_gets_its_answer() -> None:
+    from service.disconnect import CancelOnDisconnect
+
+    async def go() -> None:
+        sent = []
+
+        async def app(scope, receive, send):
+            await receive()
+            await asyncio.sleep(0.05)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        done = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                done.set()  # like uvicorn: after the answer, receive() reports the end of the cycle
+
+        await asyncio.wait_for(CancelOnDisconnect(app)({"type": "http"}, receive, send), 2)
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+    run(go())

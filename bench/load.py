@@ -1,0 +1,566 @@
+"""Load benchmark of the HTTP service: requests/s, p50/p95/p99 latency and errors per endpoint and concurrency,
+batching on and off in the same run, cache hit vs miss, cold start and memory.
+
+    python bench/load.py --artifacts /tmp/a                      # starts the service itself (twice: batching on, off)
+    python bench/load.py --artifacts /tmp/a --quick              # a smoke run of a few seconds per mode
+    python bench/load.py --url http://127.0.0.1:8000             # a running service (one mode, no memory/cold start)
+    python bench/load.py ... --json out.json                     # also write every figure as JSON ('-': stdout)
+
+The load comes from `wrk` (Debian package `wrk`), a compiled closed-loop generator: -c N connections each send
+the next request as soon as the last answer arrives, so N is the concurrency. A Python client would measure
+itself, not the server (see DESIGN.md, "Measuring a server on this machine"). bench/lua/post.lua builds the
+requests: the same multipart upload or JSON body every time (cache hits after the first), or one made unique
+per request (cache misses) by rewriting bytes the decoder ignores. Its done() prints the run as JSON.
+
+Endpoints (name: what each request costs the server):
+  encode_miss        POST /encode, a new mp4 each request: multipart, decode, encoder
+  encode_hit         POST /encode, the same mp4 each request: multipart, sha256, cache lookup
+  caption            POST /caption, a new mp4 each request: decode, encoder, greedy sentence decoding
+  caption_hit        POST /caption, the same mp4: cache hit, greedy sentence decoding
+  paraphrase         POST /paraphrase JSON, a new sentence each request: sentence encoder, 1 + 3 decoded sentences
+  reconstruct        POST /reconstruct, a new mp4 each request: decode, encoder, video decoder, GIF encoding
+  sentence_to_video  POST /sentence-to-video JSON, a new sentence: sentence encoder, video decoder, GIF encoding
+
+wrk and the service share the machine's cores (-t1: one wrk thread); the figures include that cost.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = ROOT / "bench" / "lua" / "post.lua"
+BOUNDARY = "----slrbenchboundary7f3a9c"
+X264_TEXT = b"videolan.org"  # inside the x264 encoder-info SEI of every libx264 stream: decoders ignore it
+
+ENDPOINTS = ("encode_miss", "encode_hit", "caption", "caption_hit", "paraphrase", "reconstruct", "sentence_to_video")
+CONCURRENCY = (1, 8, 32, 64)
+FALLBACK_WORDS = ("a", "the", "red", "green", "blue", "yellow", "circle", "square", "triangle", "moves", "left",
+                  "right", "up", "down", "grows", "shrinks", "bounces", "slowly", "quickly", "small", "big")
+
+
+# ---------------------------------------------------------------- request bodies
+
+def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
+    """A real H.264 mp4 of a coloured square sliding over a dark background (imageio + PyAV, libx264)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(80, 256, size=3, dtype=np.uint8)
+    clip = np.full((frames, height, width, 3), 16, dtype=np.uint8)
+    size = max(2, height // 3)
+    for t in range(frames):
+        x = int((width - size) * t / max(1, frames - 1))
+        clip[t, height // 3: height // 3 + size, x: x + size] = colour
+    return iio.imwrite("<bytes>", clip, extension=".mp4", plugin="pyav", codec="libx264", fps=8)
+
+
+def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, int]:
+    """A multipart/form-data body and the offset of the file's first byte in it."""
+    parts = b"".join(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                     for k, v in fields.items())
+    head = parts + (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+                    f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode(), len(head)
+
+
+@dataclass
+class Target:
+    """One benchmarked endpoint: path, body file, content type and how post.lua varies the body."""
+
+    name: str
+    path: str
+    body_file: Path
+    content_type: str
+    mode: str  # same | tag | words
+    offset: int = 0
+    length: int = 0
+    prime: bool = False  # send one request first (the cache-hit endpoints)
+
+    def lua_args(self, nonce: str, words_file: Path, n_words: int) -> list[str]:
+        if self.mode == "same":
+            return [str(self.body_file), self.content_type, "same"]
+        if self.mode == "tag":
+            return [str(self.body_file), self.content_type, "tag", str(self.offset), str(self.length), nonce]
+        return [str(self.body_file), self.content_type, "words", str(self.offset), str(self.length), str(words_file),
+                str(n_words)]
+
+
+def build_targets(workdir: Path, clip: bytes) -> dict[str, Target]:
+    tag_at = clip.find(X264_TEXT)
+    if tag_at < 0:
+        raise SystemExit("the benchmark clip has no x264 encoder-info text to vary; is PyAV's libx264 missing?")
+    form = f"multipart/form-data; boundary={BOUNDARY}"
+    targets: dict[str, Target] = {}
+
+    def video_target(name: str, path: str, mode: str, fields: dict[str, str] | None = None) -> None:
+        body, start = multipart(fields or {}, "video", "clip.mp4", clip)
+        f = workdir / f"{name}.body"
+        f.write_bytes(body)
+        targets[name] = Target(name, path, f, form, mode, start + tag_at, len(X264_TEXT), prime=mode == "same")
+
+    def json_target(name: str, path: str, body: dict[str, Any]) -> None:
+        placeholder = "@" * 16
+        text = json.dumps({"sentence": placeholder, **body}).encode()
+        f = workdir / f"{name}.body"
+        f.write_bytes(text)
+        targets[name] = Target(name, path, f, "application/json", "words", text.index(placeholder.encode()),
+                               len(placeholder))
+
+    video_target("encode_miss", "/encode", "tag")
+    video_target("encode_hit", "/encode", "same")
+    video_target("caption", "/caption", "tag")
+    video_target("caption_hit", "/caption", "same")
+    json_target("paraphrase", "/paraphrase", {})
+    video_target("reconstruct", "/reconstruct", "tag")
+    json_target("sentence_to_video", "/sentence-to-video", {})
+    return targets
+
+
+def vocabulary_words(artifacts: Path | None) -> list[str]:
+    """Real words of the served model (so sentences are not all <unk>, which would share one cache entry)."""
+    if artifacts is not None:
+        root = artifacts
+        latest = root / "latest"
+        version_dir = root / latest.read_text().strip() if latest.is_file() else root
+        vocab_file = version_dir / "vocab.json"
+        if vocab_file.is_file():
+            data = json.loads(vocab_file.read_text())
+            words = data.get("itos") or data.get("words") or data.get("tokens") or []
+            words = [w for w in words if isinstance(w, str) and w.isalpha()]
+            if len(words) >= 10:
+                return words
+    return list(FALLBACK_WORDS)
+
+
+# ---------------------------------------------------------------- the service and its machine
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def http_post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def busy_processes(exclude: set[int], min_cpu: float = 20.0) -> list[str]:
+    """Other processes using CPU now (ps), so a report can say whether the machine was busy."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True,
+                             timeout=5).stdout.splitlines()[1:]
+    except (OSError, subprocess.SubprocessError):
+        return []
+    busy = []
+    for line in out[:15]:
+        pid, cpu, comm = line.split(None, 2)
+        if int(pid) not in exclude and float(cpu) >= min_cpu and comm not in ("ps", "wrk"):
+            busy.append(f"{comm} ({cpu}% cpu)")
+    return busy
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gb = None
+    with contextlib.suppress(OSError, ValueError):
+        mem_gb = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
+    wrk_version = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    versions = {}
+    for mod in ("onnxruntime", "uvicorn", "fastapi"):
+        with contextlib.suppress(Exception):
+            versions[mod] = __import__(mod).__version__
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "python": platform.python_version(),
+            "platform": platform.platform(), "wrk": wrk_version, **versions}
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A throwaway redis-server (empty cache, nothing shared); falls back to no Redis (in-process LRU) if missing."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        yield ""
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                 "--dir", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+                time.sleep(0.02)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen | None
+    cold_start_s: float | None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+@contextlib.contextmanager
+def start_server(artifacts: Path, env: dict[str, str], log_path: Path) -> Iterator[Server]:
+    """uvicorn with the app factory (uvloop + httptools, no access log), timed from spawn to /readyz 200."""
+    port = free_port()
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(artifacts), **env}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            cold = None
+            deadline = start + 120
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise SystemExit(f"the service exited with {proc.returncode}; see {log_path}")
+                with contextlib.suppress(OSError):
+                    if http_get(f"{url}/readyz", timeout=1)[0] == 200:
+                        cold = time.monotonic() - start
+                        break
+                time.sleep(0.01)
+            if cold is None:
+                raise SystemExit(f"the service was not ready after 120 s; see {log_path}")
+            yield Server(url, proc, cold)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+# ---------------------------------------------------------------- wrk runs
+
+@dataclass
+class Result:
+    endpoint: str
+    batching: str  # on | off | "" (a given URL)
+    concurrency: int
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int  # socket errors, timeouts and non-2xx answers
+    status_503: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def run_wrk(url: str, target: Target, concurrency: int, seconds: float, nonce: str, words_file: Path,
+            n_words: int, timeout_s: float) -> dict[str, Any]:
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", f"--timeout={int(timeout_s)}s",
+           "-s", str(LUA), url + target.path, "--", *target.lua_args(nonce, words_file, n_words)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[len("WRKJSON "):])
+    raise RuntimeError(f"wrk printed no WRKJSON line (rc {out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+
+
+def to_result(endpoint: str, batching: str, concurrency: int, raw: dict[str, Any]) -> Result:
+    seconds = raw["duration_us"] / 1e6
+    errs = raw["errors"]
+    errors = errs["connect"] + errs["read"] + errs["write"] + errs["timeout"] + errs["status"]
+    lat = raw["latency_us"]
+    ms = lambda us: round(us / 1000.0, 2)  # noqa: E731
+    return Result(endpoint, batching, concurrency, round(seconds, 2), raw["requests"],
+                  round(raw["requests"] / seconds if seconds else 0.0, 1), ms(lat["p50"]), ms(lat["p95"]),
+                  ms(lat["p99"]), ms(lat["max"]), errors, raw.get("status_503", 0), raw)
+
+
+class Runner:
+    def __init__(self, targets: dict[str, Target], words_file: Path, n_words: int, timeout_s: float,
+                 log: Any) -> None:
+        self.targets, self.words_file, self.n_words, self.timeout_s, self.log = targets, words_file, n_words, \
+            timeout_s, log
+        self.nonce = random.randrange(256)
+
+    def next_nonce(self) -> str:
+        self.nonce = (self.nonce + 1) % 256
+        return f"{self.nonce:02x}"
+
+    def prime(self, url: str, target: Target) -> None:
+        status = http_post(url + target.path, target.body_file.read_bytes(), target.content_type)
+        if status != 200:
+            raise SystemExit(f"{target.path} answered {status} to the priming request")
+
+    def run(self, url: str, endpoint: str, batching: str, concurrency: int, seconds: float,
+            warmup_s: float) -> Result:
+        target = self.targets[endpoint]
+        if target.prime:
+            self.prime(url, target)
+        if warmup_s > 0:
+            run_wrk(url, target, concurrency, warmup_s, self.next_nonce(), self.words_file, self.n_words,
+                    self.timeout_s)
+        raw = run_wrk(url, target, concurrency, seconds, self.next_nonce(), self.words_file, self.n_words,
+                      self.timeout_s)
+        r = to_result(endpoint, batching, concurrency, raw)
+        self.log(f"  {endpoint:<18} batching {batching or '-':<3} c={concurrency:<3} {r.rps:8.1f} req/s  "
+                 f"p50 {r.p50_ms:7.1f}  p95 {r.p95_ms:7.1f}  p99 {r.p99_ms:7.1f} ms  errors {r.errors}")
+        return r
+
+
+# ---------------------------------------------------------------- tables
+
+def fmt_table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"  # noqa: E731
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
+
+
+def results_table(results: list[Result]) -> str:
+    rows = [[r.endpoint, r.batching or "-", r.concurrency, f"{r.rps:.1f}", f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
+             f"{r.p99_ms:.1f}", r.errors] for r in results]
+    return fmt_table(["endpoint", "batching", "conc.", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+
+
+def ratios(results: list[Result]) -> list[dict[str, Any]]:
+    by = {(r.endpoint, r.concurrency, r.batching): r for r in results}
+    out = []
+    for (endpoint, conc, mode), on in by.items():
+        off = by.get((endpoint, conc, "off"))
+        if mode != "on" or off is None:
+            continue
+        out.append({"endpoint": endpoint, "concurrency": conc,
+                    "rps_on_over_off": round(on.rps / off.rps, 2) if off.rps else None,
+                    "p50_on_over_off": round(on.p50_ms / off.p50_ms, 2) if off.p50_ms else None,
+                    "p99_on_over_off": round(on.p99_ms / off.p99_ms, 2) if off.p99_ms else None})
+    return out
+
+
+def ratio_table(rows: list[dict[str, Any]]) -> str:
+    return fmt_table(["endpoint", "conc.", "req/s on/off", "p50 on/off", "p99 on/off"],
+                     [[r["endpoint"], r["concurrency"], r["rps_on_over_off"], r["p50_on_over_off"],
+                       r["p99_on_over_off"]] for r in rows])
+
+
+def cache_summary(results: list[Result]) -> dict[str, Any] | None:
+    """/encode of a video: miss vs hit latency at concurrency 1, batching on (or the only mode)."""
+    def pick(name: str) -> Result | None:
+        cands = [r for r in results if r.endpoint == name and r.concurrency == min(x.concurrency for x in results)]
+        cands.sort(key=lambda r: r.batching != "on")
+        return cands[0] if cands else None
+
+    miss, hit = pick("encode_miss"), pick("encode_hit")
+    if miss is None or hit is None:
+        return None
+    return {"concurrency": miss.concurrency, "miss_p50_ms": miss.p50_ms, "hit_p50_ms": hit.p50_ms,
+            "miss_p99_ms": miss.p99_ms, "hit_p99_ms": hit.p99_ms,
+            "speedup_p50": round(miss.p50_ms / hit.p50_ms, 1) if hit.p50_ms else None,
+            "miss_rps": miss.rps, "hit_rps": hit.rps}
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--artifacts", type=Path, help="artifacts root to serve (the service is started here)")
+    src.add_argument("--url", help="benchmark a running service instead (batching as it is configured)")
+    p.add_argument("--endpoints", default=",".join(ENDPOINTS), help=f"comma-separated subset of {','.join(ENDPOINTS)}")
+    p.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    p.add_argument("--duration", type=float, default=8.0, help="seconds of load per endpoint and concurrency")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each run")
+    p.add_argument("--batching", default="on,off", help="modes to run when the service is started here: on,off")
+    p.add_argument("--memory-repeats", type=int, default=3,
+                   help="after the sweep (batching on), repeat a load pass this many times and record RSS after each")
+    p.add_argument("--clip", default="16x72x128", help="benchmark upload: FRAMESxHEIGHTxWIDTH of an H.264 mp4")
+    p.add_argument("--words", type=int, default=6, help="words per generated sentence")
+    p.add_argument("--timeout", type=float, default=10.0, help="wrk request timeout (s); slower answers are errors")
+    p.add_argument("--redis-url", default="private",
+                   help="'private' (default): a throwaway redis-server; '': no Redis; or a URL")
+    p.add_argument("--env", action="append", default=[], metavar="SLR_X=V",
+                   help="extra service settings (repeatable); default adds SLR_INTRA_OP_THREADS=1")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: concurrency 1,8, 1 s per run, no warm-up, one memory pass")
+    p.add_argument("--json", help="write the full results as JSON to this file ('-': stdout, tables go to stderr)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.concurrency, args.duration, args.warmup, args.memory_repeats = "1,8", 1.0, 0.0, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    endpoints = [e for e in args.endpoints.split(",") if e]
+    unknown = set(endpoints) - set(ENDPOINTS)
+    if unknown:
+        raise SystemExit(f"unknown endpoints {sorted(unknown)}; choose from {ENDPOINTS}")
+    levels = [int(c) for c in args.concurrency.split(",") if c]
+    modes = [m for m in args.batching.split(",") if m] if args.artifacts else [""]
+    out = sys.stderr if args.json == "-" else sys.stdout
+    log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    frames, height, width = (int(x) for x in args.clip.lower().split("x"))
+
+    settings_env = {"SLR_INTRA_OP_THREADS": "1", "SLR_LOG_LEVEL": "warning"}
+    for kv in args.env:
+        k, _, v = kv.partition("=")
+        settings_env[k] = v
+
+    report: dict[str, Any] = {"machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "loadavg_before": os.getloadavg(), "busy_before": busy_processes({os.getpid()}),
+                              "config": {"endpoints": endpoints, "concurrency": levels, "duration_s": args.duration,
+                                         "warmup_s": args.warmup, "clip": {"frames": frames, "height": height,
+                                                                           "width": width},
+                                         "settings": settings_env, "quick": args.quick,
+                                         "url": args.url, "artifacts": str(args.artifacts) if args.artifacts else None},
+                              "results": [], "cold_start_s": {}, "rss_mb": {}, "memory_runs_mb": []}
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="slr-load-") as tmp:
+        work = Path(tmp)
+        clip = make_clip(frames, height, width)
+        targets = build_targets(work, clip)
+        words_file = work / "words.txt"
+        words_file.write_text("\n".join(vocabulary_words(args.artifacts)) + "\n")
+        runner = Runner(targets, words_file, args.words, args.timeout, log)
+        log(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load average "
+            f"{report['loadavg_before'][0]:.2f}; clip {frames}x{height}x{width} mp4 ({len(clip)} bytes)")
+
+        if args.url:
+            for endpoint in endpoints:
+                for c in levels:
+                    results.append(runner.run(args.url, endpoint, "", c, args.duration, args.warmup))
+        else:
+            with contextlib.ExitStack() as stack:
+                redis_url = args.redis_url
+                if redis_url == "private":
+                    redis_url = stack.enter_context(private_redis())
+                report["config"]["redis"] = "private redis-server" if args.redis_url == "private" and redis_url \
+                    else (redis_url or "none (in-process LRU)")
+                manifest_dir = args.artifacts
+                latest = args.artifacts / "latest"
+                if latest.is_file():
+                    manifest_dir = args.artifacts / latest.read_text().strip()
+                with contextlib.suppress(OSError, ValueError):
+                    m = json.loads((manifest_dir / "manifest.json").read_text())
+                    report["model"] = {"version": m.get("version"), **{k: m["model"].get(k) for k in (
+                        "frames", "height", "width", "latent_dim", "hidden", "vocab_size", "max_words")}}
+                for mode in modes:
+                    env = {**settings_env, "SLR_REDIS_URL": redis_url, "SLR_BATCHING": "true" if mode == "on" else "false"}
+                    with start_server(args.artifacts, env, work / "server.log") as server:
+                        report["cold_start_s"][mode] = round(server.cold_start_s, 3)
+                        log(f"batching {mode}: service ready in {server.cold_start_s:.2f} s "
+                            f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
+                        for endpoint in endpoints:
+                            for c in levels:
+                                results.append(runner.run(server.url, endpoint, mode, c, args.duration, args.warmup))
+                        report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
+                        log(f"batching {mode}: RSS after the sweep {report['rss_mb'][mode]:.0f} MB")
+                        if mode == modes[0] and args.memory_repeats > 0:
+                            top = max(levels)
+                            for i in range(args.memory_repeats):
+                                for endpoint in endpoints:
+                                    runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
+                                report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
+                                log(f"memory pass {i + 1}: RSS {report['memory_runs_mb'][-1]:.0f} MB")
+                    if server.proc is not None:
+                        with contextlib.suppress(OSError):
+                            tail = (work / "server.log").read_text()[-3000:]
+                            if "Traceback" in tail:
+                                report.setdefault("server_log_tail", {})[mode] = tail
+
+    report["results"] = [asdict(r) for r in results]
+    for r in report["results"]:
+        r.pop("detail", None)
+    report["ratios"] = ratios(results)
+    report["cache"] = cache_summary(results)
+    report["loadavg_after"] = os.getloadavg()
+    report["busy_after"] = busy_processes({os.getpid()})
+
+    log("\n" + results_table(results))
+    if report["ratios"]:
+        log("\nbatching on / off\n" + ratio_table(report["ratios"]))
+    if report["cache"]:
+        c = report["cache"]
+        log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "
+            f"{c['hit_p50_ms']} ms ({c['speedup_p50']}x)")
+    if report["cold_start_s"]:
+        log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
+    if report["rss_mb"]:
+        log(f"RSS after each sweep: {report['rss_mb']} MB; after each memory pass: {report['memory_runs_mb']} MB")
+    if report["busy_before"] or report["busy_after"]:
+        log(f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

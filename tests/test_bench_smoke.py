@@ -1,0 +1,59 @@
+"""bench/load.py and bench/roofline.py end to end on the tiny model, a few seconds each: the JSON shape only
+(no timing assertions: this machine is shared). Needs Debian's `wrk`; missing, the load test is skipped here
+and CI must install it (.ci/system-deps)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {"endpoint", "batching", "concurrency", "seconds", "requests", "rps", "p50_ms", "p95_ms", "p99_ms",
+               "max_ms", "errors", "status_503"}
+
+
+def run_bench(args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("CI"), reason="wrk is not installed")
+def test_load_quick_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    endpoints = "encode_miss,encode_hit,caption,paraphrase"
+    proc = run_bench(["bench/load.py", "--artifacts", str(artifacts_dir), "--quick", "--endpoints", endpoints,
+                      "--json", str(out)], timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {"machine", "config", "results", "ratios", "cache", "cold_start_s", "rss_mb", "memory_runs_mb"} <= set(report)
+    rows = report["results"]
+    assert {(r["endpoint"], r["batching"], r["concurrency"]) for r in rows} == {
+        (e, m, c) for e in endpoints.split(",") for m in ("on", "off") for c in (1, 8)}
+    for r in rows:
+        assert RESULT_KEYS <= set(r), r
+        assert r["requests"] > 0 and r["errors"] == 0, r
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"], r
+    assert {(r["endpoint"], r["concurrency"]) for r in report["ratios"]} == {
+        (e, c) for e in endpoints.split(",") for c in (1, 8)}
+    assert set(report["cache"]) >= {"miss_p50_ms", "hit_p50_ms", "speedup_p50"}
+    assert set(report["cold_start_s"]) == {"on", "off"} and all(v > 0 for v in report["cold_start_s"].values())
+    assert set(report["rss_mb"]) == {"on", "off"} and len(report["memory_runs_mb"]) == 1
+    assert "req/s" in proc.stdout and "batching on / off" in proc.stdout  # the tables
+
+
+def test_roofline_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "roofline.json"
+    proc = run_bench(["bench/roofline.py", "--artifacts", str(artifacts_dir), "--batch", "4", "--threads", "1",
+                      "--repeats", "2", "--json", str(out)], timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    flops = report["flops"]
+    assert flops["encoder_v"] > 0 and flops["sentence_step"] > 0 and flops["one_caption"] > flops["encoder_v"]
+    (run,) = report["runs"]
+    assert run["threads"] == 1 and run["batch"] == 4
+    assert run["achieved_gflops"] > 0 and run["peak_gflops"] > 0 and 0 < run["share_of_peak"]

@@ -68,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         p.train.finetune_steps = args.finetune_steps
     if args.time_budget is not None:
         p.train.time_budget_s = args.time_budget or None
+    if args.threads is not None:
+        p.train.threads = args.threads
     ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source)
     print(f"checkpoint: {ckpt}")
     return 0
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-steps", type=int, help="add task fine-tuning (video-to-sentence) steps")
     train.add_argument("--time-budget", type=float, help="seconds for all phases (0 = no budget)")
     train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
+    train.add_argument("--threads", type=int, help="torch threads (default: all cores; 1 is steadier on a busy machine)")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a run: BLEU@1-4, METEOR, MSE, attribute accuracy")

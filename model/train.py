@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 
 from model import channels
 from model.config import ModelConfig, Preset, TrainConfig
-from model.data.corpus import Corpus
-from model.data.dataset import BatchStream, SplitTensors, tensorize
+from model.data.corpus import Clip, Corpus
+from model.data.dataset import Augment, BatchStream, SplitTensors, tensorize
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
 from model.vocab import Vocab
 
 CHECKPOINT = "checkpoint.pt"
+VAL_CLIPS = 256  # validation clips captioned every eval_every steps
 MaskFn = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
 
 
@@ -63,7 +64,8 @@ def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
 
 
 def phases_for(tc: TrainConfig) -> list[Phase]:
-    phases = [Phase("full", tc.full_steps, 1.0, full_masks), Phase("partial", tc.partial_steps, 0.1, partial_masks)]
+    phases = [Phase("full", tc.full_steps, 1.0, full_masks),
+              Phase("partial", tc.partial_steps, tc.partial_lr_scale, partial_masks)]
     if tc.finetune_steps:
         caption = channels.get("caption")
         phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs))
@@ -98,8 +100,9 @@ class Trainer:
     """Runs phases on one model with one optimiser; checkpoints (resumable) and logs as it goes."""
 
     def __init__(self, model: StarModel, vocab: Vocab, tc: TrainConfig, out: Path, progress: bool = True,
-                 vae: bool = True) -> None:
+                 vae: bool = True, val_clips: list[Clip] | None = None) -> None:
         self.model, self.vocab, self.tc, self.out, self.progress, self.vae = model, vocab, tc, out, progress, vae
+        self.val_clips = val_clips or []
         self.opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         self.global_step = 0
         self.done_phases: list[str] = []
@@ -134,6 +137,8 @@ class Trainer:
             if step % 10 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()})
                 self.log({"phase": phase.name, "step": self.global_step, **last})
+            if self.tc.eval_every and self.global_step % self.tc.eval_every == 0:
+                self.validate(phase.name)
             if budget_s is not None and time.monotonic() - start > budget_s:
                 break
         bar.close()
@@ -142,6 +147,20 @@ class Trainer:
         self.log({"summary": summary})
         self.save()
         return summary
+
+    def validate(self, phase: str) -> dict[str, float]:
+        """Caption attribute accuracy on a few validation clips: is the video channel learning yet?"""
+        if not self.val_clips or not self.val_clips[0].attributes:
+            return {}
+        from model.evaluate import attribute_accuracy, caption_clips
+
+        self.model.eval()
+        hyps = caption_clips(self.model, self.vocab, self.val_clips)
+        acc = attribute_accuracy(hyps, [c.attributes for c in self.val_clips])
+        self.log({"phase": phase, "step": self.global_step, "val_caption_attributes": acc})
+        if self.progress:
+            tqdm.write(f"step {self.global_step}: val caption " + " ".join(f"{k} {v:.2f}" for k, v in acc.items()))
+        return acc
 
     def log(self, record: dict[str, Any]) -> None:
         with self.log_path.open("a", encoding="utf-8") as f:
@@ -175,15 +194,17 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     out.mkdir(parents=True, exist_ok=True)
     tc = TrainConfig.from_dict({**preset.train.to_dict(), "seed": seed})
     gen = seed_everything(seed)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, preset.model, vocab)
     model = StarModel(cfg)
-    trainer = Trainer(model, vocab, tc, out, progress, vae)
+    trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:VAL_CLIPS])
     if resume and (out / CHECKPOINT).exists():
         trainer.restore(out / CHECKPOINT)
     vocab.save(out / "vocab.json")
     data = tensorize(corpus.splits["train"], vocab, cfg)
-    stream = BatchStream(data, tc.batch_size, seed)
+    stream = BatchStream(data, tc.batch_size, seed, augment=augmenter(tc, cfg))
     todo = phases if phases is not None else phases_for(tc)
     (out / "run.json").write_text(json.dumps({
         "corpus": corpus.name, "source": source, "corpus_meta": corpus.meta, "seed": seed, "model_config": cfg.to_dict(),
@@ -196,6 +217,15 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     if not todo:
         trainer.save()
     return out / CHECKPOINT
+
+
+def augmenter(tc: TrainConfig, cfg: ModelConfig) -> Augment | None:
+    """The real-encoder degradations, on frame inputs only (features are already past any codec)."""
+    if tc.augment_strength <= 0 or cfg.video_input != "frames":
+        return None
+    from model.data.augment import augment_batch
+
+    return lambda video, gen: augment_batch(video, gen, tc.augment_strength)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

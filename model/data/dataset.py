@@ -5,6 +5,7 @@ vectorised index operations: no DataLoader workers to fight over 2 cores.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,10 @@ from torch import Tensor
 from model.config import ModelConfig
 from model.data.corpus import Clip
 from model.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
+
+
+# Degrades a float [B, T, H, W, 3] batch of encoder inputs (model/data/augment.py).
+Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 @dataclass
@@ -82,8 +87,9 @@ def decoder_io(words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     return tin, tout
 
 
-def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator) -> dict[str, Tensor]:
-    """One training batch: video in, one caption in, another caption of the same clip as target."""
+def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: Augment | None = None) -> dict[str, Tensor]:
+    """One training batch: video in, one caption in, another caption of the same clip as target.
+    `augment` degrades the encoder's input only; the video decoder's target stays the clean clip."""
     a, b = _pick_pair(data.n_captions[idx], gen)
     rows = torch.arange(len(idx))
     in_words, in_len = data.captions[idx][rows, a], data.lengths[idx][rows, a]
@@ -101,14 +107,16 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator) -> dict[st
     }
     if data.frames is not None:
         batch["frames"] = batch["video"]
+        if augment is not None:
+            batch["video"] = augment(batch["video"], gen)
     return batch
 
 
 class BatchStream:
     """Endless shuffled batches over a split (an epoch is one permutation), deterministic by seed."""
 
-    def __init__(self, data: SplitTensors, batch_size: int, seed: int) -> None:
-        self.data, self.batch_size = data, min(batch_size, len(data))
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int, augment: Augment | None = None) -> None:
+        self.data, self.batch_size, self.augment = data, min(batch_size, len(data)), augment
         self.gen = torch.Generator().manual_seed(seed)
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
@@ -118,4 +126,4 @@ class BatchStream:
             self._order, self._pos = torch.randperm(len(self.data), generator=self.gen), 0
         idx = self._order[self._pos: self._pos + self.batch_size]
         self._pos += self.batch_size
-        return make_batch(self.data, idx, self.gen)
+        return make_batch(self.data, idx, self.gen, self.augment)

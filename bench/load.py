@@ -441,7 +441,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", default="private",
                    help="'private' (default): a throwaway redis-server; '': no Redis; or a URL")
     p.add_argument("--env", action="append", default=[], metavar="SLR_X=V",
-                   help="extra service settings (repeatable); default adds SLR_INTRA_OP_THREADS=1")
+                   help="service settings to override (repeatable), e.g. SLR_MAX_WAIT_MS=2")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: concurrency 1,8, 1 s per run, no warm-up, one memory pass")
     p.add_argument("--json", help="write the full results as JSON to this file ('-': stdout, tables go to stderr)")
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     frames, height, width = (int(x) for x in args.clip.lower().split("x"))
 
-    settings_env = {"SLR_INTRA_OP_THREADS": "1", "SLR_LOG_LEVEL": "warning"}
+    settings_env = {"SLR_LOG_LEVEL": "warning"}  # everything else: the service's defaults
     for kv in args.env:
         k, _, v = kv.partition("=")
         settings_env[k] = v

@@ -178,10 +178,11 @@ class Predictor:
         batch (beam search included: its rows are item*K + k). Greedy rows share a batch whatever their
         max_len (a greedy sentence cut at n words equals the first n words of a longer one); beam rows
         also need the same max_len, since a shorter limit changes which hypotheses finish."""
-        if beam_size <= 1:
-            rows = await asyncio.gather(*(self._submit(("sentence", 1, None), (z, max_len)) for z in zs))
+        key = ("sentence", 1, None) if beam_size <= 1 else ("sentence", beam_size, max_len)
+        if len(zs) == 1:  # the common case (one caption): no task per row
+            rows = [await self._submit(key, (zs[0], max_len))]
         else:
-            rows = await asyncio.gather(*(self._submit(("sentence", beam_size, max_len), (z, max_len)) for z in zs))
+            rows = await asyncio.gather(*(self._submit(key, (z, max_len)) for z in zs))
         return [self.engine.vocab.decode(ids) for ids in rows]
 
     async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None) -> Captions:

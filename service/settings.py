@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          description="comma-separated origins; empty = CORS off")
-    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = its default")
+    intra_op_threads: int = Field(1, ge=0, description="onnxruntime intra-op threads per graph call; 1 suits a "
+                                  "server on CPU (requests already run in parallel: graphs, media decoding, the "
+                                  "event loop; more threads spin on the same cores: /caption 2-3x slower under "
+                                  "load on 2 cores); 0 = one per core")
     media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
     graceful_timeout_s: int = Field(10, ge=0)
     host: str = "0.0.0.0"

@@ -1,0 +1,418 @@
+"""An outside test set: videos of coloured moving shapes drawn and encoded by software other than the
+generator, to check that captions hold on ordinary files and not only on `synthetic.render_clip`'s own
+arrays.
+
+Two drawing sources:
+
+* `ffmpeg`: ffmpeg's own filters (`color` / `gradients` sources for the background, a sprite whose
+  alpha is a `geq` expression of time for the shape -- circle, square, triangle, growing or shrinking --
+  moved by `overlay` with time expressions, optional `noise`), encoded by ffmpeg itself. Needs the
+  `ffmpeg` binary (Debian: `apt-get install ffmpeg`); skipped when it is missing.
+* `pil`: Pillow's ImageDraw (ellipse, rectangle, polygons for triangle / diamond / star / cross, no
+  antialiasing) over plain, gradient or blotchy backgrounds, encoded by ffmpeg (PyAV / Pillow when the
+  binary is missing).
+
+Colours are the canonical names with other software's RGB values (CSS / X11 names as ffmpeg and Pillow
+know them, e.g. 'red' = (255, 0, 0), 'purple' = (128, 0, 128), 'darkorange'), sizes 176x144 to 640x360,
+frame rates 10-30, 2-3 s, containers mp4 / webm / avi / mov / gif. `labels.json` maps each file name
+to what was drawn.
+
+`decode_clip_file` decodes any of these files exactly as the service decodes an upload
+(`service.media.prepare_upload`: PyAV + `model.frames.prepare_clip`). Torch-free.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageColor, ImageDraw
+
+from model.data.synthetic import COLOUR_RGB, parse_attributes
+
+LABELS_JSON = "labels.json"
+CONTAINERS: tuple[str, ...] = ("mp4", "webm", "avi", "mov", "gif")
+SOURCES: tuple[str, ...] = ("ffmpeg", "pil")
+OUTSIDE_MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "grow", "shrink")
+FFMPEG_SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+PIL_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross")
+FFMPEG_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144))
+PIL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144), (480, 270))
+
+# Other software's names for the canonical colours (CSS / X11, as both ffmpeg and Pillow spell them).
+# Each is nearer in RGB to its own canonical colour than to any other (checked at import).
+CSS_NAMES: dict[str, tuple[str, ...]] = {
+    "red": ("red", "crimson", "firebrick"),
+    "green": ("green", "forestgreen", "limegreen"),
+    "blue": ("blue", "royalblue", "mediumblue"),
+    "yellow": ("yellow", "gold"),
+    "orange": ("orange", "darkorange"),
+    "purple": ("purple", "darkviolet", "darkorchid"),
+    "white": ("white", "whitesmoke", "snow"),
+    "cyan": ("cyan", "darkturquoise"),
+}
+# Backgrounds as named colours (far from the object colour; checked per clip).
+BACKGROUND_NAMES: tuple[str, ...] = ("black", "dimgray", "gray", "darkgray", "lightgray", "darkslategray",
+                                     "midnightblue", "saddlebrown", "beige", "lightsteelblue", "tan", "darkolivegreen")
+MIN_BACKGROUND_DISTANCE = 110.0
+
+
+def _nearest_canonical(rgb: Sequence[float]) -> str:
+    return min(COLOUR_RGB, key=lambda c: float(np.linalg.norm(np.subtract(rgb, COLOUR_RGB[c]))))
+
+
+for _canon, _names in CSS_NAMES.items():
+    for _n in _names:
+        assert _nearest_canonical(ImageColor.getrgb(_n)) == _canon, (_canon, _n)
+
+
+def _hex(name: str) -> str:
+    """A colour name as ffmpeg's 0xRRGGBB (ffmpeg knows most CSS names but spells a few differently)."""
+    return "0x%02X%02X%02X" % ImageColor.getrgb(name)
+
+
+def ffmpeg_binary() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+# --------------------------------------------------------------------------- what to draw
+
+def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: bool = False) -> dict[str, Any]:
+    """Attributes and geometry (fractions of the frame) of one clip."""
+    shapes = FFMPEG_SHAPES if source == "ffmpeg" else PIL_SHAPES
+    sizes = FFMPEG_SIZES if source == "ffmpeg" else PIL_SIZES
+    if quick:
+        sizes = ((176, 144), (320, 180))
+    colour = list(COLOUR_RGB)[int(rng.integers(len(COLOUR_RGB)))]
+    css = CSS_NAMES[colour][int(rng.integers(len(CSS_NAMES[colour])))]
+    rgb = ImageColor.getrgb(css)
+    motion = OUTSIDE_MOTIONS[(k + int(rng.integers(len(OUTSIDE_MOTIONS)))) % len(OUTSIDE_MOTIONS)]
+    w, h = sizes[int(rng.integers(len(sizes)))]
+    fps = int(rng.choice([10, 12, 15] if w * h > 200_000 else [12, 15, 24, 25, 30]))
+    duration = float(rng.choice([2.0, 2.5, 3.0]))
+    if quick:
+        fps, duration = 10, 2.0
+    bg = [n for n in BACKGROUND_NAMES
+          if np.linalg.norm(np.subtract(ImageColor.getrgb(n), rgb)) >= MIN_BACKGROUND_DISTANCE]
+    background = bg[int(rng.integers(len(bg)))]
+    m = min(w, h)
+    r0 = float(rng.uniform(0.12, 0.2)) * m  # radius in pixels
+    plan = {"colour": colour, "shape": shapes[int(rng.integers(len(shapes)))], "motion": motion,
+            "css_colour": css, "rgb": list(rgb), "width": w, "height": h, "fps": fps, "duration": duration,
+            "background": background, "source": source, "container": container}
+    if motion in ("grow", "shrink"):
+        small, large = r0 * 0.55, min(r0 * 1.7, m * 0.42)
+        ra, rb = (small, large) if motion == "grow" else (large, small)
+        cx, cy = float(rng.uniform(large, w - large)), float(rng.uniform(large, h - large))
+        plan.update(x0=cx, x1=cx, y0=cy, y1=cy, r0=ra, r1=rb)
+    else:
+        along, across = (w, h) if motion in ("left", "right") else (h, w)
+        dist = float(rng.uniform(0.45, 0.7)) * (along - 2 * r0)
+        start = float(rng.uniform(r0, along - r0 - dist))
+        a, b = (start, start + dist) if motion in ("right", "down") else (start + dist, start)
+        other = float(rng.uniform(r0 * 1.2, across - r0 * 1.2))
+        if motion in ("left", "right"):
+            plan.update(x0=a, x1=b, y0=other, y1=other)
+        else:
+            plan.update(x0=other, x1=other, y0=a, y1=b)
+        plan.update(r0=r0, r1=r0)
+    plan["noise"] = bool(rng.random() < 0.3)
+    plan["bg_style"] = ("plain", "gradient", "blotches")[int(rng.integers(3))] if source == "pil" else (
+        "gradient" if rng.random() < 0.3 else "plain")
+    plan["bg2"] = bg[int(rng.integers(len(bg)))]
+    plan["bg_seed"] = int(rng.integers(2**31))
+    return plan
+
+
+def _n_frames(plan: dict[str, Any]) -> int:
+    return int(round(plan["fps"] * plan["duration"]))
+
+
+# --------------------------------------------------------------------------- ffmpeg-drawn clips
+
+def _alpha_expr(shape: str, c: float, r: str) -> str:
+    """A geq alpha expression (0..255, soft edge) of a shape of radius expression r centred at (c, c)."""
+    if shape == "circle":
+        d = f"hypot(X-{c:.2f},Y-{c:.2f})"
+        return f"255*clip(({r})-{d}+0.5,0,1)"
+    if shape == "square":
+        d = f"max(abs(X-{c:.2f}),abs(Y-{c:.2f}))"
+        return f"255*clip(0.85*({r})-{d}+0.5,0,1)"
+    # triangle, apex up: top at c - r, base at c + 0.7 r, half base = r
+    top, k = f"({c:.2f}-({r}))", 1.0 / 1.7
+    inside = f"gte(Y,{top})*lte(Y,{c:.2f}+0.7*({r}))*lte(abs(X-{c:.2f}),(Y-{top})*{k:.4f})"
+    return f"255*{inside}"
+
+
+def _encoder_args(container: str, rng: np.random.Generator) -> list[str]:
+    if container in ("mp4", "mov"):
+        return ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(rng.choice([20, 23, 26, 30]))),
+                "-pix_fmt", "yuv420p"]
+    if container == "webm":
+        if rng.random() < 0.5:
+            return ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
+                    "-crf", str(int(rng.choice([30, 36, 42]))), "-pix_fmt", "yuv420p"]
+        return ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k", "-pix_fmt", "yuv420p"]
+    if container == "avi":
+        return ["-c:v", "mpeg4", "-q:v", str(int(rng.choice([3, 5, 8]))), "-pix_fmt", "yuv420p"]
+    raise ValueError(container)
+
+
+def _gif_filter(rng: np.random.Generator) -> str:
+    """Either ffmpeg's two-pass palette (palettegen + paletteuse) or its default rgb8 (3-3-2) palette."""
+    if rng.random() < 0.6:
+        dither = str(rng.choice(["bayer", "sierra2_4a", "none"]))
+        colours = int(rng.choice([32, 64, 128, 256]))
+        return f"split[g0][g1];[g0]palettegen=max_colors={colours}[pal];[g1][pal]paletteuse=dither={dither}"
+    return "format=rgb8"
+
+
+def _run_ffmpeg(args: list[str]) -> None:
+    cmd = [ffmpeg_binary() or "ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", "1"] + args
+    proc = subprocess.run(cmd, capture_output=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
+
+
+def _ffmpeg_clip(plan: dict[str, Any], path: Path, rng: np.random.Generator) -> None:
+    w, h, fps, dur = plan["width"], plan["height"], plan["fps"], plan["duration"]
+    rmax = max(plan["r0"], plan["r1"])
+    size = 2 * int(np.ceil(rmax * 1.05)) + 4
+    c = size / 2.0
+    r = f"{plan['r0']:.2f}+({plan['r1'] - plan['r0']:.2f})*T/{dur}"
+    if plan["bg_style"] == "gradient":
+        bg = (f"gradients=s={w}x{h}:r={fps}:d={dur}:c0={_hex(plan['background'])}:c1={_hex(plan['bg2'])}:nb_colors=2:"
+              f"speed=0.00001:x0=0:y0=0:x1={w}:y1={h}")
+    else:
+        bg = f"color=c={_hex(plan['background'])}:s={w}x{h}:r={fps}:d={dur}"
+    sprite = (f"color=c={_hex(plan['css_colour'])}:s={size}x{size}:r={fps}:d={dur},format=rgba,"
+              f"geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='{_alpha_expr(plan['shape'], c, r)}'")
+    ox = f"{plan['x0'] - c:.2f}+({plan['x1'] - plan['x0']:.2f})*t/{dur}"
+    oy = f"{plan['y0'] - c:.2f}+({plan['y1'] - plan['y0']:.2f})*t/{dur}"
+    chain = f"{bg}[bg];{sprite}[spr];[bg][spr]overlay=x='{ox}':y='{oy}':shortest=1"
+    if plan["noise"]:
+        chain += ",noise=alls=8:allf=t"
+    if plan["container"] == "gif":
+        chain += "," + _gif_filter(rng)
+        _run_ffmpeg(["-filter_complex", chain + "[out]", "-map", "[out]", "-loop", "0", str(path)])
+    else:
+        chain += ",format=yuv420p"
+        _run_ffmpeg(["-filter_complex", chain + "[out]", "-map", "[out]", *_encoder_args(plan["container"], rng),
+                     str(path)])
+
+
+# --------------------------------------------------------------------------- Pillow-drawn clips
+
+def _pil_background(plan: dict[str, Any]) -> np.ndarray:
+    w, h = plan["width"], plan["height"]
+    a = np.array(ImageColor.getrgb(plan["background"]), np.float32)
+    if plan["bg_style"] == "plain":
+        return np.broadcast_to(a, (h, w, 3)).astype(np.uint8)
+    rng = np.random.default_rng(plan["bg_seed"])
+    if plan["bg_style"] == "gradient":
+        b = np.array(ImageColor.getrgb(plan["bg2"]), np.float32)
+        ramp = np.linspace(0, 1, h if rng.random() < 0.5 else w, dtype=np.float32)
+        ramp = ramp[:, None, None] if len(ramp) == h else ramp[None, :, None]
+        return np.broadcast_to(a * (1 - ramp) + b * ramp, (h, w, 3)).astype(np.uint8)
+    # blotches: smooth low-frequency variation around the background colour
+    small = rng.normal(0, 14, (4, 5, 3)).astype(np.float32)
+    img = Image.fromarray(np.clip(small + 128, 0, 255).astype(np.uint8))
+    up = np.asarray(img.resize((w, h), Image.Resampling.BICUBIC), np.float32) - 128
+    return np.clip(a + up, 0, 255).astype(np.uint8)
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    if shape == "triangle":
+        return [(cx, cy - r), (cx + r * 0.95, cy + 0.7 * r), (cx - r * 0.95, cy + 0.7 * r)]
+    if shape == "diamond":
+        return [(cx, cy - r), (cx + 0.8 * r, cy), (cx, cy + r), (cx - 0.8 * r, cy)]
+    if shape == "star":
+        pts = []
+        for i in range(10):
+            rr = r if i % 2 == 0 else r * 0.45
+            ang = -np.pi / 2 + i * np.pi / 5
+            pts.append((cx + rr * np.cos(ang), cy + rr * np.sin(ang)))
+        return pts
+    if shape == "cross":
+        a, b = r, r * 0.34
+        return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b),
+                (cx + b, cy + b), (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b),
+                (cx - a, cy - b), (cx - b, cy - b)]
+    raise ValueError(shape)
+
+
+def pil_frames(plan: dict[str, Any]) -> np.ndarray:
+    """The uint8 (N, h, w, 3) frames of a Pillow-drawn clip."""
+    bg = Image.fromarray(_pil_background(plan))
+    n = _n_frames(plan)
+    fill = tuple(plan["rgb"])
+    frames = []
+    for i in range(n):
+        t = i / max(1, n - 1)
+        cx = plan["x0"] + (plan["x1"] - plan["x0"]) * t
+        cy = plan["y0"] + (plan["y1"] - plan["y0"]) * t
+        r = plan["r0"] + (plan["r1"] - plan["r0"]) * t
+        im = bg.copy()
+        draw = ImageDraw.Draw(im)
+        if plan["shape"] == "circle":
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        elif plan["shape"] == "square":
+            s = 0.85 * r
+            draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+        else:
+            draw.polygon(_polygon(plan["shape"], cx, cy, r), fill=fill)
+        frames.append(np.asarray(im))
+    out = np.stack(frames)
+    if plan["noise"]:
+        noise = np.random.default_rng(plan["bg_seed"] + 1).normal(0, 5, out.shape)
+        out = np.clip(out + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def _encode_pil(frames: np.ndarray, plan: dict[str, Any], path: Path, rng: np.random.Generator) -> None:
+    n, h, w, _ = frames.shape
+    if ffmpeg_binary() is None:
+        _encode_without_ffmpeg(frames, plan, path, rng)
+        return
+    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(plan["fps"]), "-i", "-"]
+    if plan["container"] == "gif":
+        args = raw + ["-filter_complex", f"[0:v]{_gif_filter(rng)}[out]", "-map", "[out]", "-loop", "0", str(path)]
+    else:
+        args = raw + _encoder_args(plan["container"], rng) + [str(path)]
+    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-threads", "1"] + args
+    cmd.remove("-nostdin")  # frames come on stdin
+    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
+
+
+def _encode_without_ffmpeg(frames: np.ndarray, plan: dict[str, Any], path: Path, rng: np.random.Generator) -> None:
+    """PyAV (mp4 / mov / webm / avi) or Pillow (gif) when there is no ffmpeg binary."""
+    import av
+
+    if plan["container"] == "gif":
+        images = [Image.fromarray(f).quantize(128, method=Image.Quantize.MEDIANCUT) for f in frames]
+        images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                       duration=int(1000 / plan["fps"]), loop=0)
+        return
+    codec = {"mp4": "libx264", "mov": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4"}[plan["container"]]
+    options = {"libx264": {"crf": "26", "preset": "veryfast"},
+               "libvpx-vp9": {"crf": "36", "b": "0", "deadline": "realtime", "cpu-used": "8"}}.get(codec, {})
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=plan["fps"], options=options)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if codec == "mpeg4":
+            stream.bit_rate = 600_000
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+
+
+# --------------------------------------------------------------------------- the set
+
+def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 5,
+                      sources: Sequence[str] = SOURCES, containers: Sequence[str] = CONTAINERS,
+                      quick: bool = False) -> list[dict]:
+    """Write n_per_kind clips per (source, container) into out_dir plus labels.json; return the labels
+    (each with its `file` name). 2 sources x 5 containers x 5 = 50 clips by default. Sources whose tool
+    is missing (ffmpeg) are skipped. Deterministic by seed (the drawing; encoders may differ by version).
+    `quick` (tests): small frames, 2 s at 10 fps."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    have_ffmpeg = ffmpeg_binary() is not None
+    labels: dict[str, dict] = {}
+    t0 = time.monotonic()
+    for si, source in enumerate(sources):
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}")
+        if source == "ffmpeg" and not have_ffmpeg:
+            continue
+        for ci, container in enumerate(containers):
+            if container not in CONTAINERS:
+                raise ValueError(f"unknown container {container!r}")
+            for k in range(n_per_kind):
+                rng = np.random.default_rng([seed, si, ci, k])
+                plan = _plan(source, container, k, rng, quick)
+                name = f"{source}_{container}_{k:02d}_{plan['colour']}_{plan['shape']}_{plan['motion']}.{container}"
+                if source == "ffmpeg":
+                    _ffmpeg_clip(plan, out / name, rng)
+                else:
+                    _encode_pil(pil_frames(plan), plan, out / name, rng)
+                labels[name] = {
+                    "colour": plan["colour"], "shape": plan["shape"], "motion": plan["motion"], "source": source,
+                    "container": container, "size": f"{plan['width']}x{plan['height']}", "fps": plan["fps"],
+                    "duration": plan["duration"], "css_colour": plan["css_colour"], "rgb": plan["rgb"],
+                    "background": plan["background"], "bg_style": plan["bg_style"], "noise": plan["noise"],
+                    "encoder": "ffmpeg" if have_ffmpeg else "pyav",
+                }
+    meta = {"seed": seed, "n_per_kind": n_per_kind, "quick": quick, "build_s": round(time.monotonic() - t0, 2),
+            "ffmpeg": have_ffmpeg}
+    (out / LABELS_JSON).write_text(json.dumps({"meta": meta, "clips": labels}, indent=1, sort_keys=True))
+    return [{"file": k, **v} for k, v in labels.items()]
+
+
+def load_outside_set(directory: str | Path) -> list[tuple[Path, dict]]:
+    """(path, label) for every clip listed in directory/labels.json, sorted by file name."""
+    d = Path(directory)
+    clips = json.loads((d / LABELS_JSON).read_text())["clips"]
+    return [(d / name, clips[name]) for name in sorted(clips)]
+
+
+def decode_clip_file(path: str | Path, frames: int, height: int, width: int) -> np.ndarray:
+    """Any video file -> the model's input, float32 (frames, height, width, 3) in [0, 1], by the very
+    code the service runs on an upload: `service.media.prepare_upload` (format sniffing, PyAV decoding
+    with its pre-scaling and limits, then `model.frames.prepare_clip`)."""
+    from model.config import ModelConfig
+    from service.media import MediaLimits, prepare_upload
+
+    cfg = ModelConfig(video_input="frames", frames=frames, height=height, width=width)
+    return prepare_upload(Path(path).read_bytes(), cfg, MediaLimits()).array
+
+
+# --------------------------------------------------------------------------- scoring
+
+ATTRIBUTES = ("colour", "shape", "motion")
+
+
+def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Path, dict]],
+                     frames: int | None = None, height: int | None = None, width: int | None = None,
+                     max_failures: int = 20) -> dict[str, Any]:
+    """Colour / shape / motion / all accuracy of captions (read back with `parse_attributes`), overall,
+    per container, per source and per motion.
+
+    caption_fn is called once per clip with the decoded model input (float32 (T, H, W, 3) from
+    `decode_clip_file`) when frames, height and width are given, else with the file's Path (e.g. to
+    POST it to the service).
+    """
+    decode = frames is not None and height is not None and width is not None
+    hits: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
+    failures = []
+    for path, label in clips:
+        caption = caption_fn(decode_clip_file(path, frames, height, width) if decode else path)
+        parsed = parse_attributes(caption)
+        ok = [parsed.get(a) == label[a] for a in ATTRIBUTES]
+        for group in ("overall", f"container:{label['container']}", f"source:{label['source']}",
+                      f"motion:{label['motion']}"):
+            h = hits[group.split(":")[0]][group]
+            for i, good in enumerate(ok):
+                h[i] += good
+            h[3] += all(ok)
+            h[4] += 1
+        if not all(ok) and len(failures) < max_failures:
+            failures.append({"file": Path(path).name, "caption": caption,
+                             "truth": {a: label[a] for a in ATTRIBUTES}})
+
+    def rates(h: list[int]) -> dict[str, float]:
+        return {**{a: h[i] / h[4] for i, a in enumerate(ATTRIBUTES)}, "all": h[3] / h[4], "n": h[4]}
+
+    result: dict[str, Any] = {"n": len(clips), "overall": rates(hits["overall"]["overall"]) if clips else {}}
+    for kind in ("container", "source", "motion"):
+        result[f"by_{kind}"] = {g.split(":", 1)[1]: rates(h) for g, h in sorted(hits[kind].items())}
+    result["failures"] = failures
+    return result

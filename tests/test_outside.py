@@ -1,0 +1,114 @@
+"""model.data.outside: an outside test set drawn by ffmpeg's filters and Pillow, encoded as real files,
+decoded by the service's own path, labelled with what was drawn; and its scorer."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model.data.outside import (CONTAINERS, CSS_NAMES, LABELS_JSON, build_outside_set, decode_clip_file, ffmpeg_binary,
+                                load_outside_set, outside_accuracy)
+from model.data.synthetic import COLOUR_RGB
+from model.evaluate import probe_video
+from model.frames import prepare_clip
+from service.media import MediaLimits, decode_video_bytes
+
+T, H, W = 12, 36, 64
+
+
+@pytest.fixture(scope="module")
+def outside_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("outside")
+    build_outside_set(d, seed=0, n_per_kind=1, quick=True)
+    return d
+
+
+def _isolate(clip: np.ndarray) -> np.ndarray:
+    """The object alone on black: the background is a plane (plain or linear-gradient backgrounds) fitted
+    per frame to the border pixels; pixels far from it are the object. probe_video then reads a clean
+    clip whatever the background was."""
+    t, h, w, _ = clip.shape
+    ys, xs = np.indices((h, w))
+    border = np.zeros((h, w), bool)
+    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
+    design = np.stack([np.ones(border.sum()), ys[border], xs[border]], 1)
+    full = np.stack([np.ones(h * w), ys.ravel(), xs.ravel()], 1)
+    out = np.zeros_like(clip)
+    for i, frame in enumerate(clip):
+        coef, *_ = np.linalg.lstsq(design, frame[border], rcond=None)
+        bg = (full @ coef).reshape(h, w, 3)
+        mask = np.linalg.norm(frame - bg, axis=-1) > 0.2
+        out[i][mask] = frame[mask]
+    return out
+
+
+def test_css_colours_stay_nearest_to_their_canonical_colour() -> None:
+    from PIL import ImageColor
+
+    for canon, names in CSS_NAMES.items():
+        for name in names:
+            rgb = np.array(ImageColor.getrgb(name))
+            assert min(COLOUR_RGB, key=lambda c: np.linalg.norm(rgb - COLOUR_RGB[c])) == canon
+
+
+def test_builds_files_and_labels(outside_dir) -> None:
+    labels = json.loads((outside_dir / LABELS_JSON).read_text())["clips"]
+    clips = load_outside_set(outside_dir)
+    sources = ("ffmpeg", "pil") if ffmpeg_binary() else ("pil",)
+    assert len(clips) == len(labels) == len(sources) * len(CONTAINERS)
+    assert {lab["container"] for _, lab in clips} == set(CONTAINERS)
+    assert {lab["source"] for _, lab in clips} == set(sources)
+    for path, lab in clips:
+        assert path.exists() and path.stat().st_size > 0 and path.suffix == "." + lab["container"]
+        assert {"colour", "shape", "motion", "source", "container", "size"} <= set(lab)
+
+
+def test_every_container_decodes_via_the_service_path(outside_dir) -> None:
+    from model.config import ModelConfig
+
+    for path, lab in load_outside_set(outside_dir):
+        clip = decode_clip_file(path, T, H, W)
+        assert clip.shape == (T, H, W, 3) and clip.dtype == np.float32, path.name
+        assert 0.0 <= clip.min() and clip.max() <= 1.0
+        # Literally what the service computes: its decoder, then the shared prepare_clip.
+        raw = decode_video_bytes(path.read_bytes(), ModelConfig(frames=T, height=H, width=W), MediaLimits())
+        assert np.array_equal(clip, prepare_clip(raw, T, H, W))
+        w, h = (int(v) for v in lab["size"].split("x"))
+        assert raw.shape[1:3] == (min(h, 4 * H), min(w, 4 * W))  # the service's pre-scale
+
+
+def test_labels_match_what_was_drawn(outside_dir) -> None:
+    """The analytic probe, on the decoded model input with the background removed, reads the labelled
+    colour and motion (direction of the centroid, growth of the area)."""
+    wrong = []
+    for path, lab in load_outside_set(outside_dir):
+        p = probe_video(_isolate(decode_clip_file(path, T, H, W)))
+        if (p.colour, p.motion) != (lab["colour"], lab["motion"]):
+            wrong.append((path.name, p))
+    assert not wrong, wrong
+
+
+def test_outside_accuracy_scores_captions(outside_dir) -> None:
+    clips = load_outside_set(outside_dir)
+    truth = {path.name: lab for path, lab in clips}
+
+    def perfect(path) -> str:
+        lab = truth[path.name]
+        verb = {"grow": "grows", "shrink": "shrinks"}.get(lab["motion"], f"moves {lab['motion']}")
+        return f"a {lab['colour']} {lab['shape']} {verb}"
+
+    res = outside_accuracy(perfect, clips)
+    assert res["n"] == len(clips) and res["overall"]["all"] == 1.0 and not res["failures"]
+    assert set(res["by_container"]) == set(CONTAINERS)
+
+    def always_red_ball_right(video: np.ndarray) -> str:
+        assert video.shape == (T, H, W, 3)
+        return "a red ball rolls to the right"
+
+    res = outside_accuracy(always_red_ball_right, clips, frames=T, height=H, width=W)
+    expect = np.mean([lab["colour"] == "red" for _, lab in clips])
+    assert res["overall"]["colour"] == pytest.approx(expect)
+    assert res["overall"]["all"] == pytest.approx(np.mean(
+        [(lab["colour"], lab["shape"], lab["motion"]) == ("red", "circle", "right") for _, lab in clips]))
+    assert sum(v["n"] for v in res["by_container"].values()) == len(clips)

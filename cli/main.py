@@ -50,6 +50,12 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from model.data.synthetic import generate
 
     corpus = generate(**synthetic_kwargs(args.preset, args.clips, args.seed), progress=True)
+    if args.codec_share > 0:
+        from model.data.augment import roundtrip_corpus_share
+
+        # Real codecs (h264, vp8/vp9, mpeg4, GIF) on a share of the training clips, once, at data time.
+        corpus.splits["train"] = roundtrip_corpus_share(corpus.splits["train"], args.codec_share, args.seed)
+        corpus.meta["codec_share"] = args.codec_share
     path = corpus.save(args.out)
     print(f"wrote {sum(len(v) for v in corpus.splits.values())} clips "
           f"({', '.join(f'{k} {len(v)}' for k, v in corpus.splits.items())}) to {path}")
@@ -132,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preset", choices=PRESETS, default="demo", help="frame shape and corpus size to match")
     synth.add_argument("--clips", type=int, help="number of clips (default: the preset's)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--codec-share", type=float, default=0.0,
+                       help="share of training clips passed through real lossy codecs (robustness to real uploads)")
     synth.set_defaults(func=cmd_data_synth)
 
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")

@@ -62,6 +62,14 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_outside(args: argparse.Namespace) -> int:
+    from model.data.outside import build_outside_set
+
+    labels = build_outside_set(args.out, seed=args.seed, n_per_kind=args.per_kind)
+    print(f"wrote {len(labels)} clips and labels.json to {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from model.train import train
 
@@ -86,8 +94,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     source = corpus_source(args) if args.data else run_source(run)
+    if args.outside and not (Path(args.outside) / "labels.json").exists():
+        from model.data.outside import build_outside_set
+
+        build_outside_set(args.outside, seed=0)
     results = evaluate_checkpoint(run / "checkpoint.pt", load_source(source), args.split, args.beam,
-                                  args.max_clips, meteor=not args.no_meteor)
+                                  args.max_clips, meteor=not args.no_meteor, outside=args.outside)
     js, md = write_report(results, run, f"eval_{args.split}")
     print(markdown_table(results))
     print(f"wrote {js} and {md}")
@@ -141,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--codec-share", type=float, default=0.0,
                        help="share of training clips passed through real lossy codecs (robustness to real uploads)")
     synth.set_defaults(func=cmd_data_synth)
+    outside = data.add_parser("outside", help="build the outside test set: clips drawn by ffmpeg and Pillow, "
+                                              "encoded by real encoders, with their true attributes")
+    outside.add_argument("--out", required=True)
+    outside.add_argument("--seed", type=int, default=0)
+    outside.add_argument("--per-kind", type=int, default=5, help="clips per (drawing source, container)")
+    outside.set_defaults(func=cmd_data_outside)
 
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")
     add_data_args(train, required=True)
@@ -161,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     ev.add_argument("--max-clips", type=int, help="evaluate the first N clips only")
     ev.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    ev.add_argument("--outside", help="also caption the outside test set in this folder (built there if missing): "
+                                      "clips drawn by ffmpeg and Pillow, encoded to mp4/webm/avi/mov/gif")
     add_data_args(ev, required=False)
     ev.set_defaults(func=cmd_eval, preset="demo")
 

@@ -241,11 +241,28 @@ def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_s
     return results
 
 
+def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam_size: int = 1) -> dict[str, Any]:
+    """Caption accuracy on the outside test set: real files drawn by ffmpeg and Pillow, decoded by the
+    service's own decode path (model/data/outside.py)."""
+    from model.data.outside import load_outside_set, outside_accuracy
+
+    cfg = model.cfg
+
+    def caption(frames: np.ndarray) -> str:
+        clip = Clip("outside", [], np.rint(frames * 255.0).astype(np.uint8), None, {})
+        return caption_clips(model, vocab, [clip], beam_size)[0]
+
+    return outside_accuracy(caption, load_outside_set(directory), cfg.frames, cfg.height, cfg.width)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,
-                        max_clips: int | None = None, meteor: bool = True) -> dict[str, Any]:
+                        max_clips: int | None = None, meteor: bool = True,
+                        outside: str | Path | None = None) -> dict[str, Any]:
     ck = load_checkpoint(checkpoint)
     clips = corpus.splits[split][:max_clips] if max_clips else corpus.splits[split]
     results = evaluate_tasks(ck.model, ck.vocab, clips, beam_size, meteor)
+    if outside is not None:
+        results["outside"] = evaluate_outside(ck.model, ck.vocab, outside, beam_size)
     results.update({"split": split, "beam_size": beam_size, "checkpoint_sha256": ck.sha256})
     return results
 
@@ -276,6 +293,15 @@ def markdown_table(results: dict[str, Any]) -> str:
             p = results[t].get("probe", {})
             cells = [f"{results[t]['MSE']:.1f}"] + [f"{100 * p[k]:.1f}" if k in p else "-" for k in ("colour", "motion")]
             lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    if "outside" in results:
+        lines += ["", "Caption accuracy on the outside test set (files drawn by ffmpeg / Pillow, real encoders):", "",
+                  "| group | clips | colour | shape | motion | all three |", "|---|---|---|---|---|---|"]
+        out = results["outside"]
+        groups = [("overall", out["overall"])] + [(g, r) for kind in ("by_source", "by_container", "by_motion")
+                                                  for g, r in sorted(out.get(kind, {}).items())]
+        for group, r in groups:
+            lines.append(f"| {group} | {r['n']} | " + " | ".join(
+                f"{100 * r[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
     return "\n".join(lines) + "\n"
 
 

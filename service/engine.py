@@ -44,8 +44,9 @@ class DeviceUnavailableError(Exception):
 # ---------------------------------------------------------------- artifacts on disk
 
 def resolve_version_dir(root: Path, version: str | None) -> Path:
-    """root/version, or the version named by root/latest; a version dir itself is accepted as root."""
-    if version is None:
+    """root/version, or the version named by root/latest (version None or "latest"); a version dir itself
+    is accepted as root. Exports never name a version "latest", so the word is free to mean the pointer."""
+    if version is None or version == "latest":
         latest = root / "latest"
         if latest.is_file():
             version = latest.read_text(encoding="utf-8").strip()

@@ -247,3 +247,10 @@ def test_bench_runs_every_task_against_pytorch(tiny_run: Path, artifacts_dir: Pa
     report = json.loads(proc.stdout)
     assert [r["task"] for r in report["results"]] == list(REGISTRY)
     assert all(r["batch1"]["onnx_ms"] > 0 and r["batch4"]["torch_items_s"] > 0 for r in report["results"])
+
+
+def test_version_latest_means_the_pointer(artifacts_dir) -> None:
+    from service.engine import resolve_version_dir
+
+    named = (artifacts_dir / "latest").read_text().strip()
+    assert resolve_version_dir(artifacts_dir, "latest") == resolve_version_dir(artifacts_dir, None) == artifacts_dir / named

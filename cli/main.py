@@ -121,6 +121,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = export_run(run, args.out, version=args.version, sample_video=sample_video,
                       sample_sentences=sample_sentences, quantize=args.quantize)
     print(f"exported {path}")
+    if args.check:
+        from export.check import write_check
+
+        check = write_check(args.out)
+        print(f"check figures (through the ONNX engine) in {check}:\n{check.read_text()}")
     return 0
 
 
@@ -190,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--version", help="version name (default: UTC time + checkpoint hash)")
     ex.add_argument("--quantize", choices=("int8", "fp16"), help="also quantise the graphs; accuracy cost in the manifest")
     ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
+    ex.add_argument("--check", action="store_true",
+                    help="write check.json: caption accuracy of the exported graphs on a fixed check set "
+                         "(what a shipped model is re-tested against)")
     ex.set_defaults(func=cmd_export)
 
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")

@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import COLOUR_RGB, parse_attributes
+from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, attribute_accuracy
 from model.star import StarModel, load_checkpoint
 from model.vocab import Vocab
 
-ATTRIBUTES = ("colour", "shape", "motion")
 EVAL_BATCH = 64
 
 
@@ -52,20 +51,6 @@ def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
         scorer.meteor_p.stdout.close()
         scorer.meteor_p.stderr.close()
     return float(score)
-
-
-def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Share of captions naming the right colour, shape and motion (and all three at once)."""
-    if not truths:
-        return {}
-    hits = {a: 0 for a in (*ATTRIBUTES, "all")}
-    for hyp, truth in zip(hypotheses, truths):
-        parsed = parse_attributes(hyp)
-        ok = [parsed.get(a) == truth.get(a) for a in ATTRIBUTES]
-        for a, good in zip(ATTRIBUTES, ok):
-            hits[a] += good
-        hits["all"] += all(ok)
-    return {a: hits[a] / len(truths) for a in hits}
 
 
 # ---------------------------------------------------------------- video metrics

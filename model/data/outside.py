@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
-from model.data.synthetic import COLOUR_RGB, parse_attributes
+from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, parse_attributes
 
 LABELS_JSON = "labels.json"
 CONTAINERS: tuple[str, ...] = ("mp4", "webm", "avi", "mov", "gif")
@@ -377,7 +377,6 @@ def decode_clip_file(path: str | Path, frames: int, height: int, width: int) -> 
 
 # --------------------------------------------------------------------------- scoring
 
-ATTRIBUTES = ("colour", "shape", "motion")
 
 
 def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Path, dict]],

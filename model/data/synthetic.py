@@ -12,6 +12,8 @@ Torch-free.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from typing import Any
 import re
 from dataclasses import dataclass
 
@@ -556,3 +558,20 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
         "unseen_test_clips": len(unseen_ids), "split_rule": "80/10/10 by clip; held-out combos test only",
     }
     return Corpus(name="synthetic", video_input="frames", splits=splits, meta=meta)
+
+
+ATTRIBUTES: tuple[str, ...] = ("colour", "shape", "motion")
+
+
+def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of captions naming the right colour, shape and motion (and all three at once)."""
+    if not truths:
+        return {}
+    hits = {a: 0 for a in (*ATTRIBUTES, "all")}
+    for hyp, truth in zip(hypotheses, truths):
+        parsed = parse_attributes(hyp)
+        ok = [parsed.get(a) == truth.get(a) for a in ATTRIBUTES]
+        for a, good in zip(ATTRIBUTES, ok):
+            hits[a] += good
+        hits["all"] += all(ok)
+    return {a: hits[a] / len(truths) for a in hits}

@@ -15,7 +15,7 @@ from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware
 from service.predictor import Predictor
 from service.routers import encode, ops, sentences, videos
 from service.settings import Settings, get_settings
@@ -43,9 +43,14 @@ def load_engine(settings: Settings) -> Engine:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
-    # Missing artifacts or an unusable required GPU raise here: the server refuses to start.
-    engine = app.state.preloaded_engine or await asyncio.to_thread(load_engine, settings)
-    await asyncio.to_thread(engine.warmup)
+    # Missing or corrupt artifacts (a checksum mismatch, a graph onnxruntime cannot load) or an unusable
+    # required GPU raise here: the server refuses to start and never becomes ready, and says why in one line.
+    try:
+        engine = app.state.preloaded_engine or await asyncio.to_thread(load_engine, settings)
+        await asyncio.to_thread(engine.warmup)
+    except Exception as e:
+        log.error("refusing to start: %s: %s (artifacts %s)", type(e).__name__, e, settings.artifacts)
+        raise
     log.info("model %s loaded; providers %s", engine.version, engine.providers)
     cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
                      (engine.config.height, engine.config.width, 3), on_redis_state=metrics.redis_up.set)
@@ -82,5 +87,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"], expose_headers=["X-Latent-Id", "X-Cached"])
+    app.add_middleware(CancelledRequestMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+import struct
 import time
 from dataclasses import dataclass
 
@@ -75,6 +77,10 @@ def decode_video_bytes(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> np
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > limits.max_pixels:
                 raise MediaLimitExceeded(f"video is {width}x{height}; at most {limits.max_pixels} pixels per frame")
+            # The container's own frame count (when it has one) refuses a long video before decoding any of it;
+            # the count below still holds for containers that do not say, or lie.
+            if stream.frames and stream.frames > limits.max_frames:
+                raise MediaLimitExceeded(f"video has {stream.frames} frames; at most {limits.max_frames}")
             out_w, out_h = _decode_size(width, height, cfg)
             frames: list[np.ndarray] = []
             for frame in container.decode(stream):
@@ -93,15 +99,39 @@ def decode_video_bytes(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> np
 
 
 def load_npy(data: bytes) -> np.ndarray:
+    """A .npy from bytes, its header checked before any array memory is allocated.
+
+    Object and structured dtypes are refused from the header (nothing is ever unpickled), and the shape the
+    header declares must match the bytes actually sent: a 100-byte file claiming a 300 GB array is refused
+    here instead of numpy allocating the array first. The array is a read-only view of the upload (no copy).
+    """
+    buf = io.BytesIO(data)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UndecodableMedia(f"could not read the .npy file: {e}") from None
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not accepted (send 1.0 or 2.0)")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise UndecodableMedia(f"could not read the .npy header: {e}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise UndecodableMedia(f".npy dtype {dtype} is refused: send a plain numeric array (no objects, no records)")
+    count = math.prod(shape)
+    offset = buf.tell()
+    if count * dtype.itemsize != len(data) - offset:
+        raise UndecodableMedia(f".npy header declares {tuple(shape)} {dtype} ({count * dtype.itemsize} bytes) "
+                               f"but the file holds {len(data) - offset} bytes of data")
+    a = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return a.reshape(shape[::-1]).transpose() if fortran else a.reshape(shape)
 
 
 def _frames_from_npy(a: np.ndarray, limits: MediaLimits) -> np.ndarray:
     if a.ndim not in (3, 4) or a.dtype.kind not in "uif":
         raise UndecodableMedia(f".npy frames must be numeric (N,H,W[,C]); got {a.dtype} {a.shape}")
+    if a.size == 0:
+        raise UndecodableMedia(f".npy frames are empty: shape {a.shape}")
     if len(a) > limits.max_frames:
         raise MediaLimitExceeded(f".npy has {len(a)} frames; at most {limits.max_frames}")
     if a.shape[1] * a.shape[2] > limits.max_pixels:
@@ -126,9 +156,20 @@ def _features_from_npy(a: np.ndarray, cfg: ModelConfig, limits: MediaLimits) -> 
     return np.ascontiguousarray(a[sample_indices(len(a), cfg.frames)])
 
 
+def check_gif_canvas(data: bytes, limits: MediaLimits) -> None:
+    """A GIF's logical screen (bytes 6..9) is the canvas every frame is drawn on: refuse a huge claim up front."""
+    if len(data) < 10:
+        raise UndecodableMedia("the GIF is truncated before its screen descriptor")
+    width, height = struct.unpack("<HH", data[6:10])
+    if width * height > limits.max_pixels:
+        raise MediaLimitExceeded(f"GIF canvas is {width}x{height}; at most {limits.max_pixels} pixels per frame")
+
+
 def prepare_upload(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> PreparedVideo:
     """Any supported upload -> the model's video input (the one entry point the predictor calls)."""
     fmt = detect_format(data)
+    if fmt == "gif":
+        check_gif_canvas(data, limits)
     if cfg.video_input == "features":
         if fmt != "npy":
             raise UnsupportedMedia("this model takes precomputed features: upload a .npy of shape (Tf, D)")

@@ -1,6 +1,8 @@
 """Pure ASGI middleware: the request body limit (enforced while the body streams in) and request metrics."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -72,6 +74,37 @@ class BodyLimitMiddleware:
             pass
         if exceeded and not started:
             await self._reject(send)
+
+
+class CancelledRequestMiddleware:
+    """A request cancelled before it answered gets 503 JSON with Retry-After, not uvicorn's plain-text 500.
+
+    uvicorn cancels the requests still running when the graceful shutdown period (SLR_GRACEFUL_TIMEOUT_S)
+    ends; the client should learn to retry elsewhere, in the service's own error shape.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if not started:
+                with contextlib.suppress(Exception):
+                    await _send_json(send, 503, error_body("shutting_down", "the server is shutting down; retry"),
+                                     [(b"retry-after", b"1"), (b"connection", b"close")])
+            raise
 
 
 class MetricsMiddleware:

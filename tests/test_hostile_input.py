@@ -1,0 +1,256 @@
+"""Hostile uploads and sentences against a real server: each gets its documented 4xx (or a sane 200) within a time
+bound, nothing is unpickled, and the server is healthy afterwards.
+
+The corpus is generated here, from real encoders and hand-made headers; `hostile_media()` is also what
+docs/reliability.md counts.
+"""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.config import ModelConfig
+from service.errors import MediaLimitExceeded, UndecodableMedia
+from service.media import MediaLimits, load_npy, prepare_upload
+from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
+
+MAX_UPLOAD = 1024 * 1024
+MAX_FRAMES = 40
+ENV = {"SLR_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "SLR_MAX_VIDEO_FRAMES": str(MAX_FRAMES),
+       "SLR_MAX_VIDEO_PIXELS": str(160 * 120), "SLR_MAX_DECODE_S": "5", "SLR_LOG_LEVEL": "warning",
+       "SLR_INTRA_OP_THREADS": "1", "SLR_REDIS_URL": ""}
+TIME_BOUND_S = 5.0  # every hostile upload is answered within this (most in milliseconds)
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npy_header(header: str, data: bytes = b"\0" * 64, version: bytes = b"\x01\x00") -> bytes:
+    text = (header.ljust(117) + "\n").encode("latin1")
+    return b"\x93NUMPY" + version + struct.pack("<H", len(text)) + text + data
+
+
+def _image(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _gif_with_canvas(width: int, height: int) -> bytes:
+    gif = bytearray(encode_clip(moving_square_clip(2, 16, 16), "gif"))
+    gif[6:10] = struct.pack("<HH", width, height)  # the logical screen descriptor: the canvas every frame lands on
+    return bytes(gif)
+
+
+def _long_clip(n: int) -> np.ndarray:
+    clip = np.zeros((n, 16, 16, 3), np.uint8)
+    clip[..., 0] = (np.arange(n) % 251)[:, None, None]
+    return clip
+
+
+class Unpickled:
+    """Unpickling this creates a marker file: proof that nothing in the service ever unpickles an upload."""
+
+    marker: Path
+
+    def __reduce__(self):  # type: ignore[override]
+        return (open, (str(self.marker), "w"))
+
+
+def hostile_media(marker: Path) -> list[tuple[str, str, bytes, set[int], str | None]]:
+    """(name, filename, bytes, allowed statuses, expected error code) for every hostile upload."""
+    rng = np.random.default_rng(0)
+    mp4 = encode_clip(moving_square_clip(12), "mp4")
+    webm = encode_clip(moving_square_clip(12), "webm")
+    avi = encode_clip(moving_square_clip(12), "avi")
+    gif = encode_clip(moving_square_clip(12), "gif")
+    payload = Unpickled()
+    payload.marker = marker
+    cases: list[tuple[str, str, bytes, set[int], str | None]] = [
+        ("empty file", "clip.mp4", b"", {422}, "undecodable_media"),
+        ("truncated mp4", "clip.mp4", mp4[: len(mp4) // 2], {422}, "undecodable_media"),
+        ("truncated webm", "clip.webm", webm[: len(webm) // 2], {422}, "undecodable_media"),
+        ("truncated avi", "clip.avi", avi[: len(avi) // 2], {422}, "undecodable_media"),
+        # A GIF cut short still holds whole frames: decoding what is there is a sane answer.
+        ("truncated gif", "clip.gif", gif[: len(gif) // 2], {200, 422}, None),
+        ("mp4 header only", "clip.mp4", mp4[:40], {422}, "undecodable_media"),
+        ("random bytes after an mp4 signature", "clip.mp4", b"\0\0\0\x18ftypmp42" + rng.bytes(4096), {422},
+         "undecodable_media"),
+        ("random bytes after a webm signature", "clip.webm", b"\x1a\x45\xdf\xa3" + rng.bytes(4096), {422},
+         "undecodable_media"),
+        ("random bytes after an avi signature", "clip.avi", b"RIFF\0\0\0\0AVI " + rng.bytes(4096), {422},
+         "undecodable_media"),
+        ("random bytes after a gif signature", "clip.gif", b"GIF89a" + rng.bytes(4096), {422}, None),
+        ("HTML named .mp4", "clip.mp4", b"<!doctype html><html><script>alert(1)</script></html>", {415},
+         "unsupported_media_type"),
+        ("GIF claiming a 65535x65535 canvas", "bomb.gif", _gif_with_canvas(65535, 65535), {422},
+         "media_limit_exceeded"),
+        ("GIF claiming a 4000x4000 canvas", "bomb.gif", _gif_with_canvas(4000, 4000), {422}, "media_limit_exceeded"),
+        ("still PNG", "still.png", _image("PNG"), {415}, "unsupported_media_type"),
+        ("still JPEG named .mp4", "still.mp4", _image("JPEG"), {415}, "unsupported_media_type"),
+        ("one-frame gif", "one.gif", encode_clip(moving_square_clip(1, 16, 16), "gif"), {200}, None),
+        ("one-frame mp4", "one.mp4", encode_clip(moving_square_clip(1, 16, 16), "mp4"), {200}, None),
+        ("5000-frame mp4", "long.mp4", encode_clip(_long_clip(5000), "mp4", fps=25), {422}, "media_limit_exceeded"),
+        ("5000-frame webm (no frame count in the container)", "long.webm", encode_clip(_long_clip(5000), "webm",
+                                                                                       fps=25),
+         {422}, "media_limit_exceeded"),
+        ("4K mp4 frame", "4k.mp4", encode_clip(np.zeros((1, 2160, 3840, 3), np.uint8), "mp4"), {422},
+         "media_limit_exceeded"),
+        ("4K .npy frame (25 MB)", "4k.npy", _npy(np.zeros((1, 2160, 3840, 3), np.uint8)), {413},
+         "payload_too_large"),
+        (".npy object array (pickle)", "x.npy", _npy(np.array([payload, None], dtype=object)), {422},
+         "undecodable_media"),
+        (".npy structured dtype", "x.npy", _npy(np.zeros(4, dtype=[("a", "f4"), ("b", "i4")])), {422},
+         "undecodable_media"),
+        (".npy complex frames", "x.npy", _npy(np.zeros((4, 8, 8, 3), np.complex64)), {422}, "undecodable_media"),
+        (".npy bool frames", "x.npy", _npy(np.zeros((4, 8, 8, 3), bool)), {422}, "undecodable_media"),
+        (".npy strings", "x.npy", _npy(np.array(["a", "b"])), {422}, "undecodable_media"),
+        (".npy rank 1", "x.npy", _npy(np.zeros(10, np.float32)), {422}, "undecodable_media"),
+        (".npy rank 5", "x.npy", _npy(np.zeros((1, 2, 8, 8, 3), np.float32)), {422}, "undecodable_media"),
+        (".npy two channels", "x.npy", _npy(np.zeros((4, 8, 8, 2), np.uint8)), {422}, "undecodable_media"),
+        (".npy zero frames", "x.npy", _npy(np.zeros((0, 8, 8, 3), np.uint8)), {422}, "undecodable_media"),
+        (".npy zero-sized frames", "x.npy", _npy(np.zeros((4, 0, 0, 3), np.uint8)), {422}, "undecodable_media"),
+        (".npy NaN frames", "x.npy", _npy(np.full((4, 8, 8, 3), np.nan, np.float32)), {422}, "undecodable_media"),
+        (".npy infinite frames", "x.npy", _npy(np.full((4, 8, 8, 3), np.inf, np.float32)), {422},
+         "undecodable_media"),
+        (".npy header claiming a 300 GB array", "x.npy",
+         _npy_header("{'descr': '|u1', 'fortran_order': False, 'shape': (100000, 1000, 1000, 3), }"), {422},
+         "undecodable_media"),
+        (".npy header that is not a dict", "x.npy", _npy_header("__import__('os').system('true')"), {422},
+         "undecodable_media"),
+        (".npy format version 9", "x.npy", _npy_header("{}", version=b"\x09\x00"), {422}, "undecodable_media"),
+        (".npy over the frame limit", "x.npy", _npy(np.zeros((MAX_FRAMES + 1, 4, 4, 3), np.uint8)), {422},
+         "media_limit_exceeded"),
+        (".npy over the pixel limit", "x.npy", _npy(np.zeros((1, 200, 200, 3), np.uint8)), {422},
+         "media_limit_exceeded"),
+    ]
+    for ext in ("mp4", "webm", "avi", "mov", "gif", "npy"):
+        cases.append((f"random bytes named .{ext}", f"clip.{ext}", rng.bytes(8192), {415}, "unsupported_media_type"))
+    return cases
+
+
+HOSTILE_SENTENCES: list[tuple[str, str, set[int]]] = [
+    ("empty", "", {422}),
+    ("whitespace", " \t\r\n  ", {422}),
+    ("100 KB", "a red square moves " * 5400, {422}),
+    ("punctuation only", "?!...,;", {422}),
+    ("NUL and control characters", "a red\x00 square\x07\x1b[31m moves\x7f", {200, 422}),
+    ("only control characters", "\x00\x01\x02\x1b", {422}),
+    ("right-to-left override", "a \u202ered square\u202c moves", {200, 422}),
+    ("zero-width joiners", "a\u200bred\u200dsquare", {200, 422}),
+    ("byte order mark", "\ufeffa red square", {200, 422}),
+    ("lone surrogate", "a red \ud800 square", {200, 422}),
+    ("Japanese", "赤い四角が右に動く", {200, 422}),
+    ("Arabic", "مربع أحمر يتحرك إلى اليمين", {200, 422}),
+    ("Cyrillic", "красный квадрат движется вправо", {200, 422}),
+    ("emoji", "🟥 ➡️ 🚀 👨‍👩‍👧", {200, 422}),
+    ("emoji among words", "a red 🟥 square moves ➡️", {200, 422}),
+    ("one 999-letter word", "a" * 999, {200, 422}),
+    ("400 words", "a " * 400, {422}),
+    ("full-width Latin", "ａ ｒｅｄ ｓｑｕａｒｅ", {200, 422}),
+]
+
+
+@pytest.fixture(scope="module")
+def server(artifacts_dir: Path, tmp_path_factory) -> Iterator[str]:
+    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts_dir), **ENV},
+                        tmp_path_factory.mktemp("logs") / "hostile.log") as base:
+        yield base
+
+
+def _check(r: httpx.Response, allowed: set[int], code: str | None, elapsed: float, what: str) -> None:
+    assert r.status_code in allowed, f"{what}: {r.status_code} {r.text[:300]}"
+    assert elapsed < TIME_BOUND_S, f"{what}: answered in {elapsed:.2f} s"
+    if r.status_code >= 400:
+        body = r.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+        if code:
+            assert body["error"]["code"] == code, f"{what}: {body}"
+
+
+def test_hostile_media_corpus(server: str, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    corpus = hostile_media(marker)
+    with httpx.Client(base_url=server, timeout=30) as c:
+        for name, filename, data, allowed, code in corpus:
+            for endpoint in ("/encode", "/caption"):
+                start = time.monotonic()
+                r = c.post(endpoint, files={"video": (filename, data, "application/octet-stream")})
+                _check(r, allowed, code, time.monotonic() - start, f"{name} -> {endpoint}")
+        assert not marker.exists(), "an uploaded pickle was executed"
+        # Still healthy: health, readiness and a normal request, and not one 500 in the metrics.
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        ok = c.post("/caption", files={"video": ("ok.mp4", encode_clip(moving_square_clip(12), "mp4"))})
+        assert ok.status_code == 200 and isinstance(ok.json()["caption"], str)
+        assert 'status="500"' not in c.get("/metrics").text
+    assert len(corpus) >= 40
+
+
+@pytest.mark.parametrize("name,sentence,allowed", HOSTILE_SENTENCES, ids=[s[0] for s in HOSTILE_SENTENCES])
+def test_hostile_sentences(server: str, name: str, sentence: str, allowed: set[int]) -> None:
+    # JSON keeps every code point (lone surrogates included); the form field goes through multipart.
+    body = json.dumps({"sentence": sentence, "num_alternatives": 1}).encode()
+    with httpx.Client(base_url=server, timeout=30) as c:
+        for method, kwargs in (("/paraphrase", {"content": body, "headers": {"content-type": "application/json"}}),
+                               ("/encode", {"data": {"sentence": sentence.replace("\ud800", "")}}),
+                               ("/sentence-to-video", {"json": {"sentence": sentence.replace("\ud800", "")}})):
+            start = time.monotonic()
+            r = c.post(method, **kwargs)
+            _check(r, allowed, "invalid_input" if r.status_code == 422 else None, time.monotonic() - start,
+                   f"{name} -> {method}")
+            if method == "/paraphrase" and r.status_code == 200:
+                answer = r.json()
+                assert isinstance(answer["sentence"], str) and answer["sentence"].isprintable()
+                assert len(answer["alternatives"]) == 1
+        assert c.get("/healthz").status_code == 200
+
+
+# ---- the limits themselves, at the media layer ------------------------------------------------------------------
+
+CFG = ModelConfig(frames=6, height=12, width=16)
+
+
+def test_decode_time_limit() -> None:
+    """A video within the frame and pixel limits still stops once decoding passes the time limit."""
+    data = encode_clip(_long_clip(3000), "webm", fps=25)
+    start = time.monotonic()
+    with pytest.raises(MediaLimitExceeded, match="longer than"):
+        prepare_upload(data, CFG, MediaLimits(max_frames=10_000, max_decode_s=0.02))
+    assert time.monotonic() - start < 1.0
+
+
+def test_frame_limit_refuses_before_decoding() -> None:
+    """A container that states its frame count is refused from that count, not after decoding thousands."""
+    data = encode_clip(_long_clip(5000), "mp4", fps=25)
+    start = time.monotonic()
+    with pytest.raises(MediaLimitExceeded, match="5000 frames"):
+        prepare_upload(data, CFG, MediaLimits())  # the default limit, 2000 frames
+    assert time.monotonic() - start < 0.2
+
+
+def test_npy_header_checked_before_allocating(tmp_path: Path) -> None:
+    with pytest.raises(UndecodableMedia, match="declares"):
+        load_npy(_npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }"))
+    marker = tmp_path / "unpickled"
+    payload = Unpickled()
+    payload.marker = marker
+    with pytest.raises(UndecodableMedia, match="refused"):
+        load_npy(_npy(np.array([payload], dtype=object)))
+    assert not marker.exists()
+    assert pickle.loads(pickle.dumps(payload)) is not None and marker.exists()  # the payload is real
+    # Fortran order and big-endian data load as numpy itself would.
+    a = np.asfortranarray(np.arange(24, dtype=">f4").reshape(2, 3, 4))
+    assert np.array_equal(load_npy(_npy(a)), a)

@@ -281,11 +281,11 @@ def local_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | Non
 
 
 def soak(base: str, pid: int, requests: int, concurrency: int, threads: int, warmup: int, api_key: str = "",
-         workdir: Path | None = None) -> dict:
+         workdir: Path | None = None, clips: int = 24) -> dict:
     """Warm-up pass, then the soak; RSS before, after warm-up, peak during and after the soak."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(workdir or tmp)
-        distinct = build_requests(base, directory, api_key)
+        distinct = build_requests(base, directory, api_key, n_clips=clips)
         rss_start = rss_kib(pid)
         warm = run_wrk(base, directory, warmup, concurrency, threads, api_key) if warmup else None
         rss_warm = rss_kib(pid)

@@ -19,6 +19,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger("service.cache")
@@ -83,10 +84,12 @@ class SlrCache:
 
     @staticmethod
     def _client(url: str) -> aioredis.Redis:
-        # Short timeouts and no retries: a dead Redis must cost a request milliseconds, not seconds.
+        # Short timeouts: a dead or slow Redis must cost a request milliseconds, not seconds. One immediate retry,
+        # on a broken connection only: after Redis restarts, every pooled connection is dead, and without it each
+        # would fail one command (a lost write, and Redis reported down again for retry_s). Never on a timeout.
         return aioredis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.5,
-                                       retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
-                                       health_check_interval=0)
+                                       retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                                       retry_on_timeout=False, health_check_interval=0)
 
     @property
     def redis_configured(self) -> bool:

@@ -193,8 +193,11 @@ def encode_gif(frames: np.ndarray, scale: int = 1, fps: float = 8.0) -> bytes:
     """A looping GIF of f32 frames [T,H,W,3]."""
     images = [Image.fromarray(f) for f in to_uint8(frames, scale)]
     buf = io.BytesIO()
+    # GIF stores a delay in centiseconds as 16 bits, and Pillow merges identical frames by adding their delays:
+    # clamp so that even all frames merged fit, whatever tiny fps passed validation (5e-324 is > 0).
+    delay_ms = int(min(max(1000.0 / fps, 20.0), 655_000.0 / max(1, len(images))))
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                   duration=max(20, int(round(1000 / fps))), loop=0, disposal=1)
+                   duration=delay_ms, loop=0, disposal=1)
     return buf.getvalue()
 
 

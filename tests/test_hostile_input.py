@@ -254,3 +254,21 @@ def test_npy_header_checked_before_allocating(tmp_path: Path) -> None:
     # Fortran order and big-endian data load as numpy itself would.
     a = np.asfortranarray(np.arange(24, dtype=">f4").reshape(2, 3, 4))
     assert np.array_equal(load_npy(_npy(a)), a)
+
+
+def test_extreme_numbers_in_valid_ranges(server: str) -> None:
+    """Found by the fuzzer: fps=5e-324 passes `fps > 0` and made the GIF delay overflow (a 500). Values at the
+    edges of every documented range must still answer 200."""
+    with httpx.Client(base_url=server, timeout=30) as c:
+        latent_id = c.post("/encode", data={"sentence": "a red square moves"}).json()["latent_id"]
+        for fps in ("5e-324", "1e-300", "0.001", "60"):
+            r = c.post("/reconstruct", data={"latent_id": latent_id, "fps": fps, "scale": "8"})
+            assert r.status_code == 200 and r.content.startswith(b"GIF8"), (fps, r.text[:200])
+            r = c.post("/sentence-to-video", json={"latent_id": latent_id, "fps": float(fps), "format": "json"})
+            assert r.status_code == 200, (fps, r.text[:200])
+        big_seed = 2**256
+        r = c.post("/paraphrase", json={"latent_id": latent_id, "seed": big_seed, "num_alternatives": 16,
+                                        "beam_size": 16, "max_len": 100})
+        assert r.status_code in (200, 503), r.text[:200]
+        r = c.post("/caption", data={"latent_id": latent_id, "seed": str(big_seed), "num_captions": "16"})
+        assert r.status_code in (200, 503), r.text[:200]

@@ -8,6 +8,7 @@ Already covered elsewhere, not repeated here: 413 for a declared or a streamed (
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import inspect
 import re
@@ -20,7 +21,6 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
@@ -94,32 +94,47 @@ def test_key_compared_in_constant_time() -> None:
 
 # ---- CORS -------------------------------------------------------------------------------------------------------
 
-def _preflight(client: TestClient, origin: str) -> httpx.Response:
-    return client.options("/paraphrase", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                                  "Access-Control-Request-Headers": "x-api-key,content-type"})
+class InProcess:
+    """Requests straight into the ASGI app, lifespan not run: CORS is answered before any route or model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+
+    def request(self, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t") as c:
+                return await c.request(method, path, headers=headers)
+        return asyncio.run(go())
+
+    def preflight(self, origin: str) -> httpx.Response:
+        return self.request("OPTIONS", "/paraphrase", {"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                       "Access-Control-Request-Headers": "x-api-key,content-type"})
+
+    def get(self, path: str, origin: str) -> httpx.Response:
+        return self.request("GET", path, {"Origin": origin})
 
 
 def test_cors_off_by_default(artifacts_dir: Path) -> None:
-    client = TestClient(create_app(Settings(artifacts=str(artifacts_dir), redis_url="")))  # no lifespan needed
-    r = _preflight(client, "https://evil.example")
+    client = InProcess(Settings(artifacts=str(artifacts_dir), redis_url=""))
+    r = client.preflight("https://evil.example")
     assert "access-control-allow-origin" not in r.headers and r.status_code in (405, 404)
-    r = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    r = client.get("/healthz", "https://evil.example")
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
 
 
 def test_cors_configured_origins_only(artifacts_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLR_CORS_ORIGINS", "https://app.example, https://admin.example")
-    client = TestClient(create_app(Settings(artifacts=str(artifacts_dir), redis_url="")))
-    r = _preflight(client, "https://app.example")
+    client = InProcess(Settings(artifacts=str(artifacts_dir), redis_url=""))
+    r = client.preflight("https://app.example")
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
     assert "x-api-key" in r.headers["access-control-allow-headers"].lower()
     assert "POST" in r.headers["access-control-allow-methods"]
-    r = _preflight(client, "https://evil.example")
+    r = client.preflight("https://evil.example")
     assert r.headers.get("access-control-allow-origin") not in ("https://evil.example", "*")
-    r = client.get("/healthz", headers={"Origin": "https://admin.example"})
+    r = client.get("/healthz", "https://admin.example")
     assert r.headers["access-control-allow-origin"] == "https://admin.example"
     assert "x-latent-id" in r.headers["access-control-expose-headers"].lower()
-    r = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    r = client.get("/healthz", "https://evil.example")
     assert "access-control-allow-origin" not in r.headers
 
 

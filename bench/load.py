@@ -21,7 +21,9 @@ Endpoints (name: what each request costs the server):
   reconstruct        POST /reconstruct, a new mp4 each request: decode, encoder, video decoder, GIF encoding
   sentence_to_video  POST /sentence-to-video JSON, a new sentence: sentence encoder, video decoder, GIF encoding
 
-wrk and the service share the machine's cores (-t1: one wrk thread); the figures include that cost.
+wrk and the service share the machine's cores (-t1: one wrk thread); the figures include that cost. With
+batching on and off, both services run side by side and each measurement on one is followed by the same on the
+other, so the ratios hold while background load drifts.
 """
 from __future__ import annotations
 
@@ -508,29 +510,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     m = json.loads((manifest_dir / "manifest.json").read_text())
                     report["model"] = {"version": m.get("version"), **{k: m["model"].get(k) for k in (
                         "frames", "height", "width", "latent_dim", "hidden", "vocab_size", "max_words")}}
+                # Both services run side by side (an idle one costs nothing) and every endpoint/concurrency is
+                # measured on one right after the other: on/off ratios hold even while the machine's background
+                # load drifts. Each is started alone, so its cold start is its own.
+                servers: dict[str, Server] = {}
                 for mode in modes:
                     env = {**settings_env, "SLR_REDIS_URL": redis_url, "SLR_BATCHING": "true" if mode == "on" else "false"}
-                    with start_server(args.artifacts, env, work / "server.log") as server:
-                        report["cold_start_s"][mode] = round(server.cold_start_s, 3)
-                        log(f"batching {mode}: service ready in {server.cold_start_s:.2f} s "
-                            f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
+                    servers[mode] = server = stack.enter_context(start_server(args.artifacts, env,
+                                                                              work / f"server-{mode}.log"))
+                    report["cold_start_s"][mode] = round(server.cold_start_s, 3)
+                    log(f"batching {mode}: service ready in {server.cold_start_s:.2f} s "
+                        f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
+                for endpoint in endpoints:
+                    for c in levels:
+                        for mode, server in servers.items():
+                            results.append(runner.run(server.url, endpoint, mode, c, args.duration, args.warmup))
+                for mode, server in servers.items():
+                    report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
+                log(f"RSS after the sweep: {report['rss_mb']} MB")
+                if args.memory_repeats > 0:  # the same load again and again: RSS must level off
+                    mode, server = next(iter(servers.items()))
+                    top = max(levels)
+                    for i in range(args.memory_repeats):
                         for endpoint in endpoints:
-                            for c in levels:
-                                results.append(runner.run(server.url, endpoint, mode, c, args.duration, args.warmup))
-                        report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
-                        log(f"batching {mode}: RSS after the sweep {report['rss_mb'][mode]:.0f} MB")
-                        if mode == modes[0] and args.memory_repeats > 0:
-                            top = max(levels)
-                            for i in range(args.memory_repeats):
-                                for endpoint in endpoints:
-                                    runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
-                                report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
-                                log(f"memory pass {i + 1}: RSS {report['memory_runs_mb'][-1]:.0f} MB")
-                    if server.proc is not None:
-                        with contextlib.suppress(OSError):
-                            tail = (work / "server.log").read_text()[-3000:]
-                            if "Traceback" in tail:
-                                report.setdefault("server_log_tail", {})[mode] = tail
+                            runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
+                        report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
+                        log(f"memory pass {i + 1} (batching {mode}, every endpoint at c={top}): "
+                            f"RSS {report['memory_runs_mb'][-1]:.0f} MB")
+                for mode in servers:
+                    with contextlib.suppress(OSError):
+                        tail = (work / f"server-{mode}.log").read_text()[-3000:]
+                        if "Traceback" in tail:
+                            report.setdefault("server_log_tail", {})[mode] = tail
 
     report["results"] = [asdict(r) for r in results]
     for r in report["results"]:

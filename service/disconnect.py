@@ -21,18 +21,28 @@ class CancelOnDisconnect:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_read, gone = asyncio.Event(), asyncio.Event()
+        me = asyncio.current_task()
+        watcher: asyncio.Future | None = None
+        gone = asyncio.Event()
         started = cancelled_here = False
 
+        async def watch() -> None:
+            nonlocal cancelled_here
+            message = await receive()  # blocks until the client goes away or the answer is complete
+            if message["type"] == "http.disconnect":
+                gone.set()
+                if not started and me is not None:
+                    cancelled_here = True
+                    me.cancel()
+
         async def app_receive() -> dict[str, Any]:
-            if body_read.is_set():  # after the body only a disconnect can come; the watcher receives it
+            nonlocal watcher
+            if watcher is not None:  # after the body only a disconnect can come; the watcher receives it
                 await gone.wait()
                 return {"type": "http.disconnect"}
             message = await receive()
-            if message["type"] == "http.disconnect":
-                gone.set()
-            elif not message.get("more_body", False):
-                body_read.set()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                watcher = asyncio.ensure_future(watch())  # the body is read: from now on, listen
             return message
 
         async def app_send(message: dict[str, Any]) -> None:
@@ -40,26 +50,13 @@ class CancelOnDisconnect:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, app_receive, app_send))
-
-        async def watch() -> None:
-            nonlocal cancelled_here
-            await body_read.wait()
-            message = await receive()  # blocks until the client goes away or the answer is complete
-            if message["type"] == "http.disconnect":
-                gone.set()
-                if not started and not task.done():
-                    cancelled_here = True
-                    task.cancel()
-
-        watcher = asyncio.ensure_future(watch())
+        # The app runs in this very task (no task per request); the watcher cancels this task.
         try:
-            await asyncio.wait({task})
-            if task.cancelled() and cancelled_here:
+            await self.app(scope, app_receive, app_send)
+        except asyncio.CancelledError:
+            if cancelled_here and me is not None and me.uncancel() == 0:
                 return  # nobody is waiting for an answer
-            task.result()
-        except asyncio.CancelledError:  # this request itself is cancelled (server shutdown): pass it on
-            task.cancel()
-            raise
+            raise  # a cancellation from elsewhere (server shutdown): pass it on
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()

@@ -3,6 +3,7 @@
     python -m bench.paper_tables                          # --size small, seeds 0 1 2, METEOR on: docs/results.md
     python -m bench.paper_tables --size tiny --seeds 0 1 --no-meteor --out /tmp/t --work /tmp/t/runs
     python -m bench.paper_tables --plan-only              # time 20 steps of every model, print the plan, stop
+    python -m bench.paper_tables --jobs 2                 # two models at once (one process each): same numbers
     python -m bench.paper_tables --data msvd --data-dir data/msvd   # sentence tasks only (feature inputs)
 
 Per seed, on one corpus (the synthetic one is generated once, with --data-seed, and shared by every seed):

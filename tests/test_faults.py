@@ -5,7 +5,9 @@ at concurrency 64). Every Redis here is a private redis-server on its own port; 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -232,7 +234,7 @@ def _start_refused(root: Path, tmp_path: Path) -> tuple[int, str]:
     """Start the server on a broken root; it must exit (never ready) and say why."""
     port = free_port()
     log = tmp_path / f"refused-{port}.log"
-    env = {**dict(__import__("os").environ), "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(root),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(root),
            "SLR_REDIS_URL": "", **ENV}
     with open(log, "wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
@@ -268,7 +270,6 @@ def test_corrupt_artifacts_refuse_to_start(artifacts_dir: Path, tmp_path: Path) 
     (root / version / "encoder_v.onnx").write_bytes(b"this is not an onnx model")
     manifest_path = root / version / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    import hashlib
     manifest["files"]["encoder_v.onnx"] = hashlib.sha256(b"this is not an onnx model").hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     rc, log = _start_refused(root, tmp_path)

@@ -51,6 +51,8 @@ class TrainConfig:
     kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
     seed: int = 0
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning
+    # Partial-model learning's input mix (v+s, v only, s only); the paper's is 0.5 / 0.25 / 0.25.
+    partial_mix: tuple[float, float, float] = (0.5, 0.25, 0.25)
     augment_strength: float = 0.0  # real-encoder degradations on the encoder's input frames (0 = off)
     eval_every: int = 0  # caption attribute accuracy on validation clips every N steps (0 = never)
     threads: int = 0  # torch intra-op threads (0 = torch's default); 1 is far steadier on a shared machine

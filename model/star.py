@@ -24,8 +24,10 @@ from model.vocab import PAD_ID, Vocab
 
 
 def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
-    # eps keeps the all-zero feature of an inactive channel at zero instead of NaN.
-    return x / (x.norm(dim=-1, keepdim=True) + eps)
+    """Unit L2 norm, scaled by sqrt(dim) so that each entry is O(1): a unit vector of 512 entries
+    (~0.04 each) through a default-initialised linear layer gives a mu far below the unit noise of
+    z = mu + sigma * eps, and the decoders learn to ignore z. eps keeps an inactive channel's zeros at zero."""
+    return x * (x.size(-1) ** 0.5) / (x.norm(dim=-1, keepdim=True) + eps)
 
 
 class FrameEncoder(nn.Module):
@@ -162,6 +164,9 @@ class Latent:
         return 0.5 * (self.mu.pow(2) + var - 1.0 - torch.log(var)).sum(-1).mean()
 
 
+SIGMA_HAT_INIT = -4.0
+
+
 class StarModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -172,6 +177,8 @@ class StarModel(nn.Module):
         self.sentence_encoder = SentenceEncoder(cfg)
         self.to_mu = nn.Linear(2 * cfg.x_dim, cfg.latent_dim)
         self.to_sigma_hat = nn.Linear(2 * cfg.x_dim, cfg.latent_dim)
+        # Start with little noise (sigma ~ 0.14): the KL term widens sigma as far as the data allows.
+        nn.init.constant_(self.to_sigma_hat.bias, SIGMA_HAT_INIT)
         self.sentence_decoder = SentenceDecoder(cfg)
         self.video_decoder = VideoDecoder(cfg) if cfg.video_output else None
 
@@ -246,7 +253,9 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
 
 
 def total_loss(losses: dict[str, Tensor], tc: TrainConfig, kl_weight: float) -> Tensor:
-    loss = tc.lambda_sentence * losses["sentence"] + kl_weight * losses["kl"]
+    loss = kl_weight * losses["kl"]
+    if "sentence" in losses:  # a video-only baseline keeps no sentence term
+        loss = loss + tc.lambda_sentence * losses["sentence"]
     if "video" in losses:
         loss = loss + tc.lambda_video * losses["video"]
     return loss

@@ -47,14 +47,22 @@ def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     return torch.ones(b), torch.ones(b)
 
 
-def partial_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Channel dropout: each sample's input configuration drawn from PARTIAL_LEARNING_PROBS."""
-    keys = list(channels.PARTIAL_LEARNING_PROBS)
-    probs = torch.tensor([channels.PARTIAL_LEARNING_PROBS[k] for k in keys])
-    pick = torch.multinomial(probs, b, replacement=True, generator=gen)
-    has_v = torch.tensor(["v" in k for k in keys], dtype=torch.float32)[pick]
-    has_s = torch.tensor(["s" in k for k in keys], dtype=torch.float32)[pick]
-    return has_v, has_s
+def mixed_masks(mix: tuple[float, float, float]) -> MaskFn:
+    """Channel dropout: each sample's input configuration (v+s, v, s) drawn with the probabilities `mix`."""
+    keys = ("vs", "v", "s")
+    probs = torch.tensor([float(p) for p in mix])
+    has_v = torch.tensor(["v" in k for k in keys], dtype=torch.float32)
+    has_s = torch.tensor(["s" in k for k in keys], dtype=torch.float32)
+
+    def masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        pick = torch.multinomial(probs, b, replacement=True, generator=gen)
+        return has_v[pick], has_s[pick]
+
+    return masks
+
+
+# The paper's partial-model learning: inputs (v,s), (v,0), (0,s) with probabilities 0.5 / 0.25 / 0.25.
+partial_masks = mixed_masks(tuple(channels.PARTIAL_LEARNING_PROBS[k] for k in ("vs", "v", "s")))
 
 
 def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
@@ -65,7 +73,7 @@ def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
 
 def phases_for(tc: TrainConfig) -> list[Phase]:
     phases = [Phase("full", tc.full_steps, 1.0, full_masks),
-              Phase("partial", tc.partial_steps, tc.partial_lr_scale, partial_masks)]
+              Phase("partial", tc.partial_steps, tc.partial_lr_scale, mixed_masks(tuple(tc.partial_mix)))]
     if tc.finetune_steps:
         caption = channels.get("caption")
         phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs))

@@ -28,6 +28,7 @@ log = logging.getLogger("service.predictor")
 
 CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # model.channels registry names
 RETRY_AFTER_S = 1
+DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,12 @@ class Predictor:
         config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
         if f"encoder_{config}" not in self.engine.manifest.get("graphs", {f"encoder_{config}": None}):
             raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
-        key = make_key(self.engine.version, config, canonical_digest(video.data if video else None, tokens))
+        data = video.data if video else None
+        if data is not None and len(data) > DIGEST_INLINE_BYTES:  # sha256 of a big upload: off the event loop
+            digest = await self._in_media_pool(canonical_digest, data, tokens)
+        else:
+            digest = canonical_digest(data, tokens)
+        key = make_key(self.engine.version, config, digest)
         hit = await self.cache.get(key)
         if hit is not None:
             self.metrics.cache_hits.labels(hit[1]).inc()

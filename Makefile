@@ -12,7 +12,7 @@ SHIPPED := models/default
 DEMO_ARTIFACTS := artifacts
 SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
 
-.PHONY: install serve test demo-model quality-model fuzz bench check-deploy clean system-deps
+.PHONY: install serve test demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps
 
 install: $(VENV)/.installed
 
@@ -51,8 +51,19 @@ test: install system-deps
 system-deps:
 	bash .ci/system-deps
 
-bench: install
-	$(PY) bench/engine.py --run runs/demo --artifacts $(DEMO_ARTIFACTS)
+bench: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
+	$(PY) bench/load.py --artifacts $(SERVE_ARTIFACTS)
+
+# A longer schema fuzz than the one in `make test` (about 5,500 cases).
+fuzz: install system-deps
+	SLR_FUZZ_EXAMPLES=$${SLR_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q -s tests/test_fuzz.py
+
+soak: install system-deps $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
+	$(PY) bench/soak.py --artifacts $(SERVE_ARTIFACTS)
+
+# The paper's tables on the synthetic benchmark (3 seeds; writes docs/results.md).
+paper-tables: install system-deps
+	$(PY) -m bench.paper_tables --jobs 2
 
 check-deploy: install
 	$(PY) -m pytest -q tests/test_deploy.py

@@ -39,7 +39,7 @@ demo-model: $(DEMO_ARTIFACTS)/latest
 # The one recorded command behind the shipped default model (models/default): <= 30 minutes on 2 cores.
 quality-model: install
 	$(SLR) data synth --preset quality --codec-share 0.2 --seed 0 --out data/synthetic-quality
-	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --threads 1 --out runs/quality
+	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality
 	$(SLR) eval runs/quality --split test --outside data/outside
 	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v1 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md

@@ -2,7 +2,6 @@
 plus the atomic publication of a version directory and of the `latest` pointer."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from typing import Any
 from export.graphs import GraphSpec, encoder_name
 from model.channels import REGISTRY, ChannelConfig
 from model.config import ModelConfig
+from service.engine import sha256_file  # one checksum definition for writer and reader
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -22,12 +22,6 @@ VOCAB = "vocab.json"
 LATEST = "latest"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_version(checkpoint_sha256: str, now: datetime | None = None) -> str:

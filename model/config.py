@@ -53,6 +53,9 @@ class TrainConfig:
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning
     # Partial-model learning's input mix (v+s, v only, s only); the paper's is 0.5 / 0.25 / 0.25.
     partial_mix: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    # Share of the sentence decoder's teacher-forced input words replaced by <unk> (Bowman et al., 2016):
+    # the decoder can then not predict the next word from the previous ones alone and must read z.
+    word_dropout: float = 0.0
     augment_strength: float = 0.0  # real-encoder degradations on the encoder's input frames (0 = off)
     eval_every: int = 0  # caption attribute accuracy on validation clips every N steps (0 = never)
     threads: int = 0  # torch intra-op threads (0 = torch's default); 1 is far steadier on a shared machine

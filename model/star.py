@@ -243,7 +243,8 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
     sample=False decodes from z = mu (evaluation, and the deterministic LSTM baseline)."""
     latent = model.encode(batch["video"], batch["tokens"], batch["lengths"], mask_v, mask_s)
     z = latent.sample(generator) if sample else latent.mu
-    losses = {"kl": latent.kl(), "sentence": sentence_loss(model.sentence_decoder(z, batch["target_in"]), batch["target_out"])}
+    target_in = batch.get("target_in_dropped", batch["target_in"])
+    losses = {"kl": latent.kl(), "sentence": sentence_loss(model.sentence_decoder(z, target_in), batch["target_out"])}
     if model.video_decoder is not None and batch.get("frames") is not None:
         frames = batch["frames"]
         # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.

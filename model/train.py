@@ -212,7 +212,7 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
         trainer.restore(out / CHECKPOINT)
     vocab.save(out / "vocab.json")
     data = tensorize(corpus.splits["train"], vocab, cfg)
-    stream = BatchStream(data, tc.batch_size, seed, augment=augmenter(tc, cfg))
+    stream = BatchStream(data, tc.batch_size, seed, augment=augmenter(tc, cfg), word_dropout=tc.word_dropout)
     todo = phases if phases is not None else phases_for(tc)
     (out / "run.json").write_text(json.dumps({
         "corpus": corpus.name, "source": source, "corpus_meta": corpus.meta, "seed": seed, "model_config": cfg.to_dict(),

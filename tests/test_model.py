@@ -246,3 +246,16 @@ def test_baselines_train_one_task_each(kind: str, tiny_corpus, tmp_path: Path) -
     assert ck.extra["vae"] is (kind == "vae") and ck.extra["done_phases"] == ["caption"]
     res = evaluate_tasks(ck.model, ck.vocab, tiny_corpus.splits["test"][:4], meteor=False, tasks=["caption"])
     assert set(res) == {"clips", "caption"}
+
+
+def test_word_dropout_replaces_only_words_with_unk() -> None:
+    from model.data.dataset import drop_words
+    from model.vocab import UNK_ID
+
+    tin = torch.tensor([[BOS_ID, 7, 8, 9, 10, PAD_ID, PAD_ID]] * 200)
+    out = drop_words(tin, 0.5, torch.Generator().manual_seed(0))
+    assert (out[:, 0] == BOS_ID).all() and (out[:, 5:] == PAD_ID).all()
+    words = out[:, 1:5]
+    assert ((words == tin[:, 1:5]) | (words == UNK_ID)).all()
+    assert 0.4 < (words == UNK_ID).float().mean().item() < 0.6
+    assert torch.equal(drop_words(tin, 0.0, torch.Generator()), tin)

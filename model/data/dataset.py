@@ -17,6 +17,12 @@ from model.data.corpus import Clip
 from model.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 
 
+def drop_words(target_in: Tensor, rate: float, gen: torch.Generator) -> Tensor:
+    """Replace a share of the decoder's input words (never <bos> or padding) with <unk>."""
+    drop = (torch.rand(target_in.shape, generator=gen) < rate) & (target_in > UNK_ID)
+    return torch.where(drop, torch.full_like(target_in, UNK_ID), target_in)
+
+
 # Degrades a float [B, T, H, W, 3] batch of encoder inputs (model/data/augment.py).
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -87,7 +93,8 @@ def decoder_io(words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     return tin, tout
 
 
-def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: Augment | None = None) -> dict[str, Tensor]:
+def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: Augment | None = None,
+               word_dropout: float = 0.0) -> dict[str, Tensor]:
     """One training batch: video in, one caption in, another caption of the same clip as target.
     `augment` degrades the encoder's input only; the video decoder's target stays the clean clip."""
     a, b = _pick_pair(data.n_captions[idx], gen)
@@ -105,6 +112,8 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: A
         "target_in": target_in,
         "target_out": target_out,
     }
+    if word_dropout > 0:
+        batch["target_in_dropped"] = drop_words(target_in, word_dropout, gen)
     if data.frames is not None:
         batch["frames"] = batch["video"]
         if augment is not None:
@@ -115,8 +124,10 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: A
 class BatchStream:
     """Endless shuffled batches over a split (an epoch is one permutation), deterministic by seed."""
 
-    def __init__(self, data: SplitTensors, batch_size: int, seed: int, augment: Augment | None = None) -> None:
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int, augment: Augment | None = None,
+                 word_dropout: float = 0.0) -> None:
         self.data, self.batch_size, self.augment = data, min(batch_size, len(data)), augment
+        self.word_dropout = word_dropout
         self.gen = torch.Generator().manual_seed(seed)
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
@@ -126,4 +137,4 @@ class BatchStream:
             self._order, self._pos = torch.randperm(len(self.data), generator=self.gen), 0
         idx = self._order[self._pos: self._pos + self.batch_size]
         self._pos += self.batch_size
-        return make_batch(self.data, idx, self.gen, self.augment)
+        return make_batch(self.data, idx, self.gen, self.augment, self.word_dropout)

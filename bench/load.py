@@ -34,7 +34,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +43,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:  # python -m bench.load
+    from bench.processes import free_port, stop_process
+except ImportError:  # python bench/load.py: bench/ itself is on sys.path
+    from processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lua" / "post.lua"
@@ -152,12 +156,6 @@ def vocabulary_words(artifacts: Path | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the service and its machine
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     import urllib.error
@@ -289,13 +287,7 @@ def start_server(artifacts: Path, env: dict[str, str], log_path: Path) -> Iterat
                 raise SystemExit(f"the service was not ready after 120 s; see {log_path}")
             yield Server(url, proc, cold)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 # ---------------------------------------------------------------- wrk runs

@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+try:  # python -m bench.soak
+    from bench.processes import free_port, stop_process
+except ImportError:  # python bench/soak.py: bench/ itself is on sys.path
+    from processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("a", "the", "red", "blue", "green", "yellow", "square", "circle", "triangle", "moves", "slides", "left",
@@ -107,12 +111,6 @@ function done(summary, latency, requests)
     summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int:
@@ -239,13 +237,7 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 @contextlib.contextmanager

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     init1, _ = graph_flops(directory / "sentence_init.onnx", {"z": z1})
     h = np.zeros((1, 1, cfg.hidden), np.float32)
     step1, step_ops = graph_flops(directory / "sentence_step.onnx",
-                                  {"token": np.array([1], np.int64), "h": h, "c": h.copy()})
+                                  {"token": np.array([1], np.int64), "h": h, "c": h.copy(),
+                                   "z_state": z1[None]})
     mu, _ = engine.encode(video, None)
     captions = engine.decode_sentence(mu)
     lengths = [len(c) + 1 for c in captions]  # words + the <eos> step

@@ -49,8 +49,8 @@ def encoder_inputs(key: str) -> tuple[str, ...]:
 def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     """Every graph this model exports, in export order; no video decoder without a video output channel."""
     specs = [GraphSpec(encoder_name(k), encoder_inputs(k), ENCODER_OUTPUTS) for k in INPUT_KEYS]
-    specs += [GraphSpec("sentence_init", ("z",), ("h", "c")),
-              GraphSpec("sentence_step", ("token", "h", "c"), ("logprobs", "h_out", "c_out"))]
+    specs += [GraphSpec("sentence_init", ("z",), ("h", "c", "z_state")),
+              GraphSpec("sentence_step", ("token", "h", "c", "z_state"), ("logprobs", "h_out", "c_out"))]
     if cfg.video_output:
         specs.append(GraphSpec("video_decoder", ("z", "first_frame"), ("frames",)))
     return {s.name: s for s in specs}
@@ -77,7 +77,7 @@ class SentenceInitGraph(nn.Module):
         super().__init__()
         self.decoder = model.sentence_decoder
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.decoder.init_state(z)
 
 
@@ -86,8 +86,8 @@ class SentenceStepGraph(nn.Module):
         super().__init__()
         self.decoder = model.sentence_decoder
 
-    def forward(self, token: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.decoder.step(token, h, c)
+    def forward(self, token: Tensor, h: Tensor, c: Tensor, z_state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.decoder.step(token, h, c, z_state)
 
 
 class VideoDecoderGraph(nn.Module):
@@ -133,6 +133,8 @@ def example_inputs(cfg: ModelConfig, spec: GraphSpec, batch: int, seq_len: int,
             out[name] = torch.randn(batch, cfg.latent_dim, generator=generator)
         elif name in ("h", "c"):
             out[name] = torch.tanh(torch.randn(1, batch, cfg.hidden, generator=generator))
+        elif name == "z_state":
+            out[name] = torch.randn(1, batch, cfg.latent_dim, generator=generator)
         elif name == "token":
             out[name] = torch.randint(0, cfg.vocab_size, (batch,), generator=generator)
         elif name == "first_frame":
@@ -145,11 +147,15 @@ def example_inputs(cfg: ModelConfig, spec: GraphSpec, batch: int, seq_len: int,
     return out
 
 
+# The sentence decoder's state between steps: batch on axis 1, as model/search.py reorders it.
+DECODER_STATE = ("h", "c", "z_state", "h_out", "c_out")
+
+
 def dynamic_axes(cfg: ModelConfig, spec: GraphSpec) -> dict[str, dict[int, str]]:
     """Batch is dynamic everywhere (axis 1 of the [1,B,Hd] LSTM state); L for tokens; Tf for features."""
     axes: dict[str, dict[int, str]] = {}
     for name in spec.inputs + spec.outputs:
-        axes[name] = {1: "B"} if name in ("h", "c", "h_out", "c_out") else {0: "B"}
+        axes[name] = {1: "B"} if name in DECODER_STATE else {0: "B"}
     if "tokens" in axes:
         axes["tokens"][1] = "L"
     if "video" in axes and cfg.video_input == "features":

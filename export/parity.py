@@ -14,7 +14,7 @@ from torch import Tensor
 
 from export.graphs import GraphSpec, example_inputs, video_shape, wrapper
 from model.config import ModelConfig
-from model.search import beam_search, greedy_search
+from model.search import decode_with_graphs
 from model.star import StarModel
 from model.vocab import BOS_ID, Vocab
 
@@ -99,10 +99,10 @@ def real_cases(model: StarModel, spec: GraphSpec, s: Samples) -> list[Case]:
     if spec.name == "sentence_init":
         return [{"z": z}]
     if spec.name == "sentence_step":
-        h, c = model.sentence_decoder.init_state(z)
+        h, c, zs = model.sentence_decoder.init_state(z)
         bos = torch.full((len(z),), BOS_ID, dtype=torch.long)
-        lp, h2, c2 = model.sentence_decoder.step(bos, h, c)
-        return [{"token": bos, "h": h, "c": c}, {"token": lp.argmax(-1), "h": h2, "c": c2}]
+        lp, h2, c2 = model.sentence_decoder.step(bos, h, c, zs)
+        return [{"token": bos, "h": h, "c": c, "z_state": zs}, {"token": lp.argmax(-1), "h": h2, "c": c2, "z_state": zs}]
     if spec.name == "video_decoder":
         zeros = torch.zeros(len(z), model.cfg.height, model.cfg.width, 3)
         cases = [{"z": z, "first_frame": zeros}]
@@ -149,17 +149,8 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
 
 
 def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
-    """The same search functions the engine runs (model.search), over the init and step graphs."""
-    h, c = sessions["sentence_init"].run(["h", "c"], {"z": z})
-    step_sess = sessions["sentence_step"]
-
-    def step(tokens: Sequence[int], hs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lp, h2, c2 = step_sess.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": hs, "c": cs})
-        return lp, h2, c2
-
-    if beam_size <= 1:
-        return greedy_search(step, h, c, len(z), max_len)
-    return beam_search(step, h, c, len(z), beam_size, max_len, select=lambda s, idx: np.ascontiguousarray(s[:, idx]))
+    """The same search the engine runs (model.search), over the init and step graphs."""
+    return decode_with_graphs(sessions["sentence_init"], sessions["sentence_step"], z, beam_size, max_len)
 
 
 def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor | None, Tensor | None, Tensor | None]]:

@@ -1,30 +1,36 @@
 """Greedy and beam search over a one-step sentence decoder. Torch-free (numpy only).
 
 The PyTorch model and the ONNX engine both run these functions with their own `step`, so a caption
-from the exported graphs equals the PyTorch one token for token. `step(tokens, h, c)` takes N token
-ids and the decoder state for N rows and returns (log-probs [N, V] as numpy, h', c'); `select(state,
-rows)` gathers rows of a state (the batch axis is axis 1: [layers, N, hidden]).
+from the exported graphs equals the PyTorch one token for token. The decoder state is a tuple of
+arrays whose batch axis is axis 1 (h, c: [layers, N, hidden]; z: [1, N, Nz]). `step(tokens, state)`
+takes N token ids and the state of N rows and returns (log-probs [N, V] as numpy, next state);
+`select(array, rows)` gathers rows of one state array along axis 1.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from model.vocab import BOS_ID, EOS_ID
 
-StepFn = Callable[[Sequence[int], Any, Any], tuple[np.ndarray, Any, Any]]
+State = tuple[Any, ...]
+StepFn = Callable[[Sequence[int], State], tuple[np.ndarray, State]]
 SelectFn = Callable[[Any, np.ndarray], Any]
 
 
-def greedy_search(step: StepFn, h: Any, c: Any, batch: int, max_len: int) -> list[list[int]]:
+def select_rows(state: State, rows: np.ndarray, select: SelectFn) -> State:
+    return tuple(select(x, rows) for x in state)
+
+
+def greedy_search(step: StepFn, state: State, batch: int, max_len: int) -> list[list[int]]:
     """Most likely word at every step; a row stops at <eos> or after max_len words."""
     tokens = np.full(batch, BOS_ID, dtype=np.int64)
     out: list[list[int]] = [[] for _ in range(batch)]
     done = np.zeros(batch, dtype=bool)
     for _ in range(max_len):
-        logprobs, h, c = step(tokens.tolist(), h, c)
+        logprobs, state = step(tokens.tolist(), state)
         tokens = np.argmax(logprobs, axis=-1).astype(np.int64)
         for b in np.flatnonzero(~done):
             if tokens[b] == EOS_ID:
@@ -36,7 +42,7 @@ def greedy_search(step: StepFn, h: Any, c: Any, batch: int, max_len: int) -> lis
     return out
 
 
-def beam_search(step: StepFn, h: Any, c: Any, batch: int, beam_size: int, max_len: int,
+def beam_search(step: StepFn, state: State, batch: int, beam_size: int, max_len: int,
                 select: SelectFn) -> list[list[int]]:
     """Beam search over `batch` items at once (rows item*K + k); sum of log-probs, no length penalty.
 
@@ -47,7 +53,7 @@ def beam_search(step: StepFn, h: Any, c: Any, batch: int, beam_size: int, max_le
     k = max(1, int(beam_size))
     rows = batch * k
     first = np.arange(batch).repeat(k)  # every beam starts from its item's initial state
-    h, c = select(h, first), select(c, first)
+    state = select_rows(state, first, select)
     scores = np.full((batch, k), -np.inf)
     scores[:, 0] = 0.0  # one live beam per item at the start, so the K beams do not duplicate
     seqs: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(batch)]
@@ -55,7 +61,7 @@ def beam_search(step: StepFn, h: Any, c: Any, batch: int, beam_size: int, max_le
     done = np.zeros(batch, dtype=bool)
     tokens = np.full(rows, BOS_ID, dtype=np.int64)
     for t in range(max_len):
-        logprobs, h, c = step(tokens.tolist(), h, c)
+        logprobs, state = step(tokens.tolist(), state)
         vocab = logprobs.shape[-1]
         cand = (scores[:, :, None] + logprobs.reshape(batch, k, vocab)).reshape(batch, k * vocab)
         parent = np.arange(rows)
@@ -88,8 +94,27 @@ def beam_search(step: StepFn, h: Any, c: Any, batch: int, beam_size: int, max_le
             tokens[b * k: b * k + n] = new_tokens
         if done.all():
             break
-        h, c = select(h, parent), select(c, parent)
+        state = select_rows(state, parent, select)
     for b in range(batch):  # hypotheses still live at max_len count as finished
         if not done[b]:
             finished[b].extend((float(scores[b, j]), seqs[b][j]) for j in range(k) if np.isfinite(scores[b, j]))
     return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
+
+
+class Session(Protocol):
+    def run(self, output_names: Any, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def decode_with_graphs(init: Session, step_graph: Session, z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
+    """Search over the exported sentence_init and sentence_step graphs (onnxruntime sessions): the
+    engine and the export parity check run this one function."""
+    state = tuple(init.run(["h", "c", "z_state"], {"z": z}))
+
+    def step(tokens: Sequence[int], st: State) -> tuple[np.ndarray, State]:
+        h, c, zs = st
+        lp, h2, c2 = step_graph.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": h, "c": c, "z_state": zs})
+        return lp, (h2, c2, zs)
+
+    if beam_size <= 1:
+        return greedy_search(step, state, len(z), max_len)
+    return beam_search(step, state, len(z), beam_size, max_len, select=lambda a, rows: np.ascontiguousarray(a[:, rows]))

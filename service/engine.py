@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model.config import ModelConfig
-from model.search import beam_search, greedy_search
+from model.search import decode_with_graphs
 from model.vocab import PAD_ID, Vocab
 
 CPU = "CPUExecutionProvider"
@@ -224,17 +224,7 @@ class Engine:
         if len(z) == 0:
             return []
         max_len = max_len or self.config.max_words + 1
-        h, c = self.graph("sentence_init").run(["h", "c"], {"z": z})
-        step_graph = self.graph("sentence_step")
-
-        def step(tokens: Sequence[int], hs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            lp, h2, c2 = step_graph.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": hs, "c": cs})
-            return lp, h2, c2
-
-        if beam_size <= 1:
-            return greedy_search(step, h, c, len(z), max_len)
-        return beam_search(step, h, c, len(z), beam_size, max_len,
-                           select=lambda s, rows: np.ascontiguousarray(s[:, rows]))
+        return decode_with_graphs(self.graph("sentence_init"), self.graph("sentence_step"), z, beam_size, max_len)
 
     def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray:
         """Frames [B,T,H,W,3] in [0,1]; first_frame [B,H,W,3] seeds the decoder (zeros: sentence-to-video)."""

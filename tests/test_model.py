@@ -90,14 +90,33 @@ def test_sentence_encoder_reads_the_state_after_the_last_real_word() -> None:
     torch.testing.assert_close(m.sentence_encoder(padded, torch.tensor([3])), short)
 
 
+@torch.no_grad()
+def test_decoders_read_z_at_every_step_even_with_a_saturated_initial_state() -> None:
+    """The failure this guards against: with z in the initial state only, tanh(W z + b) saturates while
+    the decoder learns the language prior, and every z then gives the same sentence and video."""
+    m = tiny_model()
+    for init in (m.sentence_decoder.init, m.video_decoder.init):
+        init.weight.zero_()
+        init.bias.fill_(50.0)  # tanh(...) = 1 whatever z is
+    z1, z2 = torch.randn(2, m.cfg.latent_dim), torch.randn(2, m.cfg.latent_dim)
+    torch.testing.assert_close(m.sentence_decoder.init_state(z1)[:2], m.sentence_decoder.init_state(z2)[:2])
+    words = torch.tensor([[1, 5, 6, 7], [1, 8, 9, 10]])
+    assert (m.sentence_decoder(z1, words) - m.sentence_decoder(z2, words)).abs().amax(dim=-1).min() > 1e-4
+    first = torch.zeros(2, m.cfg.height, m.cfg.width, 3)
+    assert (m.decode_video(z1, first) - m.decode_video(z2, first)).abs().amax() > 1e-4
+
+
 def test_loss_terms_on_hand_checked_values() -> None:
     pred, true = torch.zeros(2, 3, 2, 2, 3), torch.zeros(2, 3, 2, 2, 3)
     true[0, 0, 0, 0, 0] = 3.0
     true[0, 0, 0, 0, 1] = 4.0  # one frame at distance 5, five frames at 0
     assert video_loss(pred, true).item() == pytest.approx(5.0 / 6)
-    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25]], [[0.2, 0.2, 0.6]]]))
-    target = torch.tensor([[1], [PAD_ID]])  # the padded position is ignored
-    assert sentence_loss(logits, target).item() == pytest.approx(-np.log(0.25))
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]],
+                                     [[0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]]))
+    target = torch.tensor([[1, 2], [2, PAD_ID]])  # the padded position is ignored
+    # summed over each sentence's words, averaged over the two sentences
+    expected = (-np.log(0.25) - np.log(0.8) - np.log(0.6)) / 2
+    assert sentence_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
     assert Latent(torch.zeros(4, 8), torch.ones(4, 8)).kl().item() == pytest.approx(0.0)
     kl = Latent(torch.ones(1, 2), torch.ones(1, 2)).kl().item()
     assert kl == pytest.approx(0.5 * 2)  # 0.5 * sum(mu^2) with unit variance
@@ -141,13 +160,14 @@ def test_beam_search_at_beam_one_is_greedy() -> None:
     z = torch.randn(5, m.cfg.latent_dim) * 3
     dec = m.sentence_decoder
 
-    def step(tokens, h, c):
-        lp, h2, c2 = dec.step(torch.tensor(tokens), h, c)
-        return lp.detach().numpy(), h2, c2
+    def step(tokens, state):
+        h, c, zs = state
+        lp, h2, c2 = dec.step(torch.tensor(tokens), h, c, zs)
+        return lp.detach().numpy(), (h2, c2, zs)
 
-    h, c = dec.init_state(z)
-    greedy = greedy_search(step, h, c, 5, 8)
-    beam1 = beam_search(step, h, c, 5, 1, 8, select=lambda s, i: s[:, torch.as_tensor(i)])
+    state = dec.init_state(z)
+    greedy = greedy_search(step, state, 5, 8)
+    beam1 = beam_search(step, state, 5, 1, 8, select=lambda s, i: s[:, torch.as_tensor(i)])
     assert beam1 == greedy
     beam3 = m.generate_sentences(z, beam_size=3, max_len=8)
     assert len(beam3) == 5 and all(len(x) <= 8 for x in beam3)
@@ -162,12 +182,12 @@ def test_beam_search_finds_a_better_sequence_than_greedy() -> None:
         4: [-9, -9, np.log(0.99), -9, -9],
     }
 
-    def step(tokens, h, c):
-        return np.array([table.get(t, [-9, -9, 0.0, -9, -9]) for t in tokens], dtype=np.float64), h, c
+    def step(tokens, state):
+        return np.array([table.get(t, [-9, -9, 0.0, -9, -9]) for t in tokens], dtype=np.float64), state
 
-    state = np.zeros((1, 1, 1))
-    assert greedy_search(step, state, state, 1, 4)[0][0] == 3
-    best = beam_search(step, state, state, 1, 2, 4, select=lambda s, i: s[:, i])
+    state = (np.zeros((1, 1, 1)),)
+    assert greedy_search(step, state, 1, 4)[0][0] == 3
+    best = beam_search(step, state, 1, 2, 4, select=lambda s, i: s[:, i])
     assert best == [[4]]  # 0.4 * 0.99 beats 0.6 * 0.35 * ...
     assert vocab == len(table[BOS_ID])
 

@@ -91,7 +91,8 @@ SIZES: dict[str, Size] = {
                  timing_steps=3, figure_examples=2, description="tests only: seconds per seed, learns nothing"),
     # The default. Frames at half the paper's size (18 x 32, 8 frames), a narrower net than the demo preset, so
     # that 9 models x 3 seeds fit 30-45 minutes on 2 quiet cores with one torch thread each (see the plan).
-    "small": Size("demo", clips=3000, full_steps=900, partial_steps=450, finetune_steps=150, batch_size=32,
+    # Full : partial = 1 : 4, the paper's epochs on YouTube2Text (20 FL, 80 PL).
+    "small": Size("demo", clips=3000, full_steps=270, partial_steps=1080, finetune_steps=150, batch_size=32,
                   kl_ramp_steps=300, timing_steps=20,
                   model=dict(frames=8, height=18, width=32, embed_dim=48, hidden=128, x_dim=128, latent_dim=64,
                              cnn_channels=16, frame_embed=64, max_words=16),

@@ -97,8 +97,8 @@ class SentenceEncoder(nn.Module):
 # Deviation from the paper's Eq. 6, measured: z also joins every step's input, beside the previous
 # word or frame. With z in the initial state only, the LSTM drives tanh(W z + b) into saturation while
 # it learns the language prior and z stops reaching it (on the demo corpus a sentence autoencoder with
-# no KL term, 1,500 steps: initial-state spread across a batch 3e-6, loss with shuffled z lower than
-# with the true z); with z at every step the same run reaches loss 1.17 against 3.11 for shuffled z.
+# no KL term, 400 steps: initial-state spread across a batch 3e-6, loss with shuffled z no worse than
+# with the true z); with z at every step it reaches loss 1.17 after 1,500 steps, 3.11 for shuffled z.
 
 
 class SentenceDecoder(nn.Module):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, attribute_accuracy
+from model.data.synthetic import COLOUR_RGB, attribute_accuracy
 from model.star import StarModel, load_checkpoint
 from model.vocab import Vocab
 

@@ -8,7 +8,6 @@ import contextlib
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 import httpx
 import imageio.v3 as iio
 import numpy as np
+
+from bench.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +53,6 @@ def encode_clip(frames: np.ndarray, fmt: str, fps: int = 8) -> bytes:
     return iio.imwrite("<bytes>", frames, extension=f".{ext}", plugin="pyav", codec=codec, fps=fps)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
@@ -72,16 +67,6 @@ def wait_http(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None =
             last = e
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready after {timeout_s}s ({last})")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -102,7 +87,7 @@ def redis_server() -> Iterator[tuple[subprocess.Popen, str]]:
                 time.sleep(0.05)
             yield proc, f"redis://127.0.0.1:{port}/0"
         finally:
-            _stop(proc)
+            stop_process(proc, grace_s=15)
 
 
 @contextlib.contextmanager
@@ -119,6 +104,6 @@ def uvicorn_server(env: dict[str, str], log_path: Path | None = None) -> Iterato
         wait_http(f"{base}/readyz", proc=proc)
         yield base
     finally:
-        _stop(proc)
+        stop_process(proc, grace_s=15)
         if log_path:
             log.close()

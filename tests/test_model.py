@@ -14,7 +14,7 @@ from model.config import ModelConfig, TrainConfig, preset
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
 from model.search import beam_search, greedy_search
-from model.star import Latent, StarModel, load_checkpoint, save_checkpoint, sentence_loss, star_losses, video_loss
+from model.star import Latent, StarModel, load_checkpoint, save_checkpoint, sentence_loss, video_loss
 from model.train import Trainer, evaluate_loss, fixed_masks, full_masks, partial_masks, phases_for
 from model.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 

@@ -100,7 +100,7 @@ def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelCo
 
 
 def select_losses(losses: dict[str, Tensor], outputs: frozenset[str]) -> dict[str, Tensor]:
-    keep = {"kl"} | set(outputs)
+    keep = {"kl", "align"} | set(outputs)
     return {k: v for k, v in losses.items() if k in keep}
 
 

@@ -14,7 +14,8 @@ from model.config import ModelConfig, TrainConfig, preset
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
 from model.search import beam_search, greedy_search
-from model.star import Latent, StarModel, load_checkpoint, save_checkpoint, sentence_loss, video_loss
+from model.star import (Latent, StarModel, latent_alignment, load_checkpoint, save_checkpoint, sentence_loss,
+                        video_loss)
 from model.train import Trainer, evaluate_loss, fixed_masks, full_masks, partial_masks, phases_for
 from model.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 
@@ -122,6 +123,22 @@ def test_loss_terms_on_hand_checked_values() -> None:
     assert kl == pytest.approx(0.5 * 2)  # 0.5 * sum(mu^2) with unit variance
 
 
+def test_latent_alignment_pulls_the_video_contribution_to_the_caption_one() -> None:
+    m = tiny_model().train()
+    video, tokens, lengths = tiny_inputs(m.cfg)
+    x_v, x_s = m.features(video, tokens, lengths)
+    w_v, w_s = m.to_mu.weight.split(m.cfg.x_dim, dim=1)
+    expected = ((x_v @ w_v.T - x_s @ w_s.T) ** 2).sum(-1).mean()
+    align = latent_alignment(m, x_v, x_s)
+    assert align.item() == pytest.approx(expected.item(), rel=1e-5) and align.item() > 0
+    align.backward()
+    grad = lambda mod: sum(float(p.grad.abs().sum()) for p in mod.parameters() if p.grad is not None)  # noqa: E731
+    # The caption side is the target: it is held fixed; the bias moves both sides alike and gets nothing.
+    assert grad(m.video_encoder) > 0 and grad(m.sentence_encoder) == 0
+    assert m.to_mu.bias.grad is None
+    assert latent_alignment(m, x_s.detach() * 0, x_s.detach() * 0).item() == 0
+
+
 def test_decoder_io_brackets_words_with_bos_and_eos() -> None:
     tin, tout = decoder_io(torch.tensor([[7, 8, 9], [5, 0, 0]]), torch.tensor([3, 1]))
     assert tin.tolist() == [[BOS_ID, 7, 8, 9], [BOS_ID, 5, 0, 0]]
@@ -225,6 +242,13 @@ def test_evaluation_numbers_on_hand_checked_cases() -> None:
                              [{"colour": "red", "shape": "circle", "motion": "left"},
                               {"colour": "blue", "shape": "square", "motion": "grow"}])
     assert acc == {"colour": 1.0, "shape": 1.0, "motion": 0.5, "all": 0.5}
+    # Two objects: a caption may name either first; it is scored against the object it names.
+    two = {"colour": "red", "shape": "circle", "motion": "left",
+           "objects": [{"colour": "red", "shape": "circle", "motion": "left"},
+                       {"colour": "blue", "shape": "square", "motion": "grow"}]}
+    acc = attribute_accuracy(["the blue box grows while a red ball moves left", "a blue ball moves left",
+                              "a green star is still"], [two, two, two])
+    assert acc == {"colour": 1 / 3, "shape": 2 / 3, "motion": 2 / 3, "all": 1 / 3}
     assert frame_mse(np.zeros((1, 2, 2, 3)), np.full((1, 2, 2, 3), 2 / 255)) == pytest.approx(4.0)
 
 

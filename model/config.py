@@ -92,7 +92,7 @@ def _preset(name: str) -> Preset:
         return Preset(
             ModelConfig(frames=8, height=18, width=32, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
                         cnn_channels=24, frame_embed=128, max_words=16),
-            TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=2600, kl_ramp_steps=400,
+            TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
                         partial_lr_scale=1.0, lambda_align=0.1, time_budget_s=270),
             corpus_clips=6000, description="demo model: trains on 2 cores in at most 5 minutes")
     if name == "quality":  # at most 30 minutes on 2 cores

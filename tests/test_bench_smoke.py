@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.service_fixtures import uvicorn_server
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"endpoint", "batching", "concurrency", "seconds", "requests", "rps", "p50_ms", "p95_ms", "p99_ms",
                "max_ms", "errors", "status_503"}
@@ -57,3 +59,17 @@ def test_roofline_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
     (run,) = report["runs"]
     assert run["threads"] == 1 and run["batch"] == 4
     assert run["achieved_gflops"] > 0 and run["peak_gflops"] > 0 and 0 < run["share_of_peak"]
+
+
+def test_http_captions_of_the_shipped_model_name_what_real_files_show(redis_url: str, tmp_path: Path) -> None:
+    """bench/http_captions.py through a real uvicorn on the shipped model: files by real encoders, 5 formats."""
+    env = {"SLR_ARTIFACTS": str(ROOT / "models" / "default"), "SLR_REDIS_URL": redis_url}
+    with uvicorn_server(env, tmp_path / "server.log") as base:
+        proc = run_bench(["bench/http_captions.py", "--url", base, "--per-format", "3", "--size", "120x160"],
+                         timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:7] for line in proc.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| format")}
+    assert set(rows) == {"mp4", "webm", "avi", "mov", "gif", "all"}
+    clips, colour, shape, motion, _ = (float(x) for x in rows["all"])
+    assert clips == 15 and colour >= 70 and shape >= 60 and motion >= 70, proc.stdout

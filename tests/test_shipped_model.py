@@ -26,7 +26,7 @@ def test_shipped_model_is_complete_and_small(engine: Engine) -> None:
     size_mb = sum(p.stat().st_size for p in version_dir.iterdir()) / 2**20
     assert size_mb < 40, f"shipped model is {size_mb:.1f} MB"
     assert set(engine.manifest["tasks"]) == set(channels.REGISTRY)
-    assert (SHIPPED / "EVAL.md").is_file()
+    assert (SHIPPED / "EVAL.md").is_file() and engine.version in (SHIPPED / "README.md").read_text()
 
 
 def test_shipped_model_answers_every_task(engine: Engine) -> None:

@@ -20,6 +20,7 @@ class ModelConfig:
     x_dim: int = 512  # x_v and x_s
     latent_dim: int = 512  # Nz
     cnn_channels: int = 32  # width of the per-frame CNN (frames input)
+    attention_heads: int = 0  # attention-pooled feature vectors per frame beside max and mean (frames input)
     frame_embed: int = 256  # the previous frame's projection fed to the video decoder LSTM
     video_output: bool = True  # False for feature-only corpora: no frames to regenerate
 
@@ -83,7 +84,7 @@ def _preset(name: str) -> Preset:
     if name == "tiny":  # the test session: seconds, not minutes
         return Preset(
             ModelConfig(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16,
-                        cnn_channels=8, frame_embed=32, max_words=12),
+                        cnn_channels=8, frame_embed=32, max_words=12, attention_heads=1),
             TrainConfig(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
             corpus_clips=160, description="tests only: trains in seconds, learns little")
     if name == "demo":  # at most 5 minutes on 2 cores
@@ -105,7 +106,7 @@ def _preset(name: str) -> Preset:
         # buy; the time budget, not partial_steps, ends the run.
         return Preset(
             ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=32, frame_embed=128, max_words=16),
+                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2),
             TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=12000, kl_ramp_steps=400,
                         partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3,
                         time_budget_s=1620, eval_every=1000),

@@ -35,7 +35,7 @@ class FrameEncoder(nn.Module):
 
     Per frame: RGB, the difference to the previous frame (motion) and x/y coordinate planes (where),
     through three conv layers, pooled over space by max and mean (mean alone cannot learn colour of a
-    small object). A bidirectional GRU over time keeps the direction of motion that mean-pooling over
+    small object) and, optionally, by attention heads. A bidirectional GRU over time keeps the direction of motion that mean-pooling over
     time would erase; its outputs are then mean-pooled over time and projected, as in the paper.
     """
 
@@ -51,7 +51,12 @@ class FrameEncoder(nn.Module):
             nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(),
             nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(),
         )
-        self.gru = nn.GRU(4 * c, cfg.hidden // 2, batch_first=True, bidirectional=True)
+        # Optional attention heads (softmax over positions, one map each): a weighted mean of the feature
+        # map per head, so one object's colour and shape features arrive together; max and mean pooling
+        # alone give a bag of attributes that a two-object clip's caption mixes up.
+        self.heads = cfg.attention_heads
+        self.attend = nn.Conv2d(2 * c, self.heads, 1) if self.heads else None
+        self.gru = nn.GRU((2 + self.heads) * 2 * c, cfg.hidden // 2, batch_first=True, bidirectional=True)
         self.proj = nn.Linear(2 * (cfg.hidden // 2), cfg.x_dim)
         ys = torch.linspace(-1.0, 1.0, cfg.height).view(1, 1, cfg.height, 1).expand(1, 1, cfg.height, cfg.width)
         xs = torch.linspace(-1.0, 1.0, cfg.width).view(1, 1, 1, cfg.width).expand(1, 1, cfg.height, cfg.width)
@@ -64,7 +69,12 @@ class FrameEncoder(nn.Module):
         coords = self.coords.unsqueeze(0).expand(b, t, 2, h, w)
         frames = torch.cat([x, diff, coords], dim=2).reshape(b * t, 8, h, w)
         fmap = self.cnn(frames)
-        pooled = torch.cat([fmap.amax(dim=(2, 3)), fmap.mean(dim=(2, 3))], dim=1).view(b, t, -1)
+        pooled = [fmap.amax(dim=(2, 3)), fmap.mean(dim=(2, 3))]
+        if self.attend is not None:
+            flat = fmap.flatten(2)  # BT, C, N
+            weights = torch.softmax(self.attend(fmap).flatten(2), dim=-1)  # BT, K, N
+            pooled.append(torch.bmm(weights, flat.transpose(1, 2)).flatten(1))  # BT, K * C
+        pooled = torch.cat(pooled, dim=1).view(b, t, -1)
         seq, _ = self.gru(pooled)
         return torch.tanh(self.proj(seq.mean(dim=1)))
 

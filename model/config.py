@@ -49,7 +49,7 @@ class TrainConfig:
     lambda_video: float = 1.0
     lambda_sentence: float = 1.0
     lambda_kl: float = 0.01
-    lambda_align: float = 0.0  # single-input posteriors pulled to the joint one (model/star.py); 0 = the paper
+    lambda_align: float = 0.0  # the video's contribution to mu pulled to the caption's (model/star.py); 0 = the paper
     kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
     seed: int = 0
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning

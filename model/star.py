@@ -30,13 +30,19 @@ def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
     return x * (x.size(-1) ** 0.5) / (x.norm(dim=-1, keepdim=True) + eps)
 
 
+def switch(x: Tensor, mask: Tensor | None) -> Tensor:
+    """A channel's features with the channel off (mask 0) for some samples: their rows become zeros."""
+    return x if mask is None else x * mask.view(-1, 1)
+
+
 class FrameEncoder(nn.Module):
     """Raw frames -> x_v. No pretrained CNN can be loaded here, so a small CNN learns end to end.
 
     Per frame: RGB, the difference to the previous frame (motion) and x/y coordinate planes (where),
     through three conv layers, pooled over space by max and mean (mean alone cannot learn colour of a
-    small object) and, optionally, by attention heads. A bidirectional GRU over time keeps the direction of motion that mean-pooling over
-    time would erase; its outputs are then mean-pooled over time and projected, as in the paper.
+    small object) and, optionally, by attention heads. A bidirectional GRU over time keeps the direction
+    of motion that mean-pooling over time would erase; its outputs are then mean-pooled over time and
+    projected, as in the paper.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -54,9 +60,9 @@ class FrameEncoder(nn.Module):
         # Optional attention heads (softmax over positions, one map each): a weighted mean of the feature
         # map per head, so one object's colour and shape features arrive together; max and mean pooling
         # alone give a bag of attributes that a two-object clip's caption mixes up.
-        self.heads = cfg.attention_heads
-        self.attend = nn.Conv2d(2 * c, self.heads, 1) if self.heads else None
-        self.gru = nn.GRU((2 + self.heads) * 2 * c, cfg.hidden // 2, batch_first=True, bidirectional=True)
+        heads = cfg.attention_heads
+        self.attend = nn.Conv2d(2 * c, heads, 1) if heads else None
+        self.gru = nn.GRU((2 + heads) * 2 * c, cfg.hidden // 2, batch_first=True, bidirectional=True)
         self.proj = nn.Linear(2 * (cfg.hidden // 2), cfg.x_dim)
         ys = torch.linspace(-1.0, 1.0, cfg.height).view(1, 1, cfg.height, 1).expand(1, 1, cfg.height, cfg.width)
         xs = torch.linspace(-1.0, 1.0, cfg.width).view(1, 1, 1, cfg.width).expand(1, 1, cfg.height, cfg.width)
@@ -214,11 +220,7 @@ class StarModel(nn.Module):
         """x = [L2norm(x_v); L2norm(x_s)] -> (mu, sigma). A None input is inactive and never computed;
         masks ([B] floats) switch channels per sample during partial-model learning."""
         x_v, x_s = self.features(video, tokens, lengths)
-        if mask_v is not None:
-            x_v = x_v * mask_v.view(-1, 1)
-        if mask_s is not None:
-            x_s = x_s * mask_s.view(-1, 1)
-        return self.posterior(x_v, x_s)
+        return self.posterior(switch(x_v, mask_v), switch(x_s, mask_s))
 
     def features(self, video: Tensor | None, tokens: Tensor | None, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """(L2norm(x_v), L2norm(x_s)); an input left as None gives zeros and is never computed."""
@@ -300,7 +302,7 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
     """All three loss terms of one batch with the given per-sample input masks; every output kept.
     sample=False decodes from z = mu (evaluation, and the deterministic LSTM baseline)."""
     x_v, x_s = model.features(batch["video"], batch["tokens"], batch["lengths"])
-    latent = model.posterior(x_v * mask_v.view(-1, 1), x_s * mask_s.view(-1, 1))
+    latent = model.posterior(switch(x_v, mask_v), switch(x_s, mask_s))
     z = latent.sample(generator) if sample else latent.mu
     target_in = batch.get("target_in_dropped", batch["target_in"])
     losses = {"kl": latent.kl(), "sentence": sentence_loss(model.sentence_decoder(z, target_in), batch["target_out"]),

@@ -26,7 +26,7 @@ import numpy as np
 if __package__ in (None, ""):  # `python bench/engine.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.channels import REGISTRY, ChannelConfig  # noqa: E402  (torch-free)
+from core.channels import REGISTRY, ChannelConfig  # noqa: E402  (torch-free)
 
 TASKS = tuple(REGISTRY)
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.artifacts:
             export_run(args.run, root, version="bench")
         engine = Engine.load(root, args.version, device="auto", intra_op_threads=args.threads)
-        if engine.manifest.get("source_checkpoint_sha256") != ckpt.sha256:
+        if engine.manifest.source_checkpoint_sha256 != ckpt.sha256:
             print(f"artifacts {engine.version} were not exported from {args.run}: the comparison would be unfair",
                   file=sys.stderr)
             return 2
@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         inputs = make_inputs(engine.config, args.batch)
         tasks = [t for t in (args.tasks or TASKS) if engine.has_task(t)]
         results = [bench_task(t, engine, ckpt.model.eval(), inputs, args.batch, args.repeats) for t in tasks]
-    report = {"version": engine.version, "precision": engine.manifest.get("precision", "fp32"),
+    report = {"version": engine.version, "precision": engine.manifest.precision,
               "threads": args.threads, "providers": sorted({p for ps in engine.providers.values() for p in ps}),
               "machine": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()}".strip(),
-              "torch": torch.__version__, "model": engine.manifest.get("dims", {}), "batch": args.batch,
+              "torch": torch.__version__, "model": engine.manifest.dims, "batch": args.batch,
               "repeats": args.repeats, "results": results}
     if args.json:
         print(json.dumps(report, indent=2))

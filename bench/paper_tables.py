@@ -65,7 +65,7 @@ STAR_STAGES = ("slr_full", "slr", "slr_ft")  # checkpoints after full, partial a
 
 @dataclass(frozen=True)
 class Size:
-    """One benchmark size: a model.config preset's model sizes with some overrides, corpus size and step counts."""
+    """One benchmark size: a core.config preset's model sizes with some overrides, corpus size and step counts."""
 
     preset: str
     clips: int  # synthetic corpus size (all splits)
@@ -104,7 +104,7 @@ SIZES: dict[str, Size] = {
 
 
 def make_preset(size: Size, threads: int):
-    from model.config import ModelConfig, preset
+    from core.config import ModelConfig, preset
 
     p = preset(size.preset)
     p.model = ModelConfig.from_dict({**p.model.to_dict(), **size.model})
@@ -190,7 +190,7 @@ def time_steps(corpus, p, tasks: Sequence[str], n: int) -> dict[str, dict[str, f
     from model.data.dataset import BatchStream, tensorize
     from model.star import StarModel
     from model.train import Trainer, model_config_for, phases_for
-    from model.vocab import Vocab
+    from core.vocab import Vocab
 
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, p.model, vocab)
@@ -222,7 +222,7 @@ def time_eval(corpus, p, tasks: Sequence[str], meteor: bool) -> dict[str, float]
     from model.evaluate import caption_scores, evaluate_tasks
     from model.star import StarModel
     from model.train import model_config_for
-    from model.vocab import Vocab
+    from core.vocab import Vocab
 
     vocab = Vocab.build(corpus.all_captions("train"))
     model = StarModel(model_config_for(corpus, p.model, vocab))
@@ -328,7 +328,7 @@ def total_loss_needs_sentence() -> bool:
     so that the workaround below switches itself off once total_loss is fixed."""
     import torch
 
-    from model.config import TrainConfig
+    from core.config import TrainConfig
     from model.star import total_loss
 
     try:
@@ -739,7 +739,7 @@ def write_report(doc: dict[str, Any], out_dir: Path, name: str) -> Path:
                      f"- Seeds: {', '.join(str(s) for s in meta['seeds'])} (training seeds; mean ± sample std over seeds)",
                      f"- Corpus: {meta['corpus']['description']}; splits " + ", ".join(
                          f"{k} {v}" for k, v in meta["corpus"]["splits"].items()),
-                     f"- Size `{meta['size_name']}` ({size['description']}): model.config preset `{size['preset']}` "
+                     f"- Size `{meta['size_name']}` ({size['description']}): core.config preset `{size['preset']}` "
                      f"model {json.dumps(meta['model_config'])}",
                      f"- Steps: star model {size['full_steps']} full-model + {size['partial_steps']} partial-model learning "
                      f"(+ {size['finetune_steps']} task fine-tuning for the fine-tuning row); every baseline "
@@ -818,10 +818,10 @@ def load_data(args: argparse.Namespace, p) -> tuple[Any, str]:
             corpus = load_corpus("synthetic", args.data_dir)
             return corpus, f"synthetic corpus from {args.data_dir}"
         clips = args.clips or p.corpus_clips
-        corpus = load_corpus("synthetic", None, n_clips=clips, seed=args.data_seed, frames=p.model.frames,
+        corpus = load_corpus("synthetic", None, n_clips=clips, seed=args.data_seed, frames=p.core.frames,
                              height=p.model.height, width=p.model.width)
         return corpus, (f"synthetic, {clips} clips generated with data seed {args.data_seed}, "
-                        f"{p.model.frames} frames of {p.model.height} x {p.model.width}")
+                        f"{p.core.frames} frames of {p.model.height} x {p.model.width}")
     if not args.data_dir:
         raise SystemExit(f"--data {args.data} needs --data-dir")
     corpus = load_corpus(args.data, args.data_dir)
@@ -872,7 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_test = len(corpus.splits["test"])
     print(f"corpus: {description}; " + ", ".join(f"{k} {len(v)}" for k, v in corpus.splits.items()), flush=True)
     from model.train import model_config_for
-    from model.vocab import Vocab
+    from core.vocab import Vocab
 
     model_cfg = model_config_for(corpus, p.model, Vocab.build(corpus.all_captions("train"))).to_dict()
     steps_s = time_steps(corpus, p, tasks, size.timing_steps)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model.config import PRESETS, preset
+from core.config import PRESETS, preset
 
 CORPORA = ("synthetic", "msvd", "msrvtt")
 
@@ -22,7 +22,7 @@ CORPORA = ("synthetic", "msvd", "msrvtt")
 def synthetic_kwargs(preset_name: str, clips: int | None, seed: int) -> dict[str, Any]:
     """Generator arguments matching a preset's frame shape and corpus size."""
     p = preset(preset_name)
-    return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.model.frames,
+    return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.core.frames,
             "height": p.model.height, "width": p.model.width}
 
 
@@ -122,7 +122,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                       sample_sentences=sample_sentences, quantize=args.quantize)
     print(f"exported {path}")
     if args.check:
-        from export.check import write_check
+        from cli.check import write_check
 
         check = write_check(args.out)
         print(f"check figures (through the ONNX engine) in {check}:\n{check.read_text()}")

@@ -14,8 +14,9 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from model.channels import INPUT_KEYS
-from model.config import ModelConfig
+from core.channels import INPUT_KEYS
+from core.config import ModelConfig
+from core.manifest import GraphEntry, encoder_graph
 from model.star import StarModel
 
 OPSET = 17
@@ -34,12 +35,8 @@ class GraphSpec:
     def file(self) -> str:
         return f"{self.name}.onnx"
 
-    def manifest_entry(self) -> dict[str, object]:
-        return {"file": self.file, "inputs": list(self.inputs), "outputs": list(self.outputs)}
-
-
-def encoder_name(key: str) -> str:
-    return f"encoder_{key}"
+    def manifest_entry(self) -> GraphEntry:
+        return GraphEntry(self.file, list(self.inputs), list(self.outputs))
 
 
 def encoder_inputs(key: str) -> tuple[str, ...]:
@@ -48,7 +45,7 @@ def encoder_inputs(key: str) -> tuple[str, ...]:
 
 def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     """Every graph this model exports, in export order; no video decoder without a video output channel."""
-    specs = [GraphSpec(encoder_name(k), encoder_inputs(k), ENCODER_OUTPUTS) for k in INPUT_KEYS]
+    specs = [GraphSpec(encoder_graph(k), encoder_inputs(k), ENCODER_OUTPUTS) for k in INPUT_KEYS]
     specs += [GraphSpec("sentence_init", ("z",), ("h", "c", "z_state")),
               GraphSpec("sentence_step", ("token", "h", "c", "z_state"), ("logprobs", "h_out", "c_out"))]
     if cfg.video_output:
@@ -147,7 +144,7 @@ def example_inputs(cfg: ModelConfig, spec: GraphSpec, batch: int, seq_len: int,
     return out
 
 
-# The sentence decoder's state between steps: batch on axis 1, as model/search.py reorders it.
+# The sentence decoder's state between steps: batch on axis 1, as core/search.py reorders it.
 DECODER_STATE = ("h", "c", "z_state", "h_out", "c_out")
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from export.graphs import OPSET, GraphSpec, export_graph, graph_specs
-from export.manifest import (MANIFEST, VOCAB, build_manifest, check_version_name, default_version, publish, staging_dir,
-                             write_json, write_latest)
+from core.manifest import VOCAB, Manifest, check_version_name, default_version
+from export.publish import publish, staging_dir, write_latest
 from export.parity import FP32_ATOL, Samples, check_parity, compare_graph_sets
 from export.quantize import MODES, quantize_graph
 from model.star import StarModel, load_checkpoint
@@ -59,10 +59,9 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         parity = check_parity(model, specs, staging, samples, atol)
         quantization = quantize_in_place(staging, specs, quantize, model, samples) if quantize else None
         (staging / VOCAB).write_text(ckpt.vocab.to_json(), encoding="utf-8")
-        manifest = build_manifest(version=version, cfg=cfg, specs=specs, directory=staging,
-                                  checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
-                                  precision=quantize or "fp32", quantization=quantization)
-        write_json(staging / MANIFEST, manifest)
+        Manifest.build(version=version, cfg=cfg, graphs={name: spec.manifest_entry() for name, spec in specs.items()},
+                       directory=staging, checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
+                       precision=quantize or "fp32", quantization=quantization).write(staging)
         final = publish(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 
 from export.graphs import GraphSpec, example_inputs, video_shape, wrapper
-from model.config import ModelConfig
-from model.search import decode_with_graphs
+from core.config import ModelConfig
+from core.search import decode_with_graphs
 from model.star import StarModel
-from model.vocab import BOS_ID, Vocab
+from core.vocab import BOS_ID, Vocab, pad_tokens
 
 FP32_ATOL = 1e-4
 BEAM_SIZE = 3  # beam captions are compared and recorded too; only greedy gates the export (the contract)
@@ -45,20 +45,16 @@ class Samples:
             v = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         tokens = lengths = None
         if sentences:
-            tokens, lengths = pad_tokens([vocab.encode(s, cfg.max_words) for s in sentences])
+            tokens, lengths = token_tensors([vocab.encode(s, cfg.max_words) for s in sentences])
         if v is not None and tuple(v.shape[1:]) != video_shape(cfg, 1)[1:] and cfg.video_input == "frames":
             raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], got {list(v.shape)}")
         return cls(v, tokens, lengths)
 
 
-def pad_tokens(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
-    """Right-pad with <pad> (0); an empty sentence becomes one <pad> of length 1 (lengths must be >= 1)."""
-    width = max([1, *(len(r) for r in rows)])
-    tokens = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
-    lengths = torch.tensor([max(1, len(r)) for r in rows], dtype=torch.long)
-    return tokens, lengths
+def token_tensors(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """core.vocab.pad_tokens as tensors."""
+    tokens, lengths = pad_tokens(rows)
+    return torch.from_numpy(tokens), torch.from_numpy(lengths)
 
 
 def open_cpu_session(path: Path) -> ort.InferenceSession:
@@ -149,7 +145,7 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
 
 
 def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
-    """The same search the engine runs (model.search), over the init and step graphs."""
+    """The same search the engine runs (core.search), over the init and step graphs."""
     return decode_with_graphs(sessions["sentence_init"], sessions["sentence_step"], z, beam_size, max_len)
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from model import channels
-from model.config import Preset
+from core import channels
+from core.config import Preset
 from model.data.corpus import Corpus
 from model.train import Phase, fixed_masks, train
 

@@ -15,7 +15,7 @@ import torch
 from model.data.corpus import Clip, Corpus
 from model.data.synthetic import COLOUR_RGB, attribute_accuracy
 from model.star import StarModel, load_checkpoint
-from model.vocab import Vocab
+from core.vocab import Vocab, pad_tokens
 
 EVAL_BATCH = 64
 
@@ -130,11 +130,8 @@ def _video_tensor(clips: Sequence[Clip], model: StarModel) -> torch.Tensor:
 
 
 def _token_tensors(sentences: Sequence[str], vocab: Vocab, max_words: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = [vocab.encode(s, max_words) or [3] for s in sentences]
-    tokens = torch.zeros(len(ids), max(len(x) for x in ids), dtype=torch.long)
-    for i, x in enumerate(ids):
-        tokens[i, : len(x)] = torch.tensor(x)
-    return tokens, torch.tensor([len(x) for x in ids])
+    tokens, lengths = pad_tokens([vocab.encode(s, max_words) for s in sentences])
+    return torch.from_numpy(tokens), torch.from_numpy(lengths)
 
 
 @torch.no_grad()

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.config import ModelConfig, TrainConfig
-from model.search import beam_search, greedy_search
-from model.vocab import PAD_ID, Vocab
+from core.config import ModelConfig, TrainConfig
+from core.search import beam_search, greedy_search
+from core.vocab import PAD_ID, Vocab
 
 
 def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
@@ -123,7 +123,7 @@ class SentenceDecoder(nn.Module):
     """[h0; c0] = tanh(W_z z + b); an LSTM over [word embedding; z]; softmax over the vocabulary.
 
     The decoder state carried between steps is (h, c, z) with the batch on axis 1, so that search
-    (model/search.py) can reorder beams without knowing which array is which.
+    (core/search.py) can reorder beams without knowing which array is which.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:

@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from model import channels
-from model.config import ModelConfig, Preset, TrainConfig
+from core import channels
+from core.config import ModelConfig, Preset, TrainConfig
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import Augment, BatchStream, SplitTensors, tensorize
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
-from model.vocab import Vocab
+from core.vocab import Vocab
 
 CHECKPOINT = "checkpoint.pt"
 VAL_CLIPS = 256  # validation clips captioned every eval_every steps

@@ -1,7 +1,7 @@
 """The inference engine: an artifacts version (CONTRIBUTING.md, "The artifacts contract") run in onnxruntime.
 
 Torch-free by design (numpy, onnxruntime and the light model.* modules only): the service image ships
-without torch. Sentence decoding runs model.search over the one-step graph, the same functions the
+without torch. Sentence decoding runs core.search over the one-step graph, the same functions the
 PyTorch model uses, so captions match the trained model token for token.
 
 Execution providers are reported as they are, never as hoped: onnxruntime-gpu on a machine without a
@@ -10,96 +10,28 @@ with one log line. So every decision here reads session.get_providers() after th
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from model.config import ModelConfig
-from model.search import decode_with_graphs
-from model.vocab import PAD_ID, Vocab
+from core.manifest import ArtifactError, Manifest, encoder_graph, resolve_version_dir
+from core.search import decode_with_graphs
+from core.vocab import PAD_ID, Vocab, pad_tokens
+
+__all__ = ["ArtifactError", "DeviceUnavailableError", "Engine", "resolve_version_dir"]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 GPU_PROVIDERS = frozenset({CUDA, "TensorrtExecutionProvider", "ROCMExecutionProvider"})
 DEVICES = ("auto", "cpu", "cuda")
-SUPPORTED_FORMAT = 1
 
 log = logging.getLogger(__name__)
 
 
-class ArtifactError(Exception):
-    """The artifacts are missing, incomplete or do not match their manifest."""
-
-
 class DeviceUnavailableError(Exception):
     """The requested device cannot run the graphs here (no silent fallback)."""
-
-
-# ---------------------------------------------------------------- artifacts on disk
-
-def resolve_version_dir(root: Path, version: str | None) -> Path:
-    """root/version, or the version named by root/latest (version None or "latest"); a version dir itself
-    is accepted as root. Exports never name a version "latest", so the word is free to mean the pointer."""
-    if version is None or version == "latest":
-        latest = root / "latest"
-        if latest.is_file():
-            version = latest.read_text(encoding="utf-8").strip()
-        elif (root / "manifest.json").is_file():
-            return root
-        else:
-            raise ArtifactError(f"no {latest} pointer and no manifest.json in {root}: export a model first")
-    if not version or "/" in version or version.startswith("."):
-        raise ArtifactError(f"bad artifacts version name {version!r}")
-    directory = root / version
-    if not directory.is_dir():
-        raise ArtifactError(f"artifacts version {directory} does not exist")
-    return directory
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing") from None
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path} is unreadable: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != SUPPORTED_FORMAT:
-        raise ArtifactError(f"{path}: unsupported manifest format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
-    for key in ("version", "model", "graphs", "tasks", "files"):
-        if key not in manifest:
-            raise ArtifactError(f"{path} has no {key!r}")
-    return manifest
-
-
-def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Every graph and the vocabulary must be listed with a checksum, exist, and match it."""
-    files: dict[str, str] = manifest["files"]
-    needed = [g["file"] for g in manifest["graphs"].values()] + [manifest.get("vocab", "vocab.json")]
-    for name in needed:
-        if name not in files:
-            raise ArtifactError(f"{name} has no checksum in {directory / 'manifest.json'}")
-    for name, expected in files.items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactError(f"{path}: sha256 {actual[:12]}... does not match the manifest's {expected[:12]}...")
 
 
 # ---------------------------------------------------------------- sessions and providers
@@ -154,12 +86,12 @@ def open_session(path: Path, options: ort.SessionOptions, providers: list[str], 
 class Engine:
     """One artifacts version, loaded: one onnxruntime session per graph."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], vocab: Vocab,
+    def __init__(self, directory: Path, manifest: Manifest, vocab: Vocab,
                  sessions: dict[str, ort.InferenceSession]) -> None:
         self.directory = directory
-        self.version: str = manifest["version"]
+        self.version = manifest.version
         self.manifest = manifest
-        self.config = ModelConfig.from_dict(manifest["model"])
+        self.config = manifest.model
         self.vocab = vocab
         self.sessions = sessions
         self.providers: dict[str, list[str]] = {name: s.get_providers() for name, s in sessions.items()}
@@ -173,26 +105,26 @@ class Engine:
         device: "auto" (GPU when a session really gets one, else CPU), "cpu", or "cuda" (fails with
         DeviceUnavailableError rather than falling back)."""
         directory = resolve_version_dir(Path(root), version)
-        manifest = read_manifest(directory)
-        verify_files(directory, manifest)
+        manifest = Manifest.read(directory)
+        manifest.verify_files(directory)
         providers = requested_providers(device)
         options = session_options(intra_op_threads)
         sessions: dict[str, ort.InferenceSession] = {}
-        for name, g in manifest["graphs"].items():
-            sessions[name] = open_session(directory / g["file"], options, providers, device)
+        for name, g in manifest.graphs.items():
+            sessions[name] = open_session(directory / g.file, options, providers, device)
             if CUDA in providers and CUDA not in sessions[name].get_providers():
                 log.warning("onnxruntime lists CUDA but it did not start (no usable GPU or CUDA/cuDNN libraries "
                             "missing): running on CPU")
                 providers = [CPU]  # CUDA will not start for the next graph either
         try:
-            vocab = Vocab.from_json((directory / manifest.get("vocab", "vocab.json")).read_text(encoding="utf-8"))
+            vocab = Vocab.from_json((directory / manifest.vocab).read_text(encoding="utf-8"))
         except ValueError as e:
             raise ArtifactError(f"vocabulary of {directory} is invalid: {e}") from e
         return cls(directory, manifest, vocab, sessions)
 
     # -- tasks --------------------------------------------------------------------------------------
     def has_task(self, name: str) -> bool:
-        return name in self.manifest["tasks"]
+        return name in self.manifest.tasks
 
     def graph(self, name: str) -> ort.InferenceSession:
         try:
@@ -215,7 +147,7 @@ class Engine:
         if video is not None and tokens is not None and len(feed["video"]) != len(feed["tokens"]):
             raise ValueError(f"video batch {len(feed['video'])} != tokens batch {len(feed['tokens'])}")
         key = ("v" if video is not None else "") + ("s" if tokens is not None else "")
-        mu, sigma = self.graph(f"encoder_{key}").run(["mu", "sigma"], feed)
+        mu, sigma = self.graph(encoder_graph(key)).run(["mu", "sigma"], feed)
         return mu, sigma
 
     def decode_sentence(self, z: np.ndarray, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]:
@@ -242,7 +174,7 @@ class Engine:
         cfg = self.config
         video = np.zeros((1, *self.video_shape()), dtype=np.float32)
         for key, (v, t) in {"v": (video, None), "s": (None, [[PAD_ID]]), "vs": (video, [[PAD_ID]])}.items():
-            if f"encoder_{key}" in self.sessions:
+            if encoder_graph(key) in self.sessions:
                 self.encode(v, t)
         z = np.zeros((1, cfg.latent_dim), dtype=np.float32)
         self.decode_sentence(z, max_len=1)
@@ -271,14 +203,3 @@ class Engine:
             raise ValueError(f"z must be [B, {self.config.latent_dim}], got {list(z.shape)}")
         return z
 
-
-def pad_tokens(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad with <pad> (0) to the longest row; lengths >= 1 (an empty sentence is one <pad>)."""
-    if len(rows) == 0:
-        raise ValueError("tokens must hold at least one sentence")
-    width = max(1, max(len(r) for r in rows))
-    tokens = np.full((len(rows), width), PAD_ID, dtype=np.int64)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = r
-    lengths = np.array([max(1, len(r)) for r in rows], dtype=np.int64)
-    return tokens, lengths

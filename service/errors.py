@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from core.media import MediaError, UnsupportedMedia
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -28,18 +30,6 @@ class ServiceError(Exception):
 
 class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
-
-
-class UndecodableMedia(ServiceError):
-    status, code = 422, "undecodable_media"
-
-
-class MediaLimitExceeded(ServiceError):
-    status, code = 422, "media_limit_exceeded"
-
-
-class UnsupportedMedia(ServiceError):
-    status, code = 415, "unsupported_media_type"
 
 
 class PayloadTooLarge(ServiceError):
@@ -63,6 +53,11 @@ class Overloaded(ServiceError):
 
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
+
+
+def media_status(exc: MediaError) -> int:
+    """core.media's errors as HTTP: a format we do not take is 415, anything else wrong with the file 422."""
+    return 415 if isinstance(exc, UnsupportedMedia) else 422
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -93,6 +88,9 @@ def install_error_handlers(app: "FastAPI") -> None:
     async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
+    async def on_media_error(request: Request, exc: MediaError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc)), status_code=media_status(exc))
+
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("invalid_input", _validation_message(list(exc.errors()))), status_code=422)
 
@@ -109,6 +107,7 @@ def install_error_handlers(app: "FastAPI") -> None:
         return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
     app.add_exception_handler(ServiceError, on_service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(MediaError, on_media_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

@@ -15,18 +15,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from model.channels import input_key
-from model.vocab import tokenize
+from core.channels import input_key
+from core.manifest import encoder_graph
+from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, prepare_upload
+from core.vocab import tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
-from service.errors import InvalidInput, MediaLimitExceeded, Overloaded, TaskUnavailable, UnknownLatent
-from service.media import MediaLimits, PreparedVideo, encode_gif, encode_png_frames, prepare_upload, to_uint8
+from service.errors import InvalidInput, Overloaded, TaskUnavailable, UnknownLatent
+from service.media import encode_gif, encode_png_frames, to_uint8
 from service.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("service.predictor")
 
-CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # model.channels registry names
+CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # core.channels registry names
 RETRY_AFTER_S = 1
 DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
 
@@ -82,8 +84,8 @@ class Predictor:
 
     def require_task(self, task: str) -> None:
         """Refuse a task the exported model has no graphs for (e.g. video out from a features model)."""
-        tasks = self.engine.manifest.get("tasks", {})
-        if tasks and task not in tasks:
+        tasks = self.engine.manifest.tasks
+        if task not in tasks:
             raise TaskUnavailable(f"model {self.engine.version} does not serve {task!r}; it serves {sorted(tasks)}")
 
     # ---- preprocess -------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class Predictor:
             raise InvalidInput("send a video, a sentence, or both")
         tokens = self.tokens(sentence) if sentence is not None else None
         config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
-        if f"encoder_{config}" not in self.engine.manifest.get("graphs", {f"encoder_{config}": None}):
+        if encoder_graph(config) not in self.engine.manifest.graphs:
             raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
         data = video.data if video else None
         if data is not None and len(data) > DIGEST_INLINE_BYTES:  # sha256 of a big upload: off the event loop

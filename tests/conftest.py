@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model.config import preset
+from core.config import preset
 
 TINY = preset("tiny")
 REDIS_URL = os.environ.get("SLR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

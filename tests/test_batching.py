@@ -218,7 +218,10 @@ class FakeEngine:
 
         self.config = SimpleNamespace(max_words=6, height=4, width=4, latent_dim=3)
         self.vocab = SimpleNamespace(decode=lambda ids: " ".join(map(str, ids)))
-        self.version, self.manifest = "fake", {"tasks": {}, "graphs": {}}
+        from core.channels import REGISTRY
+
+        self.version = "fake"
+        self.manifest = SimpleNamespace(tasks=dict.fromkeys(REGISTRY), graphs=dict.fromkeys(("encoder_v", "encoder_s")))
         self.calls: list[tuple[int, int, int]] = []
 
     def decode_sentence(self, z, beam_size=1, max_len=None):

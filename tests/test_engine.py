@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from model.channels import REGISTRY
+from core.channels import REGISTRY
 from model.star import Checkpoint, load_checkpoint
 from service.engine import ArtifactError, DeviceUnavailableError, Engine
 
@@ -55,9 +55,9 @@ def version_of(root: Path) -> Path:
 
 def test_load_follows_latest_and_exposes_the_contract(engine: Engine, artifacts_dir: Path) -> None:
     assert engine.version == (artifacts_dir / "latest").read_text().strip()
-    assert engine.manifest["version"] == engine.version
+    assert engine.manifest.version == engine.version
     assert engine.config.vocab_size == len(engine.vocab)
-    assert set(engine.providers) == set(engine.manifest["graphs"])
+    assert set(engine.providers) == set(engine.manifest.graphs)
     assert all(engine.has_task(name) for name in REGISTRY) and not engine.has_task("no_such_task")
     assert Engine.load(artifacts_dir, version=engine.version).version == engine.version
 

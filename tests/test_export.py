@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from export.graphs import DECODER_STATE, graph_specs
-from export.manifest import sha256_file
+from core.manifest import sha256_file
 from export.onnx_export import export_run
 from export.parity import FP32_ATOL, ExportParityError
-from model.channels import INPUT_KEYS, REGISTRY
-from model.config import preset
+from core.channels import INPUT_KEYS, REGISTRY
+from core.config import preset
 from model.star import Checkpoint, StarModel, load_checkpoint, save_checkpoint
 
 GRAPHS = tuple(graph_specs(preset("tiny").model))  # names only: encoder_v/s/vs, sentence_init/step, video_decoder

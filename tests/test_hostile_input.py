@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.config import ModelConfig
-from service.errors import MediaLimitExceeded, UndecodableMedia
-from service.media import MediaLimits, load_npy, prepare_upload
+from core.config import ModelConfig
+
+from core.media import MediaLimitExceeded, MediaLimits, UndecodableMedia, load_npy, prepare_upload
 from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
 
 MAX_UPLOAD = 1024 * 1024

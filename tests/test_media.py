@@ -1,4 +1,4 @@
-"""service.media on real encoded files: every container decodes to the model's input, limits and bad input raise."""
+"""core.media and service.media on real encoded files: every container decodes to the model's input, limits and bad input raise."""
 from __future__ import annotations
 
 import io
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.config import ModelConfig
-from model.frames import prepare_clip
-from service.errors import MediaLimitExceeded, UndecodableMedia, UnsupportedMedia
-from service.media import MediaLimits, detect_format, encode_gif, encode_png_frames, prepare_upload, to_uint8
+from core.config import ModelConfig
+from core.frames import prepare_clip
+from core.media import MediaLimitExceeded, MediaLimits, UndecodableMedia, UnsupportedMedia, detect_format, prepare_upload
+from service.media import encode_gif, encode_png_frames, to_uint8
 from tests.service_fixtures import encode_clip, moving_square_clip
 
 CFG = ModelConfig(frames=6, height=12, width=16)

@@ -11,8 +11,8 @@ from model.data.outside import (CONTAINERS, CSS_NAMES, LABELS_JSON, build_outsid
                                 load_outside_set, outside_accuracy)
 from model.data.synthetic import COLOUR_RGB
 from model.evaluate import probe_video
-from model.frames import prepare_clip
-from service.media import MediaLimits, decode_video_bytes
+from core.frames import prepare_clip
+from core.media import MediaLimits, decode_video_bytes
 
 T, H, W = 12, 36, 64
 
@@ -65,7 +65,7 @@ def test_builds_files_and_labels(outside_dir) -> None:
 
 
 def test_every_container_decodes_via_the_service_path(outside_dir) -> None:
-    from model.config import ModelConfig
+    from core.config import ModelConfig
 
     for path, lab in load_outside_set(outside_dir):
         clip = decode_clip_file(path, T, H, W)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.check import CHECK_FILE, check_figures
+from cli.check import CHECK_FILE, check_figures
 from model import channels
 from service.engine import Engine
 
@@ -22,10 +22,10 @@ def engine() -> Engine:
 
 def test_shipped_model_is_complete_and_small(engine: Engine) -> None:
     version_dir = SHIPPED / engine.version
-    assert engine.manifest["files"] and all((version_dir / f).is_file() for f in engine.manifest["files"])
+    assert engine.manifest.files and all((version_dir / f).is_file() for f in engine.manifest.files)
     size_mb = sum(p.stat().st_size for p in version_dir.iterdir()) / 2**20
     assert size_mb < 40, f"shipped model is {size_mb:.1f} MB"
-    assert set(engine.manifest["tasks"]) == set(channels.REGISTRY)
+    assert set(engine.manifest.tasks) == set(channels.REGISTRY)
     assert (SHIPPED / "EVAL.md").is_file() and engine.version in (SHIPPED / "README.md").read_text()
 
 

@@ -11,7 +11,7 @@ Two layers:
   Never a mirror, a flip or time running backwards (they change left / right / up / down), and colour
   changes stay small enough that a canonical colour stays nearest to itself (hue shifts < 8 degrees).
 * `codec_roundtrip(frames, rng)`: a real lossy codec (h264 / vp8 / vp9 / mpeg4 / gif) run in memory with
-  PyAV, decoded back and passed through `model.frames.prepare_clip` -- slow (milliseconds per clip), so
+  PyAV, decoded back and passed through `core.frames.prepare_clip` -- slow (milliseconds per clip), so
   it is meant for precomputing a share of the training clips at data time: `roundtrip_corpus_share`.
 
 Torch is imported inside the torch functions only, so the codec half stays usable from the torch-free
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from model.frames import prepare_clip
+from core.frames import prepare_clip
 
 if TYPE_CHECKING:
     import torch
@@ -508,7 +508,7 @@ def decode_frames(data: bytes) -> np.ndarray:
 def codec_roundtrip(frames_uint8: np.ndarray, rng: np.random.Generator, codec: str | None = None,
                     quality: float | None = None) -> np.ndarray:
     """A clip through a real lossy codec and back: uint8 (T, H, W, 3) -> float32 (T, H, W, 3) in [0, 1],
-    the output of `model.frames.prepare_clip` on the decoded frames, at the clip's own T, H, W.
+    the output of `core.frames.prepare_clip` on the decoded frames, at the clip's own T, H, W.
 
     Codec (see CODECS, drawn by CODEC_WEIGHTS), quality and the size it is encoded at (its own, or
     2-5x larger and squeezed back by prepare_clip's box filter, as an upload is) come from `rng`.

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.config import ModelConfig
+from core.config import ModelConfig
 from model.data.corpus import Clip
-from model.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
+from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 
 
 def drop_words(target_in: Tensor, rate: float, gen: torch.Generator) -> Tensor:

@@ -18,7 +18,7 @@ frame rates 10-30, 2-3 s, containers mp4 / webm / avi / mov / gif. `labels.json`
 to what was drawn.
 
 `decode_clip_file` decodes any of these files exactly as the service decodes an upload
-(`service.media.prepare_upload`: PyAV + `model.frames.prepare_clip`). Torch-free.
+(`core.media.prepare_upload`: PyAV + `core.frames.prepare_clip`). Torch-free.
 """
 from __future__ import annotations
 
@@ -366,10 +366,10 @@ def load_outside_set(directory: str | Path) -> list[tuple[Path, dict]]:
 
 def decode_clip_file(path: str | Path, frames: int, height: int, width: int) -> np.ndarray:
     """Any video file -> the model's input, float32 (frames, height, width, 3) in [0, 1], by the very
-    code the service runs on an upload: `service.media.prepare_upload` (format sniffing, PyAV decoding
-    with its pre-scaling and limits, then `model.frames.prepare_clip`)."""
-    from model.config import ModelConfig
-    from service.media import MediaLimits, prepare_upload
+    code the service runs on an upload: `core.media.prepare_upload` (format sniffing, PyAV decoding
+    with its pre-scaling and limits, then `core.frames.prepare_clip`)."""
+    from core.config import ModelConfig
+    from core.media import MediaLimits, prepare_upload
 
     cfg = ModelConfig(video_input="frames", frames=frames, height=height, width=width)
     return prepare_upload(Path(path).read_bytes(), cfg, MediaLimits()).array

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from model.channels import INPUT_KEYS, REGISTRY
+from core.channels import INPUT_KEYS
 from service.routers.deps import EngineDep, error_responses, require_api_key
 from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse
 
@@ -16,11 +16,10 @@ router = APIRouter(tags=["operations"])
 async def models(engine: EngineDep) -> ModelInfo:
     """Version, tasks, channel configurations and the execution providers each graph actually uses."""
     cfg, manifest = engine.config, engine.manifest
-    tasks = [ModelTask(name=name, endpoint=t.get("endpoint", REGISTRY[name].endpoint if name in REGISTRY else ""),
-                       inputs=list(t.get("inputs", [])), outputs=list(t.get("outputs", [])))
-             for name, t in manifest.get("tasks", {}).items()]
+    tasks = [ModelTask(name=name, endpoint=t.endpoint, inputs=list(t.inputs), outputs=list(t.outputs))
+             for name, t in manifest.tasks.items()]
     configs = {f"encode_{k}": [m for m, c in (("video", "v"), ("sentence", "s")) if c in k] for k in INPUT_KEYS}
-    return ModelInfo(version=engine.version, created=manifest.get("created"), video_input=cfg.video_input,
+    return ModelInfo(version=engine.version, created=manifest.created or None, video_input=cfg.video_input,
                      frames=cfg.frames, height=cfg.height, width=cfg.width, latent_dim=cfg.latent_dim,
                      max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks, channel_configs=configs,
                      providers={k: list(v) for k, v in engine.providers.items()}, uses_gpu=engine.uses_gpu)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from model.vocab import BOS_ID, EOS_ID
+from core.vocab import BOS_ID, EOS_ID
 
 State = tuple[Any, ...]
 StepFn = Callable[[Sequence[int], State], tuple[np.ndarray, State]]

@@ -1,4 +1,6 @@
 """The figures an exported model is shipped with, recomputed through the ONNX engine alone (torch-free).
+It joins two rooms (the synthetic generator of model/data and the service engine), so it lives with the
+command line that composes the rooms, not inside either.
 
 A fixed check set (synthetic clips generated from a recorded seed at the model's frame shape) is
 captioned by `service.engine.Engine`; `check.json` beside the shipped model records the result, and a

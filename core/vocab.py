@@ -1,12 +1,15 @@
-"""Tokenizer and vocabulary, saved as JSON. Torch-free: the service tokenises with the same code."""
+"""Tokenizer, vocabulary (saved as JSON) and token padding. Torch-free: training, export and the service
+tokenise and pad with the same code."""
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
@@ -81,3 +84,17 @@ class Vocab:
     @classmethod
     def load(cls, path: str | Path) -> "Vocab":
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def pad_tokens(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """int64 (tokens [B, L], lengths [B]): right-padded with <pad> to the longest row. The one rule for an
+    empty sentence everywhere (training, parity, evaluation, serving): one <pad> of length 1, since the
+    encoder reads the state after the last word and so needs at least one step."""
+    if len(rows) == 0:
+        raise ValueError("tokens must hold at least one sentence")
+    width = max(1, max(len(r) for r in rows))
+    tokens = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = r
+    lengths = np.array([max(1, len(r)) for r in rows], dtype=np.int64)
+    return tokens, lengths

@@ -1,0 +1,37 @@
+"""Atomic publication of an artifacts version: a hidden staging dir renamed into place, then the `latest`
+pointer replaced by rename. The manifest itself is core.manifest.Manifest (one typed model for writer and
+reader)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from core.manifest import LATEST
+
+
+# ---------------------------------------------------------------- atomic publication
+
+def staging_dir(root: Path, version: str) -> Path:
+    """A hidden temp dir on the same filesystem as root, so the final rename is atomic."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
+
+
+def publish(staging: Path, root: Path, version: str) -> Path:
+    """Rename the finished staging dir to root/version (never over an existing version)."""
+    final = root / version
+    if final.exists():
+        raise FileExistsError(f"artifacts version {final} already exists; pass another version")
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a service under another user must read it
+    os.rename(staging, final)
+    return final
+
+
+def write_latest(root: Path, version: str) -> None:
+    """root/latest names `version`, replaced by rename so a reader sees the old name or the new one."""
+    fd, tmp = tempfile.mkstemp(prefix=".latest-", dir=root)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(version + "\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+    os.replace(tmp, root / LATEST)

@@ -56,7 +56,7 @@ bench: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
 
 # A longer schema fuzz than the one in `make test` (about 5,500 cases).
 fuzz: install system-deps
-	SLR_FUZZ_EXAMPLES=$${SLR_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q -s tests/test_fuzz.py
+	SLR_FUZZ_EXAMPLES=$${SLR_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q -s tests/service/test_fuzz.py
 
 soak: install system-deps $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
 	$(PY) bench/soak.py --artifacts $(SERVE_ARTIFACTS)
@@ -66,7 +66,7 @@ paper-tables: install system-deps
 	$(PY) -m bench.paper_tables --jobs 2
 
 check-deploy: install
-	$(PY) -m pytest -q tests/test_deploy.py
+	$(PY) -m pytest -q tests/deploy/test_deploy.py
 
 clean:
 	rm -rf $(VENV) runs data $(DEMO_ARTIFACTS) .pytest_cache

@@ -14,7 +14,7 @@ import pytest
 
 from tests.service_fixtures import uvicorn_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULT_KEYS = {"endpoint", "batching", "concurrency", "seconds", "requests", "rps", "p50_ms", "p95_ms", "p99_ms",
                "max_ms", "errors", "status_503"}
 

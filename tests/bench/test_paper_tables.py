@@ -17,7 +17,7 @@ from PIL import Image
 
 from bench.paper_tables import aggregate, aggregate_tree, compare, is_real, reading
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CELL = re.compile(r"(-?\d+\.\d) ± (\d+\.\d)")
 ROW_LABELS = ("| LSTM |", "| S2S+VAE |", "| S2S+SLR, full-model learning only |", "| S2S+SLR |",
               "| S2S+SLR + task fine-tuning (video-to-sentence) |")
@@ -171,7 +171,7 @@ WORDS = [("a man", "plays a guitar"), ("a woman", "slices an onion"), ("a dog", 
 
 
 def write_msvd_fixture(root: Path, n_clips: int = 12, dim: int = 8) -> list[str]:
-    """video_corpus.csv (English and one German row per clip) + features/<clip>.npy, as tests/test_data.py does."""
+    """video_corpus.csv (English and one German row per clip) + features/<clip>.npy, as tests/model/test_data.py does."""
     rng = np.random.default_rng(0)
     (root / "features").mkdir(parents=True)
     ids = []

@@ -17,7 +17,7 @@ from model.data.msrvtt import load_msrvtt
 from model.data.msvd import load_msvd, scaled_split_sizes
 from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate, parse_attributes, render_clip
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from core.channels import REGISTRY
 from model.star import Checkpoint, load_checkpoint
 from service.engine import ArtifactError, DeviceUnavailableError, Engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ health endpoints open, CORS off by default and configurable, the body limit agai
 from a request to the file system, Redis keys namespaced by model version.
 
 Already covered elsewhere, not repeated here: 413 for a declared or a streamed (chunked) body over the limit
-(tests/test_service.py), the non-root USER of every serving image (tests/test_deploy.py).
+(tests/service/test_service.py), the non-root USER of every serving image (tests/deploy/test_deploy.py).
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_GPU = ROOT / "docker-compose.gpu.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -729,7 +729,7 @@ def test_dockerignore():
         return verdict
 
     for path in [".git/HEAD", ".venv/bin/python", ".env", "runs/demo/ckpt.pt", "data/synthetic/x.npz",
-                 "service/__pycache__/app.cpython-311.pyc", "tests/test_deploy.py"]:
+                 "service/__pycache__/app.cpython-311.pyc", "tests/deploy/test_deploy.py"]:
         assert ignored(path), path
     sources = {"models/default/latest"}
     for path in ALL_DOCKERFILES:

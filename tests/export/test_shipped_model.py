@@ -12,7 +12,7 @@ from cli.check import CHECK_FILE, check_figures
 from model import channels
 from service.engine import Engine
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "default"
 
 
 @pytest.fixture(scope="module")

@@ -187,10 +187,10 @@ def time_steps(corpus, p, tasks: Sequence[str], n: int) -> dict[str, dict[str, f
     ("wall") and this process's CPU time ("cpu": with one torch thread, about the wall time on a quiet machine)."""
     import torch
 
+    from core.vocab import Vocab
     from model.data.dataset import BatchStream, tensorize
     from model.star import StarModel
     from model.train import Trainer, model_config_for, phases_for
-    from core.vocab import Vocab
 
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, p.model, vocab)
@@ -219,10 +219,10 @@ def time_steps(corpus, p, tasks: Sequence[str], n: int) -> dict[str, dict[str, f
 def time_eval(corpus, p, tasks: Sequence[str], meteor: bool) -> dict[str, float]:
     """Seconds to evaluate an untrained star model on every task over 32 test clips (an upper bound: untrained
     decoders write maximum-length sentences), and one METEOR call (Java start and its tables) when on."""
+    from core.vocab import Vocab
     from model.evaluate import caption_scores, evaluate_tasks
     from model.star import StarModel
     from model.train import model_config_for
-    from core.vocab import Vocab
 
     vocab = Vocab.build(corpus.all_captions("train"))
     model = StarModel(model_config_for(corpus, p.model, vocab))
@@ -344,7 +344,7 @@ def baseline_setup(p, task_name: str, steps: int):
     so the loss and its gradients are exactly those of the video-only baseline."""
     import copy
 
-    from model import channels
+    from core import channels
     from model.baselines import baseline_phase
     from model.train import Phase
 
@@ -535,7 +535,12 @@ def _feature_text(clip) -> str:
 def make_figures(corpus, work: Path, tasks: Sequence[str], n: int, out_dir: Path, prefix: str) -> dict[str, str]:
     """Figures 3-5 style: for a few test clips, the input, the ground truth and every model's output (seed's models
     under `work`). Returns {task: png path}."""
-    from model.evaluate import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
+    from model.evaluate import (
+        caption_clips,
+        paraphrase_sentences,
+        reconstruct_clips,
+        sentences_to_video,
+    )
     from model.star import load_checkpoint
     from model.train import CHECKPOINT
 
@@ -871,8 +876,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipping {', '.join(skipped)}: {skip_reason}", flush=True)
     n_test = len(corpus.splits["test"])
     print(f"corpus: {description}; " + ", ".join(f"{k} {len(v)}" for k, v in corpus.splits.items()), flush=True)
-    from model.train import model_config_for
     from core.vocab import Vocab
+    from model.train import model_config_for
 
     model_cfg = model_config_for(corpus, p.model, Vocab.build(corpus.all_captions("train"))).to_dict()
     steps_s = time_steps(corpus, p, tasks, size.timing_steps)

@@ -1,15 +1,17 @@
-"""The exported graphs: thin nn.Module wrappers around StarModel, their ONNX signatures, and the export call.
-
-Each wrapper fixes one input configuration or one decoder piece so that TorchScript tracing sees a plain
+"""The exported graphs, one `GraphSpec` each (as Hugging Face optimum's export configs): the ONNX signature,
+the thin nn.Module wrapper around StarModel that tracing sees, the dynamic axes, and the real inputs parity
+runs. Each wrapper fixes one input configuration or one decoder piece so that TorchScript tracing sees a plain
 tensors-in, tensors-out function. The names and shapes here are the artifacts contract (CONTRIBUTING.md).
 """
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
@@ -17,19 +19,61 @@ from torch import Tensor, nn
 from core.channels import INPUT_KEYS
 from core.config import ModelConfig
 from core.manifest import GraphEntry, encoder_graph
+from core.vocab import BOS_ID, Vocab, pad_tokens
 from model.star import StarModel
 
 OPSET = 17
 ENCODER_OUTPUTS = ("mu", "sigma")
 
+Case = dict[str, Tensor]
+
+
+@dataclass
+class Samples:
+    """Real inputs for parity: preprocessed clips and tokenised sentences (either may be absent)."""
+
+    video: Tensor | None
+    tokens: Tensor | None
+    lengths: Tensor | None
+
+    @classmethod
+    def build(cls, vocab: Vocab, cfg: ModelConfig, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
+        v = None
+        if video is not None and len(video):
+            arr = np.asarray(video)
+            arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr  # clips as stored: uint8
+            v = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        tokens = lengths = None
+        if sentences:
+            padded, widths = pad_tokens([vocab.encode(s, cfg.max_words) for s in sentences])
+            tokens, lengths = torch.from_numpy(padded), torch.from_numpy(widths)
+        if v is not None and tuple(v.shape[1:]) != video_shape(cfg, 1)[1:] and cfg.video_input == "frames":
+            raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], got {list(v.shape)}")
+        return cls(v, tokens, lengths)
+
+    @torch.no_grad()
+    def latents(self, model: StarModel) -> Tensor | None:
+        """z of every sample (video rows, then sentence rows): what the decoders see in the pipeline."""
+        z = []
+        if self.video is not None:
+            z.append(model.encode(self.video).mu)
+        if self.tokens is not None:
+            z.append(model.encode(None, self.tokens, self.lengths).mu)
+        return torch.cat(z) if z else None
+
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One graph of the contract: its name, file, input and output names."""
+    """One exported graph, whole: its name and signature (the artifacts contract), the module that wraps the
+    StarModel for tracing, the real inputs its parity check runs, and when a model has it at all. Adding a
+    graph is one entry in `GRAPHS`; export, parity, the manifest and the tests read that list."""
 
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    build: Callable[[StarModel], nn.Module]
+    real_cases: Callable[[StarModel, Samples], list[Case]]
+    present: Callable[[ModelConfig], bool] = lambda cfg: True
 
     @property
     def file(self) -> str:
@@ -38,19 +82,22 @@ class GraphSpec:
     def manifest_entry(self) -> GraphEntry:
         return GraphEntry(self.file, list(self.inputs), list(self.outputs))
 
+    def wrapper(self, model: StarModel) -> nn.Module:
+        return self.build(model).eval()
 
-def encoder_inputs(key: str) -> tuple[str, ...]:
-    return (("video",) if "v" in key else ()) + (("tokens", "lengths") if "s" in key else ())
+    def dynamic_axes(self, cfg: ModelConfig) -> dict[str, dict[int, str]]:
+        """Batch is dynamic everywhere (axis 1 of the [1,B,Hd] LSTM state); L for tokens; Tf for features."""
+        axes: dict[str, dict[int, str]] = {}
+        for name in self.inputs + self.outputs:
+            axes[name] = {1: "B"} if name in DECODER_STATE else {0: "B"}
+        if "tokens" in axes:
+            axes["tokens"][1] = "L"
+        if "video" in axes and cfg.video_input == "features":
+            axes["video"][1] = "Tf"
+        return axes
 
-
-def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
-    """Every graph this model exports, in export order; no video decoder without a video output channel."""
-    specs = [GraphSpec(encoder_graph(k), encoder_inputs(k), ENCODER_OUTPUTS) for k in INPUT_KEYS]
-    specs += [GraphSpec("sentence_init", ("z",), ("h", "c", "z_state")),
-              GraphSpec("sentence_step", ("token", "h", "c", "z_state"), ("logprobs", "h_out", "c_out"))]
-    if cfg.video_output:
-        specs.append(GraphSpec("video_decoder", ("z", "first_frame"), ("frames",)))
-    return {s.name: s for s in specs}
+    def example_inputs(self, cfg: ModelConfig, batch: int, seq_len: int, generator: torch.Generator) -> Case:
+        return example_inputs(cfg, self.inputs, batch, seq_len, generator)
 
 
 # ---------------------------------------------------------------- wrappers
@@ -98,13 +145,6 @@ class VideoDecoderGraph(nn.Module):
         return self.model.decode_video(z, first_frame)
 
 
-def wrapper(model: StarModel, name: str) -> nn.Module:
-    if name.startswith("encoder_"):
-        return EncoderGraph(model, name.removeprefix("encoder_")).eval()
-    modules = {"sentence_init": SentenceInitGraph, "sentence_step": SentenceStepGraph, "video_decoder": VideoDecoderGraph}
-    return modules[name](model).eval()
-
-
 # ---------------------------------------------------------------- example inputs and dynamic axes
 
 def video_shape(cfg: ModelConfig, batch: int) -> tuple[int, ...]:
@@ -114,11 +154,11 @@ def video_shape(cfg: ModelConfig, batch: int) -> tuple[int, ...]:
     return (batch, cfg.frames, cfg.feature_dim)
 
 
-def example_inputs(cfg: ModelConfig, spec: GraphSpec, batch: int, seq_len: int,
-                   generator: torch.Generator) -> dict[str, Tensor]:
-    """Random inputs of the right dtypes and shapes for one graph (lengths vary per row, all >= 1)."""
-    out: dict[str, Tensor] = {}
-    for name in spec.inputs:
+def example_inputs(cfg: ModelConfig, names: Sequence[str], batch: int, seq_len: int,
+                   generator: torch.Generator) -> Case:
+    """Random inputs of the right dtypes and shapes (lengths vary per row, all >= 1)."""
+    out: Case = {}
+    for name in names:
         if name == "video":
             out[name] = torch.rand(video_shape(cfg, batch), generator=generator)
         elif name == "tokens":
@@ -148,30 +188,81 @@ def example_inputs(cfg: ModelConfig, spec: GraphSpec, batch: int, seq_len: int,
 DECODER_STATE = ("h", "c", "z_state", "h_out", "c_out")
 
 
-def dynamic_axes(cfg: ModelConfig, spec: GraphSpec) -> dict[str, dict[int, str]]:
-    """Batch is dynamic everywhere (axis 1 of the [1,B,Hd] LSTM state); L for tokens; Tf for features."""
-    axes: dict[str, dict[int, str]] = {}
-    for name in spec.inputs + spec.outputs:
-        axes[name] = {1: "B"} if name in DECODER_STATE else {0: "B"}
-    if "tokens" in axes:
-        axes["tokens"][1] = "L"
-    if "video" in axes and cfg.video_input == "features":
-        axes["video"][1] = "Tf"
-    return axes
-
-
 def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPSET) -> onnx.ModelProto:
     """Trace one graph to ONNX (TorchScript exporter), check it, write it to path."""
     cfg = model.cfg
     # Batch 2 and L 5 at trace time: sizes of 1 would let the tracer specialise broadcasting on batch.
-    args = example_inputs(cfg, spec, batch=2, seq_len=5, generator=torch.Generator().manual_seed(0))
+    args = spec.example_inputs(cfg, batch=2, seq_len=5, generator=torch.Generator().manual_seed(0))
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and LSTM batch-size warnings are expected and harmless here
-        torch.onnx.export(wrapper(model, spec.name), tuple(args[n] for n in spec.inputs), buf, dynamo=False,
+        torch.onnx.export(spec.wrapper(model), tuple(args[n] for n in spec.inputs), buf, dynamo=False,
                           input_names=list(spec.inputs), output_names=list(spec.outputs),
-                          dynamic_axes=dynamic_axes(cfg, spec), opset_version=opset, do_constant_folding=True)
+                          dynamic_axes=spec.dynamic_axes(cfg), opset_version=opset, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return proto
+
+
+# ---------------------------------------------------------------- parity inputs: each graph at its pipeline position
+
+def encoder_cases(key: str) -> Callable[[StarModel, Samples], list[Case]]:
+    def cases(model: StarModel, s: Samples) -> list[Case]:
+        if ("v" in key and s.video is None) or ("s" in key and s.tokens is None):
+            return []
+        n = min(len(x) for x in (s.video, s.tokens) if x is not None)
+        case: Case = {"video": s.video[:n]} if "v" in key else {}
+        if "s" in key:
+            case.update(tokens=s.tokens[:n], lengths=s.lengths[:n])
+        return [case]
+    return cases
+
+
+def sentence_init_cases(model: StarModel, s: Samples) -> list[Case]:
+    z = s.latents(model)
+    return [] if z is None else [{"z": z}]
+
+
+@torch.no_grad()
+def sentence_step_cases(model: StarModel, s: Samples) -> list[Case]:
+    """The first step from <bos>, and the second from the first step's best word and state."""
+    z = s.latents(model)
+    if z is None:
+        return []
+    h, c, zs = model.sentence_decoder.init_state(z)
+    bos = torch.full((len(z),), BOS_ID, dtype=torch.long)
+    lp, h2, c2 = model.sentence_decoder.step(bos, h, c, zs)
+    return [{"token": bos, "h": h, "c": c, "z_state": zs}, {"token": lp.argmax(-1), "h": h2, "c": c2, "z_state": zs}]
+
+
+def video_decoder_cases(model: StarModel, s: Samples) -> list[Case]:
+    """Sentence-to-video (zeros as the first frame) and video-to-video (the clip's own first frame)."""
+    z = s.latents(model)
+    if z is None:
+        return []
+    cases = [{"z": z, "first_frame": torch.zeros(len(z), model.cfg.height, model.cfg.width, 3)}]
+    if s.video is not None and s.video.dim() == 5:
+        cases.append({"z": z[: len(s.video)], "first_frame": s.video[:, 0]})
+    return cases
+
+
+def encoder_spec(key: str) -> GraphSpec:
+    inputs = (("video",) if "v" in key else ()) + (("tokens", "lengths") if "s" in key else ())
+    return GraphSpec(encoder_graph(key), inputs, ENCODER_OUTPUTS, lambda m: EncoderGraph(m, key), encoder_cases(key))
+
+
+# Every graph of the contract, in export order.
+GRAPHS: tuple[GraphSpec, ...] = (
+    *(encoder_spec(k) for k in INPUT_KEYS),
+    GraphSpec("sentence_init", ("z",), ("h", "c", "z_state"), SentenceInitGraph, sentence_init_cases),
+    GraphSpec("sentence_step", ("token", "h", "c", "z_state"), ("logprobs", "h_out", "c_out"), SentenceStepGraph,
+              sentence_step_cases),
+    GraphSpec("video_decoder", ("z", "first_frame"), ("frames",), VideoDecoderGraph, video_decoder_cases,
+              present=lambda cfg: cfg.video_output),
+)
+
+
+def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
+    """The graphs this model exports (no video decoder without a video output channel)."""
+    return {spec.name: spec for spec in GRAPHS if spec.present(cfg)}

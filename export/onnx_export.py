@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from export.graphs import OPSET, GraphSpec, export_graph, graph_specs
 from core.manifest import VOCAB, Manifest, check_version_name, default_version
+from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
+from export.parity import FP32_ATOL, check_parity, compare_graph_sets
 from export.publish import publish, staging_dir, write_latest
-from export.parity import FP32_ATOL, Samples, check_parity, compare_graph_sets
 from export.quantize import MODES, quantize_graph
 from model.star import StarModel, load_checkpoint
 

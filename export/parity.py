@@ -3,7 +3,6 @@ from the ONNX path against PyTorch's, token for token. An export that fails here
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,49 +11,16 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
-from export.graphs import GraphSpec, example_inputs, video_shape, wrapper
-from core.config import ModelConfig
+from core.manifest import encoder_graph
 from core.search import decode_with_graphs
+from export.graphs import Case, GraphSpec, Samples, example_inputs
 from model.star import StarModel
-from core.vocab import BOS_ID, Vocab, pad_tokens
 
 FP32_ATOL = 1e-4
 BEAM_SIZE = 3  # beam captions are compared and recorded too; only greedy gates the export (the contract)
 
-Case = dict[str, Tensor]
-
-
 class ExportParityError(RuntimeError):
     """The ONNX graphs do not compute what the PyTorch model computes; nothing was written."""
-
-
-@dataclass
-class Samples:
-    """Real inputs for parity: preprocessed clips and tokenised sentences (either may be absent)."""
-
-    video: Tensor | None
-    tokens: Tensor | None
-    lengths: Tensor | None
-
-    @classmethod
-    def build(cls, vocab: Vocab, cfg: ModelConfig, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
-        v = None
-        if video is not None and len(video):
-            arr = np.asarray(video)
-            arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr  # clips as stored: uint8
-            v = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        tokens = lengths = None
-        if sentences:
-            tokens, lengths = token_tensors([vocab.encode(s, cfg.max_words) for s in sentences])
-        if v is not None and tuple(v.shape[1:]) != video_shape(cfg, 1)[1:] and cfg.video_input == "frames":
-            raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], got {list(v.shape)}")
-        return cls(v, tokens, lengths)
-
-
-def token_tensors(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
-    """core.vocab.pad_tokens as tensors."""
-    tokens, lengths = pad_tokens(rows)
-    return torch.from_numpy(tokens), torch.from_numpy(lengths)
 
 
 def open_cpu_session(path: Path) -> ort.InferenceSession:
@@ -69,49 +35,12 @@ def open_cpu_session(path: Path) -> ort.InferenceSession:
 def random_cases(model: StarModel, spec: GraphSpec, seed: int) -> list[Case]:
     """Shapes unlike the trace-time ones (batch 3 / L 7, and batch 1 / L 1) to exercise the dynamic axes."""
     g = torch.Generator().manual_seed(seed)
-    return [example_inputs(model.cfg, spec, 3, 7, g), example_inputs(model.cfg, spec, 1, 1, g)]
-
-
-@torch.no_grad()
-def real_cases(model: StarModel, spec: GraphSpec, s: Samples) -> list[Case]:
-    """The sample through each graph's real position in the pipeline: z from the encoder, state from init."""
-    latents = []
-    if s.video is not None:
-        latents.append(model.encode(s.video).mu)
-    if s.tokens is not None:
-        latents.append(model.encode(None, s.tokens, s.lengths).mu)
-    z = torch.cat(latents) if latents else None
-    if spec.name == "encoder_v":
-        return [{"video": s.video}] if s.video is not None else []
-    if spec.name == "encoder_s":
-        return [{"tokens": s.tokens, "lengths": s.lengths}] if s.tokens is not None else []
-    if spec.name == "encoder_vs":
-        if s.video is None or s.tokens is None:
-            return []
-        n = min(len(s.video), len(s.tokens))
-        return [{"video": s.video[:n], "tokens": s.tokens[:n], "lengths": s.lengths[:n]}]
-    if z is None:
-        return []
-    if spec.name == "sentence_init":
-        return [{"z": z}]
-    if spec.name == "sentence_step":
-        h, c, zs = model.sentence_decoder.init_state(z)
-        bos = torch.full((len(z),), BOS_ID, dtype=torch.long)
-        lp, h2, c2 = model.sentence_decoder.step(bos, h, c, zs)
-        return [{"token": bos, "h": h, "c": c, "z_state": zs}, {"token": lp.argmax(-1), "h": h2, "c": c2, "z_state": zs}]
-    if spec.name == "video_decoder":
-        zeros = torch.zeros(len(z), model.cfg.height, model.cfg.width, 3)
-        cases = [{"z": z, "first_frame": zeros}]
-        if s.video is not None and s.video.dim() == 5:
-            n = len(s.video)
-            cases.append({"z": z[:n], "first_frame": s.video[:, 0]})
-        return cases
-    raise KeyError(spec.name)
+    return [spec.example_inputs(model.cfg, 3, 7, g), spec.example_inputs(model.cfg, 1, 1, g)]
 
 
 @torch.no_grad()
 def torch_outputs(model: StarModel, spec: GraphSpec, case: Case) -> list[np.ndarray]:
-    out = wrapper(model, spec.name)(*(case[n] for n in spec.inputs))
+    out = spec.wrapper(model)(*(case[n] for n in spec.inputs))
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
@@ -141,7 +70,7 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
         feed["video"] = video.numpy()
     if tokens is not None:
         feed["tokens"], feed["lengths"] = tokens.numpy(), lengths.numpy()
-    return sessions[f"encoder_{key}"].run(["mu"], feed)[0]
+    return sessions[encoder_graph(key)].run(["mu"], feed)[0]
 
 
 def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
@@ -158,8 +87,7 @@ def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor
         groups.append((None, s.tokens, s.lengths))
     if not groups:
         g = torch.Generator().manual_seed(seed)
-        enc_vs = GraphSpec("encoder_vs", ("video", "tokens", "lengths"), ())
-        case = example_inputs(model.cfg, enc_vs, 4, 6, g)
+        case = example_inputs(model.cfg, ("video", "tokens", "lengths"), 4, 6, g)
         groups = [(case["video"], None, None), (None, case["tokens"], case["lengths"])]
     return groups
 
@@ -194,7 +122,7 @@ def check_parity(model: StarModel, specs: Mapping[str, GraphSpec], graph_dir: Pa
     report: dict[str, Any] = {"atol": atol}
     failures: list[str] = []
     for name, spec in specs.items():
-        cases = random_cases(model, spec, seed) + real_cases(model, spec, samples)
+        cases = random_cases(model, spec, seed) + spec.real_cases(model, samples)
         diff = max(max_abs_diff(torch_outputs(model, spec, c), onnx_outputs(sessions[name], spec, c)) for c in cases)
         report[name] = {"max_abs_diff": diff, "cases": len(cases)}
         if not diff <= atol:
@@ -215,7 +143,7 @@ def compare_graph_sets(specs: Mapping[str, GraphSpec], ref_dir: Path, new_dir: P
     new = {n: open_cpu_session(new_dir / s.file) for n, s in specs.items()}
     report: dict[str, Any] = {}
     for name, spec in specs.items():
-        cases = random_cases(model, spec, seed) + real_cases(model, spec, samples)
+        cases = random_cases(model, spec, seed) + spec.real_cases(model, samples)
         report[name] = {"max_abs_diff_vs_fp32": max(
             max_abs_diff(onnx_outputs(ref[name], spec, c), onnx_outputs(new[name], spec, c)) for c in cases)}
     max_len = model.cfg.max_words + 1

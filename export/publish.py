@@ -9,7 +9,6 @@ from pathlib import Path
 
 from core.manifest import LATEST
 
-
 # ---------------------------------------------------------------- atomic publication
 
 def staging_dir(root: Path, version: str) -> Path:

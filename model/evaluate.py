@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.vocab import Vocab, pad_tokens
 from model.data.corpus import Clip, Corpus
 from model.data.synthetic import COLOUR_RGB, attribute_accuracy
 from model.star import StarModel, load_checkpoint
-from core.vocab import Vocab, pad_tokens
 
 EVAL_BATCH = 64
 

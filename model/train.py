@@ -9,7 +9,6 @@ Adam, gradients clipped to L2 norm 35, L = lv * L_video + ls * L_sentence + lp *
 from __future__ import annotations
 
 import json
-
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +23,16 @@ from tqdm.auto import tqdm
 
 from core import channels
 from core.config import ModelConfig, Preset, TrainConfig
+from core.vocab import Vocab
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import Augment, BatchStream, SplitTensors, tensorize
-from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
-from core.vocab import Vocab
+from model.star import (
+    StarModel,
+    load_checkpoint,
+    save_checkpoint,
+    star_losses,
+    total_loss,
+)
 
 CHECKPOINT = "checkpoint.pt"
 VAL_CLIPS = 256  # validation clips captioned every eval_every steps

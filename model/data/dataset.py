@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from core.config import ModelConfig
-from model.data.corpus import Clip
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
+from model.data.corpus import Clip
 
 
 def drop_words(target_in: Tensor, rate: float, gen: torch.Generator) -> Tensor:

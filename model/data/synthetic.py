@@ -12,10 +12,10 @@ Torch-free.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Any
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,14 @@ from PIL import Image
 
 from core.config import ModelConfig
 from core.frames import prepare_clip
-from core.media import MediaLimitExceeded, MediaLimits, UndecodableMedia, UnsupportedMedia, detect_format, prepare_upload
+from core.media import (
+    MediaLimitExceeded,
+    MediaLimits,
+    UndecodableMedia,
+    UnsupportedMedia,
+    detect_format,
+    prepare_upload,
+)
 from service.media import encode_gif, encode_png_frames, to_uint8
 from tests.service_fixtures import encode_clip, moving_square_clip
 

@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.graphs import DECODER_STATE, graph_specs
-from core.manifest import sha256_file
-from export.onnx_export import export_run
-from export.parity import FP32_ATOL, ExportParityError
 from core.channels import INPUT_KEYS, REGISTRY
 from core.config import preset
+from core.manifest import sha256_file
+from export.graphs import DECODER_STATE, graph_specs
+from export.onnx_export import export_run
+from export.parity import FP32_ATOL, ExportParityError
 from model.star import Checkpoint, StarModel, load_checkpoint, save_checkpoint
 
 GRAPHS = tuple(graph_specs(preset("tiny").model))  # names only: encoder_v/s/vs, sentence_init/step, video_decoder
@@ -292,3 +292,15 @@ def test_sample_clips_as_stored_and_wrong_shapes(tiny_run: Path, tiny_corpus, tm
     with pytest.raises(ValueError, match="sample_video"):
         export_run(tiny_run, tmp_path / "b", version="bad", sample_video=frames[:, :, :4])
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_every_graph_a_task_needs_has_one_spec_and_every_spec_serves_a_task() -> None:
+    """The GraphSpec registry and the channel registry agree: no task's graph forgotten, no graph orphaned."""
+    from core.channels import REGISTRY
+    from core.manifest import task_graphs
+    from export.graphs import GRAPHS
+
+    needed = {g for task in REGISTRY.values() for g in task_graphs(task)}
+    specs = [spec.name for spec in GRAPHS]
+    assert len(specs) == len(set(specs)), "two GraphSpecs share a name"
+    assert needed == set(specs)

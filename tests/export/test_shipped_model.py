@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cli.check import CHECK_FILE, check_figures
-from model import channels
+from core import channels
 from service.engine import Engine
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "default"

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.data.augment import (CODECS, OPS, PROBS, augment_batch, codec_roundtrip, roundtrip_corpus_share)
+from model.data.augment import (
+    CODECS,
+    OPS,
+    PROBS,
+    augment_batch,
+    codec_roundtrip,
+    roundtrip_corpus_share,
+)
 from model.data.corpus import Clip
 from model.data.synthetic import COLOURS, render_clip
 from model.evaluate import probe_video

@@ -9,15 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from model import channels
 from core.config import ModelConfig, TrainConfig, preset
+from core.search import beam_search, greedy_search
+from core.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from core import channels
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
-from core.search import beam_search, greedy_search
-from model.star import (Latent, StarModel, latent_alignment, load_checkpoint, save_checkpoint, sentence_loss,
-                        video_loss)
-from model.train import Trainer, evaluate_loss, fixed_masks, full_masks, partial_masks, phases_for
-from core.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from model.star import (
+    Latent,
+    StarModel,
+    latent_alignment,
+    load_checkpoint,
+    save_checkpoint,
+    sentence_loss,
+    video_loss,
+)
+from model.train import (
+    Trainer,
+    evaluate_loss,
+    fixed_masks,
+    full_masks,
+    partial_masks,
+    phases_for,
+)
 
 TORCH_FREE = ["model", "core.channels", "core.vocab", "core.frames", "core.config", "core.search",
               "model.data", "model.data.corpus", "model.data.synthetic"]
@@ -293,8 +307,8 @@ def test_baselines_train_one_task_each(kind: str, tiny_corpus, tmp_path: Path) -
 
 
 def test_word_dropout_replaces_only_words_with_unk() -> None:
-    from model.data.dataset import drop_words
     from core.vocab import UNK_ID
+    from model.data.dataset import drop_words
 
     tin = torch.tensor([[BOS_ID, 7, 8, 9, 10, PAD_ID, PAD_ID]] * 200)
     out = drop_words(tin, 0.5, torch.Generator().manual_seed(0))

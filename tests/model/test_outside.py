@@ -7,12 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from model.data.outside import (CONTAINERS, CSS_NAMES, LABELS_JSON, build_outside_set, decode_clip_file, ffmpeg_binary,
-                                load_outside_set, outside_accuracy)
-from model.data.synthetic import COLOUR_RGB
-from model.evaluate import probe_video
 from core.frames import prepare_clip
 from core.media import MediaLimits, decode_video_bytes
+from model.data.outside import (
+    CONTAINERS,
+    CSS_NAMES,
+    LABELS_JSON,
+    build_outside_set,
+    decode_clip_file,
+    ffmpeg_binary,
+    load_outside_set,
+    outside_accuracy,
+)
+from model.data.synthetic import COLOUR_RGB
+from model.evaluate import probe_video
 
 T, H, W = 12, 36, 64
 

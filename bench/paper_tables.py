@@ -535,12 +535,7 @@ def _feature_text(clip) -> str:
 def make_figures(corpus, work: Path, tasks: Sequence[str], n: int, out_dir: Path, prefix: str) -> dict[str, str]:
     """Figures 3-5 style: for a few test clips, the input, the ground truth and every model's output (seed's models
     under `work`). Returns {task: png path}."""
-    from model.evaluate import (
-        caption_clips,
-        paraphrase_sentences,
-        reconstruct_clips,
-        sentences_to_video,
-    )
+    from model.evaluate import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
     from model.star import load_checkpoint
     from model.train import CHECKPOINT
 

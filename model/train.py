@@ -26,13 +26,7 @@ from core.config import ModelConfig, Preset, TrainConfig
 from core.vocab import Vocab
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import Augment, BatchStream, SplitTensors, tensorize
-from model.star import (
-    StarModel,
-    load_checkpoint,
-    save_checkpoint,
-    star_losses,
-    total_loss,
-)
+from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
 
 CHECKPOINT = "checkpoint.pt"
 VAL_CLIPS = 256  # validation clips captioned every eval_every steps

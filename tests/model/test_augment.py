@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.data.augment import (
-    CODECS,
-    OPS,
-    PROBS,
-    augment_batch,
-    codec_roundtrip,
-    roundtrip_corpus_share,
-)
+from model.data.augment import CODECS, OPS, PROBS, augment_batch, codec_roundtrip, roundtrip_corpus_share
 from model.data.corpus import Clip
 from model.data.synthetic import COLOURS, render_clip
 from model.evaluate import probe_video

@@ -15,14 +15,7 @@ from model.data import synthetic
 from model.data.corpus import Clip, Corpus, load_corpus
 from model.data.msrvtt import load_msrvtt
 from model.data.msvd import load_msvd, scaled_split_sizes
-from model.data.synthetic import (
-    COLOURS,
-    MOTIONS,
-    SHAPES,
-    generate,
-    parse_attributes,
-    render_clip,
-)
+from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate, parse_attributes, render_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 
 from core.config import ModelConfig
-
 from core.media import MediaLimitExceeded, MediaLimits, UndecodableMedia, load_npy, prepare_upload
 from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
 

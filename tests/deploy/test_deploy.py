@@ -501,7 +501,7 @@ def test_serving_image_shape(kind, compose):
     assert not {"curl", "wget"} & set(probe)
 
     entrypoint, cmd = final.last("ENTRYPOINT"), final.last("CMD")
-    assert entrypoint and entrypoint.exec_form() == ["slr"], "exec-form ENTRYPOINT"
+    assert entrypoint and entrypoint.exec_form() == ["slr-serve"], "exec-form ENTRYPOINT: the server, not the CLI"
     assert cmd and cmd.exec_form(), "exec-form CMD"
     api = compose["services"]["api"]
     assert entrypoint.exec_form() + cmd.exec_form() == api["entrypoint"] + [str(c) for c in api["command"]], \
@@ -610,8 +610,8 @@ def test_api_service(compose):
     api = compose["services"]["api"]
     assert api["build"]["dockerfile"] == "docker/Dockerfile"
     assert api["build"]["args"]["ARTIFACTS"] == "models/default"
-    assert api["entrypoint"] == ["slr"], "exec form"
-    assert isinstance(api["command"], list) and api["command"][:1] == ["serve"], "exec form"
+    assert api["entrypoint"] == ["slr-serve"], "exec form"
+    assert isinstance(api["command"], list) and api["command"][:1] == ["--host"], "exec form"
     health = api["healthcheck"]["test"]
     assert health[0] == "CMD" and "/readyz" in " ".join(health)
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -685,7 +685,7 @@ def test_gpu_override(compose_gpu):
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
     assert api["image"].endswith(":gpu")
     # everything else of the api stays as in the base file
-    assert api["entrypoint"] == ["slr"] and api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["entrypoint"] == ["slr-serve"] and api["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_env_example_documents_everything():
@@ -879,3 +879,15 @@ def test_service_starts_as_compose_runs_it(artifacts_dir, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("kind", list(SERVING_DOCKERFILES))
+def test_serving_image_copies_core_and_service_only(kind):
+    """The serving image is built from core/ + service/: model/, export/ and cli/ (torch's rooms) stay out."""
+    _, stages = parse_dockerfile(SERVING_DOCKERFILES[kind])
+    copied = {src.rstrip("/") for stage in stages for c in stage.all("COPY") if "--from" not in c.args
+              for src in c.args.split()[:-1]}
+    assert copied == {"pyproject.toml", "README.md", "core", "service"}, copied
+    entry = load_compose(COMPOSE)["services"]["api"]["entrypoint"][0]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[entry].startswith("service."), f"the serving entrypoint {entry} lives in the service room"

@@ -4,12 +4,15 @@
   slr train --data synthetic --preset demo --out runs/demo
   slr eval runs/demo --split test                        BLEU/METEOR/MSE/attribute tables
   slr export runs/demo --out artifacts                   ONNX graphs + manifest, parity-checked
-  slr serve --port 8000                                  the HTTP service (no torch in this process)
+  slr serve --artifacts models/default --port 8000       the HTTP service and web page (no torch in this process)
+  slr caption clip.mp4 other.gif                         caption local files with the same engine, no server
+  slr generate "a red square moves to the right" -o out.gif
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,8 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         p.train.time_budget_s = args.time_budget or None
     if args.threads is not None:
         p.train.threads = args.threads
-    ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source)
-    print(f"checkpoint: {ckpt}")
+    # Under torchrun every rank runs this command; rank 0 alone writes and reports (model/train.py).
+    ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source, device=args.device)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"checkpoint: {ckpt}")
     return 0
 
 
@@ -129,10 +134,140 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("star-slr")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    if args.artifacts:
+        if not Path(args.artifacts).is_dir():
+            raise SystemExit(f"slr serve: --artifacts {args.artifacts} is not a folder (it holds `latest` and "
+                             "version folders, as written by slr export)")
+        os.environ["SLR_ARTIFACTS"] = str(Path(args.artifacts).resolve())  # read by the app factory's settings
+    if args.model_version:
+        os.environ["SLR_MODEL_VERSION"] = args.model_version
     from service.server import run
 
     run(host=args.host, port=args.port)
+    return 0
+
+
+def local_predictor(artifacts: str | None) -> Any:
+    """The service's own Predictor (engine, in-process cache, no Redis, no batching wait), for the local commands."""
+    from service.app import load_engine
+    from service.cache import SlrCache
+    from service.metrics import Metrics
+    from service.predictor import Predictor
+    from service.settings import Settings
+
+    settings = Settings(redis_url="", max_wait_ms=0.0, **({"artifacts": artifacts} if artifacts else {}))
+    engine = load_engine(settings)
+    cfg = engine.config
+    cache = SlrCache(None, settings.cache_ttl_s, settings.cache_lru_size, (cfg.height, cfg.width, 3))
+    return Predictor(engine, cache, Metrics(), settings)
+
+
+def local_error(exc: Exception, name: str | None = None, head: bytes = b"") -> str | None:
+    """The message the HTTP service would give for a bad file or sentence; None for anything else."""
+    from core.media import MediaError
+    from service.errors import ServiceError, explain_media_error
+
+    if isinstance(exc, MediaError):
+        return explain_media_error(exc, name, head)
+    return exc.message if isinstance(exc, ServiceError) else None
+
+
+async def caption_files(args: argparse.Namespace) -> int:
+    from service.predictor import Upload
+
+    predictor, failed = local_predictor(args.artifacts), 0
+    try:
+        for path in args.files:
+            data = b""
+            try:
+                data = Path(path).read_bytes()
+                latent = await predictor.encode(Upload(data, Path(path).name), None)
+                out = await predictor.describe(latent, args.num - 1, args.seed, args.beam, None, distinct=True)
+            except (OSError, ValueError) as e:
+                failed += 1
+                print(f"{path}: error: {local_error(e, Path(path).name, data[:64]) or e}", file=sys.stderr)
+                continue
+            print(f"{path}: " + " | ".join([out.caption, *out.samples]))
+            if len(out.samples) < args.num - 1:
+                print(f"{path}: note: {1 + len(out.samples)} distinct captions of {args.num} asked", file=sys.stderr)
+    finally:
+        await predictor.close()
+    return 1 if failed else 0
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(caption_files(args))
+
+
+async def generate_gif(args: argparse.Namespace) -> int:
+    from core.vocab import UNK_ID, tokenize
+
+    predictor = local_predictor(args.artifacts)
+    try:
+        latent = await predictor.encode(None, args.sentence)
+        frames = await predictor.video(latent, condition_on_first_frame=False)
+        gif = await predictor.render(frames, "gif", args.scale, args.fps)
+    except ValueError as e:
+        print(f"error: {local_error(e) or e}", file=sys.stderr)
+        return 1
+    finally:
+        await predictor.close()
+    Path(args.out).write_bytes(gif)
+    unknown = [w for w in tokenize(args.sentence) if predictor.engine.vocab.id(w) == UNK_ID]
+    if unknown:
+        print(f"note: words the model does not know (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
+    print(f"wrote {args.out} ({len(gif)} bytes, {frames.shape[0]} frames, "
+          f"{frames.shape[2] * args.scale}x{frames.shape[1] * args.scale})")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(generate_gif(args))
+
+
+SAMPLE_CLIPS = (("red", "square", "right", "a red square moves to the right"),
+                ("blue", "circle", "up", "a blue circle moves up"),
+                ("green", "triangle", "grow", "a green triangle grows"),
+                ("yellow", "star", "left", "a yellow star moves to the left"),
+                ("purple", "diamond", "down", "a purple diamond moves down"),
+                ("orange", "cross", "bounce", "an orange cross bounces"))
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    """The web page's sample clips: GIFs drawn by the synthetic generator, and samples.json with their captions."""
+    import numpy as np
+    from PIL import Image
+
+    from model.data.synthetic import render_clip
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    listed = []
+    for i, (colour, shape, motion, caption) in enumerate(SAMPLE_CLIPS):
+        clip = render_clip({"colour": colour, "shape": shape, "motion": motion}, frames=args.frames,
+                           height=args.height, width=args.width, rng=np.random.default_rng(args.seed + i))
+        name = f"{colour}-{shape}-{motion}"
+        images = [Image.fromarray(f) for f in clip]
+        images[0].save(out / f"{name}.gif", save_all=True, append_images=images[1:], duration=125, loop=0)
+        listed.append({"name": name, "file": f"{name}.gif", "caption": caption})
+    (out / "samples.json").write_text(json.dumps(listed, indent=1) + "\n")
+    print(f"wrote {len(listed)} clips and samples.json to {out}")
     return 0
 
 
@@ -147,6 +282,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"slr (star-slr) {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="corpus tools").add_subparsers(dest="data_command", required=True)
@@ -176,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-budget", type=float, help="seconds for all phases (0 = no budget)")
     train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores; 1 is steadier on a busy machine)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="auto: a GPU when torch sees one (under torchrun: one per local rank, nccl), else the "
+                            "CPU (gloo); the preset's batch size is the global batch over all processes")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a run: BLEU@1-4, METEOR, MSE, attribute accuracy")
@@ -203,7 +342,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SLR_PORT or 8000)")
+    serve.add_argument("--artifacts", help="artifacts root to serve (default SLR_ARTIFACTS or models/default)")
+    serve.add_argument("--model-version", help="version folder to serve (default: the root's `latest`)")
     serve.set_defaults(func=cmd_serve)
+
+    cap = sub.add_parser("caption", help="caption local video files with the service's engine (no server)")
+    cap.add_argument("files", nargs="+", help="mp4, webm, avi, mov, gif or .npy files")
+    cap.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS or models/default)")
+    cap.add_argument("--num", type=int, default=1, help="distinct captions per file (the mean's first)")
+    cap.add_argument("--seed", type=int, default=0)
+    cap.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    cap.set_defaults(func=cmd_caption)
+
+    gen = sub.add_parser("generate", help="generate a GIF from a sentence with the service's engine (no server)")
+    gen.add_argument("sentence")
+    gen.add_argument("-o", "--out", required=True, help="GIF to write")
+    gen.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS or models/default)")
+    gen.add_argument("--scale", type=int, default=4, choices=range(1, 9), metavar="1..8")
+    gen.add_argument("--fps", type=float, default=8.0)
+    gen.set_defaults(func=cmd_generate)
+
+    smp = sub.add_parser("samples", help="draw the web page's sample clips (GIFs + samples.json)")
+    smp.add_argument("--out", default="service/static/samples")
+    smp.add_argument("--frames", type=int, default=16)
+    smp.add_argument("--height", type=int, default=72)
+    smp.add_argument("--width", type=int, default=128)
+    smp.add_argument("--seed", type=int, default=0)
+    smp.set_defaults(func=cmd_samples)
     return parser
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from service.cache import SlrCache
@@ -15,23 +16,31 @@ from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware
+from service.middleware import (
+    BodyLimitMiddleware,
+    CancelledRequestMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+)
 from service.predictor import Predictor
-from service.routers import encode, ops, sentences, videos
+from service.routers import encode, ops, page, sentences, videos
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.app")
 
-DESCRIPTION = """The star model's shared latent representation (SLR) over HTTP.
+DESCRIPTION = """The star model's shared latent representation (SLR) over HTTP. A web page for people is at
+[/](/).
 
 Encode a video and/or a sentence once (`/encode` returns a `latent_id`), then decode it to any channel:
 a caption, a paraphrase, a reconstructed video or a video generated from a sentence. Every error is JSON
-`{"error": {"code", "message"}}`."""
+`{"error": {"code", "message"}}` whose message names the field and what is accepted. Fields travel as a
+multipart form (a clip in `video`) or as JSON, on every endpoint; `X-Request-ID` is echoed (or made)."""
 
 TAGS = [{"name": "encode", "description": "media -> SLR"},
         {"name": "sentence out", "description": "SLR -> sentence"},
         {"name": "video out", "description": "SLR -> video (GIF or PNG frames)"},
-        {"name": "operations", "description": "model info, health, readiness, metrics"}]
+        {"name": "operations", "description": "model info, vocabulary, health, readiness, metrics"},
+        {"name": "page", "description": "what the web page at / shows"}]
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -78,15 +87,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings, app.state.metrics = settings, Metrics()
     app.state.preloaded_engine, app.state.predictor = engine, None
     install_error_handlers(app)
-    for router in (encode.router, sentences.router, videos.router, ops.router):
+    for router in (encode.router, sentences.router, videos.router, ops.router, page.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     # Outermost last: metrics see every answer, the 413s of the body limit included. Innermost: a request
     # whose client went away is cancelled, so it leaves the batcher's queue.
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"], expose_headers=["X-Latent-Id", "X-Cached"])
+                           allow_headers=["*"],
+                           expose_headers=["X-Latent-Id", "X-Cached", "X-Request-ID", "X-Unknown-Words"])
     app.add_middleware(CancelledRequestMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -6,9 +6,10 @@ only `install_error_handlers` touches the web framework (imported there, when th
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
-from core.media import MediaError, UnsupportedMedia
+from core.media import SUPPORTED, MediaError, MediaLimitExceeded, UndecodableMedia, UnsupportedMedia
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -30,6 +31,14 @@ class ServiceError(Exception):
 
 class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
+
+
+class DuplicateField(ServiceError):
+    status, code = 422, "duplicate_field"
+
+
+class UnsupportedBody(ServiceError):
+    status, code = 415, "unsupported_content_type"
 
 
 class PayloadTooLarge(ServiceError):
@@ -58,6 +67,41 @@ class NotReady(ServiceError):
 def media_status(exc: MediaError) -> int:
     """core.media's errors as HTTP: a format we do not take is 415, anything else wrong with the file 422."""
     return 415 if isinstance(exc, UnsupportedMedia) else 422
+
+
+_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
+               (b"PK\x03\x04", "a zip archive"), (b"RIFF", "a RIFF file that is not an AVI (a WAV?)"),
+               (b"ID3", "an MP3 file"), (b"OggS", "an Ogg file"), (b"BM", "a BMP image"))
+ACCEPTED = f"{', '.join(SUPPORTED[:-1])} file, or a .npy of frames"
+
+
+def _looks_like(head: bytes) -> str:
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes of no format it knows"
+    return "text" if text.strip() else "blank bytes"
+
+
+def explain_media_error(exc: MediaError, filename: str | None, head: bytes) -> str:
+    """core.media's error, told about the upload a person sent: its name, what it looks like, what to send."""
+    name = f"video '{filename}'" if filename else "the video"
+    message = str(exc)
+    if isinstance(exc, UnsupportedMedia) and message.startswith("unsupported media type"):
+        ext = filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
+        named = f", although its name ends in .{ext}" if ext in SUPPORTED else ""
+        return f"{name} is not a format this service reads: its contents look like {_looks_like(head)}{named}. " \
+               f"Send an {ACCEPTED}"
+    if isinstance(exc, UndecodableMedia):
+        said = re.sub(r"\[Errno -?\d+\]\s*", "", message).replace(": '<none>'", "").rstrip(".")
+        return f"{name} could not be read ({said}); the file is empty, truncated or damaged: send the " \
+               f"complete {ACCEPTED}"
+    if isinstance(exc, MediaLimitExceeded):
+        return f"{name} is over this server's limits: {message}; send a shorter or smaller clip"
+    return f"{name}: {message}"
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -89,12 +133,21 @@ def install_error_handlers(app: "FastAPI") -> None:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
     async def on_media_error(request: Request, exc: MediaError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=media_status(exc))
+        upload = getattr(request.state, "upload", None)  # set by service.routers.inputs
+        message = explain_media_error(exc, getattr(upload, "filename", None), getattr(upload, "data", b"")[:64])
+        return JSONResponse(error_body(exc.code, message), status_code=media_status(exc))
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("invalid_input", _validation_message(list(exc.errors()))), status_code=422)
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404 and isinstance(exc.detail, str) and exc.detail == "Not Found":
+            return JSONResponse(error_body("not_found", f"no endpoint at {request.url.path}; the web page is at /, "
+                                                        "the API's documentation at /docs"), status_code=404)
+        if exc.status_code == 405:
+            return JSONResponse(error_body("method_not_allowed", f"{request.method} is not accepted at "
+                                                                 f"{request.url.path}; see /docs for its methods"),
+                                status_code=405, headers=getattr(exc, "headers", None))
         if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed input is a 422 here
             return JSONResponse(error_body("malformed_body", "the request body could not be parsed"), 422)
         code = _HTTP_CODES.get(exc.status_code, "http_error")

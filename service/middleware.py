@@ -1,16 +1,24 @@
-"""Pure ASGI middleware: the request body limit (enforced while the body streams in) and request metrics."""
+"""Pure ASGI middleware: request ids and the access log, the request body limit (enforced while the body streams
+in) and request metrics."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+import re
 import time
+import uuid
 from typing import Any
 
 from service.errors import error_body
 from service.metrics import Metrics
 
 Scope = dict[str, Any]
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+access_log = logging.getLogger("service.access")
 
 
 class _BodyTooLarge(Exception):
@@ -132,3 +140,34 @@ class MetricsMiddleware:
             endpoint = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+class RequestIdMiddleware:
+    """`X-Request-ID`: the client's (1-128 safe characters) or a new one, echoed on every answer (errors of the
+    other middleware included: this one is outermost), kept as `request.state.request_id`, and written on the
+    access log line (logger `service.access`, level info): id, method, path, status, milliseconds."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        start, status = time.perf_counter(), 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info("%s %s %s %d %.1fms", request_id, scope["method"], scope["path"], status,
+                            (time.perf_counter() - start) * 1000)

@@ -30,6 +30,7 @@ log = logging.getLogger("service.predictor")
 
 CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # core.channels registry names
 RETRY_AFTER_S = 1
+SAMPLE_ROUNDS = 4  # rounds of draws looking for distinct samples (the first is the plain seeded draw)
 DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
 
 
@@ -60,6 +61,15 @@ class Captions:
     caption: str
     samples: list[str]
     latent: Latent
+
+
+def unique_new(texts: list[str], seen: set[str], limit: int) -> list[str]:
+    """Up to `limit` of texts, in order, none in `seen` and none twice."""
+    out: list[str] = []
+    for t in texts:
+        if len(out) < limit and t not in seen and t not in out:
+            out.append(t)
+    return out
 
 
 class Predictor:
@@ -193,13 +203,24 @@ class Predictor:
             rows = await asyncio.gather(*(self._submit(key, (z, max_len)) for z in zs))
         return [self.engine.vocab.decode(ids) for ids in rows]
 
-    async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None) -> Captions:
-        """The sentence of the SLR mean and `samples` sentences of draws from it (caption and paraphrase)."""
+    async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None,
+                       distinct: bool = False) -> Captions:
+        """The sentence of the SLR mean and `samples` sentences of draws from it (caption and paraphrase).
+        distinct: the samples differ from each other and from the mean's; up to SAMPLE_ROUNDS rounds of draws
+        look for them, so fewer may come back when the SLR is narrow."""
         zs = latent.entry.mu[None, :]
         if samples > 0:
             zs = np.concatenate([zs, self.sample(latent.entry, samples, seed)])
         texts = await self.sentences(zs, beam_size, max_len)
-        return Captions(texts[0], texts[1:], latent)
+        if not distinct:
+            return Captions(texts[0], texts[1:], latent)
+        found = unique_new(texts[1:], {texts[0]}, samples)
+        for extra in range(1, SAMPLE_ROUNDS):
+            if len(found) >= samples:
+                break
+            more = await self.sentences(self.sample(latent.entry, samples, seed + extra * 7919), beam_size, max_len)
+            found += unique_new(more, {texts[0], *found}, samples - len(found))
+        return Captions(texts[0], found, latent)
 
     async def video(self, latent: Latent, condition_on_first_frame: bool) -> np.ndarray:
         """f32 [T,H,W,3]: reconstruct conditions on the input's first frame; sentence-to-video on zeros."""

@@ -1,21 +1,81 @@
-"""Request and response bodies, with the examples Swagger UI shows."""
+"""Request and response bodies, with the examples Swagger UI shows.
+
+The request models serve both ways a client may send fields: a multipart (or urlencoded) form and a JSON object
+(`service.routers.inputs` parses either into the same model). `extra="forbid"`: a field an endpoint does not
+take is an error that names the fields it does take, never silently ignored.
+"""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 LATENT_EXAMPLE = "slr:20261125-153000:v:" + "3f" * 32
 SENTENCE_EXAMPLE = "a red square moves to the right"
+LATENT_HELP = "an SLR from /encode (its `latent_id`) instead of media"
 
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["invalid_input"])
-    message: str = Field(examples=["sentence is empty (it has no words)"])
+    message: str = Field(examples=["num_captions: Input should be less than or equal to 16 (got 40)"])
 
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# ---- requests (form fields or a JSON object) -------------------------------------------------------------
+
+class RequestFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncodeFields(RequestFields):
+    sentence: str | None = Field(None, description="a sentence (with a video: the video+sentence SLR)")
+
+
+class CaptionFields(RequestFields):
+    latent_id: str | None = Field(None, description=LATENT_HELP)
+    num_captions: int = Field(1, ge=1, le=16, description="> 1: that many distinct captions (fewer if the SLR "
+                                                          "gives fewer; `note` says so)")
+    seed: int = Field(0, ge=0, description="seed of the sampling (same seed, same captions)")
+    beam_size: int = Field(1, ge=1, le=16, description="1: greedy; more: beam search")
+    max_len: int | None = Field(None, ge=1, le=100, description="longest caption in words; empty: the model's")
+
+
+class ReconstructFields(RequestFields):
+    latent_id: str | None = Field(None, description=LATENT_HELP)
+    format: Literal["gif", "json"] = Field("gif", description="gif: image/gif; json: PNG frames as base64")
+    scale: int = Field(1, ge=1, le=8, description="integer upsampling for viewing (nearest neighbour)")
+    fps: float = Field(8.0, gt=0, le=60, description="frames per second of the GIF")
+
+
+class ParaphraseRequest(RequestFields):
+    sentence: str | None = Field(None, description="input sentence (send this or latent_id)",
+                                 examples=[SENTENCE_EXAMPLE])
+    latent_id: str | None = Field(None, description="an SLR from /encode instead of a sentence")
+    num_alternatives: int = Field(3, ge=0, le=16, description="distinct sentences sampled from the SLR besides "
+                                                              "the mean's (fewer if the SLR gives fewer)")
+    seed: int = Field(0, ge=0, description="seed of the sampling (same seed, same alternatives)")
+    beam_size: int = Field(1, ge=1, le=16, description="1: greedy; more: beam search")
+    max_len: int | None = Field(None, ge=1, le=100, description="longest output in words; default the model's")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"sentence": SENTENCE_EXAMPLE, "num_alternatives": 3, "seed": 0, "beam_size": 1}]})
+
+
+class SentenceToVideoRequest(RequestFields):
+    sentence: str | None = Field(None, description="input sentence (send this or latent_id)",
+                                 examples=[SENTENCE_EXAMPLE])
+    latent_id: str | None = Field(None, description="an SLR from /encode instead of a sentence")
+    format: Literal["gif", "json"] = Field("gif", description="gif: image/gif; json: PNG frames as base64")
+    scale: int = Field(1, ge=1, le=8, description="integer upsampling for viewing (nearest neighbour)")
+    fps: float = Field(8.0, gt=0, le=60, description="frames per second of the GIF")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sentence": SENTENCE_EXAMPLE, "scale": 4}]})
+
+
+# ---- responses ---------------------------------------------------------------------------------------------
+
+UNKNOWN_HELP = "words of the sentence this model does not know (read as <unk>; GET /vocab lists the known ones)"
 
 
 class EncodeResponse(BaseModel):
@@ -26,53 +86,29 @@ class EncodeResponse(BaseModel):
     config: str = Field(description="channel configuration used", examples=["encode_v"])
     inputs: list[str] = Field(description="input channels switched on", examples=[["video"]])
     cached: bool = Field(description="true when the SLR came from the cache (no media decoded, no encoder run)")
+    unknown_words: list[str] = Field(default_factory=list, description=UNKNOWN_HELP)
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "latent_id": LATENT_EXAMPLE, "mu": [0.12, -0.4, 0.9], "sigma": [0.3, 0.28, 0.41],
-        "config": "encode_v", "inputs": ["video"], "cached": False}]})
+        "config": "encode_v", "inputs": ["video"], "cached": False, "unknown_words": []}]})
 
 
 class CaptionResponse(BaseModel):
     caption: str = Field(description="sentence decoded from the SLR mean", examples=[SENTENCE_EXAMPLE])
-    captions: list[str] | None = Field(None, description="num_captions sentences sampled from the SLR (when > 1)")
+    captions: list[str] | None = Field(None, description="with num_captions > 1: distinct captions, the mean's "
+                                                         "first, then sentences of samples of the SLR")
+    note: str | None = Field(None, description="present when fewer distinct captions than asked were found")
     latent_id: str = Field(examples=[LATENT_EXAMPLE])
     cached: bool
 
 
-class DecodeOptions(BaseModel):
-    """Either a sentence or a latent_id from /encode."""
-
-    sentence: str | None = Field(None, description="input sentence (unknown words become <unk>)",
-                                 examples=[SENTENCE_EXAMPLE])
-    latent_id: str | None = Field(None, description="an SLR from /encode instead of a sentence")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "DecodeOptions":
-        if (self.sentence is None) == (self.latent_id is None):
-            raise ValueError("send exactly one of sentence or latent_id")
-        return self
-
-
-class ParaphraseRequest(DecodeOptions):
-    num_alternatives: int = Field(3, ge=0, le=16, description="sentences sampled from the SLR besides the mean's")
-    seed: int = Field(0, ge=0, description="seed of the sampling (same seed, same alternatives)")
-    beam_size: int = Field(1, ge=1, le=16)
-    max_len: int | None = Field(None, ge=1, le=100, description="longest output in words; default the model's")
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"sentence": SENTENCE_EXAMPLE, "num_alternatives": 3, "seed": 0, "beam_size": 1}]})
-
-
 class ParaphraseResponse(BaseModel):
     sentence: str = Field(examples=["a red square moves right"])
-    alternatives: list[str] = Field(examples=[["a red square slides right", "a red box moves to the right"]])
+    alternatives: list[str] = Field(description="distinct sentences, none equal to `sentence`",
+                                    examples=[["a red square slides right", "a red box moves to the right"]])
+    note: str | None = Field(None, description="present when fewer distinct alternatives than asked were found")
+    unknown_words: list[str] = Field(default_factory=list, description=UNKNOWN_HELP)
     latent_id: str
     cached: bool
-
-
-class SentenceToVideoRequest(DecodeOptions):
-    format: Literal["gif", "json"] = Field("gif", description="gif: image/gif; json: PNG frames as base64")
-    scale: int = Field(1, ge=1, le=8, description="integer upsampling for viewing (nearest neighbour)")
-    fps: float = Field(8.0, gt=0, le=60)
-    model_config = ConfigDict(json_schema_extra={"examples": [{"sentence": SENTENCE_EXAMPLE, "scale": 4}]})
 
 
 class FramesResponse(BaseModel):
@@ -82,6 +118,7 @@ class FramesResponse(BaseModel):
     fps: float
     latent_id: str
     cached: bool
+    unknown_words: list[str] = Field(default_factory=list, description=UNKNOWN_HELP)
 
 
 class ModelTask(BaseModel):
@@ -117,3 +154,32 @@ class ReadyResponse(BaseModel):
     redis: Literal["up", "down", "disabled"] = Field(description="down/disabled: SLRs cached in process only")
     providers: dict[str, list[str]] = {}
     reasons: list[str] = []
+
+
+class VocabResponse(BaseModel):
+    version: str
+    size: int = Field(description="words including the four specials")
+    max_words: int = Field(description="longest sentence the encoders take, in words")
+    specials: list[str] = Field(examples=[["<pad>", "<bos>", "<eos>", "<unk>"]])
+    words: list[str] = Field(description="the words the model knows, most frequent in training first",
+                             examples=[["a", "the", "red", "square", "moves"]])
+
+
+class Sample(BaseModel):
+    name: str = Field(examples=["red-square-right"])
+    url: str = Field(description="the clip (a GIF served by the app)", examples=["/static/samples/red-square-right.gif"])
+    caption: str = Field(description="the sentence the clip was drawn from", examples=[SENTENCE_EXAMPLE])
+
+
+class MapPoint(BaseModel):
+    sample: str = Field(description="the sample's name")
+    kind: Literal["video", "sentence"]
+    x: float
+    y: float
+    latent_id: str
+
+
+class SamplesResponse(BaseModel):
+    samples: list[Sample]
+    points: list[MapPoint] = Field(description="2-D PCA of the SLR means of each sample's clip and caption")
+    explained: list[float] = Field(description="share of the variance along each of the two axes")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security, UploadFile
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from service.engine import Engine
 from service.errors import NotReady, Unauthorized
-from service.predictor import Predictor, Upload
+from service.predictor import Predictor
 from service.schemas import ErrorResponse
 from service.settings import Settings
 
@@ -47,16 +47,24 @@ async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Secu
         raise Unauthorized("missing or wrong X-API-Key header")
 
 
-async def read_upload(file: UploadFile | None) -> Upload | None:
-    """The upload's bytes (already size-checked while streaming, by the body limit middleware)."""
-    if file is None:
-        return None
-    return Upload(await file.read(), file.filename)
+ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    401: ("missing or wrong API key", "unauthorized", "missing or wrong X-API-Key header"),
+    404: ("unknown or expired latent_id", "unknown_latent_id", "unknown or expired latent_id; encode the input again"),
+    413: ("request body over the limit", "payload_too_large", "request body over 33554432 bytes"),
+    415: ("a body or file format this endpoint does not take", "unsupported_media_type",
+          "video 'notes.mp4' is not a format this service reads: its contents look like text, although its name "
+          "ends in .mp4. Send an mp4, mov, webm, avi, gif file, or a .npy of frames"),
+    422: ("invalid input: a field out of range, a missing input, a duplicate part or an undecodable file",
+          "invalid_input", "num_captions: Input should be less than or equal to 16 (got '40')"),
+    503: ("overloaded (see Retry-After) or still loading", "overloaded", "the engine queue is full; retry shortly"),
+}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the JSON error shape, so Swagger documents each status an endpoint can answer."""
-    text = {401: "missing or wrong API key", 404: "unknown or expired latent_id", 413: "upload over the limit",
-            415: "unsupported media type", 422: "invalid input, undecodable media or media over limits",
-            503: "overloaded (see Retry-After) or still loading"}
-    return {s: {"model": ErrorResponse, "description": text.get(s, "error")} for s in statuses}
+    """OpenAPI entries for the JSON error shape, each status with an example of its own."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        text, code, message = ERROR_EXAMPLES[s]
+        out[s] = {"model": ErrorResponse, "description": text,
+                  "content": {"application/json": {"example": {"error": {"code": code, "message": message}}}}}
+    return out

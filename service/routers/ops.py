@@ -1,12 +1,13 @@
-"""Operations: GET /models, /healthz, /readyz, /metrics (health endpoints never need the API key)."""
+"""Operations: GET /models, /vocab, /healthz (and HEAD), /readyz, /metrics (health endpoints never need the API key)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from core.channels import INPUT_KEYS
+from core.vocab import SPECIALS
 from service.routers.deps import EngineDep, error_responses, require_api_key
-from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse
+from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse, VocabResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -25,9 +26,24 @@ async def models(engine: EngineDep) -> ModelInfo:
                      providers={k: list(v) for k, v in engine.providers.items()}, uses_gpu=engine.uses_gpu)
 
 
+@router.get("/vocab", response_model=VocabResponse, responses=error_responses(401, 503),
+            dependencies=[Depends(require_api_key)], summary="The words the model knows")
+async def vocab(engine: EngineDep) -> VocabResponse:
+    """Any other word of a sentence is read as `<unk>` (the sentence endpoints list them in `unknown_words`);
+    a sentence takes at most `max_words` words."""
+    words = engine.vocab.words
+    return VocabResponse(version=engine.version, size=len(words), max_words=engine.config.max_words,
+                         specials=list(SPECIALS), words=words[len(SPECIALS):])
+
+
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness")
 async def healthz() -> HealthResponse:
     return HealthResponse()
+
+
+@router.head("/healthz", include_in_schema=False)
+async def healthz_head() -> Response:
+    return Response(status_code=200)
 
 
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}},

@@ -1,43 +1,61 @@
 """Sentence out: POST /caption (video -> sentence) and POST /paraphrase (sentence -> sentence)."""
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Depends, Request
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
-
-from service.routers.deps import PredictorDep, error_responses, read_upload, require_api_key
-from service.routers.encode import VIDEO_HELP
-from service.schemas import CaptionResponse, ParaphraseRequest, ParaphraseResponse
+from service.routers.deps import PredictorDep, error_responses, require_api_key
+from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
+from service.schemas import CaptionFields, CaptionResponse, ParaphraseRequest, ParaphraseResponse
 
 router = APIRouter(tags=["sentence out"], dependencies=[Depends(require_api_key)])
 
+CAPTION = BodySpec("/caption", CaptionFields, sources=("video", "latent_id"), file_field="video",
+                   example="curl -F video=@clip.mp4 http://127.0.0.1:8000/caption",
+                   hints={"sentence": "/caption captions a video; to rephrase a sentence use POST /paraphrase"})
+PARAPHRASE = BodySpec("/paraphrase", ParaphraseRequest, sources=("sentence", "latent_id"), json_first=True,
+                      example="""curl -H 'content-type: application/json' -d '{"sentence": "a red square moves"}' """
+                              "http://127.0.0.1:8000/paraphrase",
+                      hints={"video": "to caption a video use POST /caption", "text": "send the text as 'sentence'",
+                             "num_captions": "here it is 'num_alternatives'"})
+
+
+def shortfall(kind: str, asked: int, got: int) -> str | None:
+    """A note when sampling found fewer distinct sentences than asked."""
+    if got >= asked:
+        return None
+    return f"asked for {asked} {kind}; this SLR gave {got} distinct ones (samples that repeat are left out: " \
+           "try another seed, or beam_size 1)"
+
 
 @router.post("/caption", response_model=CaptionResponse, response_model_exclude_none=True,
-             responses=error_responses(401, 404, 413, 415, 422, 503), summary="Caption a video")
-async def caption(
-    predictor: PredictorDep,
-    video: Annotated[UploadFile | None, File(description=VIDEO_HELP)] = None,
-    latent_id: Annotated[str | None, Form(description="an SLR from /encode instead of a video")] = None,
-    num_captions: Annotated[int, Form(ge=1, le=16, description="> 1: also sample this many captions")] = 1,
-    seed: Annotated[int, Form(ge=0, description="seed of the sampling")] = 0,
-    beam_size: Annotated[int, Form(ge=1, le=16)] = 1,
-    max_len: Annotated[int | None, Form(ge=1, le=100, description="longest caption in words")] = None,
-) -> CaptionResponse:
-    """`caption` is decoded from the SLR mean; with `num_captions` > 1, `captions` holds that many sentences
-    decoded from z = mu + sigma * eps, reproducible with `seed`."""
+             responses=error_responses(401, 404, 413, 415, 422, 503), summary="Caption a video",
+             openapi_extra=request_body(CAPTION))
+async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
+    """A clip in the form field `video`, or a `latent_id` from /encode (as a form field or in JSON).
+    `caption` is decoded from the SLR mean; with `num_captions` > 1, `captions` holds that many distinct
+    sentences, the mean's first, then sentences of draws z = mu + sigma * eps, reproducible with `seed`."""
     predictor.require_task("caption")
-    latent = await predictor.resolve(video=await read_upload(video), latent_id=latent_id)
-    out = await predictor.describe(latent, num_captions if num_captions > 1 else 0, seed, beam_size, max_len)
-    return CaptionResponse(caption=out.caption, captions=out.samples if num_captions > 1 else None,
+    body = await parse_body(request, CAPTION)
+    f = body.fields
+    latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
+    out = await predictor.describe(latent, f.num_captions - 1, f.seed, f.beam_size, f.max_len, distinct=True)
+    many = f.num_captions > 1
+    return CaptionResponse(caption=out.caption, captions=[out.caption, *out.samples] if many else None,
+                           note=shortfall("captions", f.num_captions, 1 + len(out.samples)) if many else None,
                            latent_id=latent.latent_id, cached=latent.cached)
 
 
-@router.post("/paraphrase", response_model=ParaphraseResponse, responses=error_responses(401, 404, 413, 422, 503),
-             summary="Paraphrase a sentence")
-async def paraphrase(predictor: PredictorDep, body: ParaphraseRequest) -> ParaphraseResponse:
-    """`sentence` is decoded from the SLR mean, `alternatives` from samples of the SLR (seeded)."""
+@router.post("/paraphrase", response_model=ParaphraseResponse, response_model_exclude_none=True,
+             responses=error_responses(401, 404, 413, 415, 422, 503), summary="Paraphrase a sentence",
+             openapi_extra=request_body(PARAPHRASE))
+async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseResponse:
+    """A `sentence` or a `latent_id` from /encode, as JSON or form fields. `sentence` is decoded from the SLR
+    mean, `alternatives` are distinct sentences of samples of the SLR (seeded), none equal to `sentence`."""
     predictor.require_task("paraphrase")
-    latent = await predictor.resolve(sentence=body.sentence, latent_id=body.latent_id)
-    out = await predictor.describe(latent, body.num_alternatives, body.seed, body.beam_size, body.max_len)
-    return ParaphraseResponse(sentence=out.caption, alternatives=out.samples, latent_id=latent.latent_id,
-                              cached=latent.cached)
+    f = (await parse_body(request, PARAPHRASE)).fields
+    latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
+    out = await predictor.describe(latent, f.num_alternatives, f.seed, f.beam_size, f.max_len, distinct=True)
+    return ParaphraseResponse(sentence=out.caption, alternatives=out.samples,
+                              note=shortfall("alternatives", f.num_alternatives, len(out.samples)),
+                              unknown_words=unknown_words(predictor.engine.vocab, f.sentence),
+                              latent_id=latent.latent_id, cached=latent.cached)

@@ -1,60 +1,73 @@
 """Video out: POST /reconstruct (video -> video) and POST /sentence-to-video. GIF by default, PNG frames as JSON."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.predictor import Latent, Predictor
-from service.routers.deps import PredictorDep, error_responses, read_upload, require_api_key
-from service.routers.encode import VIDEO_HELP
-from service.schemas import FramesResponse, SentenceToVideoRequest
+from service.routers.deps import PredictorDep, error_responses, require_api_key
+from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
+from service.schemas import FramesResponse, ReconstructFields, SentenceToVideoRequest
 
 router = APIRouter(tags=["video out"], dependencies=[Depends(require_api_key)])
 
 VIDEO_OUT: dict[int | str, dict[str, Any]] = {200: {
     "description": "an animated GIF (default) or, with format=json, PNG frames as base64",
+    "headers": {"X-Latent-Id": {"description": "the SLR's latent_id", "schema": {"type": "string"}},
+                "X-Unknown-Words": {"description": "comma-separated words of the sentence the model does not know",
+                                    "schema": {"type": "string"}}},
     "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}},
                 "application/json": {"schema": FramesResponse.model_json_schema()}}}}
 
+RECONSTRUCT = BodySpec("/reconstruct", ReconstructFields, sources=("video", "latent_id"), file_field="video",
+                       example="curl -F video=@clip.mp4 http://127.0.0.1:8000/reconstruct -o out.gif",
+                       hints={"sentence": "for a video from a sentence use POST /sentence-to-video"})
+SENTENCE_TO_VIDEO = BodySpec(
+    "/sentence-to-video", SentenceToVideoRequest, sources=("sentence", "latent_id"), json_first=True,
+    example="""curl -H 'content-type: application/json' -d '{"sentence": "a red square moves"}' """
+            "http://127.0.0.1:8000/sentence-to-video -o out.gif",
+    hints={"video": "to reconstruct a video use POST /reconstruct", "text": "send the text as 'sentence'"})
+
 
 async def video_response(predictor: Predictor, latent: Latent, first_frame: bool, fmt: Literal["gif", "json"],
-                         scale: int, fps: float) -> Response:
+                         scale: int, fps: float, unknown: list[str] | None = None) -> Response:
     frames = await predictor.video(latent, condition_on_first_frame=first_frame)
     rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
+    if unknown:
+        headers["X-Unknown-Words"] = ",".join(unknown).encode("ascii", "backslashreplace").decode()
     if fmt == "gif":
         return Response(rendered, media_type="image/gif", headers=headers)  # type: ignore[arg-type]
     height, width = frames.shape[1] * scale, frames.shape[2] * scale
     body = FramesResponse(frames=rendered, width=width, height=height, fps=fps,  # type: ignore[arg-type]
-                          latent_id=latent.latent_id, cached=latent.cached)
+                          latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or [])
     return JSONResponse(body.model_dump(), headers=headers)
 
 
-@router.post("/reconstruct", response_class=Response, responses={**VIDEO_OUT, **error_responses(401, 404, 413, 415,
-                                                                                                  422, 503)},
-             summary="Reconstruct a video through the SLR")
-async def reconstruct(
-    predictor: PredictorDep,
-    video: Annotated[UploadFile | None, File(description=VIDEO_HELP)] = None,
-    latent_id: Annotated[str | None, Form(description="an SLR from /encode instead of a video")] = None,
-    format: Annotated[Literal["gif", "json"], Form(description="gif, or json (PNG frames, base64)")] = "gif",
-    scale: Annotated[int, Form(ge=1, le=8, description="integer upsampling for viewing")] = 1,
-    fps: Annotated[float, Form(gt=0, le=60)] = 8.0,
-) -> Response:
-    """Decodes the SLR to a clip, conditioned on the input's first frame (kept with the SLR, so a latent_id
-    of a video works too; zeros when the SLR came from a sentence)."""
+@router.post("/reconstruct", response_class=Response,
+             responses={**VIDEO_OUT, **error_responses(401, 404, 413, 415, 422, 503)},
+             summary="Reconstruct a video through the SLR", openapi_extra=request_body(RECONSTRUCT))
+async def reconstruct(request: Request, predictor: PredictorDep) -> Response:
+    """A clip in the form field `video`, or a `latent_id` from /encode (form field or JSON). Decodes the SLR
+    to a clip, conditioned on the input's first frame (kept with the SLR, so a latent_id of a video works
+    too; zeros when the SLR came from a sentence)."""
     predictor.require_task("reconstruct")
-    latent = await predictor.resolve(video=await read_upload(video), latent_id=latent_id)
-    return await video_response(predictor, latent, True, format, scale, fps)
+    body = await parse_body(request, RECONSTRUCT)
+    f = body.fields
+    latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
+    return await video_response(predictor, latent, True, f.format, f.scale, f.fps)
 
 
-@router.post("/sentence-to-video", response_class=Response, responses={**VIDEO_OUT, **error_responses(401, 404, 422,
-                                                                                                       503)},
-             summary="Generate a video from a sentence")
-async def sentence_to_video(predictor: PredictorDep, body: SentenceToVideoRequest) -> Response:
-    """Decodes the sentence's SLR to a clip from a blank first frame."""
+@router.post("/sentence-to-video", response_class=Response,
+             responses={**VIDEO_OUT, **error_responses(401, 404, 413, 415, 422, 503)},
+             summary="Generate a video from a sentence", openapi_extra=request_body(SENTENCE_TO_VIDEO))
+async def sentence_to_video(request: Request, predictor: PredictorDep) -> Response:
+    """A `sentence` or a `latent_id` from /encode, as JSON or form fields. Decodes the SLR to a clip from a
+    blank first frame."""
     predictor.require_task("sentence_to_video")
-    latent = await predictor.resolve(sentence=body.sentence, latent_id=body.latent_id)
-    return await video_response(predictor, latent, False, body.format, body.scale, body.fps)
+    f = (await parse_body(request, SENTENCE_TO_VIDEO)).fields
+    latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
+    unknown = unknown_words(predictor.engine.vocab, f.sentence)
+    return await video_response(predictor, latent, False, f.format, f.scale, f.fps, unknown)

@@ -18,6 +18,8 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.cache_hits = Counter("slr_cache_hits_total", "SLR cache hits", ["tier"], registry=r)
         self.cache_misses = Counter("slr_cache_misses_total", "SLR cache misses", registry=r)
+        self.coalesced = Counter("slr_coalesced_total", "cache misses that joined an identical input already "
+                                 "being decoded and encoded (single-flight)", registry=r)
         self.encoder_rows = Counter("slr_encoder_rows_total", "inputs run through an encoder graph", ["config"],
                                     registry=r)
         self.batch_size = Histogram("slr_batch_size", "rows per engine call", ["graph"], buckets=BATCH_BUCKETS,

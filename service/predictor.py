@@ -81,6 +81,7 @@ class Predictor:
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
         self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
         self._media_pending = 0
+        self._in_flight: dict[str, asyncio.Future[SlrEntry]] = {}  # cache key -> the task computing its SLR
         # Batching off (SLR_BATCHING=false): the same queue and threads, one request per engine call.
         batching = settings.batching
         self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
@@ -157,12 +158,33 @@ class Predictor:
             self.metrics.cache_hits.labels(hit[1]).inc()
             return Latent(key, config, hit[0], cached=True)
         self.metrics.cache_misses.inc()
+        return Latent(key, config, await self._single_flight(key, video, config, tokens), cached=False)
+
+    async def _single_flight(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
+        """One decode + encode per distinct input in flight: identical uploads arriving together on a cold
+        cache await the first one's SLR. The work runs as its own task, shielded, so a client that leaves
+        cancels only its own wait, never the SLR the others are waiting for."""
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._compute_slr(key, video, config, tokens))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        else:
+            self.metrics.coalesced.inc()
+        return await asyncio.shield(task)
+
+    def _finished(self, key: str, task: asyncio.Future[SlrEntry]) -> None:
+        self._in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: when every waiter has left, nobody else would
+
+    async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
         prepared = await self.prepare(video) if video is not None else None
         mu, sigma = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         entry = SlrEntry(mu, sigma, first)
         await self.cache.put(key, entry)
-        return Latent(key, config, entry, cached=False)
+        return entry
 
     async def lookup(self, latent_id: str) -> Latent:
         m = LATENT_ID.match(latent_id)

@@ -120,3 +120,22 @@ def test_outside_accuracy_scores_captions(outside_dir) -> None:
     assert res["overall"]["all"] == pytest.approx(np.mean(
         [(lab["colour"], lab["shape"], lab["motion"]) == ("red", "circle", "right") for _, lab in clips]))
     assert sum(v["n"] for v in res["by_container"].values()) == len(clips)
+
+
+def test_decode_path_gives_the_frames_of_decoding_every_frame(outside_dir) -> None:
+    """core.media converts only the frames it samples; on every container of the outside set the model
+    input equals the reference path's (convert every frame, then sample) within one grey level."""
+    from bench.decode import decode_everything
+    from core.config import ModelConfig
+    from core.media import prepare_upload
+
+    cfg = ModelConfig(frames=T, height=H, width=W)
+    seen = set()
+    for path, label in load_outside_set(outside_dir):
+        data = path.read_bytes()
+        new = prepare_upload(data, cfg, MediaLimits()).array
+        old = decode_everything(data, cfg)
+        assert new.shape == old.shape == (T, H, W, 3)
+        assert np.abs(new - old).max() <= 1 / 255 + 1e-6, path.name
+        seen.add(path.suffix.lstrip("."))
+    assert seen == set(CONTAINERS), f"formats not compared: {set(CONTAINERS) - seen}"

@@ -1,0 +1,142 @@
+"""The cache-miss floor: how long an upload takes to become the model's input, against what PyAV alone needs.
+
+    python -m bench.decode [--artifacts models/default] [--repeat 30] [--json]
+
+Side by side in one run, per clip (48 frames at 320x240 as in issue 20, plus a small and a VGA one):
+- `decode only`: PyAV decoding every frame, no conversion (the floor of any path that reads the file);
+- `old path`: every frame decoded and converted (rgb24 at up to 4x the model size, frame threads on), then
+  sampled by `prepare_clip` (what `core.media` did before);
+- `prepare_upload`: today's path (only the sampled frames converted, threads only on large frames);
+- the same two paths with frame threads forced on and off, which is how THREAD_MIN_PIXELS was chosen.
+Figures are medians of --repeat runs; the ratios are the point (the machine is shared and noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+if __package__ in (None, ""):  # `python bench/decode.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core import media  # noqa: E402
+from core.config import ModelConfig  # noqa: E402
+from core.frames import prepare_clip  # noqa: E402
+from core.manifest import Manifest, resolve_version_dir  # noqa: E402
+
+CLIPS = {"160x120": (160, 120), "320x240": (320, 240), "640x480": (640, 480)}
+FRAMES = 48
+
+
+def moving_clip_mp4(width: int, height: int, n_frames: int = FRAMES) -> bytes:
+    """An h264 mp4 of a square crossing a textured background (texture keeps the encoder honest)."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 64, size=(height, width, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        size = height // 4
+        for t in range(n_frames):
+            frame = background.copy()
+            x = (width - size) * t // max(1, n_frames - 1)
+            frame[height // 3: height // 3 + size, x: x + size] = (220, 40, 40)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def decode_only(data: bytes) -> int:
+    """Every frame decoded, none converted: the floor."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+
+
+def decode_everything(data: bytes, cfg: ModelConfig, threads: bool = True) -> np.ndarray:
+    """The previous decode path, kept as the reference: convert every frame, then sample T of them."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        w, h = media._decode_size(stream.codec_context.width, stream.codec_context.height, cfg)
+        frames = [f.to_ndarray(width=w, height=h, format="rgb24") for f in container.decode(stream)]
+    return prepare_clip(np.stack(frames), cfg.frames, cfg.height, cfg.width)
+
+
+def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
+    """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
+    saved = media.THREAD_MIN_PIXELS
+    media.THREAD_MIN_PIXELS = pixels
+    try:
+        return fn()
+    finally:
+        media.THREAD_MIN_PIXELS = saved
+
+
+def median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm: codec tables, allocator
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def model_config(artifacts: str | None) -> ModelConfig:
+    if artifacts:
+        return Manifest.read(resolve_version_dir(Path(artifacts), None)).model
+    return ModelConfig(frames=8, height=36, width=64)
+
+
+def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
+    limits = media.MediaLimits()
+    rows = []
+    for name, (w, h) in CLIPS.items():
+        data = moving_clip_mp4(w, h)
+        prepare = lambda: media.prepare_upload(data, cfg, limits)  # noqa: E731
+        row = {"clip": f"{name} x {FRAMES} mp4",
+               "decode_only_ms": median_ms(lambda: decode_only(data), repeat),
+               "old_path_ms": median_ms(lambda: decode_everything(data, cfg), repeat),
+               "prepare_upload_ms": median_ms(prepare, repeat),
+               "threads_on_ms": median_ms(lambda: with_threshold(0, prepare), repeat),
+               "threads_off_ms": median_ms(lambda: with_threshold(1 << 40, prepare), repeat)}
+        row["prepare_over_floor"] = row["prepare_upload_ms"] / row["decode_only_ms"]
+        row["old_over_new"] = row["old_path_ms"] / row["prepare_upload_ms"]
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| clip | decode only (ms) | old path (ms) | prepare_upload (ms) | threads on / off (ms) "
+            "| prepare / decode-only | old / new |\n|---|---|---|---|---|---|---|")
+    lines = [f"| {r['clip']} | {r['decode_only_ms']:.1f} | {r['old_path_ms']:.1f} | {r['prepare_upload_ms']:.1f} | "
+             f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f} | {r['prepare_over_floor']:.2f}x | "
+             f"{r['old_over_new']:.2f}x |" for r in rows]
+    return "\n".join([head, *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", help="take T, H, W from this model (default: 8 x 36 x 64)")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rows = measure(model_config(args.artifacts), args.repeat)
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

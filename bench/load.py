@@ -45,8 +45,10 @@ from pathlib import Path
 from typing import Any
 
 try:  # python -m bench.load
+    from bench.decode import decode_only, median_ms
     from bench.processes import free_port, stop_process
 except ImportError:  # python bench/load.py: bench/ itself is on sys.path
+    from decode import decode_only, median_ms
     from processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,6 +417,22 @@ def cache_summary(results: list[Result]) -> dict[str, Any] | None:
             "miss_rps": miss.rps, "hit_rps": hit.rps}
 
 
+def decode_floor(clip: bytes, repeat: int = 40) -> dict[str, float]:
+    """What PyAV alone reaches on the benchmark clip: clips/s on one core, and on all of them (the ceiling of
+    any cache-miss path, which must at least decode the upload)."""
+    ms = median_ms(lambda: decode_only(clip), repeat)
+    cores = os.cpu_count() or 1
+    return {"decode_only_ms": round(ms, 2), "clips_per_s_per_core": round(1000 / ms, 1),
+            "cores": cores, "floor_clips_per_s": round(cores * 1000 / ms, 1)}
+
+
+def floor_shares(results: list[Result], floor: dict[str, float]) -> list[dict[str, Any]]:
+    """Cache-miss /caption throughput as a share of the decode-only floor, per concurrency and mode."""
+    return [{"concurrency": r.concurrency, "batching": r.batching, "rps": r.rps, "p99_ms": r.p99_ms,
+             "share_of_floor": round(r.rps / floor["floor_clips_per_s"], 3)}
+            for r in results if r.endpoint == "caption"]
+
+
 # ---------------------------------------------------------------- main
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -480,6 +498,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         words_file = work / "words.txt"
         words_file.write_text("\n".join(vocabulary_words(args.artifacts)) + "\n")
         runner = Runner(targets, words_file, args.words, args.timeout, log)
+        report["decode_floor"] = floor = decode_floor(clip)
         log(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load average "
             f"{report['loadavg_before'][0]:.2f}; clip {frames}x{height}x{width} mp4 ({len(clip)} bytes)")
 
@@ -540,6 +559,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r.pop("detail", None)
     report["ratios"] = ratios(results)
     report["cache"] = cache_summary(results)
+    report["caption_miss_vs_floor"] = floor_shares(results, floor)
     report["loadavg_after"] = os.getloadavg()
     report["busy_after"] = busy_processes({os.getpid()})
 
@@ -550,6 +570,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         c = report["cache"]
         log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "
             f"{c['hit_p50_ms']} ms ({c['speedup_p50']}x)")
+    log(f"\ndecode-only floor: {floor['decode_only_ms']} ms per clip, {floor['clips_per_s_per_core']} clips/s per core, "
+        f"{floor['floor_clips_per_s']} on {floor['cores']} cores")
+    for row in report["caption_miss_vs_floor"]:
+        log(f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
+            f"{100 * row['share_of_floor']:.0f}% of the floor, p99 {row['p99_ms']} ms")
     if report["cold_start_s"]:
         log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
     if report["rss_mb"]:

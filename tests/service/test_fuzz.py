@@ -59,7 +59,7 @@ def real_inputs(server: str) -> dict[str, object]:
 
 
 LATENT_PATHS = {"/caption", "/reconstruct", "/paraphrase", "/sentence-to-video"}
-VIDEO_PATHS = {"/encode", "/caption", "/reconstruct"}  # multipart forms with a `video` file
+VIDEO_PATHS = {"/encode", "/caption", "/reconstruct"}  # a `video` file in their multipart form (they take JSON too)
 
 
 def _steer(case, how: str, real: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
@@ -70,7 +70,7 @@ def _steer(case, how: str, real: dict[str, object]) -> None:  # type: ignore[no-
         case.body["latent_id"] = real["latent_id"]
         for k in ("video", "sentence"):
             case.body.pop(k, None)
-    elif how == "real video" and case.operation.path in VIDEO_PATHS:
+    elif how == "real video" and case.operation.path in VIDEO_PATHS and case.media_type == "multipart/form-data":
         case.body["video"] = real["video"]
         case.body.pop("latent_id", None)
 

@@ -25,7 +25,7 @@ CORPORA = ("synthetic", "msvd", "msrvtt")
 def synthetic_kwargs(preset_name: str, clips: int | None, seed: int) -> dict[str, Any]:
     """Generator arguments matching a preset's frame shape and corpus size."""
     p = preset(preset_name)
-    return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.core.frames,
+    return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.model.frames,
             "height": p.model.height, "width": p.model.width}
 
 

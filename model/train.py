@@ -5,10 +5,20 @@
    (channel-level dropout), every output kept, learning rate / 10.
 3. Optional task fine-tuning (video-to-sentence), learning rate / 100.
 Adam, gradients clipped to L2 norm 35, L = lv * L_video + ls * L_sentence + lp * KL.
+
+Past one process: `torchrun --nproc_per_node=N [--nnodes=M ...] --no-python slr train ...` runs this same code
+under DistributedDataParallel (gloo on CPU, nccl on GPU). `TrainConfig.batch_size` is then the *global* batch:
+every rank takes batch_size / world rows of each step's global batch, DDP averages the gradients, and the
+learning rate is the single process's, unchanged (the same global batch makes the same update). Rank 0 alone
+writes the log, run.json, the checkpoint and the progress bar; the checkpoint is the plain model's, so it
+resumes and exports under any number of processes.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +35,7 @@ from core import channels
 from core.config import ModelConfig, Preset, TrainConfig
 from core.vocab import Vocab
 from model.data.corpus import Clip, Corpus
-from model.data.dataset import Augment, BatchStream, SplitTensors, tensorize
+from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, tensorize
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
 
 CHECKPOINT = "checkpoint.pt"
@@ -103,17 +113,137 @@ def select_losses(losses: dict[str, Tensor], outputs: frozenset[str]) -> dict[st
     return {k: v for k, v in losses.items() if k in keep}
 
 
+# ---------------------------------------------------------------- distributed (torchrun)
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process stands in a torchrun job; world 1 is a plain single process."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def pick_device(device: str, local_rank: int = 0) -> torch.device:
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda, but torch sees no usable GPU")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def init_distributed(device: str = "auto") -> Dist:
+    """torchrun sets WORLD_SIZE, RANK, LOCAL_RANK and the rendezvous variables; without them: one process.
+    The backend follows the device: nccl for GPUs (one per local rank), gloo on the CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device, local_rank)
+    if world <= 1:
+        return Dist(device=dev)
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A rank's own seed (augmentation of its own rows); rank 0 keeps the run's."""
+    return seed + 1_000_003 * rank
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes in order: equal on every rank while DDP keeps them in step."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class ShardStream(BatchStream):
+    """One rank's share of the single process's batches. Every rank draws what one process would draw (the
+    split's permutation each epoch, the caption pairs, word dropout) from the same seed, and keeps rows
+    rank::world of each global batch of `batch_size`: the shards are disjoint and together they are exactly the
+    batch one process would train on. Only augmentation, applied to the rank's own rows, draws per rank."""
+
+    def __init__(self, data: SplitTensors, batch_size: int, seed: int, rank: int, world: int,
+                 augment: Augment | None = None, word_dropout: float = 0.0) -> None:
+        super().__init__(data, batch_size, seed, None, word_dropout)
+        if self.batch_size % world:
+            raise ValueError(f"global batch {self.batch_size} does not split over {world} processes")
+        self.rank, self.world, self.rank_augment = rank, world, augment
+        self.augment_gen = torch.Generator().manual_seed(rank_seed(seed, rank))
+
+    def next(self) -> dict[str, Tensor]:
+        if self._pos + self.batch_size > len(self._order):
+            self._order, self._pos = torch.randperm(len(self.data), generator=self.gen), 0
+        idx = self._order[self._pos: self._pos + self.batch_size]
+        self._pos += self.batch_size
+        batch = make_batch(self.data, idx, self.gen, None, self.word_dropout, rows=slice(self.rank, None, self.world))
+        if self.rank_augment is not None and "frames" in batch:
+            batch["video"] = self.rank_augment(batch["frames"], self.augment_gen)
+        return batch
+
+
+class LossModule(torch.nn.Module):
+    """The training forward (all loss terms of a batch) as one module call: DDP synchronises the gradients
+    of what runs inside its wrapper's forward, and StarModel's training path is star_losses, not forward."""
+
+    def __init__(self, model: StarModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor, noise: Tensor | None,
+                sample: bool) -> dict[str, Tensor]:
+        return star_losses(self.model, batch, mask_v, mask_s, sample=sample, noise=noise)
+
+
 class Trainer:
     """Runs phases on one model with one optimiser; checkpoints (resumable) and logs as it goes."""
 
     def __init__(self, model: StarModel, vocab: Vocab, tc: TrainConfig, out: Path, progress: bool = True,
-                 vae: bool = True, val_clips: list[Clip] | None = None) -> None:
-        self.model, self.vocab, self.tc, self.out, self.progress, self.vae = model, vocab, tc, out, progress, vae
+                 vae: bool = True, val_clips: list[Clip] | None = None, dist: Dist | None = None) -> None:
+        self.model, self.vocab, self.tc, self.out, self.vae = model, vocab, tc, out, vae
+        self.dist = dist or Dist()
+        self.progress = progress and self.dist.main
         self.val_clips = val_clips or []
+        self.model.to(self.dist.device)
         self.opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         self.global_step = 0
         self.done_phases: list[str] = []
         self.log_path = out / "train_log.jsonl"
+        self.forward: torch.nn.Module = LossModule(model)
+
+    def distribute(self, find_unused_parameters: bool) -> None:
+        """Wrap the training forward in DDP (after restore: DDP starts every rank from rank 0's weights).
+        On GPUs, batch norm is synchronised over the ranks, so its statistics are the global batch's as in one
+        process; gloo has no SyncBatchNorm, so on the CPU each rank normalises over its own shard."""
+        d = self.dist
+        if not d.active:
+            return
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # A resume must find the same checkpoint on every rank (a shared runs volume across nodes).
+        states: list[Any] = [None] * d.world
+        dist.all_gather_object(states, (self.global_step, self.done_phases))
+        if any(s != states[0] for s in states):
+            raise RuntimeError(f"ranks resumed from different checkpoints (step, phases): {states}; "
+                               "the run folder must be one shared volume")
+        if d.device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.forward = DDP(LossModule(self.model), device_ids=[d.local_rank] if d.device.type == "cuda" else None,
+                           find_unused_parameters=find_unused_parameters)
 
     def kl_weight(self) -> float:
         if not self.vae:
@@ -121,18 +251,46 @@ class Trainer:
         ramp = min(1.0, self.global_step / max(1, self.tc.kl_ramp_steps))
         return self.tc.lambda_kl * ramp
 
-    def train_step(self, batch: dict[str, Tensor], phase: Phase, gen: torch.Generator) -> dict[str, float]:
+    def train_step(self, batch: dict[str, Tensor], phase: Phase, gen: torch.Generator) -> dict[str, Tensor]:
+        """One optimiser step. Channel masks and the VAE's noise are drawn on the CPU for the global batch, as
+        one process draws them, and each rank keeps its rows (the same rows as its shard of the batch)."""
         self.model.train()
-        mask_v, mask_s = phase.masks(batch["video"].size(0), gen)
-        losses = select_losses(star_losses(self.model, batch, mask_v, mask_s, gen if self.vae else None,
-                                           sample=self.vae), phase.outputs)
+        d = self.dist
+        if d.device.type != "cpu":
+            batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
+        n = batch["video"].size(0) * d.world
+        mine = slice(d.rank, None, d.world)
+        mask_v, mask_s = (m[mine].to(d.device) for m in phase.masks(n, gen))
+        noise = torch.randn((n, self.model.cfg.latent_dim), generator=gen)[mine].to(d.device) if self.vae else None
+        losses = select_losses(self.forward(batch, mask_v, mask_s, noise, self.vae), phase.outputs)
         loss = total_loss(losses, self.tc, self.kl_weight())
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP: the gradients are averaged over the ranks here
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
         self.opt.step()
         self.global_step += 1
-        return {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}}
+
+    def global_mean(self, values: dict[str, Tensor]) -> dict[str, float]:
+        """The step's losses over the global batch: each rank's shard mean, averaged (shards are equal)."""
+        names = sorted(values)
+        flat = torch.stack([values[k].float() for k in names])
+        if self.dist.active:
+            import torch.distributed as dist
+
+            dist.all_reduce(flat)
+            flat /= self.dist.world
+        return dict(zip(names, flat.tolist()))
+
+    def out_of_time(self, over: bool) -> bool:
+        """Every rank stops at the same step (a rank left alone in a collective would hang)."""
+        if not self.dist.active:
+            return over
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if over else 0.0], device=self.dist.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def run_phase(self, phase: Phase, stream: BatchStream, gen: torch.Generator, budget_s: float | None) -> dict[str, Any]:
         for g in self.opt.param_groups:
@@ -140,29 +298,49 @@ class Trainer:
         start, last, step = time.monotonic(), {}, 0
         bar = tqdm(range(phase.steps), desc=f"{phase.name:>8}", disable=not self.progress, dynamic_ncols=True)
         for step in bar:
-            last = self.train_step(stream.next(), phase, gen)
+            losses = self.train_step(stream.next(), phase, gen)
+            last_step = step == phase.steps - 1
+            if step % 10 == 0 or last_step:
+                last = self.global_mean(losses)
             if step % 10 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()})
                 self.log({"phase": phase.name, "step": self.global_step, **last})
             if self.tc.eval_every and self.global_step % self.tc.eval_every == 0:
                 self.validate(phase.name)
-            if budget_s is not None and time.monotonic() - start > budget_s:
+            if budget_s is not None and self.out_of_time(time.monotonic() - start > budget_s):
+                if not last_step:
+                    last = self.global_mean(losses)
                 break
         bar.close()
         self.done_phases.append(phase.name)
         summary = {"phase": phase.name, "steps": step + 1, "seconds": round(time.monotonic() - start, 1), **last}
         self.log({"summary": summary})
+        self.check_in_step(phase.name)
         self.save()
         return summary
 
+    def check_in_step(self, phase: str) -> None:
+        """After each phase: every rank's parameters hash alike, or the run stops (DDP lost the ranks' step)."""
+        if not self.dist.active:
+            return
+        import torch.distributed as dist
+
+        digests: list[str | None] = [None] * self.dist.world
+        dist.all_gather_object(digests, parameter_digest(self.model))
+        self.log({"phase": phase, "step": self.global_step, "world": self.dist.world, "param_sha256": digests})
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"ranks out of step after {phase}: parameter digests {digests}")
+
     def validate(self, phase: str) -> dict[str, float]:
         """Caption attribute accuracy on a few validation clips: is the video channel learning yet?"""
-        if not self.val_clips or not self.val_clips[0].attributes:
+        if not self.dist.main or not self.val_clips or not self.val_clips[0].attributes:
             return {}
         from model.evaluate import attribute_accuracy, caption_clips
 
-        self.model.eval()
-        hyps = caption_clips(self.model, self.vocab, self.val_clips)
+        # evaluate.py feeds CPU tensors: a copy on the CPU where the model trains on a GPU
+        model = self.model if self.dist.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+        model.eval()
+        hyps = caption_clips(model, self.vocab, self.val_clips)
         acc = attribute_accuracy(hyps, [c.attributes for c in self.val_clips])
         self.log({"phase": phase, "step": self.global_step, "val_caption_attributes": acc})
         if self.progress:
@@ -170,14 +348,24 @@ class Trainer:
         return acc
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with self.log_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
     def save(self) -> None:
-        extra = {"global_step": self.global_step, "done_phases": self.done_phases, "vae": self.vae}
-        save_checkpoint(self.out / CHECKPOINT, self.model, self.vocab, self.tc, extra, self.opt)
+        """Rank 0 writes; the others wait, so that no rank reads (resume, export) a checkpoint half-written."""
+        if self.dist.main:
+            extra = {"global_step": self.global_step, "done_phases": self.done_phases, "vae": self.vae,
+                     "world": self.dist.world}
+            save_checkpoint(self.out / CHECKPOINT, self.model, self.vocab, self.tc, extra, self.opt)
+        if self.dist.active:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def restore(self, path: Path) -> None:
+        """Every rank reads the same checkpoint (whatever the number of processes that wrote it)."""
         ck = load_checkpoint(path)
         self.model.load_state_dict(ck.model.state_dict())
         if ck.optimizer_state:
@@ -195,10 +383,24 @@ def phase_budgets(phases: list[Phase], total_s: float | None) -> Iterator[float 
 
 def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progress: bool = True,
           resume: bool = False, phases: list[Phase] | None = None, vae: bool = True,
-          source: dict[str, Any] | None = None) -> Path:
-    """Train the star model on a corpus; returns the checkpoint path. Resumes after the last finished phase."""
+          source: dict[str, Any] | None = None, device: str = "auto") -> Path:
+    """Train the star model on a corpus; returns the checkpoint path. Resumes after the last finished phase.
+    Under torchrun, every rank runs this with the same arguments (see the module's docstring)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    dist = init_distributed(device)
+    try:
+        return _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist)
+    finally:
+        if dist.active:
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
+
+
+def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool, resume: bool,
+           phases: list[Phase] | None, vae: bool, source: dict[str, Any] | None, dist: Dist) -> Path:
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
     tc = TrainConfig.from_dict({**preset.train.to_dict(), "seed": seed})
     gen = seed_everything(seed)
     if tc.threads:
@@ -206,17 +408,28 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, preset.model, vocab)
     model = StarModel(cfg)
-    trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:VAL_CLIPS])
+    trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:VAL_CLIPS], dist)
     if resume and (out / CHECKPOINT).exists():
         trainer.restore(out / CHECKPOINT)
-    vocab.save(out / "vocab.json")
-    data = tensorize(corpus.splits["train"], vocab, cfg)
-    stream = BatchStream(data, tc.batch_size, seed, augment=augmenter(tc, cfg), word_dropout=tc.word_dropout)
     todo = phases if phases is not None else phases_for(tc)
-    (out / "run.json").write_text(json.dumps({
-        "corpus": corpus.name, "source": source, "corpus_meta": corpus.meta, "seed": seed, "model_config": cfg.to_dict(),
-        "train_config": tc.to_dict(), "phases": [p.name for p in todo], "parameters": count_parameters(model),
-    }, indent=2, default=str))
+    # Phases that keep only some outputs (task fine-tuning) leave the other decoders without gradients.
+    trainer.distribute(any(p.outputs != frozenset(channels.MEDIA) for p in todo))
+    data = tensorize(corpus.splits["train"], vocab, cfg)
+    augment = augmenter(tc, cfg)
+    if dist.active:
+        stream: BatchStream = ShardStream(data, tc.batch_size, seed, dist.rank, dist.world, augment, tc.word_dropout)
+    else:
+        stream = BatchStream(data, tc.batch_size, seed, augment=augment, word_dropout=tc.word_dropout)
+    if dist.main:
+        vocab.save(out / "vocab.json")
+        (out / "run.json").write_text(json.dumps({
+            "corpus": corpus.name, "source": source, "corpus_meta": corpus.meta, "seed": seed,
+            "model_config": cfg.to_dict(), "train_config": tc.to_dict(), "phases": [p.name for p in todo],
+            "parameters": count_parameters(model),
+            "distributed": {"world": dist.world, "backend": distributed_backend(dist), "device": str(dist.device),
+                            "global_batch": stream.batch_size, "per_rank_batch": stream.batch_size // dist.world,
+                            "lr": tc.lr},
+        }, indent=2, default=str))
     for phase, budget in zip(todo, phase_budgets(todo, tc.time_budget_s)):
         if phase.name in trainer.done_phases:
             continue
@@ -224,6 +437,14 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     if not todo:
         trainer.save()
     return out / CHECKPOINT
+
+
+def distributed_backend(dist: Dist) -> str | None:
+    if not dist.active:
+        return None
+    import torch.distributed
+
+    return torch.distributed.get_backend()
 
 
 def augmenter(tc: TrainConfig, cfg: ModelConfig) -> Augment | None:

@@ -34,6 +34,7 @@ class SplitTensors:
     captions: Tensor  # int64 [N, C, L] word ids, right-padded
     lengths: Tensor  # int64 [N, C]; 0 marks a missing caption slot
     n_captions: Tensor  # int64 [N]
+    frames_centred: Tensor | None = None  # the same clips, each object's track centred (sentence-only targets)
 
     def __len__(self) -> int:
         return int(self.video.shape[0])
@@ -46,6 +47,32 @@ def _clip_video(clip: Clip, cfg: ModelConfig) -> np.ndarray:
         return clip.frames
     feats = np.asarray(clip.features, dtype=np.float32)
     return feats[None] if feats.ndim == 1 else feats
+
+
+# A pixel belongs to the object when it is this far (0-255, Euclidean over RGB) from the border median.
+OBJECT_DISTANCE = 60.0
+
+
+def centre_clip(frames: np.ndarray) -> np.ndarray:
+    """uint8 [T, H, W, 3] moved (whole pixels, no wrap-around) so that its object's mean position over the clip
+    is the frame's centre; uncovered pixels take the background colour (the median of the borders)."""
+    t, h, w, _ = frames.shape
+    f = frames.astype(np.float32)
+    border = np.concatenate([f[:, 0], f[:, -1], f[:, :, 0], f[:, :, -1]], axis=1).reshape(-1, 3)
+    background = np.median(border, axis=0)
+    mask = np.linalg.norm(f - background, axis=-1) > OBJECT_DISTANCE
+    if not mask.any():
+        return frames.copy()
+    ys, xs = np.nonzero(mask.any(axis=0))
+    weights = mask.sum(axis=0)[ys, xs]
+    dy = int(round((h - 1) / 2 - np.average(ys, weights=weights)))
+    dx = int(round((w - 1) / 2 - np.average(xs, weights=weights)))
+    out = np.empty_like(frames)
+    out[:] = np.rint(background).astype(np.uint8)
+    src_y, dst_y = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
+    src_x, dst_x = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
+    out[:, dst_y, dst_x] = frames[:, src_y, src_x]
+    return out
 
 
 def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors:
@@ -67,8 +94,12 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
         for j, s in enumerate(sents):
             caps[i, j, : len(s)] = s
             lens[i, j] = len(s)
+    # The layered decoder learns sentence-to-video against centred clips (model/star.py: video_target).
+    centred = None
+    if frames is not None and cfg.video_output and cfg.video_decoder == "layers":
+        centred = torch.from_numpy(np.stack([centre_clip(v) for v in videos]))
     return SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
-                        torch.tensor([len(x) for x in ids], dtype=torch.long))
+                        torch.tensor([len(x) for x in ids], dtype=torch.long), centred)
 
 
 def _pick_pair(n_captions: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -94,28 +125,33 @@ def decoder_io(words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: Augment | None = None,
-               word_dropout: float = 0.0) -> dict[str, Tensor]:
+               word_dropout: float = 0.0, rows: slice | None = None) -> dict[str, Tensor]:
     """One training batch: video in, one caption in, another caption of the same clip as target.
-    `augment` degrades the encoder's input only; the video decoder's target stays the clean clip."""
+    `augment` degrades the encoder's input only; the video decoder's target stays the clean clip.
+    `rows` keeps part of the batch (a distributed rank's shard): the random draws are made for the whole
+    batch all the same, so that every rank draws alike and the shards together are one process's batch."""
     a, b = _pick_pair(data.n_captions[idx], gen)
-    rows = torch.arange(len(idx))
-    in_words, in_len = data.captions[idx][rows, a], data.lengths[idx][rows, a]
-    tgt_words, tgt_len = data.captions[idx][rows, b], data.lengths[idx][rows, b]
+    rows_all = torch.arange(len(idx))
+    in_words, in_len = data.captions[idx][rows_all, a], data.lengths[idx][rows_all, a]
+    tgt_words, tgt_len = data.captions[idx][rows_all, b], data.lengths[idx][rows_all, b]
     lmax = int(in_len.max())
     tmax = int(tgt_len.max())
     target_in, target_out = decoder_io(tgt_words[:, :tmax], tgt_len)
-    video = data.video[idx]
+    keep = slice(None) if rows is None else rows
+    video = data.video[idx[keep]]
     batch = {
         "video": video.float() / 255.0 if video.dtype == torch.uint8 else video,
-        "tokens": in_words[:, : max(lmax, 1)],
-        "lengths": in_len.clamp(min=1),
-        "target_in": target_in,
-        "target_out": target_out,
+        "tokens": in_words[keep, : max(lmax, 1)],
+        "lengths": in_len[keep].clamp(min=1),
+        "target_in": target_in[keep],
+        "target_out": target_out[keep],
     }
     if word_dropout > 0:
-        batch["target_in_dropped"] = drop_words(target_in, word_dropout, gen)
+        batch["target_in_dropped"] = drop_words(target_in, word_dropout, gen)[keep]
     if data.frames is not None:
         batch["frames"] = batch["video"]
+        if data.frames_centred is not None:
+            batch["frames_centred"] = data.frames_centred[idx[keep]].float() / 255.0
         if augment is not None:
             batch["video"] = augment(batch["video"], gen)
     return batch

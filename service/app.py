@@ -16,12 +16,7 @@ from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import (
-    BodyLimitMiddleware,
-    CancelledRequestMiddleware,
-    MetricsMiddleware,
-    RequestIdMiddleware,
-)
+from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import Predictor
 from service.routers import encode, ops, page, sentences, videos
 from service.settings import Settings, get_settings

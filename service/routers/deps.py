@@ -52,9 +52,9 @@ ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
     404: ("unknown or expired latent_id", "unknown_latent_id", "unknown or expired latent_id; encode the input again"),
     413: ("request body over the limit", "payload_too_large", "request body over 33554432 bytes"),
     415: ("a body or file format this endpoint does not take", "unsupported_media_type",
-          "video 'notes.mp4' is not a format this service reads: its contents look like text, although its name "
-          "ends in .mp4. Send an mp4, mov, webm, avi, gif file, or a .npy of frames"),
-    422: ("invalid input: a field out of range, a missing input, a duplicate part or an undecodable file",
+          ("video 'notes.mp4' is not a format this service reads: its contents look like text, although its name "
+           "ends in .mp4. Send an mp4, mov, webm, avi, gif file, or a .npy of frames")),
+    422: (("invalid input: a field out of range, a missing input, a duplicate part or an undecodable file"),
           "invalid_input", "num_captions: Input should be less than or equal to 16 (got '40')"),
     503: ("overloaded (see Retry-After) or still loading", "overloaded", "the engine queue is full; retry shortly"),
 }

@@ -183,7 +183,7 @@ def _wrong_type_message(spec: BodySpec, ctype: str) -> str:
     kinds = "a multipart form" + (f" (a file in '{spec.file_field}')" if spec.file_field else "") + \
         " or a JSON object"
     raw_file = ctype.startswith(("video/", "image/", "application/octet-stream"))
-    hint = f" (a file goes in a form field, not the raw body)" if raw_file and spec.file_field else ""
+    hint = " (a file goes in a form field, not the raw body)" if raw_file and spec.file_field else ""
     return f"POST {spec.endpoint} takes {kinds}; got content-type '{ctype}'{hint}; {_example(spec)}"
 
 

@@ -23,6 +23,10 @@ class ModelConfig:
     attention_heads: int = 0  # attention-pooled feature vectors per frame beside max and mean (frames input)
     frame_embed: int = 256  # the previous frame's projection fed to the video decoder LSTM
     video_output: bool = True  # False for feature-only corpora: no frames to regenerate
+    # How the video decoder's state becomes pixels (model/star.py, VideoDecoder): "linear" (the paper's) or
+    # "layers" (a background and a masked object layer drawn by convolutions over coordinate planes).
+    video_decoder: Literal["linear", "layers"] = "linear"
+    draw_channels: int = 16  # feature maps of the "layers" decoder
 
     @property
     def frame_pixels(self) -> int:
@@ -53,6 +57,7 @@ class TrainConfig:
     lambda_sentence: float = 1.0
     lambda_kl: float = 0.01
     lambda_align: float = 0.0  # the video's contribution to mu pulled to the caption's (model/star.py); 0 = the paper
+    lambda_foreground: float = 0.0  # foreground-weighted frame error (model/star.py: foreground_loss); 0 = the paper
     kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
     seed: int = 0
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning

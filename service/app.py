@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +21,7 @@ from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import Predictor
 from service.routers import encode, ops, page, sentences, videos
+from service.schemas import Sample
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.app")
@@ -36,6 +39,16 @@ TAGS = [{"name": "encode", "description": "media -> SLR"},
         {"name": "video out", "description": "SLR -> video (GIF or PNG frames)"},
         {"name": "operations", "description": "model info, vocabulary, health, readiness, metrics"},
         {"name": "page", "description": "what the web page at / shows"}]
+
+
+STATIC = Path(__file__).resolve().parent / "static"  # the web page (plain HTML/CSS/JS) and its sample clips
+
+
+def load_samples(folder: Path) -> list[tuple[Sample, bytes]]:
+    """samples.json's clips (written by `slr samples`) with their bytes: read once, never per request."""
+    listed = json.loads((folder / "samples.json").read_text())
+    return [(Sample(name=s["name"], url=f"/static/samples/{s['file']}", caption=s["caption"]),
+             (folder / s["file"]).read_bytes()) for s in listed]
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -84,7 +97,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_error_handlers(app)
     for router in (encode.router, sentences.router, videos.router, ops.router, page.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
+    app.state.index_html, app.state.samples = (STATIC / "index.html").read_bytes(), load_samples(STATIC / "samples")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Outermost last: metrics see every answer, the 413s of the body limit included. Innermost: a request
     # whose client went away is cancelled, so it leaves the batcher's queue.
     app.add_middleware(CancelOnDisconnect)

@@ -3,38 +3,26 @@ GET /samples: the sample clips shipped with the project and a 2-D map of their S
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 import numpy as np
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
 
 from service.predictor import Latent, Predictor, Upload
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.schemas import MapPoint, Sample, SamplesResponse
 
-STATIC = Path(__file__).resolve().parents[1] / "static"
-SAMPLES = STATIC / "samples"
-
 router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html")
+async def index(request: Request) -> HTMLResponse:
+    return HTMLResponse(request.app.state.index_html)  # read once by the app factory
 
 
 @router.head("/", include_in_schema=False)
 async def index_head() -> Response:
     return Response(status_code=200, media_type="text/html")
-
-
-def load_samples() -> list[tuple[Sample, bytes]]:
-    """samples.json's clips (written by `slr samples`) with their bytes."""
-    listed = json.loads((SAMPLES / "samples.json").read_text())
-    return [(Sample(name=s["name"], url=f"/static/samples/{s['file']}", caption=s["caption"]),
-             (SAMPLES / s["file"]).read_bytes()) for s in listed]
 
 
 def pca2(points: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -67,11 +55,11 @@ async def sample_latents(predictor: Predictor, clips: list[tuple[Sample, bytes]]
 
 @router.get("/samples", response_model=SamplesResponse, responses=error_responses(401, 503), tags=["page"],
             dependencies=[Depends(require_api_key)], summary="Sample clips and a map of their SLRs")
-async def samples(predictor: PredictorDep) -> SamplesResponse:
+async def samples(request: Request, predictor: PredictorDep) -> SamplesResponse:
     """The clips the web page offers, and each clip's SLR and its caption's SLR projected to 2-D (PCA of the
     SLR means): a clip and its sentence should land together. Each point's `latent_id` decodes to either
     channel (/caption, /paraphrase, /reconstruct, /sentence-to-video)."""
-    clips = load_samples()
+    clips: list[tuple[Sample, bytes]] = request.app.state.samples  # read once by the app factory
     found = await sample_latents(predictor, clips)
     xy, explained = pca2(np.stack([latent.entry.mu for _, _, latent in found]).astype(np.float64))
     points = [MapPoint(sample=name, kind=kind, x=float(x), y=float(y), latent_id=latent.latent_id)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[train,cpu,dev]'
+	$(PIP) install -q -e '.[train,cpu,dev,peers]'
 	touch $@
 
 serve: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)

@@ -1,0 +1,92 @@
+"""star-slr's caption path served by LitServe 0.2, written the way LitServe's documentation shows it (benchmark only).
+
+    SLR_ARTIFACTS=models/default python -m bench.peers.litserve_server --port 8000
+
+The same work as star-slr's POST /caption: the upload is decoded by `core.media.prepare_upload`, the video encoder
+and greedy sentence decoding run on the same ONNX graphs (`service.engine.Engine`).
+
+The shape follows LitServe's "Batching" docs: a `LitAPI` with `setup`, `decode_request`, `batch`, `predict`,
+`unbatch` and `encode_response`, `max_batch_size` and `batch_timeout` given to the LitAPI (where 0.2 moved them),
+one worker (`workers_per_device=1`, CPU), one API server process. `decode_request` gets the multipart form (its
+`request` is left unannotated, so LitServe parses the form); the upload's sha256 looks up an in-process dict
+sha256 -> mu (star-slr keeps that cache in Redis or an LRU), and a miss is decoded there. `predict` runs the video
+encoder on the misses of the batch (stacked) and greedy decoding on every row; `encode_response` answers
+{"caption": ...}.
+"""
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import litserve as ls
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ARTIFACTS = os.environ.get("SLR_ARTIFACTS", str(ROOT / "models" / "default"))
+# onnxruntime threads per graph call: star-slr's setting and default (SLR_INTRA_OP_THREADS, 1), so the engine is the
+# same and only the serving differs; 0 is onnxruntime's own default (a thread per core).
+INTRA_OP_THREADS = int(os.environ.get("SLR_INTRA_OP_THREADS", "1"))
+
+
+class CaptionAPI(ls.LitAPI):
+    def setup(self, device):
+        from core.media import MediaLimits
+        from service.engine import Engine
+
+        self.engine = Engine.load(ARTIFACTS, intra_op_threads=INTRA_OP_THREADS)
+        self.engine.warmup()
+        self.limits = MediaLimits()
+        self.cache = {}  # sha256(upload) -> mu
+
+    def decode_request(self, request):
+        from core.media import prepare_upload
+
+        data = request["video"].file.read()
+        key = hashlib.sha256(data).hexdigest()
+        mu = self.cache.get(key)
+        if mu is not None:
+            return key, mu, None
+        return key, None, prepare_upload(data, self.engine.config, self.limits).array
+
+    def batch(self, inputs):
+        return inputs  # (key, mu or None, clip or None) per request: predict stacks what the graphs need
+
+    def predict(self, x):
+        misses = [i for i, (_, mu, _) in enumerate(x) if mu is None]
+        mus = [mu for _, mu, _ in x]
+        if misses:
+            encoded, _ = self.engine.encode(np.stack([x[i][2] for i in misses]), None)
+            for i, mu in zip(misses, encoded):
+                self.cache[x[i][0]] = mus[i] = mu
+        ids = self.engine.decode_sentence(np.stack(mus))
+        return [self.engine.vocab.decode(row) for row in ids]
+
+    def unbatch(self, output):
+        return list(output)
+
+    def encode_response(self, output):
+        return {"caption": output}
+
+
+def build_server(max_batch_size: int = 32, batch_timeout: float = 0.01) -> ls.LitServer:
+    api = CaptionAPI(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/caption")
+    return ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=int(os.environ.get("SLR_PEER_MAX_BATCH", "32")))
+    p.add_argument("--batch-timeout", type=float, default=float(os.environ.get("SLR_PEER_BATCH_TIMEOUT", "0.01")),
+                   help="seconds LitServe waits to fill a batch")
+    args = p.parse_args(argv)
+    server = build_server(args.max_batch_size, args.batch_timeout)
+    server.run(host="127.0.0.1", port=args.port, num_api_servers=1, generate_client_file=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 try:  # python -m bench.load
+    from bench.clips import encode_clip, moving_square_clip
     from bench.decode import decode_only, median_ms
-    from bench.processes import free_port, stop_process
+    from bench.processes import Server, redis_installed, redis_server, uvicorn_server
 except ImportError:  # python bench/load.py: bench/ itself is on sys.path
+    from clips import encode_clip, moving_square_clip
     from decode import decode_only, median_ms
-    from processes import free_port, stop_process
+    from processes import Server, redis_installed, redis_server, uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lua" / "post.lua"
@@ -65,18 +66,8 @@ FALLBACK_WORDS = ("a", "the", "red", "green", "blue", "yellow", "circle", "squar
 # ---------------------------------------------------------------- request bodies
 
 def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
-    """A real H.264 mp4 of a coloured square sliding over a dark background (imageio + PyAV, libx264)."""
-    import imageio.v3 as iio
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    colour = rng.integers(80, 256, size=3, dtype=np.uint8)
-    clip = np.full((frames, height, width, 3), 16, dtype=np.uint8)
-    size = max(2, height // 3)
-    for t in range(frames):
-        x = int((width - size) * t / max(1, frames - 1))
-        clip[t, height // 3: height // 3 + size, x: x + size] = colour
-    return iio.imwrite("<bytes>", clip, extension=".mp4", plugin="pyav", codec="libx264", fps=8)
+    """A real H.264 mp4 of a coloured square sliding over a dark background (bench/clips.py: imageio + PyAV)."""
+    return encode_clip(moving_square_clip(frames, height, width, seed), "mp4")
 
 
 def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, int]:
@@ -232,64 +223,19 @@ def machine_info() -> dict[str, Any]:
 @contextlib.contextmanager
 def private_redis() -> Iterator[str]:
     """A throwaway redis-server (empty cache, nothing shared); falls back to no Redis (in-process LRU) if missing."""
-    exe = shutil.which("redis-server")
-    if exe is None:
+    if not redis_installed():
         yield ""
         return
-    port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-                time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen | None
-    cold_start_s: float | None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+    with redis_server() as (_, url):
+        yield url
 
 
 @contextlib.contextmanager
 def start_server(artifacts: Path, env: dict[str, str], log_path: Path) -> Iterator[Server]:
     """uvicorn with the app factory (uvloop + httptools, no access log), timed from spawn to /readyz 200."""
-    port = free_port()
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(artifacts), **env}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            cold = None
-            deadline = start + 120
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise SystemExit(f"the service exited with {proc.returncode}; see {log_path}")
-                with contextlib.suppress(OSError):
-                    if http_get(f"{url}/readyz", timeout=1)[0] == 200:
-                        cold = time.monotonic() - start
-                        break
-                time.sleep(0.01)
-            if cold is None:
-                raise SystemExit(f"the service was not ready after 120 s; see {log_path}")
-            yield Server(url, proc, cold)
-        finally:
-            stop_process(proc)
+    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts), **env}, log_path, timeout_s=120,
+                        extra_args=("--no-access-log", "--loop", "uvloop", "--http", "httptools")) as server:
+        yield server
 
 
 # ---------------------------------------------------------------- wrk runs

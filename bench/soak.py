@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import random
 import shutil
 import signal
@@ -34,12 +33,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 try:  # python -m bench.soak
-    from bench.processes import free_port, stop_process
+    from bench.clips import encode_clip, moving_square_clip
+    from bench.processes import redis_installed, redis_server, uvicorn_server
 except ImportError:  # python bench/soak.py: bench/ itself is on sys.path
-    from processes import free_port, stop_process
+    from clips import encode_clip, moving_square_clip
+    from processes import redis_installed, redis_server, uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("a", "the", "red", "blue", "green", "yellow", "square", "circle", "triangle", "moves", "slides", "left",
@@ -121,15 +120,7 @@ def rss_kib(pid: int) -> int:
 
 
 def _clip(seed: int) -> bytes:
-    import imageio.v3 as iio
-
-    rng = np.random.default_rng(seed)
-    clip = np.full((12, 48, 64, 3), 16, np.uint8)
-    colour = rng.integers(80, 256, size=3, dtype=np.uint8)
-    for t in range(12):
-        x = int(44 * t / 11)
-        clip[t, 16:32, x: x + 16] = colour
-    return iio.imwrite("<bytes>", clip, extension=".mp4", plugin="pyav", codec="libx264", fps=8)
+    return encode_clip(moving_square_clip(12, 48, 64, seed), "mp4")
 
 
 def _multipart(fields: dict[str, str], file: bytes | None) -> tuple[str, bytes]:
@@ -231,45 +222,16 @@ def run_wrk(base: str, directory: Path, requests: int, concurrency: int, threads
 
 
 @contextlib.contextmanager
-def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            stop_process(proc)
-
-
-@contextlib.contextmanager
 def local_server(artifacts: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """A private redis-server (when installed) and uvicorn on free ports; yields (base URL, server pid)."""
-    import httpx
-
     with contextlib.ExitStack() as stack:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(artifacts), "SLR_LOG_LEVEL": "warning"}
-        redis_exe = shutil.which("redis-server")
-        if redis_exe and "SLR_REDIS_URL" not in (extra_env or {}):
-            rport = free_port()
-            stack.enter_context(_process([redis_exe, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--dir", str(workdir)], env, workdir / "redis.log"))
-            env["SLR_REDIS_URL"] = f"redis://127.0.0.1:{rport}/0"
+        env = {"SLR_ARTIFACTS": str(artifacts), "SLR_LOG_LEVEL": "warning"}
+        if redis_installed() and "SLR_REDIS_URL" not in (extra_env or {}):
+            _, env["SLR_REDIS_URL"] = stack.enter_context(redis_server(directory=workdir,
+                                                                         log_path=workdir / "redis.log"))
         env.update(extra_env or {})
-        port = free_port()
-        proc = stack.enter_context(_process([sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
-                                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                            env, workdir / "server.log"))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {workdir / 'server.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("server not ready after 120 s")
-            time.sleep(0.2)
-        yield base, proc.pid
+        server = stack.enter_context(uvicorn_server(env, workdir / "server.log", timeout_s=120))
+        yield server.url, server.pid
 
 
 def soak(base: str, pid: int, requests: int, concurrency: int, threads: int, warmup: int, api_key: str = "",

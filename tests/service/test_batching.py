@@ -12,17 +12,18 @@ from service.batching import Batcher, QueueFull
 
 
 class Recorder:
-    """A run_batch that records batch sizes and can be held, like a slow engine call."""
+    """A run_batch that records batch sizes and can be held, like a slow engine call; `entered` counts the calls
+    that have started (a held call has started and waits for `release`)."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self) -> None:
         self.calls: list[tuple[object, list[int]]] = []
-        self.delay_s = delay_s
+        self.entered = 0
         self.release = threading.Event()
         self.release.set()
 
     def __call__(self, key: object, items: list[int]) -> list[int]:
-        self.release.wait(5)
-        time.sleep(self.delay_s)
+        self.entered += 1
+        assert self.release.wait(60), "never released"
         self.calls.append((key, list(items)))
         if any(i < 0 for i in items):
             raise ValueError("negative")
@@ -33,9 +34,27 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def until(condition, timeout_s: float = 30.0) -> None:
+    """Yield to the loop until `condition()` holds: ordering by events, not by how long a sleep lasts."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {condition.__doc__ or condition} after {timeout_s} s"
+        await asyncio.sleep(0.001)
+
+
 def make(rec: Recorder, **kw) -> Batcher:
     opts = {"max_batch": 8, "max_wait_ms": 50, "queue_size": 64} | kw
     return Batcher(rec, ThreadPoolExecutor(4), **opts)
+
+
+async def held(rec: Recorder, b: Batcher, waiting: tuple[int, ...]) -> tuple[asyncio.Task, list[asyncio.Task]]:
+    """Job 0 running and held inside the engine, then the `waiting` jobs queued behind it: (job 0, the others)."""
+    rec.release.clear()
+    first = asyncio.create_task(b.submit("k", 0))
+    await until(lambda: rec.entered == 1)
+    queued = [asyncio.create_task(b.submit("k", i)) for i in waiting]
+    await until(lambda: b.queued == len(waiting))
+    return first, queued
 
 
 def test_concurrent_jobs_of_one_key_run_as_one_batch() -> None:
@@ -75,10 +94,8 @@ def test_max_batch_splits_batches() -> None:
 
 def test_a_lone_request_does_not_wait_the_window() -> None:
     async def go() -> None:
-        b = make(Recorder(), max_wait_ms=2000)
-        start = time.monotonic()
-        assert await b.submit("k", 1) == 10
-        assert time.monotonic() - start < 0.5
+        b = make(Recorder(), max_wait_ms=120_000)
+        assert await asyncio.wait_for(b.submit("k", 1), 60) == 10  # half the window: it did not wait for it
         await b.close()
 
     run(go())
@@ -87,12 +104,8 @@ def test_a_lone_request_does_not_wait_the_window() -> None:
 def test_jobs_arriving_while_a_batch_runs_form_the_next_batch() -> None:
     async def go() -> None:
         rec = Recorder()
-        rec.release.clear()
         b = make(rec, max_wait_ms=1000)
-        first = asyncio.create_task(b.submit("k", 0))
-        await asyncio.sleep(0.05)  # the first batch is running (held)
-        rest = [asyncio.create_task(b.submit("k", i)) for i in range(1, 5)]
-        await asyncio.sleep(0.05)
+        first, rest = await held(rec, b, (1, 2, 3, 4))
         rec.release.set()
         await asyncio.gather(first, *rest)
         assert [len(items) for _, items in rec.calls] == [1, 4]
@@ -104,12 +117,8 @@ def test_jobs_arriving_while_a_batch_runs_form_the_next_batch() -> None:
 def test_full_queue_raises_at_once() -> None:
     async def go() -> None:
         rec = Recorder()
-        rec.release.clear()
         b = make(rec, max_batch=1, queue_size=2)
-        running = asyncio.create_task(b.submit("k", 0))
-        await asyncio.sleep(0.05)
-        queued = [asyncio.create_task(b.submit("k", i)) for i in (1, 2)]
-        await asyncio.sleep(0.01)
+        running, queued = await held(rec, b, (1, 2))
         with pytest.raises(QueueFull):
             await b.submit("k", 3)
         rec.release.set()
@@ -133,13 +142,8 @@ def test_a_failing_batch_fails_its_callers_only() -> None:
 def test_cancelled_jobs_are_skipped() -> None:
     async def go() -> None:
         rec = Recorder()
-        rec.release.clear()
         b = make(rec)
-        first = asyncio.create_task(b.submit("k", 0))
-        await asyncio.sleep(0.05)
-        gone = asyncio.create_task(b.submit("k", 1))
-        kept = asyncio.create_task(b.submit("k", 2))
-        await asyncio.sleep(0.01)
+        first, (gone, kept) = await held(rec, b, (1, 2))
         gone.cancel()
         rec.release.set()
         assert await first == 0 and await kept == 20
@@ -163,13 +167,8 @@ def test_batch_callback_reports_sizes() -> None:
 def test_a_cancelled_caller_frees_its_queue_slot_at_once() -> None:
     async def go() -> None:
         rec = Recorder()
-        rec.release.clear()
         b = make(rec, max_batch=1, queue_size=2)
-        running = asyncio.create_task(b.submit("k", 0))
-        await asyncio.sleep(0.05)
-        gone = [asyncio.create_task(b.submit("k", i)) for i in (1, 2)]
-        await asyncio.sleep(0.01)
-        assert b.queued == 2
+        running, gone = await held(rec, b, (1, 2))
         for t in gone:
             t.cancel()
         await asyncio.sleep(0)
@@ -199,10 +198,8 @@ def test_batching_off_runs_every_job_alone_without_waiting() -> None:
     async def go() -> None:
         rec = Recorder()
         b = make(rec, max_batch=1, max_wait_ms=0)
-        start = time.monotonic()
         assert await asyncio.gather(*(b.submit("k", i) for i in range(4))) == [0, 10, 20, 30]
-        assert [len(items) for _, items in rec.calls] == [1, 1, 1, 1]
-        assert time.monotonic() - start < 1.0
+        assert [len(items) for _, items in rec.calls] == [1, 1, 1, 1]  # and no window to wait: max_wait_ms=0
         await b.close()
 
     run(go())
@@ -289,10 +286,13 @@ def test_disconnected_client_cancels_its_request() -> None:
     async def go() -> None:
         seen: dict[str, object] = {}
 
+        waiting = asyncio.Event()
+
         async def app(scope, receive, send):
             await receive()  # the whole body
+            waiting.set()
             try:
-                await asyncio.sleep(10)  # waiting for the engine
+                await asyncio.sleep(60)  # waiting for the engine
             except asyncio.CancelledError:
                 seen["cancelled"] = True
                 raise
@@ -310,10 +310,10 @@ def test_disconnected_client_cancels_its_request() -> None:
             seen.setdefault("sent", []).append(message)
 
         task = asyncio.create_task(CancelOnDisconnect(app)({"type": "http"}, receive, send))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(waiting.wait(), 30)  # the request is inside the app, waiting
         assert not task.done()
         gone.set()
-        await asyncio.wait_for(task, 2)  # returns quietly: nobody waits for an answer
+        await asyncio.wait_for(task, 30)  # returns quietly: nobody waits for an answer
         assert seen.get("cancelled") is True and "sent" not in seen
 
     run(go())
@@ -345,7 +345,7 @@ def test_a_client_that_stays_gets_its_answer() -> None:
             if message["type"] == "http.response.body":
                 done.set()  # like uvicorn: after the answer, receive() reports the end of the cycle
 
-        await asyncio.wait_for(CancelOnDisconnect(app)({"type": "http"}, receive, send), 2)
+        await asyncio.wait_for(CancelOnDisconnect(app)({"type": "http"}, receive, send), 30)
         assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
 
     run(go())

@@ -231,13 +231,47 @@ def test_decode_time_limit() -> None:
     assert time.monotonic() - start < 1.0
 
 
-def test_frame_limit_refuses_before_decoding() -> None:
-    """A container that states its frame count is refused from that count, not after decoding thousands."""
-    data = encode_clip(_long_clip(5000), "mp4", fps=25)
-    start = time.monotonic()
+class _CountingContainer:
+    """A PyAV container that counts the packets demuxed and the frames decoded through it."""
+
+    def __init__(self, container, counts: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+        self._container, self._counts = container, counts
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._container, name)
+
+    def __enter__(self) -> _CountingContainer:  # noqa: PYI034 (Python 3.10 has no typing.Self)
+        self._container.__enter__()
+        return self
+
+    def __exit__(self, *exc: object):  # type: ignore[no-untyped-def]
+        return self._container.__exit__(*exc)
+
+    def demux(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for packet in self._container.demux(*args, **kwargs):
+            self._counts["packets"] += 1
+            yield packet
+
+    def decode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for frame in self._container.decode(*args, **kwargs):
+            self._counts["frames"] += 1
+            yield frame
+
+
+def test_frame_limit_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that states its frame count is refused from that count: not one packet demuxed or frame
+    decoded (counted through PyAV, whatever the time it takes)."""
+    import av
+
+    counts = {"packets": 0, "frames": 0}
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **kw: _CountingContainer(real_open(*a, **kw), counts))
+    prepare_upload(encode_clip(moving_square_clip(12), "mp4"), CFG, MediaLimits())
+    assert counts["frames"] >= 12  # the count sees decoding
+    counts.update(packets=0, frames=0)
     with pytest.raises(MediaLimitExceeded, match="5000 frames"):
-        prepare_upload(data, CFG, MediaLimits())  # the default limit, 2000 frames
-    assert time.monotonic() - start < 0.2
+        prepare_upload(encode_clip(_long_clip(5000), "mp4", fps=25), CFG, MediaLimits())  # the default limit, 2000
+    assert counts == {"packets": 0, "frames": 0}
 
 
 def test_npy_header_checked_before_allocating(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service_fixtures import ROOT, encode_clip, free_port, moving_square_clip, wait_http
+from tests.service_fixtures import ROOT, encode_clip, free_port, moving_square_clip, wait_ready
 
 BOUNDARY = "slrshutdowntest"
 
@@ -28,7 +28,7 @@ def _serve(artifacts: Path, grace_s: int, log: Path) -> tuple[subprocess.Popen, 
     proc = subprocess.Popen([sys.executable, "-c", f"from service.server import run; run('127.0.0.1', {port})"],
                             cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/readyz", proc=proc)
+    wait_ready(f"{base}/readyz", proc=proc)
     return proc, base
 
 

@@ -170,7 +170,8 @@ def local_predictor(artifacts: str | None) -> Any:
     settings = Settings(redis_url="", max_wait_ms=0.0, **({"artifacts": artifacts} if artifacts else {}))
     engine = load_engine(settings)
     cfg = engine.config
-    cache = SlrCache(None, settings.cache_ttl_s, settings.cache_lru_size, (cfg.height, cfg.width, 3))
+    cache = SlrCache(None, settings.cache_ttl_s, settings.cache_lru_size, (cfg.height, cfg.width, 3),
+                     latent_dim=cfg.latent_dim)
     return Predictor(engine, cache, Metrics(), settings)
 
 

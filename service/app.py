@@ -70,7 +70,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     log.info("model %s loaded; providers %s", engine.version, engine.providers)
     cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
-                     (engine.config.height, engine.config.width, 3), on_redis_state=metrics.redis_up.set)
+                     (engine.config.height, engine.config.width, 3), on_redis_state=metrics.redis_up.set,
+                     latent_dim=engine.config.latent_dim)
     await cache.ping()
     predictor = Predictor(engine, cache, metrics, settings)
     app.state.predictor = predictor

@@ -57,10 +57,13 @@ def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
     return fields
 
 
-def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int]) -> SlrEntry | None:
+def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
+                 latent_dim: int | None = None) -> SlrEntry | None:
     mu, sigma, first = fields.get(b"mu"), fields.get(b"sigma"), fields.get(b"first")
     if mu is None or sigma is None or len(mu) != len(sigma) or len(mu) % 4:
         return None  # foreign or truncated value: treat as a miss
+    if latent_dim is not None and len(mu) != 4 * latent_dim:
+        return None  # another model's (or a planted) vector: the engine would refuse its shape
     frame = None
     if first is not None and len(first) == int(np.prod(frame_shape)):
         frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
@@ -71,8 +74,10 @@ class SlrCache:
     """Two tiers: in-process LRU (always) and Redis (when configured and reachable)."""
 
     def __init__(self, redis_url: str | None, ttl_s: int, lru_size: int, frame_shape: tuple[int, int, int],
-                 retry_s: float = 2.0, on_redis_state: Callable[[bool], None] | None = None) -> None:
+                 retry_s: float = 2.0, on_redis_state: Callable[[bool], None] | None = None,
+                 latent_dim: int | None = None) -> None:
         self.ttl_s, self.lru_size, self.frame_shape, self.retry_s = ttl_s, lru_size, frame_shape, retry_s
+        self.latent_dim = latent_dim
         self._lru: OrderedDict[str, SlrEntry] = OrderedDict()
         self._on_state = on_redis_state or (lambda up: None)
         self._redis = self._client(redis_url) if redis_url else None
@@ -145,7 +150,7 @@ class SlrCache:
         except (RedisError, OSError) as e:
             self._mark(False, e)
             return None
-        entry = _from_fields(fields, self.frame_shape) if fields else None
+        entry = _from_fields(fields, self.frame_shape, self.latent_dim) if fields else None
         if entry is None:
             return None
         self._lru_put(key, entry)

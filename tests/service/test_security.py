@@ -377,8 +377,6 @@ def test_a_pickle_planted_in_redis_is_never_unpickled(secured: tuple[str, str], 
     assert marker.exists()  # the payload is real
 
 
-@pytest.mark.xfail(strict=True, reason="service/cache.py _from_fields checks that mu and sigma agree and are float32 "
-                   "sized, not that they hold latent_dim values: a foreign hash of the wrong size reaches the engine")
 def test_a_planted_hash_of_the_wrong_size_is_a_miss(secured: tuple[str, str]) -> None:
     base, url = secured
     headers = {"X-API-Key": KEY}

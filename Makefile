@@ -12,7 +12,7 @@ SHIPPED := models/default
 DEMO_ARTIFACTS := artifacts
 SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
 
-.PHONY: install serve test demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps
+.PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps
 
 install: $(VENV)/.installed
 
@@ -44,8 +44,13 @@ quality-model: install
 	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v4 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 
+# Everything (CI); the suite prints its wall time at the end (CONTRIBUTING.md records it).
 test: install system-deps
 	$(PY) -m pytest -q
+
+# The tier to run after every change: under 60 s on 2 cores (tests/conftest.py lists what is slow).
+test-fast: install system-deps
+	$(PY) -m pytest -q -m "not slow"
 
 # What the tests need from the system: a real Redis, Java (METEOR), Chromium (the Swagger UI check).
 system-deps:

@@ -3,6 +3,7 @@ it in seconds, and that model exported to ONNX. Real parts, small sizes."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,34 @@ def redis_url() -> str:
     except redis.RedisError as exc:  # pragma: no cover - environment problem
         pytest.fail(f"tests need a real Redis at {REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+# ---------------------------------------------------------------- tiers
+# `make test` runs everything (CI). `make test-fast` (-m "not slow") is the tier a developer runs after every
+# change, under 60 s on 2 cores: these are the modules and tests that start servers under load, browsers,
+# Java, compose or training loops, listed here in one place rather than marked file by file.
+SLOW_MODULES = {
+    "tests/bench/test_bench_smoke.py", "tests/bench/test_paper_tables.py", "tests/bench/test_peers_smoke.py",
+    "tests/service/test_faults.py", "tests/service/test_shutdown.py", "tests/service/test_fuzz.py",
+    "tests/service/test_hostile_input.py", "tests/service/test_security.py", "tests/deploy/test_deploy.py",
+    "tests/deploy/test_k8s.py", "tests/model/test_distributed.py", "tests/export/test_shipped_model.py",
+}
+SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_evaluates_and_explains",
+              "test_baselines_train_one_task_each"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        module = Path(str(item.path)).relative_to(root).as_posix()
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
+_SUITE_START = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The suite's wall time, setup of the session fixtures included (CONTRIBUTING.md records it)."""
+    tier = "fast" if "not slow" in (config.getoption("markexpr") or "") else "full"
+    terminalreporter.write_line(f"suite wall time ({tier} tier): {time.monotonic() - _SUITE_START:.1f} s")

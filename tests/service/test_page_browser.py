@@ -3,6 +3,7 @@ captions, type a sentence and wait for the generated clip, click (and key) a poi
 file explained in words, fit a phone's width. Screenshots go to a temporary folder (printed)."""
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,10 @@ def server(redis_url: str, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("screenshots")
+    """A temporary folder, or SLR_SCREENSHOTS_DIR (how docs/page/*.png are made: the README links them)."""
+    named = os.environ.get("SLR_SCREENSHOTS_DIR")
+    path = Path(named) if named else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
     print(f"screenshots in {path}")
     return path
 

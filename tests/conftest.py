@@ -71,7 +71,11 @@ SLOW_MODULES = {
     "tests/deploy/test_k8s.py", "tests/model/test_distributed.py", "tests/export/test_shipped_model.py",
 }
 SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_evaluates_and_explains",
-              "test_baselines_train_one_task_each"}
+              "test_baselines_train_one_task_each", "test_video_fine_tuning_moves_the_video_decoder_alone",
+              "test_default_version_and_latest_move_to_the_newest", "test_parity_failure_raises_and_publishes_nothing",
+              "test_redis_stopped_mid_test_fails_no_request", "test_readme_quick_start_runs_as_written",
+              "test_bench_runs_every_task_against_pytorch", "test_8_cli_version_caption_and_generate",
+              "test_quantised_export_reports_its_cost_and_serves", "test_a_few_training_steps_lower_the_loss"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -186,7 +186,10 @@ class VideoDecoder(nn.Module):
         self.bg_from_z = nn.Linear(cfg.latent_dim, 3 * cells)
         self.bg_from_first = nn.Linear(3 * cells, 3 * cells)
         self.seed = nn.Linear(cfg.hidden, c * cells)
-        self.conv_mid = nn.Conv2d(c + 2, c, 3, padding=1)
+        # The previous frame at half size joins the drawing convolutions: the object is where it was, moved a
+        # little, so drawing it is a local shift of what the convolutions see (reconstruct motion 0.59 -> see
+        # models/default/README.md), not a position regressed from the LSTM state alone.
+        self.conv_mid = nn.Conv2d(c + 2 + 3, c, 3, padding=1)
         self.conv_out = nn.Conv2d(c, 4, 3, padding=1)  # RGB + the object's mask
         ys = torch.linspace(-1.0, 1.0, self.mid[0]).view(1, 1, -1, 1).expand(1, 1, *self.mid)
         xs = torch.linspace(-1.0, 1.0, self.mid[1]).view(1, 1, 1, -1).expand(1, 1, *self.mid)
@@ -200,11 +203,12 @@ class VideoDecoder(nn.Module):
         bg = torch.sigmoid(self.bg_from_z(z) + self.bg_from_first(pooled)).view(b, 3, *self.grid)
         return F.interpolate(bg, size=(self.cfg.height, self.cfg.width), mode="bilinear", align_corners=False)
 
-    def draw(self, h: Tensor, bg: Tensor) -> Tensor:
-        """One frame [B, H, W, 3]: the object layer drawn from h over the background."""
+    def draw(self, h: Tensor, bg: Tensor, prev: Tensor) -> Tensor:
+        """One frame [B, H, W, 3]: the object layer drawn from h (and the previous frame) over the background."""
         b, cfg = h.size(0), self.cfg
         x = F.interpolate(self.seed(h).view(b, -1, *self.grid), size=self.mid, mode="bilinear", align_corners=False)
-        x = torch.relu(self.conv_mid(torch.cat([x, self.coords.expand(b, -1, -1, -1)], dim=1)))
+        before = F.avg_pool2d(prev.view(b, cfg.height, cfg.width, 3).permute(0, 3, 1, 2), 2, ceil_mode=True)
+        x = torch.relu(self.conv_mid(torch.cat([x, self.coords.expand(b, -1, -1, -1), before], dim=1)))
         x = self.conv_out(F.interpolate(x, size=(cfg.height, cfg.width), mode="bilinear", align_corners=False))
         rgb, mask = torch.sigmoid(x[:, :3]), torch.sigmoid(x[:, 3:])
         return (mask * rgb + (1.0 - mask) * bg).permute(0, 2, 3, 1)
@@ -218,7 +222,7 @@ class VideoDecoder(nn.Module):
         frames = []
         for _ in range(self.cfg.frames):
             h, c = self.cell(torch.cat([torch.relu(self.frame_in(prev)), z], dim=-1), (h, c))
-            frame = self.draw(h, bg).reshape(b, -1) if layered else torch.sigmoid(self.out(h))
+            frame = self.draw(h, bg, prev).reshape(b, -1) if layered else torch.sigmoid(self.out(h))
             frames.append(frame)
             prev = frame.detach() if self.training else frame
         return torch.stack(frames, dim=1).view(b, self.cfg.frames, self.cfg.height, self.cfg.width, 3)

@@ -50,6 +50,7 @@ class Phase:
     lr_scale: float
     masks: MaskFn
     outputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
+    trainable: str | None = None  # a submodule's name: only its weights move in this phase (None: all)
 
 
 def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -86,6 +87,11 @@ def phases_for(tc: TrainConfig) -> list[Phase]:
     if tc.finetune_steps:
         caption = channels.get("caption")
         phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs))
+    if tc.finetune_video_steps:
+        # The paper's task fine-tuning for the two video tasks at once (reconstruct: video in; sentence-to-video:
+        # sentence in), the video decoder alone: the encoders and the latent the captions read stay as they are.
+        phases.append(Phase("finetune_video", tc.finetune_video_steps, tc.finetune_video_lr_scale,
+                            mixed_masks((0.0, 0.5, 0.5)), frozenset({"video"}), trainable="video_decoder"))
     return [p for p in phases if p.steps > 0]
 
 
@@ -266,6 +272,10 @@ class Trainer:
         loss = total_loss(losses, self.tc, self.kl_weight())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: the gradients are averaged over the ranks here
+        if phase.trainable:  # after the all-reduce, so every rank drops the same gradients
+            for name, param in self.model.named_parameters():
+                if not name.startswith(phase.trainable + "."):
+                    param.grad = None
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
         self.opt.step()
         self.global_step += 1

@@ -77,3 +77,21 @@ def test_layered_decoder_exports_with_parity(tmp_path: Path) -> None:
     version = export_run(tmp_path, tmp_path / "art", version="layers", sample_video=video,
                          sample_sentences=["a red square moves right", "a blue circle grows"])
     assert (version / "video_decoder.onnx").is_file()
+
+
+def test_video_fine_tuning_moves_the_video_decoder_alone(tiny_corpus, tmp_path: Path) -> None:
+    """The third phase for the video tasks: after it, every weight outside the video decoder is what the
+    earlier phases left (the captions cannot regress), and the video decoder has moved."""
+    from model.star import load_checkpoint
+    from model.train import train
+
+    p = preset("tiny")
+    p.model.video_decoder, p.model.draw_channels = "layers", 4
+    p.train.full_steps, p.train.partial_steps = 3, 0
+    train(tiny_corpus, p, tmp_path / "before", seed=0, progress=False)
+    p.train.finetune_video_steps = 3
+    train(tiny_corpus, p, tmp_path / "after", seed=0, progress=False)
+    before = dict(load_checkpoint(tmp_path / "before" / "checkpoint.pt").model.named_parameters())
+    after = dict(load_checkpoint(tmp_path / "after" / "checkpoint.pt").model.named_parameters())
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert moved and all(name.startswith("video_decoder.") for name in moved), sorted(moved)[:5]

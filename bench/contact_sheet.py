@@ -1,0 +1,101 @@
+"""What the video channel draws, as one picture: sentence-to-video for a dozen sentences, and reconstructions
+beside the true frames, through the exported graphs (the engine the service runs).
+
+    python -m bench.contact_sheet --artifacts models/default --out docs/contact_sheet.png
+
+Rows of the sheet: each sentence's generated frames; then, for clips drawn by the synthetic generator from a
+seed no training run uses, the true frames above their reconstruction. Frames are upscaled (nearest) so a
+person can see them; the probe's figures for each row are written beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+if __package__ in (None, ""):  # `python bench/contact_sheet.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.vocab import tokenize  # noqa: E402
+
+SENTENCES = (
+    "a red circle moves to the right", "a blue square moves to the left", "a green triangle moves up",
+    "a yellow star moves down", "an orange diamond grows", "a purple cross shrinks",
+    "a white circle bounces", "a cyan square stays still", "a red triangle moves to the left",
+    "a green square grows", "a blue star moves to the right", "a yellow cross moves down",
+)
+SHEET_SEED = 20261201  # a synthetic corpus no training run uses
+SCALE = 3
+LABEL_W = 300
+PAD = 4
+
+
+def frames_row(frames: np.ndarray, scale: int = SCALE) -> Image.Image:
+    """T frames [T,H,W,3] in [0,1] side by side, upscaled."""
+    t, h, w, _ = frames.shape
+    strip = np.concatenate(list(np.clip(np.rint(frames * 255), 0, 255).astype(np.uint8)), axis=1)
+    return Image.fromarray(strip).resize((t * w * scale, h * scale), Image.Resampling.NEAREST)
+
+
+def sheet(rows: list[tuple[str, np.ndarray]]) -> Image.Image:
+    """Labelled rows of frames, one image."""
+    images = [frames_row(f) for _, f in rows]
+    width = LABEL_W + max(i.width for i in images) + 2 * PAD
+    height = sum(i.height + PAD for i in images) + PAD
+    out = Image.new("RGB", (width, height), (250, 250, 250))
+    draw = ImageDraw.Draw(out)
+    y = PAD
+    for (label, _), img in zip(rows, images):
+        draw.text((PAD, y + 4), label, fill=(20, 20, 20))
+        out.paste(img, (LABEL_W + PAD, y))
+        y += img.height + PAD
+    return out
+
+
+def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
+    from model.data.synthetic import generate
+    from model.evaluate import contrast, probe_video
+    from service.engine import Engine
+
+    engine = Engine.load(artifacts)
+    cfg = engine.config
+    rows: list[tuple[str, np.ndarray]] = []
+    for sentence in SENTENCES:
+        mu, _ = engine.encode(None, [[engine.vocab.id(w) for w in tokenize(sentence)]])
+        frames = engine.decode_video(mu)[0]
+        p = probe_video(frames)
+        colour = next((w for w in tokenize(sentence) if w in ("red", "blue", "green", "yellow", "orange", "purple",
+                                                              "white", "cyan")), "red")
+        rows.append((f"{sentence}\nprobe: {p.colour} / {p.motion}, contrast {contrast(frames, colour):.2f}", frames))
+    corpus = generate(n_clips * 4, seed=SHEET_SEED, frames=cfg.frames, height=cfg.height, width=cfg.width)
+    clips = [c for c in corpus.splits["test"] if len(c.attributes.get("objects", [None])) == 1][:n_clips]
+    video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+    mu, _ = engine.encode(video, None)
+    rebuilt = engine.decode_video(mu, video[:, 0])
+    for clip, true, pred in zip(clips, video, rebuilt):
+        a = clip.attributes
+        p = probe_video(pred)
+        rows.append((f"true: {a['colour']} {a['shape']} {a['motion']}", true))
+        rows.append((f"reconstructed: probe {p.colour} / {p.motion},\ncontrast {contrast(pred, a['colour']):.2f}",
+                     pred))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", default="models/default")
+    parser.add_argument("--out", default="docs/contact_sheet.png")
+    parser.add_argument("--clips", type=int, default=6, help="reconstructed clips")
+    args = parser.parse_args(argv)
+    image = sheet(build_rows(Path(args.artifacts), args.clips))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    image.save(args.out)
+    print(f"wrote {args.out} ({image.width}x{image.height})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

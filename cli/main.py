@@ -216,12 +216,14 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 async def generate_gif(args: argparse.Namespace) -> int:
     from core.vocab import UNK_ID, tokenize
+    from service.media import display_scale
 
     predictor = local_predictor(args.artifacts)
     try:
         latent = await predictor.encode(None, args.sentence)
         frames = await predictor.video(latent, condition_on_first_frame=False)
-        gif = await predictor.render(frames, "gif", args.scale, args.fps)
+        scale = display_scale(frames.shape[2], args.scale)
+        gif = await predictor.render(frames, "gif", scale, args.fps)
     except ValueError as e:
         print(f"error: {local_error(e) or e}", file=sys.stderr)
         return 1
@@ -232,7 +234,7 @@ async def generate_gif(args: argparse.Namespace) -> int:
     if unknown:
         print(f"note: words the model does not know (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
     print(f"wrote {args.out} ({len(gif)} bytes, {frames.shape[0]} frames, "
-          f"{frames.shape[2] * args.scale}x{frames.shape[1] * args.scale})")
+          f"{frames.shape[2] * scale}x{frames.shape[1] * scale})")
     return 0
 
 
@@ -359,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("sentence")
     gen.add_argument("-o", "--out", required=True, help="GIF to write")
     gen.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS or models/default)")
-    gen.add_argument("--scale", type=int, default=4, choices=range(1, 9), metavar="1..8")
+    gen.add_argument("--scale", type=int, choices=range(1, 9), metavar="1..8",
+                     help="upsampling (default: at least 256 px wide)")
     gen.add_argument("--fps", type=float, default=8.0)
     gen.set_defaults(func=cmd_generate)
 

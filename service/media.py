@@ -8,6 +8,12 @@ import numpy as np
 from PIL import Image
 
 MAX_SCALE = 8
+DISPLAY_WIDTH = 256  # the default scale makes a clip at least this wide: the model's 64 px are a thumbnail
+
+
+def display_scale(width: int, scale: int | None = None) -> int:
+    """The asked scale, or the smallest that shows a `width`-pixel frame at DISPLAY_WIDTH or more."""
+    return scale if scale is not None else max(1, min(MAX_SCALE, -(-DISPLAY_WIDTH // max(1, width))))
 
 
 def to_uint8(frames: np.ndarray, scale: int = 1) -> np.ndarray:

@@ -43,10 +43,14 @@ class CaptionFields(RequestFields):
     max_len: int | None = Field(None, ge=1, le=100, description="longest caption in words; empty: the model's")
 
 
+SCALE_HELP = ("integer upsampling for viewing (nearest neighbour); empty: the smallest that makes the clip at "
+              "least 256 px wide; 1: the model's own frame size")
+
+
 class ReconstructFields(RequestFields):
     latent_id: str | None = Field(None, description=LATENT_HELP)
     format: Literal["gif", "json"] = Field("gif", description="gif: image/gif; json: PNG frames as base64")
-    scale: int = Field(1, ge=1, le=8, description="integer upsampling for viewing (nearest neighbour)")
+    scale: int | None = Field(None, ge=1, le=8, description=SCALE_HELP)
     fps: float = Field(8.0, gt=0, le=60, description="frames per second of the GIF")
 
 
@@ -68,9 +72,9 @@ class SentenceToVideoRequest(RequestFields):
                                  examples=[SENTENCE_EXAMPLE])
     latent_id: str | None = Field(None, description="an SLR from /encode instead of a sentence")
     format: Literal["gif", "json"] = Field("gif", description="gif: image/gif; json: PNG frames as base64")
-    scale: int = Field(1, ge=1, le=8, description="integer upsampling for viewing (nearest neighbour)")
+    scale: int | None = Field(None, ge=1, le=8, description=SCALE_HELP)
     fps: float = Field(8.0, gt=0, le=60, description="frames per second of the GIF")
-    model_config = ConfigDict(json_schema_extra={"examples": [{"sentence": SENTENCE_EXAMPLE, "scale": 4}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sentence": SENTENCE_EXAMPLE}]})
 
 
 # ---- responses ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from service.media import display_scale
 from service.predictor import Latent, Predictor
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
@@ -32,8 +33,9 @@ SENTENCE_TO_VIDEO = BodySpec(
 
 
 async def video_response(predictor: Predictor, latent: Latent, first_frame: bool, fmt: Literal["gif", "json"],
-                         scale: int, fps: float, unknown: list[str] | None = None) -> Response:
+                         scale: int | None, fps: float, unknown: list[str] | None = None) -> Response:
     frames = await predictor.video(latent, condition_on_first_frame=first_frame)
+    scale = display_scale(frames.shape[2], scale)
     rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
     if unknown:

@@ -79,7 +79,7 @@ async function captionFile(file) {
     $("input-preview").src = /\.(gif)$/i.test(file.name) ? URL.createObjectURL(file) : "";
     $("input-preview").parentElement.hidden = !/\.(gif)$/i.test(file.name);
     $("video-result").hidden = false;
-    await showGif($("reconstruction-img"), await postJson("/reconstruct", { latent_id: body.latent_id, scale: 4 }));
+    await showGif($("reconstruction-img"), await postJson("/reconstruct", { latent_id: body.latent_id, }));
   } catch (err) {
     $("video-result").hidden = true;
     showError("error-video", err);
@@ -134,7 +134,7 @@ async function generate(sentence) {
       ? `Words this model does not know (read as <unk>): ${unknown.join(", ")}. See /vocab for the ones it knows.` : "";
     $("unknown-words").hidden = unknown.length === 0;
     $("sentence-result").hidden = false;
-    await showGif($("generated-img"), await postJson("/sentence-to-video", { latent_id: para.latent_id, scale: 4 }));
+    await showGif($("generated-img"), await postJson("/sentence-to-video", { latent_id: para.latent_id, }));
   } catch (err) {
     $("sentence-result").hidden = true;
     showError("error-sentence", err);
@@ -202,7 +202,7 @@ async function decodePoint(point, caption) {
     $("map-point-title").textContent = `The ${point.kind} of “${caption}”`;
     $("map-caption").textContent = sentence.caption;
     $("map-result").hidden = false;
-    await showGif($("map-video"), await postJson(videoPath, { latent_id: point.latent_id, scale: 4 }));
+    await showGif($("map-video"), await postJson(videoPath, { latent_id: point.latent_id, }));
   } catch (err) {
     if (err.status === 404) loadSamples(); // the SLR expired from the cache: encode the samples again
     showError("error-map", err);

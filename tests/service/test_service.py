@@ -156,7 +156,7 @@ def test_reconstruct_upload_gif_and_json(client: httpx.Client, model: dict) -> N
     gif = client.post("/reconstruct", files=files, data={"scale": "3"})
     assert gif.status_code == 200 and gif.content.startswith(b"GIF8")
     assert Image.open(io.BytesIO(gif.content)).size == (model["width"] * 3, model["height"] * 3)
-    js = client.post("/reconstruct", files=files, data={"format": "json"}).json()
+    js = client.post("/reconstruct", files=files, data={"format": "json", "scale": "1"}).json()
     frame = Image.open(io.BytesIO(base64.b64decode(js["frames"][0])))
     assert frame.format == "PNG" and frame.size == (model["width"], model["height"]) and js["cached"] is True
 
@@ -165,6 +165,19 @@ def test_sentence_to_video(client: httpx.Client, model: dict) -> None:
     r = client.post("/sentence-to-video", json={"sentence": "a blue circle moves left", "scale": 2})
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
     assert Image.open(io.BytesIO(r.content)).n_frames == model["frames"]
+
+
+def test_video_out_is_shown_large_enough_by_default(client: httpx.Client, model: dict) -> None:
+    """Without `scale`, a GIF is upscaled to at least 256 px wide (up to 8x); scale=1 keeps the model's size."""
+    from service.media import DISPLAY_WIDTH, MAX_SCALE, display_scale
+
+    assert display_scale(64) == 4 and display_scale(32) == 8 and display_scale(16) == MAX_SCALE == 8
+    assert display_scale(300) == 1 and display_scale(64, 2) == 2
+    big = Image.open(io.BytesIO(client.post("/sentence-to-video", json={"sentence": "a red ball moves"}).content))
+    native = Image.open(io.BytesIO(client.post("/sentence-to-video", json={"sentence": "a red ball moves",
+                                                                         "scale": 1}).content))
+    assert native.size == (model["width"], model["height"])
+    assert big.size[0] == min(MAX_SCALE * model["width"], max(DISPLAY_WIDTH, model["width"] * display_scale(model["width"])))
 
 
 def test_models_health_ready_metrics(client: httpx.Client, model: dict) -> None:

@@ -209,7 +209,9 @@ class VideoDecoder(nn.Module):
         x = F.interpolate(self.seed(h).view(b, -1, *self.grid), size=self.mid, mode="bilinear", align_corners=False)
         before = F.avg_pool2d(prev.view(b, cfg.height, cfg.width, 3).permute(0, 3, 1, 2), 2, ceil_mode=True)
         x = torch.relu(self.conv_mid(torch.cat([x, self.coords.expand(b, -1, -1, -1), before], dim=1)))
-        x = self.conv_out(F.interpolate(x, size=(cfg.height, cfg.width), mode="bilinear", align_corners=False))
+        # Both convolutions at half size (the one at full size cost most of a training step): the layers'
+        # colour and mask are then upsampled, and composed at full size.
+        x = F.interpolate(self.conv_out(x), size=(cfg.height, cfg.width), mode="bilinear", align_corners=False)
         rgb, mask = torch.sigmoid(x[:, :3]), torch.sigmoid(x[:, 3:])
         return (mask * rgb + (1.0 - mask) * bg).permute(0, 2, 3, 1)
 

@@ -4,18 +4,15 @@ file explained in words, fit a phone's width. Screenshots go to a temporary fold
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.service_fixtures import ROOT, encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import LOOPBACK, ROOT, encode_clip, moving_square_clip, offline_page, uvicorn_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SHIPPED = ROOT / "models" / "default"
 LOADED = "id => { const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; }"
 
@@ -39,29 +36,13 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def page(server: str):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1100, "height": 1400})
-        blocked: list[str] = []
+    with offline_page(viewport={"width": 1100, "height": 1400}) as (page, refused):
         errors: list[str] = []
-
-        def offline_only(route, request) -> None:
-            if urlparse(request.url).hostname in LOOPBACK or request.url.startswith(("data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(request.url)
-                route.abort()
-
-        page.route("**/*", offline_only)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{server}/", wait_until="networkidle")
         yield page
         assert not errors, errors  # no script error on the page
-        assert all(urlparse(u).hostname not in LOOPBACK for u in blocked)
-        browser.close()
+        assert all(urlparse(u).hostname not in LOOPBACK for u in refused)
 
 
 def test_upload_a_clip_and_read_its_captions(page, tmp_path: Path, shots: Path) -> None:

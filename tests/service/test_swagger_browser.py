@@ -5,20 +5,17 @@ Every non-loopback request is refused by `page.route`, so the page can only work
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import LOOPBACK, encode_clip, moving_square_clip, offline_page, uvicorn_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 ENDPOINTS = ("/encode", "/caption", "/paraphrase", "/reconstruct", "/sentence-to-video", "/models", "/vocab",
              "/healthz", "/readyz", "/metrics", "/samples")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @pytest.fixture(scope="module")
@@ -30,27 +27,9 @@ def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[st
 
 @pytest.fixture(scope="module")
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        page = browser.new_page()
-        blocked: list[str] = []
-
-        def offline_only(route, request) -> None:
-            if urlparse(request.url).hostname in LOOPBACK or request.url.startswith(("data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(request.url)
-                route.abort()
-
-        page.route("**/*", offline_only)
-        page.blocked = blocked  # type: ignore[attr-defined]
+    with offline_page() as (page, refused):
+        page.blocked = refused  # type: ignore[attr-defined]
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")

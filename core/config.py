@@ -100,9 +100,10 @@ def _preset(name: str) -> Preset:
     if name == "demo":  # about 8 minutes on 2 quiet cores
         # The video decoder draws ("layers": a background and a masked object layer, a foreground-weighted loss x3,
         # sentence-only rows against centred clips, then video-only fine-tuning). Measured on this corpus after
-        # 400 + 1,500 steps (validation, 1 thread): sentence-to-video colour / motion / contrast 0.93 / 0.80 /
-        # 0.83 against 0.00 / 0.00 / 0.17 with the paper's linear decoder; reconstruct 0.50 / 0.59 / 0.56
-        # against 0.00 / 0.00 / 0.13; captions unchanged (colour 0.98 / 0.97, motion 0.96 / 0.98).
+        # 400 + 1,500 (+ 300 video fine-tuning) steps, 400 validation clips: sentence-to-video colour / motion /
+        # contrast 0.93 / 0.85 / 0.84 against 0.00 / 0.00 / 0.17 with the paper's linear decoder; reconstruct
+        # 0.55 / 0.52 / 0.72 against 0.00 / 0.00 / 0.13; captions unchanged (colour 0.98 / 0.97, motion 0.97 /
+        # 0.98).
         # Frames at half the paper's size: a step costs ~2.6x less than at 36 x 64, and the video channel
         # needs ~1,500 steps before its captions name the colour (the quality preset keeps 36 x 64).
         return Preset(

@@ -81,9 +81,10 @@ def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
     return min(width, PRE_SCALE * cfg.width), min(height, PRE_SCALE * cfg.height)
 
 
-# Frame threads pay only on large frames: on small clips (measured in bench/decode.py, 320x240 and below) they
-# doubled the decode time on 2 busy cores, while slice/frame threading helps from about VGA upwards.
-THREAD_MIN_PIXELS = 640 * 480
+# Frame threads from this many pixels per frame up. Measured with bench/decode.py on 2 quiet cores, threads never
+# paid: prepare_upload 79 vs 74 ms at 640x480 and 203 vs 178 ms at 1280x720 (on 320x240 and below they doubled
+# the time on busy cores), so they are off by default; a host with more cores may lower this.
+THREAD_MIN_PIXELS = 1 << 40
 
 
 def _open_video(data: bytes, limits: MediaLimits) -> tuple[Any, Any]:
@@ -114,15 +115,24 @@ def _count_frames(data: bytes, limits: MediaLimits) -> int:
     return n
 
 
-def _decode_picked(data: bytes, cfg: ModelConfig, limits: MediaLimits, picks: set[int],
-                   start: float) -> tuple[dict[int, np.ndarray], int]:
+def _decode_picked(data: bytes, cfg: ModelConfig, limits: MediaLimits, picks: set[int] | None,
+                   start: float) -> tuple[dict[int, np.ndarray], int, int]:
     """Decode every frame (the codec needs them) but colour-convert and scale only the picked indices:
-    ({index: uint8 [h,w,3]}, frames decoded). Memory holds the picked frames only, whatever the length."""
+    ({index: uint8 [h,w,3]}, frames decoded, the frame count the picks came from). picks None: sampled from the
+    container's own count, or from its packets when it has none. Memory holds the picked frames only."""
     container, stream = _open_video(data, limits)
     out_w, out_h = _decode_size(stream.codec_context.width, stream.codec_context.height, cfg)
     kept: dict[int, np.ndarray] = {}
     n = 0
     with container:
+        # The container's own count refuses a long video before decoding any of it; the decoder's count below
+        # still holds for containers that do not say, or lie.
+        expected = stream.frames
+        if expected > limits.max_frames:
+            raise MediaLimitExceeded(f"video has {expected} frames; at most {limits.max_frames}")
+        if picks is None:
+            expected = expected or _count_frames(data, limits)
+            picks = set(sample_indices(max(expected, 1), cfg.frames).tolist())
         for frame in container.decode(stream):
             if n in picks:
                 kept[n] = frame.to_ndarray(width=out_w, height=out_h, format="rgb24")
@@ -131,7 +141,7 @@ def _decode_picked(data: bytes, cfg: ModelConfig, limits: MediaLimits, picks: se
                 raise MediaLimitExceeded(f"video has more than {limits.max_frames} frames")
             if time.monotonic() - start > limits.max_decode_s:
                 raise MediaLimitExceeded(f"decoding took longer than {limits.max_decode_s:g} s")
-    return kept, n
+    return kept, n, expected
 
 
 def decode_video_bytes(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> np.ndarray:
@@ -141,20 +151,12 @@ def decode_video_bytes(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> np
     count was wrong costs a second pass, never a different answer."""
     start = time.monotonic()
     try:
-        container, stream = _open_video(data, limits)
-        with container:
-            declared = stream.frames
-        # The container's own count refuses a long video before decoding any of it; the decoder's count below
-        # still holds for containers that do not say, or lie.
-        if declared > limits.max_frames:
-            raise MediaLimitExceeded(f"video has {declared} frames; at most {limits.max_frames}")
-        expected = declared or _count_frames(data, limits)
+        kept, n, expected = _decode_picked(data, cfg, limits, None, start)
         picks = sample_indices(max(expected, 1), cfg.frames)
-        kept, n = _decode_picked(data, cfg, limits, set(picks.tolist()), start)
         if n and n != expected:  # the count was wrong: pick again from the true count
             picks = sample_indices(n, cfg.frames)
             if not set(picks.tolist()) <= kept.keys():
-                kept, n = _decode_picked(data, cfg, limits, set(picks.tolist()), start)
+                kept, n, _ = _decode_picked(data, cfg, limits, set(picks.tolist()), start)
     except (MediaLimitExceeded, UndecodableMedia):
         raise
     except (av.FFmpegError, ValueError, OSError, EOFError, IndexError) as e:

@@ -527,13 +527,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"RSS after each sweep: {report['rss_mb']} MB; after each memory pass: {report['memory_runs_mb']} MB")
     if report["busy_before"] or report["busy_after"]:
         log(f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
-    if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(report, args.json)
     return report
+
+
+def write_json(report: dict[str, Any], target: str | None) -> None:
+    """The whole report as JSON: to a file, to stdout ('-'), or nowhere (None)."""
+    if not target:
+        return
+    text = json.dumps(report, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n")
 
 
 if __name__ == "__main__":

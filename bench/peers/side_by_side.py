@@ -54,6 +54,7 @@ from bench.load import (
     run_wrk,
     start_server,
     to_result,
+    write_json,
 )
 from bench.processes import free_port
 
@@ -402,10 +403,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"RSS after the sweep: {report['rss_mb']} MB")
     log(f"load average before {report['loadavg_before'][0]:.2f}, after {report['loadavg_after'][0]:.2f}; "
         f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
-    if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(report, args.json)
     return report

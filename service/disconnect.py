@@ -10,17 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-Scope = dict[str, Any]
+from service.asgi import HttpMiddleware, Scope
 
 
-class CancelOnDisconnect:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class CancelOnDisconnect(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         me = asyncio.current_task()
         watcher: asyncio.Future | None = None
         gone = asyncio.Event()

@@ -11,11 +11,9 @@ import time
 import uuid
 from typing import Any
 
+from service.asgi import HttpMiddleware, Scope
 from service.errors import error_body
 from service.metrics import Metrics
-
-Scope = dict[str, Any]
-
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 access_log = logging.getLogger("service.access")
@@ -32,7 +30,7 @@ async def _send_json(send: Any, status: int, body: dict[str, Any], extra: list[t
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """413 as soon as the declared or streamed body passes the limit; neither FastAPI nor uvicorn limits it.
 
     A too-large Content-Length is refused before a byte of body is read. A chunked body is counted as it
@@ -41,16 +39,14 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+        super().__init__(app)
+        self.max_bytes = max_bytes
 
     async def _reject(self, send: Any) -> None:
         await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_bytes} bytes"),
                          [(b"connection", b"close")])
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
@@ -84,20 +80,14 @@ class BodyLimitMiddleware:
             await self._reject(send)
 
 
-class CancelledRequestMiddleware:
+class CancelledRequestMiddleware(HttpMiddleware):
     """A request cancelled before it answered gets 503 JSON with Retry-After, not uvicorn's plain-text 500.
 
     uvicorn cancels the requests still running when the graceful shutdown period (SLR_GRACEFUL_TIMEOUT_S)
     ends; the client should learn to retry elsewhere, in the service's own error shape.
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         started = False
 
         async def tracking_send(message: dict[str, Any]) -> None:
@@ -115,16 +105,14 @@ class CancelledRequestMiddleware:
             raise
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Requests and latency per route template (never per raw path: that would explode the label set)."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+        super().__init__(app)
+        self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         start, status = time.perf_counter(), 500
 
         async def record_status(message: dict[str, Any]) -> None:
@@ -142,18 +130,12 @@ class MetricsMiddleware:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpMiddleware):
     """`X-Request-ID`: the client's (1-128 safe characters) or a new one, echoed on every answer (errors of the
     other middleware included: this one is outermost), kept as `request.state.request_id`, and written on the
     access log line (logger `service.access`, level info): id, method, path, status, milliseconds."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id

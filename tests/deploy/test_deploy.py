@@ -25,14 +25,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import tomllib
 import yaml
+
+from bench.load import http_get  # the one GET helper of tests and benches
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -785,14 +785,6 @@ def _write_clip(path: Path) -> None:
     iio.imwrite(path, frames, extension=".mp4", plugin="pyav", codec="libx264", fps=8)
 
 
-def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 def _redis_is_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1) as s:
@@ -839,7 +831,7 @@ def test_service_starts_as_compose_runs_it(artifacts_dir, tmp_path):
             if proc.poll() is not None:
                 pytest.fail(f"the service exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
             try:
-                status, body = _get(base + "/readyz")
+                status, body = http_get(base + "/readyz")
                 if status == 200:
                     break
             except OSError:

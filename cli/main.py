@@ -26,7 +26,7 @@ def synthetic_kwargs(preset_name: str, clips: int | None, seed: int) -> dict[str
     """Generator arguments matching a preset's frame shape and corpus size."""
     p = preset(preset_name)
     return {"n_clips": clips or p.corpus_clips, "seed": seed, "frames": p.model.frames,
-            "height": p.model.height, "width": p.model.width}
+            "height": p.model.height, "width": p.model.width, "aspect_share": p.aspect_share}
 
 
 def corpus_source(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "encoded by real encoders, with their true attributes")
     outside.add_argument("--out", required=True)
     outside.add_argument("--seed", type=int, default=0)
-    outside.add_argument("--per-kind", type=int, default=5, help="clips per (drawing source, container)")
+    outside.add_argument("--per-kind", type=int, default=8, help="clips per (drawing source, container)")
     outside.set_defaults(func=cmd_data_outside)
 
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")

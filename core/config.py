@@ -27,6 +27,9 @@ class ModelConfig:
     # "layers" (a background and a masked object layer drawn by convolutions over coordinate planes).
     video_decoder: Literal["linear", "layers"] = "linear"
     draw_channels: int = 16  # feature maps of the "layers" decoder
+    # How a clip of another aspect ratio meets height x width (core/frames.py): "stretch" (models up to quality-v4)
+    # or "pad" (letterboxed, shapes kept). Training and serving read it from here, so they always agree.
+    frame_fit: Literal["stretch", "pad"] = "stretch"
 
     @property
     def frame_pixels(self) -> int:
@@ -36,7 +39,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -76,7 +79,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -86,6 +89,7 @@ class Preset:
     model: ModelConfig
     train: TrainConfig
     corpus_clips: int  # synthetic corpus size (all splits)
+    aspect_share: float = 0.0  # synthetic clips drawn at other aspect ratios and letterboxed (model/data/synthetic.py)
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -94,9 +98,9 @@ def _preset(name: str) -> Preset:
     if name == "tiny":  # the test session: seconds, not minutes
         return Preset(
             ModelConfig(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16,
-                        cnn_channels=8, frame_embed=32, max_words=12, attention_heads=1),
+                        cnn_channels=8, frame_embed=32, max_words=12, attention_heads=1, frame_fit="pad"),
             TrainConfig(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
-            corpus_clips=160, description="tests only: trains in seconds, learns little")
+            corpus_clips=160, aspect_share=0.25, description="tests only: trains in seconds, learns little")
     if name == "demo":  # about 8 minutes on 2 quiet cores
         # The video decoder draws ("layers": a background and a masked object layer, a foreground-weighted loss x3,
         # sentence-only rows against centred clips, then video-only fine-tuning). Measured on this corpus after
@@ -108,28 +112,30 @@ def _preset(name: str) -> Preset:
         # needs ~1,500 steps before its captions name the colour (the quality preset keeps 36 x 64).
         return Preset(
             ModelConfig(frames=8, height=18, width=32, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers"),
+                        cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers", frame_fit="pad"),
             TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
                         partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
-            corpus_clips=6000, description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on "
+            corpus_clips=6000, aspect_share=0.25, description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on "
                                            "2 quiet cores")
-    if name == "quality":  # at most 30 minutes on 2 cores
+    if name == "quality":  # about 46 minutes on 2 cores (30 before the drawing decoder; README "Video out")
         # Full-model learning first: with the sentence channel on, the decoder learns to read z within a
         # few hundred steps (paraphrase colour 0.65 after 400). Then partial-model learning with the
         # paper's input mix at the full learning rate (lr / 10 left the video channel at chance in 30
         # CPU-minutes), with the alignment term pulling the video's contribution to z towards the
         # caption's (model/star.py: latent_alignment; at 1,500 steps caption motion 0.82 with it, 0.32
-        # without). The demo's widths with a wider CNN. The steps are those quality-v4 reached in its 27 minutes
-        # on 2 quiet cores (317 full-model, 8,686 partial-model), now fixed in steps. This is the recipe of the
-        # shipped quality-v4 (the paper's linear video decoder). The drawing decoder ("layers", as in the demo
-        # preset) costs 1.4x per step here: a quality-v5 with it needs ~70 minutes on 2 quiet cores, not yet
-        # run to the end (see models/default/README.md).
+        # without). The demo's widths with a wider CNN; the steps are those quality-v4 reached in its 27 minutes
+        # on 2 quiet cores (317 full-model, 8,686 partial-model), fixed in steps. Since quality-v5 the video decoder
+        # draws ("layers", as in the demo preset) and ends with 1,000 steps of video fine-tuning; a quarter of the
+        # clips are drawn at other aspect ratios and letterboxed ("pad").
         return Preset(
             ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2),
+                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="layers",
+                        frame_fit="pad"),
             TrainConfig(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
-                        partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000),
-            corpus_clips=24000, description="quality model: 9,003 steps, about 27 minutes on 2 quiet cores")
+                        partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
+                        lambda_foreground=3.0, finetune_video_steps=1000),
+            corpus_clips=24000, aspect_share=0.25,
+            description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 46 minutes on 2 quiet cores")
     if name == "paper":  # the paper's sizes: 512 everywhere, 35 words, batch 100
         return Preset(
             ModelConfig(frames=16, height=36, width=64, embed_dim=512, hidden=512, x_dim=512, latent_dim=512,

@@ -5,12 +5,20 @@ A clip of any length and size becomes exactly T frames of H x W RGB, float32 in 
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from PIL import Image
 
 # Box filter when shrinking: it averages every source pixel, as an area resize does, so thin edges
 # and small objects keep their colour instead of aliasing away.
 RESIZE_FILTER = Image.Resampling.BOX
+
+# How a frame of another aspect ratio meets the model's H x W: "stretch" squeezes it (a square in a portrait clip
+# reaches the model as a flat bar), "pad" scales it whole into the largest centred box of its own aspect ratio
+# and fills the rest with black bars, as a player letterboxes.
+FrameFit = Literal["stretch", "pad"]
+FRAME_FITS: tuple[str, ...] = ("stretch", "pad")
 
 
 def sample_indices(n_frames: int, t: int) -> np.ndarray:
@@ -20,11 +28,24 @@ def sample_indices(n_frames: int, t: int) -> np.ndarray:
     return np.minimum(((np.arange(t) + 0.5) * n_frames / t).astype(np.int64), n_frames - 1)
 
 
-def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+def fit_box(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, left, h, w): where a src_h x src_w picture lands, its aspect ratio kept, in a height x width frame."""
+    scale = min(height / src_h, width / src_w)
+    h = min(height, max(1, round(src_h * scale)))
+    w = min(width, max(1, round(src_w * scale)))
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def resize_frame(frame: np.ndarray, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
     """One uint8 (h, w, 3) frame to (height, width, 3); a no-op when it already has that size."""
     if frame.shape[:2] == (height, width):
         return frame
-    return np.asarray(Image.fromarray(frame).resize((width, height), RESIZE_FILTER))
+    if fit == "stretch":
+        return np.asarray(Image.fromarray(frame).resize((width, height), RESIZE_FILTER))
+    top, left, h, w = fit_box(frame.shape[0], frame.shape[1], height, width)
+    out = np.zeros((height, width, 3), np.uint8)
+    out[top:top + h, left:left + w] = resize_frame(frame, h, w)
+    return out
 
 
 def to_rgb_uint8(frames: np.ndarray) -> np.ndarray:
@@ -44,9 +65,9 @@ def to_rgb_uint8(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
-def prepare_clip(frames: np.ndarray, t: int, height: int, width: int) -> np.ndarray:
+def prepare_clip(frames: np.ndarray, t: int, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
     """Any clip -> the model's input: (T, height, width, 3) float32 in [0, 1]."""
     rgb = to_rgb_uint8(frames)
     picked = rgb[sample_indices(len(rgb), t)]
-    resized = np.stack([resize_frame(f, height, width) for f in picked])
+    resized = np.stack([resize_frame(f, height, width, fit) for f in picked])
     return resized.astype(np.float32) / 255.0

@@ -58,6 +58,7 @@ class PreparedVideo:
 
     array: np.ndarray  # f32 [T,H,W,3] in [0,1], or [T,D] features
     first_frame: np.ndarray | None  # f32 [H,W,3] or None for features
+    source_size: tuple[int, int] | None = None  # (height, width) of the decoded frames; None for features
 
 
 def detect_format(data: bytes) -> str:
@@ -78,7 +79,11 @@ def detect_format(data: bytes) -> str:
 
 
 def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
-    return min(width, PRE_SCALE * cfg.width), min(height, PRE_SCALE * cfg.height)
+    if cfg.frame_fit == "stretch":
+        return min(width, PRE_SCALE * cfg.width), min(height, PRE_SCALE * cfg.height)
+    # Letterboxing needs the clip's own aspect ratio: one scale for both sides.
+    scale = min(1.0, PRE_SCALE * cfg.width / width, PRE_SCALE * cfg.height / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 # Frame threads from this many pixels per frame up. Measured with bench/decode.py on 2 quiet cores, threads never
@@ -243,5 +248,5 @@ def prepare_upload(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> Prepar
             raise UnsupportedMedia("this model takes precomputed features: upload a .npy of shape (Tf, D)")
         return PreparedVideo(_features_from_npy(load_npy(data), cfg, limits), None)
     frames = _frames_from_npy(load_npy(data), limits) if fmt == "npy" else decode_video_bytes(data, cfg, limits)
-    clip = prepare_clip(frames, cfg.frames, cfg.height, cfg.width)
-    return PreparedVideo(clip, clip[0])
+    clip = prepare_clip(frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+    return PreparedVideo(clip, clip[0], (int(frames.shape[1]), int(frames.shape[2])))

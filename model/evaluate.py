@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.config import ModelConfig
+from core.frames import fit_box
 from core.vocab import Vocab, pad_tokens
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import COLOUR_RGB, attribute_accuracy
+from model.data.synthetic import COLOUR_RGB, attribute_accuracy, object_binding
 from model.star import StarModel, load_checkpoint
 
 EVAL_BATCH = 64
@@ -115,11 +117,22 @@ def contrast(frames: np.ndarray, colour: str) -> float:
     return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
 
 
+def picture(video: np.ndarray, truth: dict[str, Any]) -> np.ndarray:
+    """The clip's own picture: a letterboxed clip (its `frame_box`) without the bars, whose black would pass
+    for the background."""
+    box = truth.get("frame_box")
+    if not box:
+        return video
+    top, left, h, w = box
+    return video[:, top:top + h, left:left + w]
+
+
 def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Share of generated clips whose probed colour / motion match the attributes they were asked for, and
-    their mean contrast."""
+    their mean contrast (each inside its picture's box when it has one)."""
     if not truths:
         return {}
+    videos = [picture(v, t) for v, t in zip(videos, truths)]
     probes = [probe_video(v) for v in videos]
     return {
         "colour": float(np.mean([p.colour == t.get("colour") for p, t in zip(probes, truths)])),
@@ -129,14 +142,18 @@ def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]
 
 
 def probe_report(pred: np.ndarray, true: np.ndarray, truths: Sequence[dict[str, Any]], rows: Sequence[int],
-                 unseen: Sequence[int]) -> dict[str, Any]:
+                 unseen: Sequence[int], pred_letterboxed: bool = True) -> dict[str, Any]:
     """The probe on generated clips (one-object clips; and those of held-out combinations), beside the same
-    probe on the true clips as its ceiling."""
-    def on(videos: np.ndarray, idx: Sequence[int]) -> dict[str, float]:
-        return probe_accuracy([videos[i] for i in idx], [truths[i] for i in idx])
+    probe on the true clips as its ceiling. pred_letterboxed False: the generated clips fill the frame whatever
+    the true clip's box (sentence-to-video: a sentence names no aspect ratio)."""
+    full = [{k: v for k, v in t.items() if k != "frame_box"} for t in truths]
+
+    def on(videos: np.ndarray, idx: Sequence[int], boxed: bool = True) -> dict[str, float]:
+        return probe_accuracy([videos[i] for i in idx], [(truths if boxed else full)[i] for i in idx])
 
     held = [i for i in unseen if i in set(rows)]
-    return {"probe": on(pred, rows), "probe_unseen_combos": on(pred, held), "probe_on_ground_truth": on(true, rows)}
+    return {"probe": on(pred, rows, pred_letterboxed), "probe_unseen_combos": on(pred, held, pred_letterboxed),
+            "probe_on_ground_truth": on(true, rows)}
 
 
 # ---------------------------------------------------------------- running a model over a split
@@ -199,6 +216,24 @@ def _true_frames(clips: Sequence[Clip]) -> np.ndarray:
     return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
 
 
+# Caption accuracy per kind of clip: one object or two (binding: issue 18), drawn at the model's own aspect ratio or
+# at another and letterboxed.
+CLIP_GROUPS: dict[str, Any] = {
+    "attributes_one_object": lambda t: len(t.get("objects", [None])) == 1,
+    "attributes_two_objects": lambda t: len(t.get("objects", [None])) == 2,
+    "attributes_letterboxed": lambda t: "frame_box" in t,
+}
+
+
+def _attribute_groups(hyps: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for key, member in CLIP_GROUPS.items():
+        idx = [i for i, t in enumerate(truths) if member(t)]
+        if idx:
+            out[key] = {**attribute_accuracy([hyps[i] for i in idx], [truths[i] for i in idx]), "n": len(idx)}
+    return out
+
+
 def _single_object(clips: Sequence[Clip]) -> list[int]:
     return [i for i, c in enumerate(clips) if len(c.attributes.get("objects", [None])) == 1]
 
@@ -219,6 +254,8 @@ def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_s
         if synthetic:
             r["attributes"] = attribute_accuracy(hyps, truths)
             r["attributes_unseen_combos"] = attribute_accuracy([hyps[i] for i in unseen], [truths[i] for i in unseen])
+            r.update(_attribute_groups(hyps, truths))
+            r["binding_two_objects"] = object_binding(hyps, truths)
         r["samples"] = [{"clip": c.clip_id, "caption": h, "reference": c.captions[0]} for c, h in zip(clips[:5], hyps)]
         results["caption"] = r
     if "paraphrase" in tasks:
@@ -243,22 +280,38 @@ def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_s
             pred = sentences_to_video(model, vocab, [c.captions[0] for c in clips])
             results["sentence_to_video"] = {"MSE": frame_mse(pred, true)}
             if synthetic:
-                results["sentence_to_video"].update(probe_report(pred, true, truths, single, unseen))
+                results["sentence_to_video"].update(probe_report(pred, true, truths, single, unseen, False))
     return results
 
 
 def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam_size: int = 1) -> dict[str, Any]:
     """Caption accuracy on the outside test set: real files drawn by ffmpeg and Pillow, decoded by the
-    service's own decode path (model/data/outside.py)."""
+    service's own decode path (model/data/outside.py); and, for models that draw, the video probe on their
+    reconstructions beside the same probe on the decoded files."""
     from model.data.outside import load_outside_set, outside_accuracy
 
     cfg = model.cfg
+    clips: list[Clip] = []
 
     def caption(frames: np.ndarray) -> str:
-        clip = Clip("outside", [], np.rint(frames * 255.0).astype(np.uint8), None, {})
-        return caption_clips(model, vocab, [clip], beam_size)[0]
+        clips.append(Clip("outside", [], np.rint(frames * 255.0).astype(np.uint8), None, {}))
+        return caption_clips(model, vocab, clips[-1:], beam_size)[0]
 
-    return outside_accuracy(caption, load_outside_set(directory), cfg.frames, cfg.height, cfg.width)
+    labelled = load_outside_set(directory)
+    result = outside_accuracy(caption, labelled, cfg.frames, cfg.height, cfg.width, fit=cfg.frame_fit)
+    if model.video_decoder is not None and clips:
+        truths = [_outside_truth(label, cfg) for _, label in labelled]
+        rows = list(range(len(clips)))
+        result["reconstruct"] = probe_report(reconstruct_clips(model, clips), _true_frames(clips), truths, rows, [])
+    return result
+
+
+def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
+    """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
+    if cfg.frame_fit != "pad":
+        return label
+    w, h = (int(v) for v in label["size"].split("x"))
+    return {**label, "frame_box": list(fit_box(h, w, cfg.height, cfg.width))}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,
@@ -287,10 +340,18 @@ def markdown_table(results: dict[str, Any]) -> str:
             cells = [r.get("METEOR"), *(r.get(f"BLEU@{i}") for i in range(1, 5)),
                      a.get("colour"), a.get("shape"), a.get("motion"), a.get("all")]
             lines.append(f"| {t} | " + " | ".join("-" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
-        unseen = results.get("caption", {}).get("attributes_unseen_combos")
-        if unseen:
-            lines.append("| caption, unseen combinations | | | | | | " + " | ".join(
-                f"{100 * unseen[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        for key, label in (("attributes_unseen_combos", "unseen combinations"),
+                           ("attributes_one_object", "one object"), ("attributes_two_objects", "two objects"),
+                           ("attributes_letterboxed", "other aspect ratios, letterboxed")):
+            group = results.get("caption", {}).get(key)
+            if group:
+                lines.append(f"| caption, {label} | | | | | | " + " | ".join(
+                    f"{100 * group[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        binding = results.get("caption", {}).get("binding_two_objects")
+        if binding:
+            lines += ["", (f"Two-object clips ({binding['n']}), each clause of the caption read on its own: the first "
+                           f"clause names all three attributes of one of the objects in {100 * binding['first']:.1f}%, "
+                           f"both objects are named right in {100 * binding['both']:.1f}%.")]
         lines.append("")
     video_tasks = [t for t in ("reconstruct", "sentence_to_video") if t in results]
     if video_tasks:
@@ -309,11 +370,19 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines += ["", "Caption accuracy on the outside test set (files drawn by ffmpeg / Pillow, real encoders):", "",
                   "| group | clips | colour | shape | motion | all three |", "|---|---|---|---|---|---|"]
         out = results["outside"]
-        groups = [("overall", out["overall"])] + [(g, r) for kind in ("by_source", "by_container", "by_motion")
+        groups = [("overall", out["overall"])] + [(g, r) for kind in ("by_source", "by_container", "by_motion",
+                                                               "by_aspect", "by_background")
                                                   for g, r in sorted(out.get(kind, {}).items())]
         for group, r in groups:
             lines.append(f"| {group} | {r['n']} | " + " | ".join(
                 f"{100 * r[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        rec = out.get("reconstruct")
+        if rec:
+            lines += ["", "Reconstruct on the outside test set (the video probe):", "",
+                      "| clips | probe colour | probe motion | contrast |", "|---|---|---|---|"]
+            for label, key in (("reconstructed", "probe"), ("the decoded files (the ceiling)", "probe_on_ground_truth")):
+                p = rec[key]
+                lines.append(f"| {label} | {100 * p['colour']:.1f} | {100 * p['motion']:.1f} | {p['contrast']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger("service.cache")
 
 F32 = np.dtype("<f4")
+BOX = np.dtype("<i2")
 LATENT_ID = re.compile(r"^slr:(?P<version>[A-Za-z0-9._-]+):(?P<config>v|s|vs):(?P<digest>[0-9a-f]{64})$")
 
 
@@ -33,6 +34,9 @@ class SlrEntry:
     mu: np.ndarray  # f32 [Nz]
     sigma: np.ndarray  # f32 [Nz]
     first_frame: np.ndarray | None = None  # uint8 [H,W,3] when the input had frames
+    # (top, left, h, w) of the clip's own picture in a letterboxed frame ("pad" models), so that reconstruct can
+    # answer in the clip's aspect ratio; None when the picture fills the frame.
+    box: tuple[int, int, int, int] | None = None
 
 
 def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
@@ -54,7 +58,19 @@ def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
     fields = {"mu": entry.mu.astype(F32).tobytes(), "sigma": entry.sigma.astype(F32).tobytes()}
     if entry.first_frame is not None:
         fields["first"] = np.ascontiguousarray(entry.first_frame, dtype=np.uint8).tobytes()
+    if entry.box is not None:
+        fields["box"] = np.asarray(entry.box, dtype=BOX).tobytes()
     return fields
+
+
+def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
+    """A stored box, or None when absent or not one that fits the frame (a foreign value is not trusted)."""
+    if raw is None or len(raw) != 4 * BOX.itemsize:
+        return None
+    top, left, h, w = (int(v) for v in np.frombuffer(raw, dtype=BOX))
+    if min(top, left) < 0 or h < 1 or w < 1 or top + h > frame_shape[0] or left + w > frame_shape[1]:
+        return None
+    return top, left, h, w
 
 
 def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
@@ -67,7 +83,8 @@ def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
     frame = None
     if first is not None and len(first) == int(np.prod(frame_shape)):
         frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
-    return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame)
+    return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame,
+                    _box(fields.get(b"box"), frame_shape))
 
 
 class SlrCache:

@@ -139,6 +139,9 @@ class ModelInfo(BaseModel):
     frames: int
     height: int
     width: int
+    frame_fit: Literal["stretch", "pad"] = Field(
+        description="how a clip of another aspect ratio meets height x width: squeezed, or letterboxed (and "
+                    "/reconstruct answers in the clip's own aspect ratio)")
     latent_dim: int
     max_words: int
     vocab_size: int

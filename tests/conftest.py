@@ -19,7 +19,8 @@ def tiny_corpus():
     from model.data.synthetic import generate
 
     m = TINY.model
-    return generate(TINY.corpus_clips, seed=0, frames=m.frames, height=m.height, width=m.width)
+    return generate(TINY.corpus_clips, seed=0, frames=m.frames, height=m.height, width=m.width,
+                    aspect_share=TINY.aspect_share)
 
 
 @pytest.fixture(scope="session")

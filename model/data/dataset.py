@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from core.config import ModelConfig
+from core.frames import resize_frame
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 from model.data.corpus import Clip
 
@@ -51,6 +52,16 @@ def _clip_video(clip: Clip, cfg: ModelConfig) -> np.ndarray:
 
 # A pixel belongs to the object when it is this far (0-255, Euclidean over RGB) from the border median.
 OBJECT_DISTANCE = 60.0
+
+
+def unbox_clip(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
+    """A letterboxed uint8 [T, H, W, 3] clip's picture (`box`: top, left, h, w) stretched back to H x W: a sentence
+    names no aspect ratio, so what it is drawn against fills the frame."""
+    if not box:
+        return frames
+    top, left, bh, bw = box
+    h, w = frames.shape[1:3]
+    return np.stack([resize_frame(np.ascontiguousarray(f[top:top + bh, left:left + bw]), h, w) for f in frames])
 
 
 def centre_clip(frames: np.ndarray) -> np.ndarray:
@@ -97,7 +108,8 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
     # The layered decoder learns sentence-to-video against centred clips (model/star.py: video_target).
     centred = None
     if frames is not None and cfg.video_output and cfg.video_decoder == "layers":
-        centred = torch.from_numpy(np.stack([centre_clip(v) for v in videos]))
+        centred = torch.from_numpy(np.stack([centre_clip(unbox_clip(v, c.attributes.get("frame_box")))
+                                             for v, c in zip(videos, clips)]))
     return SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
                         torch.tensor([len(x) for x in ids], dtype=torch.long), centred)
 

@@ -42,8 +42,14 @@ SOURCES: tuple[str, ...] = ("ffmpeg", "pil")
 OUTSIDE_MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "grow", "shrink")
 FFMPEG_SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 PIL_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross")
-FFMPEG_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144))
-PIL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144), (480, 270))
+# Landscape 16:9 and 4:3, CIF, portrait (3:4, 2:3), square and 1.85:1 cinema: scored per aspect group (ASPECT_GROUPS).
+FFMPEG_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144), (240, 320), (288, 288), (444, 240))
+PIL_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 360), (176, 144), (480, 270), (240, 320), (200, 300),
+                                          (240, 240), (352, 288), (444, 240))
+# Upper bounds of width / height for each group, in order.
+ASPECT_GROUPS: tuple[tuple[str, float], ...] = (("portrait", 0.95), ("square", 1.05), ("4:3", 1.5), ("16:9", 1.8),
+                                                ("wide", float("inf")))
+SHAKE_SHARE = 0.25  # Pillow clips filmed by a shaking hand: the whole picture jumps a few pixels each frame
 
 # Other software's names for the canonical colours (CSS / X11, as both ffmpeg and Pillow spell them).
 # Each is nearer in RGB to its own canonical colour than to any other (checked at import).
@@ -88,12 +94,14 @@ def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: 
     shapes = FFMPEG_SHAPES if source == "ffmpeg" else PIL_SHAPES
     sizes = FFMPEG_SIZES if source == "ffmpeg" else PIL_SIZES
     if quick:
-        sizes = ((176, 144), (320, 180))
+        sizes = ((176, 144), (320, 180), (144, 192))
     colour = list(COLOUR_RGB)[int(rng.integers(len(COLOUR_RGB)))]
     css = CSS_NAMES[colour][int(rng.integers(len(CSS_NAMES[colour])))]
     rgb = ImageColor.getrgb(css)
     motion = OUTSIDE_MOTIONS[(k + int(rng.integers(len(OUTSIDE_MOTIONS)))) % len(OUTSIDE_MOTIONS)]
     w, h = sizes[int(rng.integers(len(sizes)))]
+    if quick:  # every quick size in a set of a few clips: one per container, in turn
+        w, h = sizes[(CONTAINERS.index(container) + k) % len(sizes)]
     fps = int(rng.choice([10, 12, 15] if w * h > 200_000 else [12, 15, 24, 25, 30]))
     duration = float(rng.choice([2.0, 2.5, 3.0]))
     if quick:
@@ -127,7 +135,25 @@ def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: 
         "gradient" if rng.random() < 0.3 else "plain")
     plan["bg2"] = bg[int(rng.integers(len(bg)))]
     plan["bg_seed"] = int(rng.integers(2**31))
+    plan["shake"] = source == "pil" and bool(np.random.default_rng(plan["bg_seed"] + 2).random() < SHAKE_SHARE)
     return plan
+
+
+def aspect_group(width: int, height: int) -> str:
+    """The ASPECT_GROUPS name of a width x height frame."""
+    return next(name for name, upper in ASPECT_GROUPS if width / height < upper)
+
+
+def _shake(frames: np.ndarray, seed: int) -> np.ndarray:
+    """Each frame moved by a random offset of up to 2% of its size (edges repeated), as a hand-held camera."""
+    n, h, w, _ = frames.shape
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(frames)
+    for i, f in enumerate(frames):
+        dy, dx = (int(rng.integers(-m, m + 1)) for m in (max(1, h // 50), max(1, w // 50)))
+        padded = np.pad(f, ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0)), mode="edge")
+        out[i] = padded[abs(dy) + dy:abs(dy) + dy + h, abs(dx) + dx:abs(dx) + dx + w]
+    return out
 
 
 def _n_frames(plan: dict[str, Any]) -> int:
@@ -269,6 +295,8 @@ def pil_frames(plan: dict[str, Any]) -> np.ndarray:
             draw.polygon(_polygon(plan["shape"], cx, cy, r), fill=fill)
         frames.append(np.asarray(im))
     out = np.stack(frames)
+    if plan.get("shake"):
+        out = _shake(out, plan["bg_seed"] + 3)
     if plan["noise"]:
         noise = np.random.default_rng(plan["bg_seed"] + 1).normal(0, 5, out.shape)
         out = np.clip(out + noise, 0, 255).astype(np.uint8)
@@ -316,11 +344,11 @@ def _encode_without_ffmpeg(frames: np.ndarray, plan: dict[str, Any], path: Path,
 
 # --------------------------------------------------------------------------- the set
 
-def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 5,
+def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 8,
                       sources: Sequence[str] = SOURCES, containers: Sequence[str] = CONTAINERS,
                       quick: bool = False) -> list[dict]:
     """Write n_per_kind clips per (source, container) into out_dir plus labels.json; return the labels
-    (each with its `file` name). 2 sources x 5 containers x 5 = 50 clips by default. Sources whose tool
+    (each with its `file` name). 2 sources x 5 containers x 8 = 80 clips by default. Sources whose tool
     is missing (ffmpeg) are skipped. Deterministic by seed (the drawing; encoders may differ by version).
     `quick` (tests): small frames, 2 s at 10 fps."""
     out = Path(out_dir)
@@ -349,6 +377,7 @@ def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 5,
                     "container": container, "size": f"{plan['width']}x{plan['height']}", "fps": plan["fps"],
                     "duration": plan["duration"], "css_colour": plan["css_colour"], "rgb": plan["rgb"],
                     "background": plan["background"], "bg_style": plan["bg_style"], "noise": plan["noise"],
+                    "shake": plan["shake"], "aspect": aspect_group(plan["width"], plan["height"]),
                     "encoder": "ffmpeg" if have_ffmpeg else "pyav",
                 }
     meta = {"seed": seed, "n_per_kind": n_per_kind, "quick": quick, "build_s": round(time.monotonic() - t0, 2),
@@ -364,14 +393,14 @@ def load_outside_set(directory: str | Path) -> list[tuple[Path, dict]]:
     return [(d / name, clips[name]) for name in sorted(clips)]
 
 
-def decode_clip_file(path: str | Path, frames: int, height: int, width: int) -> np.ndarray:
+def decode_clip_file(path: str | Path, frames: int, height: int, width: int, fit: str = "stretch") -> np.ndarray:
     """Any video file -> the model's input, float32 (frames, height, width, 3) in [0, 1], by the very
     code the service runs on an upload: `core.media.prepare_upload` (format sniffing, PyAV decoding
     with its pre-scaling and limits, then `core.frames.prepare_clip`)."""
     from core.config import ModelConfig
     from core.media import MediaLimits, prepare_upload
 
-    cfg = ModelConfig(video_input="frames", frames=frames, height=height, width=width)
+    cfg = ModelConfig(video_input="frames", frames=frames, height=height, width=width, frame_fit=fit)
     return prepare_upload(Path(path).read_bytes(), cfg, MediaLimits()).array
 
 
@@ -381,9 +410,9 @@ def decode_clip_file(path: str | Path, frames: int, height: int, width: int) -> 
 
 def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Path, dict]],
                      frames: int | None = None, height: int | None = None, width: int | None = None,
-                     max_failures: int = 20) -> dict[str, Any]:
+                     max_failures: int = 20, fit: str = "stretch") -> dict[str, Any]:
     """Colour / shape / motion / all accuracy of captions (read back with `parse_attributes`), overall,
-    per container, per source and per motion.
+    per container, per source, per motion, per aspect-ratio group and per background (camera shake apart).
 
     caption_fn is called once per clip with the decoded model input (float32 (T, H, W, 3) from
     `decode_clip_file`) when frames, height and width are given, else with the file's Path (e.g. to
@@ -393,11 +422,13 @@ def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Pat
     hits: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
     failures = []
     for path, label in clips:
-        caption = caption_fn(decode_clip_file(path, frames, height, width) if decode else path)
+        caption = caption_fn(decode_clip_file(path, frames, height, width, fit) if decode else path)
         parsed = parse_attributes(caption)
         ok = [parsed.get(a) == label[a] for a in ATTRIBUTES]
+        w, h = (int(v) for v in label["size"].split("x"))
+        background = "shake" if label.get("shake") else label["bg_style"]
         for group in ("overall", f"container:{label['container']}", f"source:{label['source']}",
-                      f"motion:{label['motion']}"):
+                      f"motion:{label['motion']}", f"aspect:{aspect_group(w, h)}", f"background:{background}"):
             h = hits[group.split(":")[0]][group]
             for i, good in enumerate(ok):
                 h[i] += good
@@ -411,7 +442,7 @@ def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Pat
         return {**{a: h[i] / h[4] for i, a in enumerate(ATTRIBUTES)}, "all": h[3] / h[4], "n": h[4]}
 
     result: dict[str, Any] = {"n": len(clips), "overall": rates(hits["overall"]["overall"]) if clips else {}}
-    for kind in ("container", "source", "motion"):
+    for kind in ("container", "source", "motion", "aspect", "background"):
         result[f"by_{kind}"] = {g.split(":", 1)[1]: rates(h) for g, h in sorted(hits[kind].items())}
     result["failures"] = failures
     return result

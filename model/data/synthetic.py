@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.frames import fit_box, prepare_clip
 from model.data.corpus import Clip, Corpus
 
 # --- vocabulary of the world -------------------------------------------------------------------------
@@ -138,6 +139,10 @@ MAX_CAPTION_WORDS = 16
 UNSEEN_FRACTION = 0.04
 N_HELD_OUT_COMBOS = 6
 TWO_OBJECT_PROBABILITY = 0.2
+# Aspect ratios (width / height) of the clips drawn on a canvas other than the model's and letterboxed into it
+# (`aspect_share` of a corpus): portrait phone video, 3:4, square, 4:3, 1.85:1 and 2.39:1 cinema.
+CANVAS_ASPECTS: tuple[float, ...] = (9 / 16, 3 / 4, 1.0, 4 / 3, 1.85, 2.39)
+CANVAS_SCALE = 2  # such clips are drawn at twice the model's size and box-filtered down, as an upload is
 
 
 # --- parsing ------------------------------------------------------------------------------------------
@@ -489,8 +494,22 @@ def _place_second(main: ObjectSpec, colour: str, shape: str, motion: str, frames
     return best
 
 
+def _canvas(aspect: float, height: int, width: int) -> tuple[int, int]:
+    """(h, w) of a canvas of the given aspect ratio whose letterboxed box fills the model frame on one side."""
+    if aspect < width / height:
+        h = CANVAS_SCALE * height
+        return h, max(2, round(h * aspect))
+    w = CANVAS_SCALE * width
+    return max(2, round(w / aspect)), w
+
+
 def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, height: int, width: int,
-               captions_per_clip: int) -> Clip:
+               captions_per_clip: int, aspect: float | None = None) -> Clip:
+    """One clip; with `aspect`, drawn on a canvas of that aspect ratio and letterboxed into height x width
+    (`core.frames.prepare_clip`, fit "pad", as an upload of that shape is) -- attributes gain its `frame_box`."""
+    out_h, out_w = height, width
+    if aspect is not None:
+        height, width = _canvas(aspect, out_h, out_w)
     rng = np.random.default_rng([seed, i])
     objects = [_make_object(*combo, frames, height, width, rng)]
     if rng.random() < TWO_OBJECT_PROBABILITY:
@@ -507,6 +526,9 @@ def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, heigh
         "size": objects[0].size, "speed": objects[0].speed, "background": background,
         "objects": [o.describe() for o in objects], "unseen_combo": unseen,
     }
+    if aspect is not None:
+        video = np.rint(prepare_clip(video, frames, out_h, out_w, "pad") * 255.0).astype(np.uint8)
+        attributes.update(aspect=round(aspect, 3), frame_box=list(fit_box(height, width, out_h, out_w)))
     return Clip(clip_id=f"syn_{i:06d}", captions=captions, frames=video, features=None, attributes=attributes)
 
 
@@ -516,9 +538,19 @@ def _split_indices(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return tuple(np.sort(part) for part in (order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]))
 
 
+def _aspect(seed: int, i: int, share: float) -> float | None:
+    """The canvas aspect ratio of clip i, or None (the model's own) -- from its own stream, so a share of 0 leaves
+    every clip as it was."""
+    if share <= 0:
+        return None
+    rng = np.random.default_rng([seed, i, 2])
+    return float(CANVAS_ASPECTS[rng.integers(len(CANVAS_ASPECTS))]) if rng.random() < share else None
+
+
 def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, width: int = 64,
-             captions_per_clip: int = 8, progress: bool = False) -> Corpus:
-    """A synthetic corpus of n_clips clips (uint8 (T, H, W, 3)) with captions_per_clip captions each.
+             captions_per_clip: int = 8, progress: bool = False, aspect_share: float = 0.0) -> Corpus:
+    """A synthetic corpus of n_clips clips (uint8 (T, H, W, 3)) with captions_per_clip captions each; an
+    `aspect_share` of them drawn at other aspect ratios (CANVAS_ASPECTS) and letterboxed.
 
     Splits by clip 80 / 10 / 10 over the ordinary clips; in addition about 4% of the clips show one of a
     few held-out (colour, shape, motion) combinations and go to test only (`unseen_combo`).
@@ -542,7 +574,8 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
             combo, k = held_out[k % len(held_out)], k + 1
         else:
             combo = _sample_combo(np.random.default_rng([seed, i, 1]), forbidden)
-        clips.append(_make_clip(i, seed, combo, i in unseen_ids, frames, height, width, captions_per_clip))
+        clips.append(_make_clip(i, seed, combo, i in unseen_ids, frames, height, width, captions_per_clip,
+                                _aspect(seed, i, aspect_share)))
     seen = [c for c in clips if not c.attributes["unseen_combo"]]
     train, val, test = _split_indices(len(seen), master)
     splits = {
@@ -553,7 +586,7 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
     }
     meta = {
         "seed": seed, "n_clips": n_clips, "frames": frames, "height": height, "width": width,
-        "captions_per_clip": captions_per_clip, "colours": list(COLOURS), "shapes": list(SHAPES),
+        "captions_per_clip": captions_per_clip, "aspect_share": aspect_share, "colours": list(COLOURS), "shapes": list(SHAPES),
         "motions": list(MOTIONS), "held_out_combos": [list(c) for c in held_out],
         "unseen_test_clips": len(unseen_ids), "split_rule": "80/10/10 by clip; held-out combos test only",
     }
@@ -585,3 +618,25 @@ def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any
             hits[a] += good
         hits["all"] += all(ok)
     return {a: hits[a] / len(truths) for a in hits}
+
+
+# Where a two-object caption's second clause begins (`_caption`'s joiners before `_clause`'s openings); "up and
+# down" is no joiner.
+_CLAUSE_BREAK = re.compile(r"(?:,? and|,? while| as) (?=(?:there|we|another|a|an|one|the)\b)")
+
+
+def object_binding(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Binding on clips of two objects, each clause of a caption read on its own: an object is bound when one
+    clause names its colour, shape and motion all three. `first`: the first clause binds one of the objects (the
+    attribute scores read that one); `both`: both objects are bound; `n`: two-object clips scored."""
+    first = both = n = 0
+    for hyp, truth in zip(hypotheses, truths):
+        objects = truth.get("objects") or []
+        if len(objects) != 2:
+            continue
+        n += 1
+        clauses = [parse_attributes(c) for c in _CLAUSE_BREAK.split(hyp)]
+        bound = [[all(c.get(a) == o[a] for a in ATTRIBUTES) for o in objects] for c in clauses]
+        first += any(bound[0])
+        both += all(any(row[j] for row in bound) for j in range(2))
+    return {"first": first / n, "both": both / n, "n": n} if n else {}

@@ -35,6 +35,10 @@ SENTENCE_TO_VIDEO = BodySpec(
 async def video_response(predictor: Predictor, latent: Latent, first_frame: bool, fmt: Literal["gif", "json"],
                          scale: int | None, fps: float, unknown: list[str] | None = None) -> Response:
     frames = await predictor.video(latent, condition_on_first_frame=first_frame)
+    box = latent.entry.box if first_frame else None
+    if box is not None:  # the clip's own aspect ratio: the letterbox's bars are not part of the answer
+        top, left, h, w = box
+        frames = frames[:, top:top + h, left:left + w]
     scale = display_scale(frames.shape[2], scale)
     rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from core.config import ModelConfig
-from core.frames import prepare_clip
+from core.frames import fit_box, prepare_clip, resize_frame
 from core.media import (
     MediaLimitExceeded,
     MediaLimits,
@@ -104,3 +104,33 @@ def test_gif_and_png_output() -> None:
     assert to_uint8(frames, 2).shape == (6, 24, 32, 3)
     with pytest.raises(ValueError):
         to_uint8(frames, 9)
+
+
+@pytest.mark.parametrize("src, box", [((48, 64), (0, 0, 12, 16)), ((64, 48), (0, 3, 12, 9)),
+                                      ((40, 40), (0, 2, 12, 12)), ((20, 80), (4, 0, 4, 16))])
+def test_fit_box_keeps_the_aspect_ratio_centred(src: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+    assert fit_box(*src, 12, 16) == box
+
+
+def test_pad_letterboxes_with_black_bars_and_keeps_a_square_square() -> None:
+    frame = np.full((64, 48, 3), 200, np.uint8)  # portrait, light grey
+    frame[24:40, 16:32] = (255, 0, 0)  # a red square in the middle
+    out = resize_frame(frame, 12, 16, "pad")
+    assert out.shape == (12, 16, 3) and not out[:, :3].any() and not out[:, 12:].any()  # bars left and right
+    red = np.argwhere((out[..., 0] > 200) & (out[..., 1] < 100))
+    rows, cols = np.ptp(red[:, 0]) + 1, np.ptp(red[:, 1]) + 1
+    assert abs(int(rows) - int(cols)) <= 1  # still a square; "stretch" makes it a flat bar
+    squeezed = np.argwhere(resize_frame(frame, 12, 16, "stretch")[..., 1] < 100)
+    assert np.ptp(squeezed[:, 1]) > np.ptp(squeezed[:, 0])
+    same_aspect = np.tile(frame[:48], (1, 2, 1))[:, :64]  # 48 x 64: the model's own 4:3, nothing to pad
+    assert np.array_equal(resize_frame(same_aspect, 12, 16, "pad"), resize_frame(same_aspect, 12, 16, "stretch"))
+
+
+@pytest.mark.parametrize("fmt", ("mp4", "npy", "gif"))
+def test_pad_models_decode_a_portrait_upload_letterboxed(fmt: str) -> None:
+    clip = moving_square_clip(n_frames=12, height=64, width=48)
+    cfg = ModelConfig(frames=6, height=12, width=16, frame_fit="pad")
+    prepared = prepare_upload(encode_clip(clip, fmt), cfg, MediaLimits())
+    assert prepared.source_size is not None and fit_box(*prepared.source_size, 12, 16) == (0, 3, 12, 9)
+    assert prepared.array[:, :, :3].max() < 0.05 and prepared.array[:, :, 12:].max() < 0.05
+    assert np.abs(prepared.array - prepare_clip(clip, 6, 12, 16, "pad")).mean() < 0.02

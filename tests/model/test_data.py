@@ -40,6 +40,38 @@ def test_same_seed_gives_byte_identical_clips_and_captions():
     assert any(x.frames.tobytes() != y.frames.tobytes() for x, y in zip(a.clips(), c.clips()))
 
 
+def test_a_share_of_clips_is_drawn_at_other_aspect_ratios_and_letterboxed():
+    plain, mixed = generate(60, seed=2, frames=4, height=18, width=32), generate(
+        60, seed=2, frames=4, height=18, width=32, aspect_share=0.5)
+    boxed = [c for c in mixed.clips() if "frame_box" in c.attributes]
+    assert 15 <= len(boxed) <= 45 and mixed.meta["aspect_share"] == 0.5
+    by_id = {c.clip_id: c for c in plain.clips()}
+    for clip in mixed.clips():
+        if "frame_box" not in clip.attributes:  # the others are exactly the clips of a corpus without the share
+            assert clip.frames.tobytes() == by_id[clip.clip_id].frames.tobytes()
+            continue
+        top, left, h, w = clip.attributes["frame_box"]
+        assert clip.frames.shape == (4, 18, 32, 3) and (h == 18 or w == 32)
+        assert abs(w / h - clip.attributes["aspect"]) < 0.15
+        bars = np.ones((18, 32), bool)
+        bars[top:top + h, left:left + w] = False
+        assert not clip.frames[:, bars].any()  # black bars
+        assert clip.frames[:, ~bars].any(axis=-1).mean() > 0.5  # a picture inside them
+        # The captions still name the drawn objects: the attributes come from the same draw.
+        assert parse_attributes(clip.captions[0])["colour"] in {o["colour"] for o in clip.attributes["objects"]}
+
+
+def test_unboxing_a_letterboxed_clip_fills_the_frame():
+    from model.data.dataset import centre_clip, unbox_clip
+
+    mixed = generate(40, seed=2, frames=4, height=18, width=32, aspect_share=1.0)
+    clip = next(c for c in mixed.clips() if c.attributes["frame_box"][3] < 32)  # a pillarboxed one
+    full = unbox_clip(clip.frames, clip.attributes["frame_box"])
+    assert full.shape == clip.frames.shape and full[:, :, 0].any() and full[:, :, -1].any()
+    assert centre_clip(full).shape == full.shape
+    assert unbox_clip(clip.frames, None) is clip.frames
+
+
 def test_frames_shape_dtype_and_sizes():
     small = generate(12, seed=1, frames=8, height=24, width=32, captions_per_clip=5)
     for clip in small.clips():
@@ -316,3 +348,18 @@ def test_msrvtt_splits_from_files(tmp_path: Path):
     with pytest.warns(UserWarning):
         only_test = load_msrvtt(tmp_path / "test_videodatainfo.json", tmp_path / "features")  # one Path is fine
     assert only_test.sizes() == {"train": 0, "val": 0, "test": 2}
+
+
+def test_object_binding_reads_each_clause_of_a_two_object_caption():
+    two = {"objects": [{"colour": "red", "shape": "circle", "motion": "bounce"},
+                       {"colour": "blue", "shape": "square", "motion": "left"}]}
+    hyps = ["a red ball bounces up and down and we also see a blue square moving left",  # both bound
+            "a red square bounces while the blue ball moves left",  # attributes swapped between the objects
+            "a blue box slides to the left"]  # one object, bound
+    got = synthetic.object_binding(hyps, [two] * 3)
+    assert got == {"first": pytest.approx(2 / 3), "both": pytest.approx(1 / 3), "n": 3}
+    assert synthetic.object_binding(hyps[:1], [{"objects": two["objects"][:1]}]) == {}
+    # Every caption the generator writes for a two-object clip binds both of its objects.
+    clips = [c for c in generate(200, seed=4).clips() if len(c.attributes["objects"]) == 2]
+    assert clips and synthetic.object_binding([c.captions[0] for c in clips], [c.attributes for c in clips])[
+        "both"] == 1.0

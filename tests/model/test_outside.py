@@ -13,6 +13,8 @@ from model.data.outside import (
     CONTAINERS,
     CSS_NAMES,
     LABELS_JSON,
+    _shake,
+    aspect_group,
     build_outside_set,
     decode_clip_file,
     ffmpeg_binary,
@@ -120,6 +122,22 @@ def test_outside_accuracy_scores_captions(outside_dir) -> None:
     assert res["overall"]["all"] == pytest.approx(np.mean(
         [(lab["colour"], lab["shape"], lab["motion"]) == ("red", "circle", "right") for _, lab in clips]))
     assert sum(v["n"] for v in res["by_container"].values()) == len(clips)
+    # Every clip is scored in exactly one aspect-ratio group and one background group.
+    for kind in ("by_aspect", "by_background"):
+        assert sum(v["n"] for v in res[kind].values()) == len(clips), kind
+    assert set(res["by_aspect"]) == {aspect_group(*map(int, lab["size"].split("x"))) for _, lab in clips}
+    assert "portrait" in res["by_aspect"]  # the quick set draws a 144x192 clip
+
+
+def test_aspect_groups_and_camera_shake() -> None:
+    assert [aspect_group(w, h) for w, h in ((240, 320), (288, 288), (320, 240), (640, 360), (444, 240))] == [
+        "portrait", "square", "4:3", "16:9", "wide"]
+    frames = np.zeros((6, 40, 60, 3), np.uint8)
+    frames[:, 18:22, 28:32] = 255
+    shaken = _shake(frames, 0)
+    centres = [np.argwhere(f[..., 0] > 0).mean(0) for f in shaken]
+    assert all(np.abs(c - (19.5, 29.5)).max() <= 1.0 for c in centres)  # at most 2% of the frame
+    assert len({tuple(c) for c in centres}) > 1  # and it does move
 
 
 def test_decode_path_gives_the_frames_of_decoding_every_frame(outside_dir) -> None:

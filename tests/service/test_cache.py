@@ -95,3 +95,21 @@ def test_foreign_values_are_misses(redis_url: str, bad: dict) -> None:
         await cache.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("stored, expected", [((0, 3, 12, 9), (0, 3, 12, 9)), (None, None),
+                                              ((0, 3, 12, 99), None), ((-1, 0, 12, 16), None)])
+def test_the_pictures_box_round_trips_through_redis_and_a_foreign_one_is_dropped(redis_url: str, stored,
+                                                                                  expected) -> None:
+    async def go() -> None:
+        k = key(f"box-{stored}")
+        e = entry(2)
+        await SlrCache(redis_url, ttl_s=60, lru_size=8, frame_shape=SHAPE).put(k, SlrEntry(e.mu, e.sigma,
+                                                                                       e.first_frame, stored))
+        fresh = SlrCache(redis_url, ttl_s=60, lru_size=8, frame_shape=SHAPE)
+        got, tier = await fresh.get(k)
+        assert tier == "redis" and got.box == expected and np.array_equal(got.mu, e.mu)
+        redis.Redis.from_url(redis_url).delete(k)
+        await fresh.close()
+
+    asyncio.run(go())

@@ -161,6 +161,23 @@ def test_reconstruct_upload_gif_and_json(client: httpx.Client, model: dict) -> N
     assert frame.format == "PNG" and frame.size == (model["width"], model["height"]) and js["cached"] is True
 
 
+def test_reconstruct_answers_in_the_clips_own_aspect_ratio(client: httpx.Client, model: dict) -> None:
+    # A portrait clip is letterboxed into the model's landscape frame; the answer leaves the bars out.
+    h_model, w_model = model["height"], model["width"]
+    assert model["frame_fit"] == "pad"
+    files = video("mp4", 62, height=64, width=48)
+    gif = client.post("/reconstruct", files=files, data={"scale": "4"})
+    assert gif.status_code == 200, gif.text
+    w, h = Image.open(io.BytesIO(gif.content)).size
+    assert h == 4 * h_model and w == 4 * round(h_model * 48 / 64) and w < h
+    # The box is kept with the SLR: a latent_id (a fresh lookup) answers the same shape.
+    again = client.post("/reconstruct", data={"latent_id": gif.headers["x-latent-id"], "scale": "4"})
+    assert Image.open(io.BytesIO(again.content)).size == (w, h)
+    # A clip of the model's own aspect ratio fills the frame.
+    wide = client.post("/reconstruct", files=video("mp4", 63), data={"scale": "2"})
+    assert Image.open(io.BytesIO(wide.content)).size == (2 * w_model, 2 * h_model)
+
+
 def test_sentence_to_video(client: httpx.Client, model: dict) -> None:
     r = client.post("/sentence-to-video", json={"sentence": "a blue circle moves left", "scale": 2})
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif"

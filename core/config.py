@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+# How a clip of another aspect ratio meets the model's H x W (core/frames.py): "stretch" squeezes it, "pad" letterboxes.
+FrameFit = Literal["stretch", "pad"]
+
 
 @dataclass
 class ModelConfig:
@@ -29,7 +32,7 @@ class ModelConfig:
     draw_channels: int = 16  # feature maps of the "layers" decoder
     # How a clip of another aspect ratio meets height x width (core/frames.py): "stretch" (models up to quality-v4)
     # or "pad" (letterboxed, shapes kept). Training and serving read it from here, so they always agree.
-    frame_fit: Literal["stretch", "pad"] = "stretch"
+    frame_fit: FrameFit = "stretch"
 
     @property
     def frame_pixels(self) -> int:
@@ -115,8 +118,8 @@ def _preset(name: str) -> Preset:
                         cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers", frame_fit="pad"),
             TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
                         partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
-            corpus_clips=6000, aspect_share=0.25, description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on "
-                                           "2 quiet cores")
+            corpus_clips=6000, aspect_share=0.25,
+            description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores")
     if name == "quality":  # about 46 minutes on 2 cores (30 before the drawing decoder; README "Video out")
         # Full-model learning first: with the sentence channel on, the decoder learns to read z within a
         # few hundred steps (paraphrase colour 0.65 after 400). Then partial-model learning with the

@@ -5,20 +5,19 @@ A clip of any length and size becomes exactly T frames of H x W RGB, float32 in 
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from PIL import Image
+
+from core.config import FrameFit
 
 # Box filter when shrinking: it averages every source pixel, as an area resize does, so thin edges
 # and small objects keep their colour instead of aliasing away.
 RESIZE_FILTER = Image.Resampling.BOX
 
-# How a frame of another aspect ratio meets the model's H x W: "stretch" squeezes it (a square in a portrait clip
-# reaches the model as a flat bar), "pad" scales it whole into the largest centred box of its own aspect ratio
-# and fills the rest with black bars, as a player letterboxes.
-FrameFit = Literal["stretch", "pad"]
-FRAME_FITS: tuple[str, ...] = ("stretch", "pad")
+# FrameFit "stretch" squeezes a frame of another aspect ratio to H x W (a square in a portrait clip reaches the model
+# as a flat bar); "pad" scales it whole into the largest centred box of its own aspect ratio and fills the rest with
+# black bars, as a player letterboxes.
+Box = tuple[int, int, int, int]  # top, left, height, width
 
 
 def sample_indices(n_frames: int, t: int) -> np.ndarray:
@@ -28,12 +27,28 @@ def sample_indices(n_frames: int, t: int) -> np.ndarray:
     return np.minimum(((np.arange(t) + 0.5) * n_frames / t).astype(np.int64), n_frames - 1)
 
 
-def fit_box(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int, int, int]:
+def fit_box(src_h: int, src_w: int, height: int, width: int) -> Box:
     """(top, left, h, w): where a src_h x src_w picture lands, its aspect ratio kept, in a height x width frame."""
     scale = min(height / src_h, width / src_w)
     h = min(height, max(1, round(src_h * scale)))
     w = min(width, max(1, round(src_w * scale)))
     return (height - h) // 2, (width - w) // 2, h, w
+
+
+def picture_box(src_h: int, src_w: int, height: int, width: int, fit: FrameFit) -> Box | None:
+    """Where a src_h x src_w clip's own picture lies in the model's frame; None when it fills the frame."""
+    if fit != "pad":
+        return None
+    box = fit_box(src_h, src_w, height, width)
+    return None if box[2:] == (height, width) else box
+
+
+def crop_box(frames: np.ndarray, box: Box | list[int] | None) -> np.ndarray:
+    """[..., H, W, C] frames cut to a letterboxed picture's box (the bars left out); unchanged without a box."""
+    if not box:
+        return frames
+    top, left, h, w = box
+    return frames[..., top:top + h, left:left + w, :]
 
 
 def resize_frame(frame: np.ndarray, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:

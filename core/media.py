@@ -20,7 +20,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from core.config import ModelConfig
-from core.frames import prepare_clip, sample_indices, to_rgb_uint8
+from core.frames import Box, picture_box, prepare_clip, sample_indices, to_rgb_uint8
 
 VIDEO_FORMATS = ("mp4", "mov", "webm", "avi", "gif")
 SUPPORTED = VIDEO_FORMATS + ("npy",)
@@ -59,7 +59,8 @@ class PreparedVideo:
 
     array: np.ndarray  # f32 [T,H,W,3] in [0,1], or [T,D] features
     first_frame: np.ndarray | None  # f32 [H,W,3] or None for features
-    source_size: tuple[int, int] | None = None  # (height, width) of the decoded frames; None for features
+    # Where the upload's own picture lies in a letterboxed frame ("pad" models); None when it fills the frame.
+    box: Box | None = None
 
 
 def detect_format(data: bytes) -> str:
@@ -253,4 +254,5 @@ def prepare_upload(data: bytes, cfg: ModelConfig, limits: MediaLimits) -> Prepar
         return PreparedVideo(_features_from_npy(load_npy(data), cfg, limits), None)
     frames = _frames_from_npy(load_npy(data), limits) if fmt == "npy" else decode_video_bytes(data, cfg, limits)
     clip = prepare_clip(frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-    return PreparedVideo(clip, clip[0], (int(frames.shape[1]), int(frames.shape[2])))
+    return PreparedVideo(clip, clip[0], picture_box(frames.shape[1], frames.shape[2], cfg.height, cfg.width,
+                                                    cfg.frame_fit))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from core.config import ModelConfig
-from core.frames import fit_box
+from core.frames import crop_box, picture_box
 from core.vocab import Vocab, pad_tokens
 from model.data.corpus import Clip, Corpus
 from model.data.synthetic import COLOUR_RGB, attribute_accuracy, object_binding
@@ -117,22 +117,13 @@ def contrast(frames: np.ndarray, colour: str) -> float:
     return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
 
 
-def picture(video: np.ndarray, truth: dict[str, Any]) -> np.ndarray:
-    """The clip's own picture: a letterboxed clip (its `frame_box`) without the bars, whose black would pass
-    for the background."""
-    box = truth.get("frame_box")
-    if not box:
-        return video
-    top, left, h, w = box
-    return video[:, top:top + h, left:left + w]
-
-
 def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Share of generated clips whose probed colour / motion match the attributes they were asked for, and
     their mean contrast (each inside its picture's box when it has one)."""
     if not truths:
         return {}
-    videos = [picture(v, t) for v, t in zip(videos, truths)]
+    # A letterboxed clip is probed inside its picture: the bars' black would pass for the background.
+    videos = [crop_box(v, t.get("frame_box")) for v, t in zip(videos, truths)]
     probes = [probe_video(v) for v in videos]
     return {
         "colour": float(np.mean([p.colour == t.get("colour") for p, t in zip(probes, truths)])),
@@ -308,10 +299,9 @@ def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam
 
 def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
-    if cfg.frame_fit != "pad":
-        return label
     w, h = (int(v) for v in label["size"].split("x"))
-    return {**label, "frame_box": list(fit_box(h, w, cfg.height, cfg.width))}
+    box = picture_box(h, w, cfg.height, cfg.width, cfg.frame_fit)
+    return {**label, "frame_box": list(box)} if box else label
 
 
 def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,
@@ -380,7 +370,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         if rec:
             lines += ["", "Reconstruct on the outside test set (the video probe):", "",
                       "| clips | probe colour | probe motion | contrast |", "|---|---|---|---|"]
-            for label, key in (("reconstructed", "probe"), ("the decoded files (the ceiling)", "probe_on_ground_truth")):
+            for label, key in (("reconstructed", "probe"),
+                               ("the decoded files (the ceiling)", "probe_on_ground_truth")):
                 p = rec[key]
                 lines.append(f"| {label} | {100 * p['colour']:.1f} | {100 * p['motion']:.1f} | {p['contrast']:.2f} |")
     return "\n".join(lines) + "\n"

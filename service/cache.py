@@ -22,6 +22,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from core.frames import Box
+
 log = logging.getLogger("service.cache")
 
 F32 = np.dtype("<f4")
@@ -36,7 +38,7 @@ class SlrEntry:
     first_frame: np.ndarray | None = None  # uint8 [H,W,3] when the input had frames
     # (top, left, h, w) of the clip's own picture in a letterboxed frame ("pad" models), so that reconstruct can
     # answer in the clip's aspect ratio; None when the picture fills the frame.
-    box: tuple[int, int, int, int] | None = None
+    box: Box | None = None
 
 
 def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
@@ -63,7 +65,7 @@ def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
     return fields
 
 
-def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
+def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> Box | None:
     """A stored box, or None when absent or not one that fits the frame (a foreign value is not trusted)."""
     if raw is None or len(raw) != 4 * BOX.itemsize:
         return None

@@ -16,7 +16,6 @@ from typing import Any, Literal
 import numpy as np
 
 from core.channels import input_key
-from core.frames import fit_box
 from core.manifest import encoder_graph
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, prepare_upload
 from core.vocab import tokenize
@@ -183,17 +182,9 @@ class Predictor:
         prepared = await self.prepare(video) if video is not None else None
         mu, sigma = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
-        entry = SlrEntry(mu, sigma, first, self._picture_box(prepared))
+        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None)
         await self.cache.put(key, entry)
         return entry
-
-    def _picture_box(self, prepared: PreparedVideo | None) -> tuple[int, int, int, int] | None:
-        """Where the upload's own picture lies in the model's letterboxed frame; None when it fills the frame."""
-        cfg = self.engine.config
-        if prepared is None or prepared.source_size is None or cfg.frame_fit != "pad":
-            return None
-        box = fit_box(*prepared.source_size, cfg.height, cfg.width)
-        return None if box[2:] == (cfg.height, cfg.width) else box
 
     async def lookup(self, latent_id: str) -> Latent:
         m = LATENT_ID.match(latent_id)

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config import FrameFit
+
 LATENT_EXAMPLE = "slr:20261125-153000:v:" + "3f" * 32
 SENTENCE_EXAMPLE = "a red square moves to the right"
 LATENT_HELP = "an SLR from /encode (its `latent_id`) instead of media"
@@ -139,7 +141,7 @@ class ModelInfo(BaseModel):
     frames: int
     height: int
     width: int
-    frame_fit: Literal["stretch", "pad"] = Field(
+    frame_fit: FrameFit = Field(
         description="how a clip of another aspect ratio meets height x width: squeezed, or letterboxed (and "
                     "/reconstruct answers in the clip's own aspect ratio)")
     latent_dim: int

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from core.config import ModelConfig
-from core.frames import resize_frame
+from core.frames import crop_box, resize_frame
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 from model.data.corpus import Clip
 
@@ -59,9 +59,8 @@ def unbox_clip(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
     names no aspect ratio, so what it is drawn against fills the frame."""
     if not box:
         return frames
-    top, left, bh, bw = box
     h, w = frames.shape[1:3]
-    return np.stack([resize_frame(np.ascontiguousarray(f[top:top + bh, left:left + bw]), h, w) for f in frames])
+    return np.stack([resize_frame(np.ascontiguousarray(f), h, w) for f in crop_box(frames, box)])
 
 
 def centre_clip(frames: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
+from core.config import FrameFit
 from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, parse_attributes
 
 LABELS_JSON = "labels.json"
@@ -393,7 +394,8 @@ def load_outside_set(directory: str | Path) -> list[tuple[Path, dict]]:
     return [(d / name, clips[name]) for name in sorted(clips)]
 
 
-def decode_clip_file(path: str | Path, frames: int, height: int, width: int, fit: str = "stretch") -> np.ndarray:
+def decode_clip_file(path: str | Path, frames: int, height: int, width: int,
+                     fit: FrameFit = "stretch") -> np.ndarray:
     """Any video file -> the model's input, float32 (frames, height, width, 3) in [0, 1], by the very
     code the service runs on an upload: `core.media.prepare_upload` (format sniffing, PyAV decoding
     with its pre-scaling and limits, then `core.frames.prepare_clip`)."""
@@ -410,7 +412,7 @@ def decode_clip_file(path: str | Path, frames: int, height: int, width: int, fit
 
 def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Path, dict]],
                      frames: int | None = None, height: int | None = None, width: int | None = None,
-                     max_failures: int = 20, fit: str = "stretch") -> dict[str, Any]:
+                     max_failures: int = 20, fit: FrameFit = "stretch") -> dict[str, Any]:
     """Colour / shape / motion / all accuracy of captions (read back with `parse_attributes`), overall,
     per container, per source, per motion, per aspect-ratio group and per background (camera shake apart).
 

@@ -586,8 +586,8 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
     }
     meta = {
         "seed": seed, "n_clips": n_clips, "frames": frames, "height": height, "width": width,
-        "captions_per_clip": captions_per_clip, "aspect_share": aspect_share, "colours": list(COLOURS), "shapes": list(SHAPES),
-        "motions": list(MOTIONS), "held_out_combos": [list(c) for c in held_out],
+        "captions_per_clip": captions_per_clip, "aspect_share": aspect_share, "colours": list(COLOURS),
+        "shapes": list(SHAPES), "motions": list(MOTIONS), "held_out_combos": [list(c) for c in held_out],
         "unseen_test_clips": len(unseen_ids), "split_rule": "80/10/10 by clip; held-out combos test only",
     }
     return Corpus(name="synthetic", video_input="frames", splits=splits, meta=meta)

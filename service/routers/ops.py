@@ -21,8 +21,9 @@ async def models(engine: EngineDep) -> ModelInfo:
              for name, t in manifest.tasks.items()]
     configs = {f"encode_{k}": [m for m, c in (("video", "v"), ("sentence", "s")) if c in k] for k in INPUT_KEYS}
     return ModelInfo(version=engine.version, created=manifest.created or None, video_input=cfg.video_input,
-                     frames=cfg.frames, height=cfg.height, width=cfg.width, frame_fit=cfg.frame_fit, latent_dim=cfg.latent_dim,
-                     max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks, channel_configs=configs,
+                     frames=cfg.frames, height=cfg.height, width=cfg.width, frame_fit=cfg.frame_fit,
+                     latent_dim=cfg.latent_dim, max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks,
+                     channel_configs=configs,
                      providers={k: list(v) for k, v in engine.providers.items()}, uses_gpu=engine.uses_gpu)
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from core.frames import crop_box
 from service.media import display_scale
 from service.predictor import Latent, Predictor
 from service.routers.deps import PredictorDep, error_responses, require_api_key
@@ -35,10 +36,8 @@ SENTENCE_TO_VIDEO = BodySpec(
 async def video_response(predictor: Predictor, latent: Latent, first_frame: bool, fmt: Literal["gif", "json"],
                          scale: int | None, fps: float, unknown: list[str] | None = None) -> Response:
     frames = await predictor.video(latent, condition_on_first_frame=first_frame)
-    box = latent.entry.box if first_frame else None
-    if box is not None:  # the clip's own aspect ratio: the letterbox's bars are not part of the answer
-        top, left, h, w = box
-        frames = frames[:, top:top + h, left:left + w]
+    if first_frame:  # the clip's own aspect ratio: the letterbox's bars are not part of the answer
+        frames = crop_box(frames, latent.entry.box)
     scale = display_scale(frames.shape[2], scale)
     rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}

@@ -131,6 +131,6 @@ def test_pad_models_decode_a_portrait_upload_letterboxed(fmt: str) -> None:
     clip = moving_square_clip(n_frames=12, height=64, width=48)
     cfg = ModelConfig(frames=6, height=12, width=16, frame_fit="pad")
     prepared = prepare_upload(encode_clip(clip, fmt), cfg, MediaLimits())
-    assert prepared.source_size is not None and fit_box(*prepared.source_size, 12, 16) == (0, 3, 12, 9)
+    assert prepared.box == (0, 3, 12, 9)  # the picture's place, kept with the SLR for /reconstruct
     assert prepared.array[:, :, :3].max() < 0.05 and prepared.array[:, :, 12:].max() < 0.05
     assert np.abs(prepared.array - prepare_clip(clip, 6, 12, 16, "pad")).mean() < 0.02

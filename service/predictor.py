@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,10 +17,11 @@ import numpy as np
 
 from core.channels import input_key
 from core.manifest import encoder_graph
-from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, prepare_upload
+from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
 from core.vocab import tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
+from service.decoding import DecodePool
 from service.errors import InvalidInput, Overloaded, TaskUnavailable, UnknownLatent
 from service.media import encode_gif, encode_png_frames, to_uint8
 from service.metrics import Metrics
@@ -78,6 +79,7 @@ class Predictor:
         self.cfg = engine.config
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
+        self.decoder = DecodePool(settings.decode_processes, self._media_pool)
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
         self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
         self._media_pending = 0
@@ -111,21 +113,25 @@ class Predictor:
             raise InvalidInput(f"sentence has {len(words)} words; this model takes at most {self.cfg.max_words}")
         return [self.engine.vocab.id(w) for w in words]
 
-    async def _in_media_pool(self, fn: Any, *args: Any) -> Any:
+    async def _bounded(self, start: Callable[[], Awaitable[Any]]) -> Any:
+        """Media work (decoding, GIF encoding), refused with 503 past queue_size waiting at once."""
         if self._media_pending >= self.settings.queue_size:
             self.metrics.rejected.labels("media_queue_full").inc()
             raise Overloaded("too many uploads are being decoded; retry shortly", RETRY_AFTER_S)
         self._media_pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._media_pool, fn, *args)
+            return await start()
         finally:
             self._media_pending -= 1
+
+    async def _in_media_pool(self, fn: Any, *args: Any) -> Any:
+        return await self._bounded(lambda: asyncio.get_running_loop().run_in_executor(self._media_pool, fn, *args))
 
     async def prepare(self, upload: Upload) -> PreparedVideo:
         # The decoder checks its own clock; this outer bound only stops the request from waiting on a stuck one.
         try:
-            return await asyncio.wait_for(self._in_media_pool(prepare_upload, upload.data, self.cfg, self.limits),
-                                          self.settings.max_decode_s + 5)
+            work = self._bounded(lambda: self.decoder.prepare(upload.data, self.cfg, self.limits))
+            return await asyncio.wait_for(work, self.settings.max_decode_s + 5)
         except asyncio.TimeoutError:
             raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
 
@@ -298,4 +304,5 @@ class Predictor:
         await self.batcher.close()
         await self.cache.close()
         self._media_pool.shutdown(wait=False, cancel_futures=True)
+        self.decoder.close()
         self._engine_pool.shutdown(wait=False, cancel_futures=True)

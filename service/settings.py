@@ -40,6 +40,10 @@ class Settings(BaseSettings):
                                   "event loop; more threads spin on the same cores: /caption 2-3x slower under "
                                   "load on 2 cores); 0 = one per core")
     media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
+    decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "
+                                  "no torch, no onnxruntime); decoding in threads shares the event loop's GIL, "
+                                  "which caps cache-miss throughput below the cores (docs/performance.md); "
+                                  "0 = decode in the media threads")
     graceful_timeout_s: int = Field(10, ge=0)
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)

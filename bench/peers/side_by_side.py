@@ -59,10 +59,14 @@ from bench.load import (
 from bench.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ("star-slr", "bentoml", "litserve")
+SERVERS = ("star-slr", "star-slr-threads", "bentoml", "litserve")
+# star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads),
+# measured beside today's default so the gain is a ratio from one run; it is not a peer.
+OWN_VARIANTS = {"star-slr": {}, "star-slr-threads": {"SLR_DECODE_PROCESSES": "0"}}
 ENDPOINTS = ("caption", "caption_hit")
 MODE = {"caption": "cache miss", "caption_hit": "cache hit"}
-CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-lru": "in-process LRU",
+CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-threads": "Redis (private redis-server)",
+         "star-slr-lru": "in-process LRU",
          "bentoml": "in-process dict", "litserve": "in-process dict"}
 
 
@@ -247,7 +251,7 @@ def leads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for conc in sorted({r["concurrency"] for r in rows}):
             cell = [r for r in rows if r["endpoint"] == endpoint and r["concurrency"] == conc]
             star = next((r for r in cell if r["server"] == "star-slr"), None)
-            peers = [r for r in cell if r["server"] != "star-slr"]
+            peers = [r for r in cell if r["server"] not in OWN_VARIANTS]
             if star is None or not peers:
                 continue
             best = max(peers, key=lambda r: r["rps"])
@@ -278,7 +282,8 @@ def lead_table(rows: list[dict[str, Any]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", type=Path, required=True, help="artifacts root every server loads")
-    p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    p.add_argument("--servers", default="star-slr,bentoml,litserve",
+                   help=f"comma-separated subset of {','.join(SERVERS)}")
     p.add_argument("--endpoints", default=",".join(ENDPOINTS), help="caption (cache miss), caption_hit (cache hit)")
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--duration", type=float, default=8.0, help="seconds of measured load per cell and server")
@@ -302,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for n in names:
         if n not in SERVERS:
             raise SystemExit(f"unknown server {n!r}; choose from {SERVERS}")
-        if n != "star-slr":
+        if n not in OWN_VARIANTS:
             with contextlib.suppress(ImportError):
                 __import__(n)
                 continue
@@ -338,14 +343,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         servers: dict[str, Running] = {}
         engine_env = {"SLR_INTRA_OP_THREADS": str(args.intra_op_threads)}
         for name in names:  # started one after the other: each cold start is its own
-            if name == "star-slr":
+            if name in OWN_VARIANTS:
                 redis_url = stack.enter_context(private_redis())
                 if not redis_url:
-                    cache["star-slr"] = CACHE["star-slr-lru"]
-                srv = stack.enter_context(start_server(args.artifacts, {"SLR_LOG_LEVEL": "warning",
-                                                                         "SLR_REDIS_URL": redis_url, **engine_env},
-                                                       work / "star-slr.log"))
-                servers[name] = Running(name, srv.url, srv.pid, srv.cold_start_s, work / "star-slr.log")
+                    cache[name] = CACHE["star-slr-lru"]
+                env = {"SLR_LOG_LEVEL": "warning", "SLR_REDIS_URL": redis_url, **engine_env, **OWN_VARIANTS[name]}
+                srv = stack.enter_context(start_server(args.artifacts, env, work / f"{name}.log"))
+                servers[name] = Running(name, srv.url, srv.pid, srv.cold_start_s, work / f"{name}.log")
             else:
                 servers[name] = stack.enter_context(start_peer(name, args.artifacts, work / f"{name}.log",
                                                                     engine_env))

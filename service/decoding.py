@@ -1,0 +1,201 @@
+"""Where uploads are decoded: in a few worker processes, or in the media threads (SLR_DECODE_PROCESSES=0).
+
+A cache miss costs one decode (core.media.prepare_upload: PyAV, swscale, numpy). Its Python-level parts hold
+the GIL, so decoding in threads shares one interpreter with the event loop and the batcher: on 2 cores the
+miss path topped out below a peer whose decoding runs in its own process (docs/performance.md). Worker
+processes decode with their own GIL: upload bytes in, the model's input array out (both pickled by this
+service's own code on each side of a private pipe; nothing a client sent is unpickled).
+
+Each worker has its own pipe, read by the event loop itself (add_reader): no executor threads between the
+request and the worker, which keeps a process hop to about the cost of copying the array (concurrent.futures'
+ProcessPoolExecutor added 1.3-3 ms per call through its manager thread). Workers are spawned, never forked
+(the parent holds onnxruntime's and asyncio's threads), at start, so no upload pays for an interpreter start.
+They import core only (no torch, no onnxruntime) and end when the server process ends, however it ends.
+A worker that dies while decoding (a codec crashing on a hostile file) is replaced and the upload tried once
+more on another worker; a second death is that upload's fault and answers 422. A call given up by its caller
+(the predictor's timeout, a client gone) kills its worker mid-decode and starts a fresh one: a stuck decode
+never holds a worker.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from core.config import ModelConfig
+from core.media import MediaLimits, PreparedVideo, UndecodableMedia, prepare_upload
+
+log = logging.getLogger("service.decoding")
+PARENT_POLL_S = 0.5
+ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried once more
+
+
+class WorkerDied(RuntimeError):
+    """The worker process exited while it held a call."""
+
+
+def loaded_modules(names: list[str]) -> list[str]:
+    """Which of `names` a worker has imported (the tests check that torch and onnxruntime are not)."""
+    return [n for n in names if n in sys.modules]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the server ends (a SIGKILLed server, an OOM kill), rather than linger as an orphan."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _serve(conn: Connection, parent: int) -> None:
+    """A worker's life: (function, args) in, (True, result) or (False, exception) out, until the pipe closes."""
+    _exit_with_parent(parent)
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[bool, Any] = (True, fn(*args))
+        except Exception as exc:  # noqa: BLE001 (the caller re-raises it: media errors keep their type)
+            reply = (False, exc)
+        conn.send(reply)
+
+
+@dataclass
+class Worker:
+    process: BaseProcess
+    conn: Connection
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+
+def spawn_worker() -> Worker:
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, os.getpid()),
+                                                           name="slr-decode", daemon=True)
+    process.start()
+    theirs.close()
+    return Worker(process, ours)
+
+
+def stop_worker(w: Worker) -> None:
+    w.conn.close()
+    if w.process.is_alive():
+        w.process.kill()
+    w.process.join(timeout=1)
+
+
+class DecodePool:
+    """prepare_upload in `processes` spawned workers, or in `threads` (the media thread pool) when 0."""
+
+    def __init__(self, processes: int, threads: Executor) -> None:
+        self.processes, self._threads = processes, threads
+        self._workers: list[Worker] = [spawn_worker() for _ in range(processes)]
+        self._idle: list[Worker] = list(self._workers)
+        self._waiters: deque[asyncio.Future[Worker]] = deque()
+        self.restarts = 0  # workers replaced after dying or being given up on
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [w.pid for w in self._workers]
+
+    async def prepare(self, data: bytes, cfg: ModelConfig, limits: MediaLimits) -> PreparedVideo:
+        return await self.call(prepare_upload, data, cfg, limits)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args) in a worker process (fn importable from core or the standard library), or in a thread."""
+        if not self.processes:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+        for attempt in range(ATTEMPTS):
+            worker = await self._acquire()
+            try:
+                ok, value = await self._run(worker, fn, args)
+            except WorkerDied:
+                self._replace(worker)
+                if attempt == ATTEMPTS - 1:
+                    raise UndecodableMedia("the decoder stopped on this upload (its worker process exited while "
+                                           "decoding it)") from None
+                continue
+            except BaseException:  # cancelled mid-call: the worker's state is unknown, so it goes
+                self._replace(worker)
+                raise
+            self._release(worker)
+            if not ok:
+                raise value
+            return value
+        raise AssertionError("unreachable")
+
+    async def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+        fd = w.conn.fileno()
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            if reply.done():
+                return
+            try:
+                os.set_blocking(fd, True)  # uvloop leaves a watched fd non-blocking; the reply is read whole
+                reply.set_result(w.conn.recv())
+            except (EOFError, OSError):
+                reply.set_exception(WorkerDied(f"decode worker {w.pid} exited"))
+
+        try:
+            os.set_blocking(fd, True)
+            w.conn.send((fn, args))
+        except OSError:
+            raise WorkerDied(f"decode worker {w.pid} exited") from None
+        loop.add_reader(fd, readable)
+        try:
+            return await reply
+        finally:
+            loop.remove_reader(fd)
+
+    async def _acquire(self) -> Worker:
+        if self._idle:
+            return self._idle.pop()
+        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a worker just as it was cancelled
+                self._release(waiter.result())
+            raise
+
+    def _release(self, w: Worker) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(w)
+                return
+        self._idle.append(w)
+
+    def _replace(self, w: Worker) -> None:
+        log.warning("decode worker %s replaced (it exited, or its call was given up)", w.pid)
+        stop_worker(w)
+        fresh = spawn_worker()
+        self._workers[self._workers.index(w)] = fresh
+        self.restarts += 1
+        self._release(fresh)
+
+    def close(self) -> None:
+        for w in self._workers:
+            stop_worker(w)
+        self._idle.clear()

@@ -1,0 +1,152 @@
+"""The decode pool: uploads decoded in spawned worker processes give the same model input as in a thread, the
+workers import core only (no torch, no onnxruntime), and a worker that dies is replaced without losing the pool."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import ModelConfig
+from core.media import MediaLimits, UndecodableMedia, prepare_upload
+from service.decoding import DecodePool, loaded_modules
+from tests.service_fixtures import ROOT
+from bench.clips import FORMATS, encode_clip, moving_square_clip
+
+CFG = ModelConfig(frames=8, height=36, width=64, frame_fit="pad")
+LIMITS = MediaLimits(max_frames=500, max_pixels=640 * 480, max_decode_s=10.0)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[DecodePool]:
+    threads = ThreadPoolExecutor(2)
+    p = DecodePool(2, threads)
+    yield p
+    p.close()
+    threads.shutdown()
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_worker_decodes_what_a_thread_decodes(pool: DecodePool, fmt: str) -> None:
+    data = encode_clip(moving_square_clip(24, 90, 160, seed=3), fmt)
+    here = prepare_upload(data, CFG, LIMITS)
+    there = run(pool.prepare(data, CFG, LIMITS))
+    np.testing.assert_array_equal(there.array, here.array)
+    np.testing.assert_array_equal(there.first_frame, here.first_frame)
+    assert there.box == here.box
+
+
+def test_the_servers_event_loop_reads_replies_whole(pool: DecodePool) -> None:
+    """uvicorn runs uvloop, which leaves a watched pipe non-blocking: a reply bigger than one read must still
+    arrive whole (it once read as a dead worker)."""
+    import uvloop
+
+    data = encode_clip(moving_square_clip(150, 120, 160, seed=5), "mp4")
+    big = ModelConfig(frames=16, height=144, width=256, frame_fit="pad")  # a 7 MB reply
+    got = uvloop.run(pool.prepare(data, big, LIMITS))
+    np.testing.assert_array_equal(got.array, prepare_upload(data, big, LIMITS).array)
+    assert pool.restarts == 0
+
+
+def test_workers_import_neither_torch_nor_onnxruntime(pool: DecodePool) -> None:
+    run(pool.prepare(encode_clip(moving_square_clip(8, 48, 64), "mp4"), CFG, LIMITS))  # a decode has happened
+    assert run(pool.call(loaded_modules, ["av", "torch", "onnxruntime", "service.engine", "fastapi"])) == ["av"]
+
+
+def test_media_errors_cross_the_process_boundary_as_themselves(pool: DecodePool) -> None:
+    with pytest.raises(UndecodableMedia):
+        run(pool.prepare(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200, CFG, LIMITS))
+    assert pool.restarts == 0  # an error raised by the decoder leaves the workers alone
+
+
+def test_a_dead_worker_is_replaced_and_the_pool_serves_on() -> None:
+    threads = ThreadPoolExecutor(2)
+    p = DecodePool(2, threads)
+    try:
+        first = p.pids
+        with pytest.raises(UndecodableMedia, match="worker process exited"):
+            run(p.call(os._exit, 3))  # dies on the first try and on the retry
+        assert p.restarts == 2 and p.pids != first and len(p.pids) == 2
+        data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
+        np.testing.assert_array_equal(run(p.prepare(data, CFG, LIMITS)).array, prepare_upload(data, CFG, LIMITS).array)
+    finally:
+        p.close()
+        threads.shutdown()
+
+
+def test_a_call_given_up_kills_its_worker_and_a_fresh_one_serves() -> None:
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(1, threads)
+    try:
+        stuck = p.pids[0]
+
+        async def give_up() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(p.call(time.sleep, 30), 0.5)
+
+        run(give_up())
+        assert p.restarts == 1 and p.pids[0] != stuck and not Path(f"/proc/{stuck}").exists()
+        data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
+        np.testing.assert_array_equal(run(p.prepare(data, CFG, LIMITS)).array, prepare_upload(data, CFG, LIMITS).array)
+    finally:
+        p.close()
+        threads.shutdown()
+
+
+def test_concurrent_calls_share_the_workers(pool: DecodePool) -> None:
+    clips = [encode_clip(moving_square_clip(12, 48, 64, seed=i), "mp4") for i in range(12)]
+
+    async def all_at_once() -> list:
+        return await asyncio.gather(*(pool.prepare(c, CFG, LIMITS) for c in clips))
+
+    for got, clip in zip(run(all_at_once()), clips):
+        np.testing.assert_array_equal(got.array, prepare_upload(clip, CFG, LIMITS).array)
+
+
+def test_zero_processes_decodes_in_the_threads() -> None:
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(0, threads)
+    assert p.pids == []
+    data = encode_clip(moving_square_clip(8, 48, 64), "webm")
+    np.testing.assert_array_equal(run(p.prepare(data, CFG, LIMITS)).array, prepare_upload(data, CFG, LIMITS).array)
+    threads.shutdown()
+
+
+def worker_pids_of_a_killed_parent() -> list[int]:
+    """A parent that starts a pool of 2, prints the workers' pids, and is then SIGKILLed (no shutdown at all)."""
+    code = ("import sys, time; from concurrent.futures import ThreadPoolExecutor; "
+            "from service.decoding import DecodePool; p = DecodePool(2, ThreadPoolExecutor(1)); "
+            "print(*p.pids, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    pids = [int(x) for x in parent.stdout.readline().split()]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    return pids
+
+
+def test_workers_end_when_the_server_is_killed() -> None:
+    pids = worker_pids_of_a_killed_parent()
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in proc_state(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"decode workers {pids} outlived their killed parent"
+        time.sleep(0.1)
+
+
+def proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"  # gone between the two reads

@@ -75,7 +75,14 @@ class TrainConfig:
     # the decoder can then not predict the next word from the previous ones alone and must read z.
     word_dropout: float = 0.0
     augment_strength: float = 0.0  # real-encoder degradations on the encoder's input frames (0 = off)
-    eval_every: int = 0  # caption attribute accuracy on validation clips every N steps (0 = never)
+    eval_every: int = 0  # validate every N steps (0 = never): val_tasks' figures on val_clips validation clips
+    val_tasks: tuple[str, ...] = ("caption",)  # tasks validated (model/evaluate.py: validation_figures)
+    val_clips: int = 256  # validation clips per validation (the first of the split)
+    # Early stopping of the converging phases (partial-model learning; a baseline's one phase): stop when the
+    # validation figure has not improved for `patience` validations (0 = run every step), never before the phase
+    # has run min_steps (the figures sit at chance until the decoders read z), and keep the best validation's weights.
+    patience: int = 0
+    min_steps: int = 0
     threads: int = 0  # torch intra-op threads (0 = torch's default); 1 is far steadier on a shared machine
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,7 +24,8 @@ EVAL_BATCH = 64
 
 # ---------------------------------------------------------------- text metrics
 
-def caption_scores(references: dict[str, list[str]], hypotheses: dict[str, str], meteor: bool = True) -> dict[str, float]:
+def caption_scores(references: dict[str, list[str]], hypotheses: dict[str, str],
+                   meteor: bool = True) -> dict[str, float]:
     """BLEU@1-4 and METEOR over a corpus, tokenised by the coco-caption PTB tokenizer (needs Java)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
@@ -227,6 +228,49 @@ def _attribute_groups(hyps: Sequence[str], truths: Sequence[dict[str, Any]]) -> 
 
 def _single_object(clips: Sequence[Clip]) -> list[int]:
     return [i for i, c in enumerate(clips) if len(c.attributes.get("objects", [None])) == 1]
+
+
+# ---------------------------------------------------------------- validation while training
+
+FIGURE_ATTRIBUTES = ("colour", "shape", "motion")  # "all three" sits near 0 for long: a flat figure early on
+FIGURE_PROBE = ("colour", "motion")  # what the probe reads of a generated clip (contrast is not a share)
+
+
+def _with_figure(scores: dict[str, float], keys: Sequence[str]) -> dict[str, float]:
+    return {**scores, "figure": float(np.mean([scores[k] for k in keys]))}
+
+
+def _probe_figures(model: StarModel, vocab: Vocab, clips: Sequence[Clip], task: str) -> dict[str, float]:
+    """The video probe (colour, motion, contrast) and the MSE of one video task on the one-object clips."""
+    one = [clips[i] for i in _single_object(clips)]
+    if task == "reconstruct":
+        pred, truths = reconstruct_clips(model, one), [c.attributes for c in one]
+    else:  # a sentence names no aspect ratio: the clip it draws fills the frame (probe_report's rule)
+        pred = sentences_to_video(model, vocab, [c.captions[0] for c in one])
+        truths = [{k: v for k, v in c.attributes.items() if k != "frame_box"} for c in one]
+    scores = {**probe_accuracy(list(pred), truths), "MSE": frame_mse(pred, _true_frames(one))}
+    return _with_figure(scores, FIGURE_PROBE)
+
+
+def validation_figures(model: StarModel, vocab: Vocab, clips: Sequence[Clip],
+                       tasks: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per task, what a training run is validated on (clips with attributes: the synthetic corpus), each with its
+    "figure" in [0, 1], higher is better: caption and paraphrase attribute accuracy (the mean over colour, shape
+    and motion); reconstruct and sentence-to-video the video probe (the mean over colour and motion, one-object
+    clips) beside its contrast and the MSE. Tasks a model or the clips cannot do are left out."""
+    model.eval()
+    truths = [c.attributes for c in clips]
+    has_video = model.video_decoder is not None and clips[0].frames is not None and bool(_single_object(clips))
+    out: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        if task == "caption":
+            out[task] = _with_figure(attribute_accuracy(caption_clips(model, vocab, clips), truths), FIGURE_ATTRIBUTES)
+        elif task == "paraphrase":
+            hyps = paraphrase_sentences(model, vocab, [c.captions[0] for c in clips])
+            out[task] = _with_figure(attribute_accuracy(hyps, truths), FIGURE_ATTRIBUTES)
+        elif task in ("reconstruct", "sentence_to_video") and has_video:
+            out[task] = _probe_figures(model, vocab, clips, task)
+    return out
 
 
 def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_size: int = 1,

@@ -371,22 +371,35 @@ def video_target(frames: Tensor, centred: Tensor | None, mask_v: Tensor) -> Tens
     return torch.where(mask_v.view(-1, 1, 1, 1, 1) > 0, frames, centred)
 
 
+BOTH_MEDIA: frozenset[str] = frozenset(("video", "sentence"))
+
+
 def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor,
                 generator: torch.Generator | None = None, sample: bool = True,
-                noise: Tensor | None = None) -> dict[str, Tensor]:
-    """All three loss terms of one batch with the given per-sample input masks; every output kept.
+                noise: Tensor | None = None, inputs: frozenset[str] = BOTH_MEDIA,
+                outputs: frozenset[str] = BOTH_MEDIA) -> dict[str, Tensor]:
+    """The loss terms of one batch with the given per-sample input masks.
     sample=False decodes from z = mu (evaluation, and the deterministic LSTM baseline). `noise` ([B, Nz],
-    drawn by the caller) replaces the draw from `generator`: a distributed rank's rows of one global draw."""
-    x_v, x_s = model.features(batch["video"], batch["tokens"], batch["lengths"])
+    drawn by the caller) replaces the draw from `generator`: a distributed rank's rows of one global draw.
+    `inputs` / `outputs`: the media a phase ever switches on / learns to produce. An encoder outside `inputs`
+    is not run (its features are the zeros its mask would make), nor a decoder outside `outputs` (its loss would be
+    dropped), so a single-task baseline's step costs its own task's layers only, with the same gradients; the
+    alignment term needs both encoders and is computed only when both run."""
+    video = batch["video"] if "video" in inputs else None
+    tokens = batch["tokens"] if "sentence" in inputs else None
+    x_v, x_s = model.features(video, tokens, batch["lengths"])
     latent = model.posterior(switch(x_v, mask_v), switch(x_s, mask_s))
     if not sample:
         z = latent.mu
     else:
         z = latent.sample(generator) if noise is None else latent.mu + latent.sigma * noise
-    target_in = batch.get("target_in_dropped", batch["target_in"])
-    losses = {"kl": latent.kl(), "sentence": sentence_loss(model.sentence_decoder(z, target_in), batch["target_out"]),
-              "align": latent_alignment(model, x_v, x_s)}
-    if model.video_decoder is not None and batch.get("frames") is not None:
+    losses = {"kl": latent.kl()}
+    if "sentence" in outputs:
+        target_in = batch.get("target_in_dropped", batch["target_in"])
+        losses["sentence"] = sentence_loss(model.sentence_decoder(z, target_in), batch["target_out"])
+    if video is not None and tokens is not None:
+        losses["align"] = latent_alignment(model, x_v, x_s)
+    if "video" in outputs and model.video_decoder is not None and batch.get("frames") is not None:
         frames = batch["frames"]
         # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
         first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)

@@ -39,8 +39,8 @@ from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, t
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
 
 CHECKPOINT = "checkpoint.pt"
-VAL_CLIPS = 256  # validation clips captioned every eval_every steps
 MaskFn = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
+Score = tuple[float, float]  # a validation: (figure, tie-break), compared as a tuple, higher is better
 
 
 @dataclass
@@ -51,6 +51,9 @@ class Phase:
     masks: MaskFn
     outputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
     trainable: str | None = None  # a submodule's name: only its weights move in this phase (None: all)
+    # The inputs its masks ever switch on: an encoder outside them is not run (model/star.py: star_losses).
+    inputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
+    converge: bool = False  # early stopping (TrainConfig.patience) and the best validation's weights kept
 
 
 def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -82,11 +85,14 @@ def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
 
 
 def phases_for(tc: TrainConfig) -> list[Phase]:
+    # Full-model learning runs its steps; partial-model learning runs to convergence when patience is set.
     phases = [Phase("full", tc.full_steps, 1.0, full_masks),
-              Phase("partial", tc.partial_steps, tc.partial_lr_scale, mixed_masks(tuple(tc.partial_mix)))]
+              Phase("partial", tc.partial_steps, tc.partial_lr_scale, mixed_masks(tuple(tc.partial_mix)),
+                    converge=tc.patience > 0)]
     if tc.finetune_steps:
         caption = channels.get("caption")
-        phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs))
+        phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs,
+                            inputs=caption.inputs))
     if tc.finetune_video_steps:
         # The paper's task fine-tuning for the two video tasks at once (reconstruct: video in; sentence-to-video:
         # sentence in), the video decoder alone: the encoders and the latent the captions read stay as they are.
@@ -117,6 +123,60 @@ def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelCo
 def select_losses(losses: dict[str, Tensor], outputs: frozenset[str]) -> dict[str, Tensor]:
     keep = {"kl", "align"} | set(outputs) | ({"foreground"} if "video" in outputs else set())
     return {k: v for k, v in losses.items() if k in keep}
+
+
+@torch.no_grad()
+def loss_figures(model: StarModel, data: SplitTensors, tc: TrainConfig, tasks: tuple[str, ...]) -> dict[str, Any]:
+    """Where clips have no attributes to read (real corpora): per task, the loss of its outputs on the validation
+    clips (z = mu, the same caption pairs every time), and minus that loss as its figure."""
+    model.eval()
+    out: dict[str, Any] = {}
+    for name in tasks:
+        task = channels.get(name)
+        if "video" in task.outputs and (model.video_decoder is None or data.frames is None):
+            continue
+        stream = BatchStream(data, tc.batch_size, 0)
+        n = max(1, len(data) // stream.batch_size)
+        total = 0.0
+        for _ in range(n):
+            batch = stream.next()
+            mask_v, mask_s = fixed_masks(task)(batch["video"].size(0), stream.gen)
+            losses = star_losses(model, batch, mask_v, mask_s, sample=False, inputs=task.inputs, outputs=task.outputs)
+            total += float(sum(losses[k] for k in task.outputs if k in losses))
+        out[name] = {"loss": total / n, "figure": -total / n}
+    return out
+
+
+@dataclass
+class Best:
+    """Early stopping of one converging phase: the best validation score yet, its step, the validations since,
+    and its weights and optimiser state (restored when the phase ends)."""
+
+    patience: int  # validations without improvement before the phase stops (0: it never stops early)
+    min_steps: int  # the phase's steps before it may stop
+    score: Score | None = None
+    step: int = 0
+    since: int = 0
+    state: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def update(self, score: Score, step: int) -> bool:
+        """True if `score` beats the best yet (strictly: a tie is no improvement)."""
+        if self.score is None or score > self.score:
+            self.score, self.step, self.since = score, step, 0
+            return True
+        self.since += 1
+        return False
+
+    def exhausted(self, steps_done: int) -> bool:
+        return 0 < self.patience <= self.since and steps_done >= self.min_steps
+
+    def keep(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        self.state = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
+
+    def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state[0])
+            opt.load_state_dict(self.state[1])
 
 
 # ---------------------------------------------------------------- distributed (torchrun)
@@ -210,8 +270,9 @@ class LossModule(torch.nn.Module):
         self.model = model
 
     def forward(self, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor, noise: Tensor | None,
-                sample: bool) -> dict[str, Tensor]:
-        return star_losses(self.model, batch, mask_v, mask_s, sample=sample, noise=noise)
+                sample: bool, inputs: frozenset[str], outputs: frozenset[str]) -> dict[str, Tensor]:
+        return star_losses(self.model, batch, mask_v, mask_s, sample=sample, noise=noise, inputs=inputs,
+                           outputs=outputs)
 
 
 class Trainer:
@@ -227,6 +288,8 @@ class Trainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         self.global_step = 0
         self.done_phases: list[str] = []
+        self.best_steps: dict[str, int] = {}  # converging phase -> the step whose weights it kept
+        self._val_data: SplitTensors | None = None  # validation clips as tensors (loss figures), made once
         self.log_path = out / "train_log.jsonl"
         self.forward: torch.nn.Module = LossModule(model)
 
@@ -268,7 +331,8 @@ class Trainer:
         mine = slice(d.rank, None, d.world)
         mask_v, mask_s = (m[mine].to(d.device) for m in phase.masks(n, gen))
         noise = torch.randn((n, self.model.cfg.latent_dim), generator=gen)[mine].to(d.device) if self.vae else None
-        losses = select_losses(self.forward(batch, mask_v, mask_s, noise, self.vae), phase.outputs)
+        losses = select_losses(self.forward(batch, mask_v, mask_s, noise, self.vae, phase.inputs, phase.outputs),
+                               phase.outputs)
         loss = total_loss(losses, self.tc, self.kl_weight())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: the gradients are averaged over the ranks here
@@ -292,20 +356,30 @@ class Trainer:
             flat /= self.dist.world
         return dict(zip(names, flat.tolist()))
 
-    def out_of_time(self, over: bool) -> bool:
-        """Every rank stops at the same step (a rank left alone in a collective would hang)."""
+    def agree(self, flag: bool) -> bool:
+        """True on every rank if it is on any (rank 0 alone validates): every rank stops and keeps weights at the
+        same step (a rank left alone in a collective would hang)."""
         if not self.dist.active:
-            return over
+            return flag
         import torch.distributed as dist
 
-        flag = torch.tensor([1.0 if over else 0.0], device=self.dist.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        t = torch.tensor([1.0 if flag else 0.0], device=self.dist.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
-    def run_phase(self, phase: Phase, stream: BatchStream, gen: torch.Generator, budget_s: float | None) -> dict[str, Any]:
+    def converged(self, best: Best, score: Score | None, steps_done: int) -> bool:
+        """After a validation of a converging phase: keep the weights if they are the best yet; True to stop."""
+        improved = score is not None and best.update(score, self.global_step)
+        if self.agree(improved):
+            best.keep(self.model, self.opt)
+        return self.agree(score is not None and best.exhausted(steps_done))
+
+    def run_phase(self, phase: Phase, stream: BatchStream, gen: torch.Generator,
+                  budget_s: float | None) -> dict[str, Any]:
         for g in self.opt.param_groups:
             g["lr"] = self.tc.lr * phase.lr_scale
-        start, last, step = time.monotonic(), {}, 0
+        start, last, step, stopped = time.monotonic(), {}, 0, False
+        best = Best(self.tc.patience, self.tc.min_steps) if phase.converge and self.tc.eval_every else None
         bar = tqdm(range(phase.steps), desc=f"{phase.name:>8}", disable=not self.progress, dynamic_ncols=True)
         for step in bar:
             losses = self.train_step(stream.next(), phase, gen)
@@ -315,15 +389,23 @@ class Trainer:
             if step % 10 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()})
                 self.log({"phase": phase.name, "step": self.global_step, **last})
-            if self.tc.eval_every and self.global_step % self.tc.eval_every == 0:
-                self.validate(phase.name)
-            if budget_s is not None and self.out_of_time(time.monotonic() - start > budget_s):
+            # A converging phase validates its last step too: the weights at the cap compete for the best.
+            if self.tc.eval_every and (self.global_step % self.tc.eval_every == 0 or (last_step and best is not None)):
+                score = self.validate(phase.name)
+                stopped = best is not None and self.converged(best, score, step + 1)
+            if stopped or (budget_s is not None and self.agree(time.monotonic() - start > budget_s)):
                 if not last_step:
                     last = self.global_mean(losses)
                 break
         bar.close()
+        summary = {"phase": phase.name, "steps": step + 1, "global_step": self.global_step,
+                   "seconds": round(time.monotonic() - start, 1), **last}
+        if best is not None:  # the weights of the best validation are the phase's result (the step count runs on)
+            best.restore(self.model, self.opt)
+            self.best_steps[phase.name] = best.step
+            summary.update(best_step=best.step, best_figure=best.score[0] if best.score else None,
+                           stopped_early=stopped and step + 1 < phase.steps)  # patience spent before the cap
         self.done_phases.append(phase.name)
-        summary = {"phase": phase.name, "steps": step + 1, "seconds": round(time.monotonic() - start, 1), **last}
         self.log({"summary": summary})
         self.check_in_step(phase.name)
         self.save()
@@ -341,21 +423,37 @@ class Trainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks out of step after {phase}: parameter digests {digests}")
 
-    def validate(self, phase: str) -> dict[str, float]:
-        """Caption attribute accuracy on a few validation clips: is the video channel learning yet?"""
-        if not self.dist.main or not self.val_clips or not self.val_clips[0].attributes:
-            return {}
-        from model.evaluate import attribute_accuracy, caption_clips
-
+    def validate(self, phase: str) -> Score | None:
+        """The val_tasks' figures on the validation clips, logged; returns the score (the mean figure over the
+        tasks; the tie-break: minus the mean video MSE, which moves while the probe still reads nothing), or None
+        where nothing is validated (no validation clips, not rank 0)."""
+        if not self.dist.main or not self.val_clips:
+            return None
         # evaluate.py feeds CPU tensors: a copy on the CPU where the model trains on a GPU
         model = self.model if self.dist.device.type == "cpu" else copy.deepcopy(self.model).cpu()
-        model.eval()
-        hyps = caption_clips(model, self.vocab, self.val_clips)
-        acc = attribute_accuracy(hyps, [c.attributes for c in self.val_clips])
-        self.log({"phase": phase, "step": self.global_step, "val_caption_attributes": acc})
+        figures = self.figures(model)
+        if not figures:
+            return None
+        score = (float(np.mean([f["figure"] for f in figures.values()])),
+                 -float(np.mean([f["MSE"] for f in figures.values() if "MSE" in f] or [0.0])))
+        record = {"phase": phase, "step": self.global_step, "val": figures, "val_figure": score[0]}
+        if "caption" in figures:  # the key of the logs before the figures (readers of older runs)
+            record["val_caption_attributes"] = {k: v for k, v in figures["caption"].items() if k != "figure"}
+        self.log(record)
         if self.progress:
-            tqdm.write(f"step {self.global_step}: val caption " + " ".join(f"{k} {v:.2f}" for k, v in acc.items()))
-        return acc
+            shown = " ".join(f"{t} {f['figure']:.2f}" for t, f in figures.items())
+            tqdm.write(f"step {self.global_step}: val {shown}")
+        return score
+
+    def figures(self, model: StarModel) -> dict[str, dict[str, float]]:
+        """Attribute and probe figures on synthetic clips; the negative loss where clips have no attributes."""
+        if self.val_clips[0].attributes:
+            from model.evaluate import validation_figures
+
+            return validation_figures(model, self.vocab, self.val_clips, self.tc.val_tasks)
+        if self._val_data is None:
+            self._val_data = tensorize(self.val_clips, self.vocab, model.cfg)
+        return loss_figures(model, self._val_data, self.tc, self.tc.val_tasks)
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.dist.main:
@@ -367,7 +465,7 @@ class Trainer:
         """Rank 0 writes; the others wait, so that no rank reads (resume, export) a checkpoint half-written."""
         if self.dist.main:
             extra = {"global_step": self.global_step, "done_phases": self.done_phases, "vae": self.vae,
-                     "world": self.dist.world}
+                     "world": self.dist.world, "best_steps": self.best_steps}
             save_checkpoint(self.out / CHECKPOINT, self.model, self.vocab, self.tc, extra, self.opt)
         if self.dist.active:
             import torch.distributed as dist
@@ -382,6 +480,7 @@ class Trainer:
             self.opt.load_state_dict(ck.optimizer_state)
         self.global_step = int(ck.extra.get("global_step", 0))
         self.done_phases = list(ck.extra.get("done_phases", []))
+        self.best_steps = dict(ck.extra.get("best_steps", {}))
 
 
 def phase_budgets(phases: list[Phase], total_s: float | None) -> Iterator[float | None]:
@@ -418,12 +517,13 @@ def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool,
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, preset.model, vocab)
     model = StarModel(cfg)
-    trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:VAL_CLIPS], dist)
+    trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:tc.val_clips], dist)
     if resume and (out / CHECKPOINT).exists():
         trainer.restore(out / CHECKPOINT)
     todo = phases if phases is not None else phases_for(tc)
-    # Phases that keep only some outputs (task fine-tuning) leave the other decoders without gradients.
-    trainer.distribute(any(p.outputs != frozenset(channels.MEDIA) for p in todo))
+    # Phases that keep only some inputs or outputs (task fine-tuning, baselines) leave layers without gradients.
+    media = frozenset(channels.MEDIA)
+    trainer.distribute(any(p.outputs != media or p.inputs != media for p in todo))
     data = tensorize(corpus.splits["train"], vocab, cfg)
     augment = augmenter(tc, cfg)
     if dist.active:

@@ -73,3 +73,53 @@ def mean_std(agg: Aggregate | None, scale: float = 100.0, digits: int = 1) -> st
     if agg is None:
         return "-"
     return f"{agg['mean'] * scale:.{digits}f} ± {agg['std'] * scale:.{digits}f}"
+
+
+def _at_step(info: dict[str, Any], step: int) -> dict[str, Any] | None:
+    """The validation of a run's curve at `step`, or None."""
+    return next((p for p in info.get("curve", []) if p["step"] == step), None)
+
+
+def aggregate_run(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What one row's trainings did over seeds: steps run, training seconds and, for a converging row, the step
+    whose weights were kept, how many seeds stopped before the cap, and every task's validation figure there."""
+    out: dict[str, Any] = {"n": len(infos), "steps": aggregate([i["steps"] for i in infos]),
+                           "train_seconds": aggregate([i["train_seconds"] for i in infos])}
+    if infos and all("best_step" in i for i in infos):
+        out["best_step"] = aggregate([i["best_step"] for i in infos])
+        out["stopped_early"] = sum(bool(i["stopped_early"]) for i in infos)
+        points = [_at_step(i, i["best_step"]) for i in infos]
+        if all(points):
+            out["best_figures"] = aggregate_tree([{t: f["figure"] for t, f in p["tasks"].items()} for p in points])
+    return out
+
+
+def aggregate_runs(runs: dict[str, dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    """{run key: aggregate_run over the seeds that have it}."""
+    keys = dict.fromkeys(k for s in seeds for k in runs[str(s)])
+    return {k: aggregate_run([runs[str(s)][k] for s in seeds if k in runs[str(s)]]) for k in keys}
+
+
+def mean_curve(curves: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One learning curve over seeds: at each validated step, the overall and every task's figure averaged over the
+    seeds that validated there (a seed that stopped early drops out; n says how many remain)."""
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for curve in curves:
+        for point in curve:
+            by_step.setdefault(point["step"], []).append(point)
+    out = []
+    for step in sorted(by_step):
+        pts = by_step[step]
+        tasks = sorted({t for p in pts for t in p["tasks"]})
+        out.append({"step": step, "phase": pts[0]["phase"], "n": len(pts),
+                    "figure": statistics.fmean(p["figure"] for p in pts),
+                    "tasks": {t: statistics.fmean(p["tasks"][t]["figure"] for p in pts if t in p["tasks"])
+                              for t in tasks}})
+    return out
+
+
+def mean_curves(runs: dict[str, dict[str, Any]], seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    """{run key: mean_curve over seeds}, keys without any validation left out."""
+    keys = dict.fromkeys(k for s in seeds for k in runs[str(s)])
+    curves = {k: mean_curve([runs[str(s)][k]["curve"] for s in seeds if k in runs[str(s)]]) for k in keys}
+    return {k: c for k, c in curves.items() if c}

@@ -77,3 +77,28 @@ def time_eval(corpus, p, tasks: Sequence[str], meteor: bool) -> dict[str, float]
         caption_scores({"a": ["a red circle moves left"]}, {"a": "a red circle moves left"}, meteor=True)
         out["meteor_call_s"] = time.perf_counter() - start
     return out
+
+
+def time_validation(corpus, p, tasks: Sequence[str]) -> dict[str, float]:
+    """Seconds of one validation (the trainer's own, model.train.Trainer.figures) of an untrained star model on
+    every task ("star") and on each task alone (a baseline's): an upper bound, untrained decoders write
+    maximum-length sentences. Zeros when the size does not validate."""
+    clips = corpus.splits["val"][: p.train.val_clips]
+    if not p.train.eval_every or not clips:
+        return {"star": 0.0, **{t: 0.0 for t in tasks}}
+    from core.config import TrainConfig
+    from core.vocab import Vocab
+    from model.star import StarModel
+    from model.train import Trainer, model_config_for
+
+    vocab = Vocab.build(corpus.all_captions("train"))
+    model = StarModel(model_config_for(corpus, p.model, vocab))
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, val_tasks in [("star", tuple(tasks))] + [(t, (t,)) for t in tasks]:
+            tc = TrainConfig.from_dict({**p.train.to_dict(), "val_tasks": val_tasks})
+            trainer = Trainer(model, vocab, tc, Path(tmp), progress=False, val_clips=clips)
+            start = time.perf_counter()
+            trainer.figures(model)
+            out[name] = time.perf_counter() - start
+    return out

@@ -11,7 +11,9 @@ when given; otherwise clip ids sorted as strings. When the annotations hold a di
 than `sum(split_sizes)` (fixtures, partial downloads), the sizes are scaled proportionally: train =
 round(N * 1200 / 1970), val = round(N * 100 / 1970) (at least 1 each when N >= 3), test = the rest.
 The split is computed over every annotated clip before clips without a feature file are dropped, so a
-missing file never moves another clip to a different split. Torch-free.
+missing file never moves another clip to a different split.
+Without a features folder the corpus holds the captions only (`meta["sentences_only"]`): the sentence tasks need
+no video, and a constant stand-in feature (NO_VIDEO) keeps every other path running. Torch-free.
 """
 from __future__ import annotations
 
@@ -93,7 +95,8 @@ def load_features(path: Path) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def clips_with_features(ids: list[str], captions: dict[str, list[str]], features_dir: Path) -> tuple[list[Clip], list[str]]:
+def clips_with_features(ids: list[str], captions: dict[str, list[str]],
+                        features_dir: Path) -> tuple[list[Clip], list[str]]:
     """Clips whose `<id>.npy` exists, and the ids that had none."""
     clips, missing = [], []
     for clip_id in ids:
@@ -101,8 +104,25 @@ def clips_with_features(ids: list[str], captions: dict[str, list[str]], features
         if not path.exists():
             missing.append(clip_id)
             continue
-        clips.append(Clip(clip_id=clip_id, captions=captions[clip_id], frames=None, features=load_features(path), attributes={}))
+        clips.append(Clip(clip_id=clip_id, captions=captions[clip_id], frames=None, features=load_features(path),
+                          attributes={}))
     return clips, missing
+
+
+# Caption files without video features: one constant number stands in for each clip's video, so tensors, model and
+# evaluation run unchanged; the video channel then carries nothing, and only sentence-to-sentence means anything.
+NO_VIDEO = np.zeros(1, dtype=np.float32)
+
+
+def sentence_clips(ids: list[str], captions: dict[str, list[str]]) -> list[Clip]:
+    """Clips of captions only, each with the constant stand-in feature."""
+    return [Clip(clip_id=i, captions=captions[i], frames=None, features=NO_VIDEO.copy(), attributes={}) for i in ids]
+
+
+def split_clips(ids: list[str], captions: dict[str, list[str]], features_dir: Path,
+                sentences_only: bool) -> tuple[list[Clip], list[str]]:
+    """A split's clips (with their feature files, or captions only) and the ids that had no feature file."""
+    return (sentence_clips(ids, captions), []) if sentences_only else clips_with_features(ids, captions, features_dir)
 
 
 def check_feature_dims(splits: dict[str, list[Clip]]) -> int | None:
@@ -123,13 +143,17 @@ def load_msvd(annotations: Path, features_dir: Path, split_sizes: tuple[int, int
     n_train, n_val, _ = scaled_split_sizes(len(ids), split_sizes)
     parts = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
     splits, missing = {}, []
+    sentences_only = not Path(features_dir).is_dir()
+    if sentences_only:
+        warnings.warn(f"MSVD: no feature folder {features_dir}: captions only (the sentence tasks)")
     for split, split_ids in parts.items():
-        splits[split], lost = clips_with_features(split_ids, captions, Path(features_dir))
+        splits[split], lost = split_clips(split_ids, captions, Path(features_dir), sentences_only)
         missing += lost
     if missing:
         warnings.warn(f"MSVD: {len(missing)} annotated clips have no feature file in {features_dir}; skipped")
     meta = {
-        "source": str(annotations), "features_dir": str(features_dir), "feature_dim": check_feature_dims(splits),
+        "source": str(annotations), "features_dir": str(features_dir), "sentences_only": sentences_only,
+        "feature_dim": None if sentences_only else check_feature_dims(splits),
         "annotated_clips": len(ids), "split_sizes_requested": list(split_sizes),
         "split_sizes_used": [n_train, n_val, len(ids) - n_train - n_val],
         "order": "youtube_mapping" if mapping is not None else "sorted clip id",

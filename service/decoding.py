@@ -4,11 +4,12 @@ A cache miss costs one decode (core.media.prepare_upload: PyAV, swscale, numpy).
 the GIL, so decoding in threads shares one interpreter with the event loop and the batcher: on 2 cores the
 miss path topped out below a peer whose decoding runs in its own process (docs/performance.md). Worker
 processes decode with their own GIL: upload bytes in, the model's input array out (both pickled by this
-service's own code on each side of a private pipe; nothing a client sent is unpickled).
+service's own code on each side of a private socket; nothing a client sent is unpickled).
 
-Each worker has its own pipe, read by the event loop itself (add_reader): no executor threads between the
-request and the worker, which keeps a process hop to about the cost of copying the array (concurrent.futures'
-ProcessPoolExecutor added 1.3-3 ms per call through its manager thread). Workers are spawned, never forked
+Each worker has its own socket, read and written by the event loop itself (sock_sendall / sock_recv_into, never
+blocking): no executor threads between the request and the worker (concurrent.futures' ProcessPoolExecutor
+added 1.3-3 ms per call through its manager thread), and no blocking read of a reply bigger than the socket's
+buffer (the event loop would wait on the worker's writes). Workers are spawned, never forked
 (the parent holds onnxruntime's and asyncio's threads), at start, so no upload pays for an interpreter start.
 They import core only (no torch, no onnxruntime) and end when the server process ends, however it ends.
 A worker that dies while decoding (a codec crashing on a hostile file) is replaced and the upload tried once
@@ -22,14 +23,16 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import pickle
+import socket
+import struct
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -38,6 +41,8 @@ from core.media import MediaLimits, PreparedVideo, UndecodableMedia, prepare_upl
 
 log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
+PREFIX = struct.Struct("!QI")  # pickle size, number of out-of-band buffers
+SOCKET_BUFFER = 4 << 20
 ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried once more
 
 
@@ -60,25 +65,93 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _serve(conn: Connection, parent: int) -> None:
-    """A worker's life: (function, args) in, (True, result) or (False, exception) out, until the pipe closes."""
+def _serve(sock: socket.socket, parent: int) -> None:
+    """A worker's life: a message (function, args) in, a message (True, result) or (False, exception) out, until
+    the server closes the socket."""
     _exit_with_parent(parent)
+    sock.setblocking(True)
     while True:
         try:
-            fn, args = conn.recv()
+            fn, args = read_blocking(sock)
         except (EOFError, OSError):
             return
         try:
             reply: tuple[bool, Any] = (True, fn(*args))
         except Exception as exc:  # noqa: BLE001 (the caller re-raises it: media errors keep their type)
             reply = (False, exc)
-        conn.send(reply)
+        for part in pack(reply):
+            sock.sendall(part)
+
+
+# ---- messages on a worker socket: a prefix, the pickle, then its arrays' memory as it lies (pickle protocol 5,
+# out of band: a clip's array is never copied into the pickle, only by the kernel into the socket)
+
+def pack(obj: Any) -> list[bytes | memoryview]:
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    sizes = struct.pack(f"!{len(raws)}Q", *(r.nbytes for r in raws))
+    return [PREFIX.pack(len(body), len(raws)) + sizes, body, *raws]
+
+
+def _unpacker() -> Generator[int, bytearray, Any]:
+    """Sans-IO reader of one message: yields how many bytes it needs next, is sent them, returns the object."""
+    body_size, n_buffers = PREFIX.unpack((yield PREFIX.size))
+    sizes = struct.unpack(f"!{n_buffers}Q", (yield 8 * n_buffers)) if n_buffers else ()
+    body = yield body_size
+    buffers = []
+    for size in sizes:
+        buffers.append((yield size))
+    return pickle.loads(body, buffers=buffers)
+
+
+def read_blocking(sock: socket.socket) -> Any:
+    reader = _unpacker()
+    need = next(reader)
+    while True:
+        try:
+            need = reader.send(_recv_exactly_blocking(sock, need))
+        except StopIteration as done:
+            return done.value
+
+
+async def read_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
+    reader = _unpacker()
+    need = next(reader)
+    while True:
+        try:
+            need = reader.send(await _recv_exactly(loop, sock, need))
+        except StopIteration as done:
+            return done.value
+
+
+def _recv_exactly_blocking(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            raise EOFError
+        got += k
+    return buf
+
+
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytearray:
+    """n bytes from a non-blocking socket without blocking the event loop (a reply is bigger than one read)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = await loop.sock_recv_into(sock, view[got:])
+        if k == 0:
+            raise WorkerDied("decode worker exited")
+        got += k
+    return buf
 
 
 @dataclass
 class Worker:
     process: BaseProcess
-    conn: Connection
+    sock: socket.socket  # the server's end, non-blocking: read and written by the event loop
 
     @property
     def pid(self) -> int | None:
@@ -86,16 +159,20 @@ class Worker:
 
 
 def spawn_worker() -> Worker:
-    ours, theirs = multiprocessing.Pipe(duplex=True)
+    ours, theirs = socket.socketpair()  # multiprocessing hands `theirs` to the spawned child (a duplicated fd)
+    for end in (ours, theirs):  # a reply (a clip's array) in a few reads, not dozens of event-loop turns
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     process = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, os.getpid()),
                                                            name="slr-decode", daemon=True)
     process.start()
     theirs.close()
+    ours.setblocking(False)
     return Worker(process, ours)
 
 
 def stop_worker(w: Worker) -> None:
-    w.conn.close()
+    w.sock.close()
     if w.process.is_alive():
         w.process.kill()
     w.process.join(timeout=1)
@@ -143,29 +220,12 @@ class DecodePool:
 
     async def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
         loop = asyncio.get_running_loop()
-        reply: asyncio.Future[tuple[bool, Any]] = loop.create_future()
-        fd = w.conn.fileno()
-
-        def readable() -> None:
-            loop.remove_reader(fd)
-            if reply.done():
-                return
-            try:
-                os.set_blocking(fd, True)  # uvloop leaves a watched fd non-blocking; the reply is read whole
-                reply.set_result(w.conn.recv())
-            except (EOFError, OSError):
-                reply.set_exception(WorkerDied(f"decode worker {w.pid} exited"))
-
         try:
-            os.set_blocking(fd, True)
-            w.conn.send((fn, args))
+            for part in pack((fn, args)):
+                await loop.sock_sendall(w.sock, part)
+            return await read_async(loop, w.sock)
         except OSError:
             raise WorkerDied(f"decode worker {w.pid} exited") from None
-        loop.add_reader(fd, readable)
-        try:
-            return await reply
-        finally:
-            loop.remove_reader(fd)
 
     async def _acquire(self) -> Worker:
         if self._idle:

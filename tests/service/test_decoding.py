@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.clips import FORMATS, encode_clip, moving_square_clip
 from core.config import ModelConfig
 from core.media import MediaLimits, UndecodableMedia, prepare_upload
-from service.decoding import DecodePool, loaded_modules
+from service.decoding import DecodePool, loaded_modules, pack, read_blocking
 from tests.service_fixtures import ROOT
-from bench.clips import FORMATS, encode_clip, moving_square_clip
 
 CFG = ModelConfig(frames=8, height=36, width=64, frame_fit="pad")
 LIMITS = MediaLimits(max_frames=500, max_pixels=640 * 480, max_decode_s=10.0)
@@ -58,6 +58,27 @@ def test_the_servers_event_loop_reads_replies_whole(pool: DecodePool) -> None:
     got = uvloop.run(pool.prepare(data, big, LIMITS))
     np.testing.assert_array_equal(got.array, prepare_upload(data, big, LIMITS).array)
     assert pool.restarts == 0
+
+
+def test_messages_carry_arrays_of_any_layout_out_of_band() -> None:
+    """pack / read_blocking over a real socket pair: C-, F- and non-contiguous arrays, exceptions, plain values."""
+    import socket
+    import threading
+
+    grid = np.arange(2 * 36 * 64 * 3, dtype=np.float32).reshape(2, 36, 64, 3)
+    sent = (True, {"c": grid, "f": np.asfortranarray(grid[0]), "strided": grid[:, ::3, 1::2], "n": 7,
+                   "err": UndecodableMedia("bad file")})
+    a, b = socket.socketpair()
+    writer = threading.Thread(target=lambda: [a.sendall(part) for part in pack(sent)])
+    writer.start()
+    got = read_blocking(b)
+    writer.join()
+    a.close()
+    b.close()
+    for key in ("c", "f", "strided"):
+        np.testing.assert_array_equal(got[1][key], sent[1][key])
+    assert got[1]["n"] == 7 and isinstance(got[1]["err"], UndecodableMedia) and str(got[1]["err"]) == "bad file"
+    assert len(pack(sent)) == 2 + 2  # prefix, pickle, and the two contiguous arrays as raw memory
 
 
 def test_workers_import_neither_torch_nor_onnxruntime(pool: DecodePool) -> None:

@@ -229,8 +229,9 @@ def test_pods_are_locked_down_and_spread(rendered, with_components) -> None:
         assert any(s["topologyKey"] == "kubernetes.io/hostname" for s in spread)
         api = container(docs)
         assert any(m["mountPath"] == "/tmp" for m in api["volumeMounts"]), "writable /tmp for spooled uploads"
-        # above the measured RSS (294 MB after load, docs/performance.md)
-        assert quantity_bytes(api["resources"]["requests"]["memory"]) >= 294 * 10**6
+        # above the measured RSS of the process tree with its 2 decode workers (389 MB after a cache-miss sweep,
+        # docs/performance.md)
+        assert quantity_bytes(api["resources"]["requests"]["memory"]) >= 389 * 10**6
 
 
 def test_gpu_overlay(rendered) -> None:

@@ -74,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                      latent_dim=engine.config.latent_dim)
     await cache.ping()
     predictor = Predictor(engine, cache, metrics, settings)
+    await predictor.decoder.warm()
     app.state.predictor = predictor
     try:
         yield

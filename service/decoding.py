@@ -192,6 +192,10 @@ class DecodePool:
     def pids(self) -> list[int | None]:
         return [w.pid for w in self._workers]
 
+    async def warm(self) -> None:
+        """Wait until every worker has imported core and answers (before the server reports ready)."""
+        await asyncio.gather(*(self.call(loaded_modules, []) for _ in self._workers))
+
     async def prepare(self, data: bytes, cfg: ModelConfig, limits: MediaLimits) -> PreparedVideo:
         return await self.call(prepare_upload, data, cfg, limits)
 

@@ -83,6 +83,8 @@ function request()
 end
 
 function response(status, headers, body)
+  -- A response in flight when the thread reached its quota may still land before stop() takes effect: not counted.
+  if responses >= quota then return end
   responses = responses + 1
   if status ~= 200 then
     local k = tostring(status)

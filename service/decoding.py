@@ -3,8 +3,9 @@
 A cache miss costs one decode (core.media.prepare_upload: PyAV, swscale, numpy). Its Python-level parts hold
 the GIL, so decoding in threads shares one interpreter with the event loop and the batcher: on 2 cores the
 miss path topped out below a peer whose decoding runs in its own process (docs/performance.md). Worker
-processes decode with their own GIL: upload bytes in, the model's input array out (both pickled by this
-service's own code on each side of a private socket; nothing a client sent is unpickled).
+processes decode with their own GIL: upload bytes in, the model's input array out, over a private socket (the
+request pickled by the server for its worker; the reply JSON and raw array memory, so the server never unpickles
+what a worker that has just handled hostile bytes sends back).
 
 Each worker has its own socket, read and written by the event loop itself (sock_sendall / sock_recv_into, never
 blocking): no executor threads between the request and the worker (concurrent.futures' ProcessPoolExecutor
@@ -20,6 +21,7 @@ never holds a worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
@@ -36,8 +38,18 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import numpy as np
+
 from core.config import ModelConfig
-from core.media import MediaLimits, PreparedVideo, UndecodableMedia, prepare_upload
+from core.media import (
+    MediaError,
+    MediaLimitExceeded,
+    MediaLimits,
+    PreparedVideo,
+    UndecodableMedia,
+    UnsupportedMedia,
+    prepare_upload,
+)
 
 log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
@@ -48,6 +60,13 @@ ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried
 
 class WorkerDied(RuntimeError):
     """The worker process exited while it held a call."""
+
+
+class WorkerError(RuntimeError):
+    """A worker failed in a way that is not a media error (a bug: the server answers 500, as in a thread)."""
+
+
+MEDIA_ERRORS = {cls.__name__: cls for cls in (MediaError, UnsupportedMedia, UndecodableMedia, MediaLimitExceeded)}
 
 
 def loaded_modules(names: list[str]) -> list[str]:
@@ -66,46 +85,105 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _serve(sock: socket.socket, parent: int) -> None:
-    """A worker's life: a message (function, args) in, a message (True, result) or (False, exception) out, until
-    the server closes the socket."""
+    """A worker's life: a request (function, args) in, a reply (the result, or the error) out, until the server
+    closes the socket."""
     _exit_with_parent(parent)
     sock.setblocking(True)
     while True:
         try:
-            fn, args = read_blocking(sock)
+            body, buffers = read_blocking(sock)
+            fn, args = pickle.loads(body, buffers=buffers)  # from the server: its own pickle of its own call
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[bool, Any] = (True, fn(*args))
-        except Exception as exc:  # noqa: BLE001 (the caller re-raises it: media errors keep their type)
-            reply = (False, exc)
-        for part in pack(reply):
+            parts = pack_reply(True, fn(*args))
+        except Exception as exc:  # noqa: BLE001 (the server re-raises it: media errors keep their type)
+            parts = pack_reply(False, exc)
+        for part in parts:
             sock.sendall(part)
 
 
-# ---- messages on a worker socket: a prefix, the pickle, then its arrays' memory as it lies (pickle protocol 5,
-# out of band: a clip's array is never copied into the pickle, only by the kernel into the socket)
+# ---- messages on a worker socket: a prefix (body size, number of buffers, their sizes), the body, then array
+# memory as it lies (never copied into the body, only by the kernel into the socket). A request's body is a pickle
+# (protocol 5, arrays out of band) that only a worker reads; a reply's body is JSON and its arrays raw memory, so
+# the server never unpickles what a worker sends: a worker handles hostile bytes, and its reply is checked data.
 
-def pack(obj: Any) -> list[bytes | memoryview]:
-    buffers: list[pickle.PickleBuffer] = []
-    body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
+def frame(body: bytes, raws: list[memoryview]) -> list[bytes | memoryview]:
     sizes = struct.pack(f"!{len(raws)}Q", *(r.nbytes for r in raws))
     return [PREFIX.pack(len(body), len(raws)) + sizes, body, *raws]
 
 
-def _unpacker() -> Generator[int, bytearray, Any]:
-    """Sans-IO reader of one message: yields how many bytes it needs next, is sent them, returns the object."""
+def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[bytes | memoryview]:
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps((fn, args), protocol=5, buffer_callback=buffers.append)
+    return frame(body, [b.raw() for b in buffers])
+
+
+def pack_reply(ok: bool, value: Any) -> list[bytes | memoryview]:
+    """(True, a result made of None / bool / int / float / str / lists / arrays / a PreparedVideo), or (False, an
+    exception: media errors by name, anything else as its type and message)."""
+    arrays: list[np.ndarray] = []
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            arrays.append(np.ascontiguousarray(v))
+            return {"array": len(arrays) - 1, "dtype": v.dtype.str, "shape": list(v.shape)}
+        if isinstance(v, PreparedVideo):
+            return {"prepared": [plain(v.array), plain(v.first_frame), plain(v.box)]}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        raise TypeError(f"a decode worker does not send {type(v).__name__}")
+
+    head = {"ok": True, "value": plain(value)} if ok else {"ok": False, "error": type(value).__name__,
+                                                            "message": str(value)}
+    return frame(json.dumps(head).encode(), [memoryview(a).cast("B") for a in arrays])
+
+
+def unpack_reply(body: bytes, buffers: list[bytearray]) -> tuple[bool, Any]:
+    """A worker's reply back into values (arrays over the received memory: no copy); a media error raised there is
+    the same error here. A reply that does not parse is treated as the worker's death (it is replaced)."""
+    try:
+        return _unpack_reply(body, buffers)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise WorkerDied(f"a decode worker sent a malformed reply ({type(e).__name__}: {e})") from None
+
+
+def _unpack_reply(body: bytes, buffers: list[bytearray]) -> tuple[bool, Any]:
+    head = json.loads(body)
+    if not head["ok"]:
+        known = MEDIA_ERRORS.get(head["error"])
+        return False, known(head["message"]) if known else WorkerError(f"{head['error']}: {head['message']}")
+    return True, _value(head["value"], buffers)
+
+
+def _value(v: Any, buffers: list[bytearray]) -> Any:
+    if isinstance(v, list):
+        return [_value(x, buffers) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if "prepared" in v:
+        array, first, box = (_value(x, buffers) for x in v["prepared"])
+        return PreparedVideo(array, first, tuple(box) if box is not None else None)
+    dtype = np.dtype(v["dtype"])
+    if dtype.hasobject:
+        raise ValueError("an object array")
+    return np.frombuffer(buffers[v["array"]], dtype=dtype).reshape(v["shape"])
+
+
+def _unpacker() -> Generator[int, bytearray, tuple[bytearray, list[bytearray]]]:
+    """Sans-IO reader of one message: yields how many bytes it needs next, is sent them; returns (body, buffers)."""
     body_size, n_buffers = PREFIX.unpack((yield PREFIX.size))
     sizes = struct.unpack(f"!{n_buffers}Q", (yield 8 * n_buffers)) if n_buffers else ()
     body = yield body_size
     buffers = []
     for size in sizes:
         buffers.append((yield size))
-    return pickle.loads(body, buffers=buffers)
+    return body, buffers
 
 
-def read_blocking(sock: socket.socket) -> Any:
+def read_blocking(sock: socket.socket) -> tuple[bytearray, list[bytearray]]:
     reader = _unpacker()
     need = next(reader)
     while True:
@@ -115,7 +193,7 @@ def read_blocking(sock: socket.socket) -> Any:
             return done.value
 
 
-async def read_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
+async def read_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[bytearray, list[bytearray]]:
     reader = _unpacker()
     need = next(reader)
     while True:
@@ -225,9 +303,9 @@ class DecodePool:
     async def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
         loop = asyncio.get_running_loop()
         try:
-            for part in pack((fn, args)):
+            for part in pack_request(fn, args):
                 await loop.sock_sendall(w.sock, part)
-            return await read_async(loop, w.sock)
+            return unpack_reply(*await read_async(loop, w.sock))
         except OSError:
             raise WorkerDied(f"decode worker {w.pid} exited") from None
 

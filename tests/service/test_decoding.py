@@ -3,10 +3,14 @@ workers import core only (no torch, no onnxruntime), and a worker that dies is r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +21,16 @@ import pytest
 
 from bench.clips import FORMATS, encode_clip, moving_square_clip
 from core.config import ModelConfig
-from core.media import MediaLimits, UndecodableMedia, prepare_upload
-from service.decoding import DecodePool, loaded_modules, pack, read_blocking
+from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, UndecodableMedia, prepare_upload
+from service.decoding import (
+    DecodePool,
+    WorkerDied,
+    WorkerError,
+    loaded_modules,
+    pack_reply,
+    read_blocking,
+    unpack_reply,
+)
 from tests.service_fixtures import ROOT
 
 CFG = ModelConfig(frames=8, height=36, width=64, frame_fit="pad")
@@ -60,25 +72,43 @@ def test_the_servers_event_loop_reads_replies_whole(pool: DecodePool) -> None:
     assert pool.restarts == 0
 
 
-def test_messages_carry_arrays_of_any_layout_out_of_band() -> None:
-    """pack / read_blocking over a real socket pair: C-, F- and non-contiguous arrays, exceptions, plain values."""
-    import socket
-    import threading
-
-    grid = np.arange(2 * 36 * 64 * 3, dtype=np.float32).reshape(2, 36, 64, 3)
-    sent = (True, {"c": grid, "f": np.asfortranarray(grid[0]), "strided": grid[:, ::3, 1::2], "n": 7,
-                   "err": UndecodableMedia("bad file")})
+def round_trip(ok: bool, value: object) -> tuple[bool, object]:
+    """pack_reply / read_blocking / unpack_reply over a real socket pair."""
     a, b = socket.socketpair()
-    writer = threading.Thread(target=lambda: [a.sendall(part) for part in pack(sent)])
+    writer = threading.Thread(target=lambda: [a.sendall(part) for part in pack_reply(ok, value)])
     writer.start()
-    got = read_blocking(b)
+    got = unpack_reply(*read_blocking(b))
     writer.join()
     a.close()
     b.close()
-    for key in ("c", "f", "strided"):
-        np.testing.assert_array_equal(got[1][key], sent[1][key])
-    assert got[1]["n"] == 7 and isinstance(got[1]["err"], UndecodableMedia) and str(got[1]["err"]) == "bad file"
-    assert len(pack(sent)) == 2 + 2  # prefix, pickle, and the two contiguous arrays as raw memory
+    return got
+
+
+def test_replies_carry_arrays_of_any_layout_and_errors_without_pickle() -> None:
+    grid = np.arange(2 * 36 * 64 * 3, dtype=np.float32).reshape(2, 36, 64, 3)
+    value = [grid, np.asfortranarray(grid[0]), grid[:, ::3, 1::2], 7, "x", None,
+             PreparedVideo(grid, grid[0], (1, 2, 30, 60))]
+    ok, got = round_trip(True, value)
+    assert ok
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], value[i])
+    assert got[3:6] == [7, "x", None]
+    np.testing.assert_array_equal(got[6].array, grid)
+    assert got[6].box == (1, 2, 30, 60)
+    ok, err = round_trip(False, MediaLimitExceeded("too long"))
+    assert not ok and type(err) is MediaLimitExceeded and str(err) == "too long"
+    ok, err = round_trip(False, KeyError("bug"))  # not a media error: the server's 500, as in a thread
+    assert not ok and isinstance(err, WorkerError) and "KeyError" in str(err)
+
+
+def test_a_reply_cannot_smuggle_objects() -> None:
+    """What a (compromised) worker could send is JSON and raw memory: an object array is refused, a pickle is
+    never read."""
+    with pytest.raises(WorkerDied, match="malformed reply.*object array"):
+        unpack_reply(json.dumps({"ok": True, "value": {"array": 0, "dtype": "|O", "shape": [1]}}).encode(),
+                     [bytearray(8)])
+    with pytest.raises(WorkerDied, match="malformed reply"):
+        unpack_reply(pickle.dumps({"ok": True, "value": 1}), [])
 
 
 def test_workers_import_neither_torch_nor_onnxruntime(pool: DecodePool) -> None:

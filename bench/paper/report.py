@@ -251,6 +251,16 @@ def plan_section(plan: dict[str, Any]) -> list[str]:
             + rows + [f"| evaluation per seed | | | | | {plan['eval_s_per_seed']:.0f} |", ""])
 
 
+def why_section(out_dir: Path, name: str) -> list[str]:
+    """<name>_why.md beside the report, verbatim: the "why" a person writes after reading a run (the generated
+    reading says where the ordering holds, not why), kept when the report is generated again."""
+    why = out_dir / f"{name}_why.md"
+    if not why.exists():
+        return []
+    return [f"### Why (written after reading the run: [{why.name}]({why.name}))", "", why.read_text().strip(), "",
+            "### Every comparison (generated)", ""]
+
+
 def write_report(doc: dict[str, Any], out_dir: Path, name: str) -> Path:
     """<out_dir>/<name>.md from the results document."""
     meta, agg = doc["meta"], doc["aggregate"]
@@ -265,7 +275,8 @@ def write_report(doc: dict[str, Any], out_dir: Path, name: str) -> Path:
     md += ablation_table(agg, tasks, meteor) + [""]
     if doc.get("figures"):
         md += figures_section(doc["figures"], out_dir, meta["seeds"][0])
-    md += ["## Honest reading", "", READING_TEXT, ""] + doc["reading"] + [""] + plan_section(meta["plan"])
+    md += ["## Honest reading", ""] + why_section(out_dir, name) + [READING_TEXT, ""] + doc["reading"] + [""]
+    md += plan_section(meta["plan"])
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(md))
     return path

@@ -19,6 +19,7 @@ from PIL import Image
 
 from bench.paper.plan import SIZES, DataSource, load_data, make_preset
 from bench.paper.reading import reading
+from bench.paper.report import write_report
 from bench.paper.stats import aggregate, aggregate_tree, compare, is_real, mean_curve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +199,15 @@ def test_tiny_run_writes_every_table_row_and_figure(tiny):
 def _phase_points(info: dict) -> list[dict]:
     """The validations of a run's last (converging) phase."""
     return [p for p in info["curve"] if p["phase"] == info["phases"][-1]]
+
+
+def test_the_hand_written_why_is_kept_when_the_report_is_written_again(tiny, tmp_path: Path):
+    (tmp_path / "results_why.md").write_text("- The star model captions best because of the alignment term.\n")
+    md = write_report(tiny["doc"], tmp_path, "results").read_text()
+    why, generated = md.index("### Why"), md.index("### Every comparison (generated)")
+    assert why < md.index("because of the alignment term") < generated < md.index("The paper's ordering")
+    (tmp_path / "results_why.md").unlink()
+    assert "### Why" not in write_report(tiny["doc"], tmp_path, "results").read_text()
 
 
 def test_tiny_run_stops_early_after_patience_or_at_the_cap(tiny):

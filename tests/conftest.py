@@ -70,6 +70,7 @@ SLOW_MODULES = {
     "tests/service/test_faults.py", "tests/service/test_shutdown.py", "tests/service/test_fuzz.py",
     "tests/service/test_hostile_input.py", "tests/service/test_security.py", "tests/deploy/test_deploy.py",
     "tests/deploy/test_k8s.py", "tests/model/test_distributed.py", "tests/export/test_shipped_model.py",
+    "tests/service/test_decoding.py", "tests/model/test_convergence.py",
 }
 SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_evaluates_and_explains",
               "test_baselines_train_one_task_each", "test_video_fine_tuning_moves_the_video_decoder_alone",

@@ -3,9 +3,9 @@
 A cache miss costs one decode (core.media.prepare_upload: PyAV, swscale, numpy). Its Python-level parts hold
 the GIL, so decoding in threads shares one interpreter with the event loop and the batcher: on 2 cores the
 miss path topped out below a peer whose decoding runs in its own process (docs/performance.md). Worker
-processes decode with their own GIL: upload bytes in, the model's input array out, over a private socket (the
-request pickled by the server for its worker; the reply JSON and raw array memory, so the server never unpickles
-what a worker that has just handled hostile bytes sends back).
+processes decode with their own GIL: upload bytes in, the model's input array out, over a private socket as JSON
+plus raw memory both ways (nothing is pickled: the server never runs what a worker that has just handled hostile
+bytes sends back).
 
 Each worker has its own socket, read and written by the event loop itself (sock_sendall / sock_recv_into, never
 blocking): no executor threads between the request and the worker (concurrent.futures' ProcessPoolExecutor
@@ -21,11 +21,11 @@ never holds a worker.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import multiprocessing
 import os
-import pickle
 import socket
 import struct
 import sys
@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -53,7 +53,7 @@ from core.media import (
 
 log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
-PREFIX = struct.Struct("!QI")  # pickle size, number of out-of-band buffers
+PREFIX = struct.Struct("!QI")  # JSON body size, number of raw buffers
 SOCKET_BUFFER = 4 << 20
 ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried once more
 
@@ -85,91 +85,107 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _serve(sock: socket.socket, parent: int) -> None:
-    """A worker's life: a request (function, args) in, a reply (the result, or the error) out, until the server
-    closes the socket."""
+    """A worker's life: a request (a function by name, its arguments) in, a reply (the result, or the error) out,
+    until the server closes the socket."""
     _exit_with_parent(parent)
     sock.setblocking(True)
     while True:
         try:
             body, buffers = read_blocking(sock)
-            fn, args = pickle.loads(body, buffers=buffers)  # from the server: its own pickle of its own call
         except (EOFError, OSError):
             return
         try:
-            parts = pack_reply(True, fn(*args))
+            request = json.loads(body)
+            parts = pack_reply(True, function(request["call"])(*decode(request["args"], buffers)))
         except Exception as exc:  # noqa: BLE001 (the server re-raises it: media errors keep their type)
             parts = pack_reply(False, exc)
         for part in parts:
             sock.sendall(part)
 
 
-# ---- messages on a worker socket: a prefix (body size, number of buffers, their sizes), the body, then array
-# memory as it lies (never copied into the body, only by the kernel into the socket). A request's body is a pickle
-# (protocol 5, arrays out of band) that only a worker reads; a reply's body is JSON and its arrays raw memory, so
-# the server never unpickles what a worker sends: a worker handles hostile bytes, and its reply is checked data.
+# ---- messages on a worker socket, both ways: a prefix (body size, number of buffers, their sizes), a JSON body,
+# then raw memory (upload bytes, arrays) as it lies: never copied into the body, only by the kernel into the socket.
+# Nothing is pickled: the server does not run what a worker that just handled hostile bytes sends back, and a
+# request names its function (module:name) instead of carrying code.
+
+def function(name: str) -> Callable[..., Any]:
+    """The function a request names, e.g. 'core.media:prepare_upload' (the server's own calls only)."""
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
 
 def frame(body: bytes, raws: list[memoryview]) -> list[bytes | memoryview]:
     sizes = struct.pack(f"!{len(raws)}Q", *(r.nbytes for r in raws))
     return [PREFIX.pack(len(body), len(raws)) + sizes, body, *raws]
 
 
-def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[bytes | memoryview]:
-    buffers: list[pickle.PickleBuffer] = []
-    body = pickle.dumps((fn, args), protocol=5, buffer_callback=buffers.append)
-    return frame(body, [b.raw() for b in buffers])
+def encode(value: Any, raws: list[memoryview]) -> Any:
+    """A value as JSON, its bytes and arrays appended to `raws` (the types the decode path passes, nothing else)."""
+    if isinstance(value, np.ndarray):
+        raws.append(memoryview(np.ascontiguousarray(value)).cast("B"))
+        return {"array": len(raws) - 1, "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, bytes):
+        raws.append(memoryview(value))
+        return {"bytes": len(raws) - 1}
+    if isinstance(value, PreparedVideo):
+        return {"prepared": [encode(value.array, raws), encode(value.first_frame, raws), encode(value.box, raws)]}
+    if isinstance(value, ModelConfig):
+        return {"model_config": value.to_dict()}
+    if isinstance(value, MediaLimits):
+        return {"media_limits": asdict(value)}
+    if isinstance(value, (list, tuple)):
+        return [encode(x, raws) for x in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a decode worker message does not carry {type(value).__name__}")
+
+
+def decode(value: Any, buffers: list[bytearray]) -> Any:
+    if isinstance(value, list):
+        return [decode(x, buffers) for x in value]
+    if not isinstance(value, dict):
+        return value
+    if "prepared" in value:
+        array, first, box = (decode(x, buffers) for x in value["prepared"])
+        return PreparedVideo(array, first, tuple(box) if box is not None else None)
+    if "bytes" in value:
+        return bytes(buffers[value["bytes"]])
+    if "model_config" in value:
+        return ModelConfig.from_dict(value["model_config"])
+    if "media_limits" in value:
+        return MediaLimits(**value["media_limits"])
+    dtype = np.dtype(value["dtype"])
+    if dtype.hasobject:
+        raise ValueError("an object array")
+    return np.frombuffer(buffers[value["array"]], dtype=dtype).reshape(value["shape"])
 
 
 def pack_reply(ok: bool, value: Any) -> list[bytes | memoryview]:
-    """(True, a result made of None / bool / int / float / str / lists / arrays / a PreparedVideo), or (False, an
-    exception: media errors by name, anything else as its type and message)."""
-    arrays: list[np.ndarray] = []
+    """A reply: (True, the result), or (False, an exception: media errors by name, anything else as its type and
+    message)."""
+    raws: list[memoryview] = []
+    head = {"ok": True, "value": encode(value, raws)} if ok else {"ok": False, "error": type(value).__name__,
+                                                                   "message": str(value)}
+    return frame(json.dumps(head).encode(), raws)
 
-    def plain(v: Any) -> Any:
-        if isinstance(v, np.ndarray):
-            arrays.append(np.ascontiguousarray(v))
-            return {"array": len(arrays) - 1, "dtype": v.dtype.str, "shape": list(v.shape)}
-        if isinstance(v, PreparedVideo):
-            return {"prepared": [plain(v.array), plain(v.first_frame), plain(v.box)]}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return v
-        raise TypeError(f"a decode worker does not send {type(v).__name__}")
 
-    head = {"ok": True, "value": plain(value)} if ok else {"ok": False, "error": type(value).__name__,
-                                                            "message": str(value)}
-    return frame(json.dumps(head).encode(), [memoryview(a).cast("B") for a in arrays])
+def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[bytes | memoryview]:
+    raws: list[memoryview] = []
+    body = {"call": f"{fn.__module__}:{fn.__qualname__}", "args": encode(list(args), raws)}
+    return frame(json.dumps(body).encode(), raws)
 
 
 def unpack_reply(body: bytes, buffers: list[bytearray]) -> tuple[bool, Any]:
     """A worker's reply back into values (arrays over the received memory: no copy); a media error raised there is
     the same error here. A reply that does not parse is treated as the worker's death (it is replaced)."""
     try:
-        return _unpack_reply(body, buffers)
+        head = json.loads(body)
+        if not head["ok"]:
+            known = MEDIA_ERRORS.get(head["error"])
+            return False, known(head["message"]) if known else WorkerError(f"{head['error']}: {head['message']}")
+        return True, decode(head["value"], buffers)
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise WorkerDied(f"a decode worker sent a malformed reply ({type(e).__name__}: {e})") from None
-
-
-def _unpack_reply(body: bytes, buffers: list[bytearray]) -> tuple[bool, Any]:
-    head = json.loads(body)
-    if not head["ok"]:
-        known = MEDIA_ERRORS.get(head["error"])
-        return False, known(head["message"]) if known else WorkerError(f"{head['error']}: {head['message']}")
-    return True, _value(head["value"], buffers)
-
-
-def _value(v: Any, buffers: list[bytearray]) -> Any:
-    if isinstance(v, list):
-        return [_value(x, buffers) for x in v]
-    if not isinstance(v, dict):
-        return v
-    if "prepared" in v:
-        array, first, box = (_value(x, buffers) for x in v["prepared"])
-        return PreparedVideo(array, first, tuple(box) if box is not None else None)
-    dtype = np.dtype(v["dtype"])
-    if dtype.hasobject:
-        raise ValueError("an object array")
-    return np.frombuffer(buffers[v["array"]], dtype=dtype).reshape(v["shape"])
 
 
 def _unpacker() -> Generator[int, bytearray, tuple[bytearray, list[bytearray]]]:

@@ -26,8 +26,11 @@ from service.decoding import (
     DecodePool,
     WorkerDied,
     WorkerError,
+    decode,
+    function,
     loaded_modules,
     pack_reply,
+    pack_request,
     read_blocking,
     unpack_reply,
 )
@@ -99,6 +102,15 @@ def test_replies_carry_arrays_of_any_layout_and_errors_without_pickle() -> None:
     assert not ok and type(err) is MediaLimitExceeded and str(err) == "too long"
     ok, err = round_trip(False, KeyError("bug"))  # not a media error: the server's 500, as in a thread
     assert not ok and isinstance(err, WorkerError) and "KeyError" in str(err)
+
+
+def test_a_request_names_its_function_and_carries_the_upload_as_raw_bytes() -> None:
+    data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
+    head, body, upload = pack_request(prepare_upload, (data, CFG, LIMITS))
+    request = json.loads(body)
+    assert request["call"] == "core.media:prepare_upload" and bytes(upload) == data
+    assert function(request["call"]) is prepare_upload
+    assert decode(request["args"], [bytearray(upload)]) == [data, CFG, LIMITS]
 
 
 def test_a_reply_cannot_smuggle_objects() -> None:

@@ -54,7 +54,6 @@ from core.media import (
 log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
 PREFIX = struct.Struct("!QI")  # JSON body size, number of raw buffers
-SOCKET_BUFFER = 4 << 20
 ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried once more
 
 
@@ -254,9 +253,6 @@ class Worker:
 
 def spawn_worker() -> Worker:
     ours, theirs = socket.socketpair()  # multiprocessing hands `theirs` to the spawned child (a duplicated fd)
-    for end in (ours, theirs):  # a reply (a clip's array) in a few reads, not dozens of event-loop turns
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     process = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, os.getpid()),
                                                            name="slr-decode", daemon=True)
     process.start()

@@ -14,9 +14,14 @@ same steps on the same synthetic clips, per design:
 * `queries`: the same CNN, then K learned attention maps per frame (a 1x1 convolution, softmax over positions), per
   map the attended features and the map's centroid, a GRU per map over time, the K tracks concatenated into x_v.
 
-Prints, per design, the validation share of one-object clips with all three right and of two-object clips with both
-objects' triples right, and seconds per step. Run: `python -m bench.binding --steps 1500` (about 10 minutes on 2
-cores for both designs).
+`--target described` asks instead for the triple of the object the clip's captions open with (the main object)
+alone: what a caption's first clause needs. `--corpus salient random` compares the corpus rule that makes the main
+object of a two-object clip the larger one (`synthetic.SECOND_RADIUS_SHARE`, since quality-v6) with the earlier
+one (either object, nothing on screen to say which).
+
+Prints, per design (and corpus rule), the validation share of one-object clips with all three right and of
+two-object clips with both triples (or the described one) right, and seconds per step. Run: `python -m
+bench.binding --steps 3000` (about 6 minutes per design on 2 quiet cores, after a minute of drawing clips).
 """
 from __future__ import annotations
 
@@ -39,9 +44,13 @@ WARMUP = 300
 VOCABS = {"colour": COLOURS, "shape": SHAPES, "motion": MOTIONS}
 
 
-def targets(attributes: dict[str, Any]) -> list[int]:
-    """[colour, shape, motion] of slot 1 then slot 2 (objects ordered by colour), 1-based; 0 = none."""
-    objects = sorted(attributes.get("objects") or [attributes], key=lambda o: COLOURS.index(o["colour"]))
+def targets(attributes: dict[str, Any], target: str = "both") -> list[int]:
+    """`both`: [colour, shape, motion] of slot 1 then slot 2 (objects ordered by colour), 1-based, 0 = none;
+    `described`: the triple of the object the clip's captions open with (the main object) alone."""
+    objects = attributes.get("objects") or [attributes]
+    if target == "described":
+        return [VOCABS[a].index(objects[0][a]) + 1 for a in ("colour", "shape", "motion")]
+    objects = sorted(objects, key=lambda o: COLOURS.index(o["colour"]))
     out = []
     for k in range(2):
         o = objects[k] if k < len(objects) else None
@@ -137,10 +146,10 @@ ENCODERS = {"pool": FrameEncoder, "slots": SlotEncoder, "queries": QueryEncoder}
 
 
 class Probe(nn.Module):
-    def __init__(self, encoder: nn.Module, x_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, x_dim: int, objects: int = 2) -> None:
         super().__init__()
         self.encoder = encoder
-        sizes = [len(VOCABS[a]) + 1 for a in ("colour", "shape", "motion")] * 2
+        sizes = [len(VOCABS[a]) + 1 for a in ("colour", "shape", "motion")] * objects
         self.heads = nn.ModuleList(nn.Sequential(nn.Linear(x_dim, x_dim), nn.ReLU(), nn.Linear(x_dim, n))
                                    for n in sizes)
 
@@ -149,9 +158,9 @@ class Probe(nn.Module):
         return [head(x) for head in self.heads]
 
 
-def split_tensors(clips: list) -> tuple[Tensor, Tensor, Tensor]:
+def split_tensors(clips: list, target: str) -> tuple[Tensor, Tensor, Tensor]:
     video = torch.from_numpy(np.stack([c.frames for c in clips]))
-    y = torch.tensor([targets(c.attributes) for c in clips])
+    y = torch.tensor([targets(c.attributes, target) for c in clips])
     two = torch.tensor([len(c.attributes.get("objects") or [0]) == 2 for c in clips])
     return video, y, two
 
@@ -167,19 +176,23 @@ def score(model: Probe, video: Tensor, y: Tensor, two: Tensor) -> dict[str, floa
     hit = torch.cat(preds) == y
     model.train()
     out = {"one_object_all_three": float(hit[~two].all(dim=1).float().mean()),
-           "two_objects_both": float(hit[two].all(dim=1).float().mean()), "two_object_clips": int(two.sum())}
-    for j, name in enumerate(f"{k}_{a}" for k in ("first", "second") for a in ("colour", "shape", "motion")):
+           "two_objects_all": float(hit[two].all(dim=1).float().mean()), "two_object_clips": int(two.sum())}
+    slots = ("first", "second")[:y.shape[1] // 3]
+    for j, name in enumerate(f"{k}_{a}" for k in slots for a in ("colour", "shape", "motion")):
         out[f"two_{name}"] = round(float(hit[two, j].float().mean()), 3)
     return out
 
 
-def run(design: str, steps: int, clips: int, seed: int) -> dict[str, Any]:
+def run(design: str, steps: int, clips: int, seed: int, target: str = "both", salient_first: bool = True
+        ) -> dict[str, Any]:
     torch.manual_seed(seed)
     cfg = replace(preset("quality").model, vocab_size=1)
-    corpus = generate(clips, seed=seed, frames=cfg.frames, height=cfg.height, width=cfg.width)
-    train, val = split_tensors(corpus.splits["train"]), split_tensors(corpus.splits["val"] + corpus.splits["test"])
+    corpus = generate(clips, seed=seed, frames=cfg.frames, height=cfg.height, width=cfg.width,
+                      salient_first=salient_first)
+    train = split_tensors(corpus.splits["train"], target)
+    val = split_tensors(corpus.splits["val"] + corpus.splits["test"], target)
     encoder = ENCODERS[design](cfg)
-    model = Probe(encoder, cfg.x_dim)
+    model = Probe(encoder, cfg.x_dim, objects=train[1].shape[1] // 3)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     # Warm-up (slot attention is known to need it; both designs get it) and clipping.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / WARMUP))
@@ -199,7 +212,8 @@ def run(design: str, steps: int, clips: int, seed: int) -> dict[str, Any]:
             curve.append({"step": step, **score(model, *val)})
             print(design, curve[-1], flush=True)
     seconds = time.perf_counter() - t0
-    return {"design": design, "steps": steps, "s_per_step": seconds / steps,
+    return {"design": design, "target": target, "salient_first": salient_first, "steps": steps,
+            "s_per_step": seconds / steps,
             "params": sum(p.numel() for p in encoder.parameters()), "curve": curve, **curve[-1]}
 
 
@@ -209,14 +223,20 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=8000)
     ap.add_argument("--designs", nargs="+", default=["pool", "slots"], choices=sorted(ENCODERS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target", choices=("both", "described"), default="both",
+                    help="name both objects' triples, or only the one the captions open with")
+    ap.add_argument("--corpus", nargs="+", choices=("salient", "random"), default=["salient"],
+                    help="which object captions open with in a two-object clip: the larger, or either (pre-v6)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    results = [run(d, args.steps, args.clips, args.seed) for d in args.designs]
-    print("| design | encoder parameters | s / step | one object, all three | two objects, both right |")
-    print("|---|---|---|---|---|")
+    results = [run(d, args.steps, args.clips, args.seed, args.target, c == "salient")
+               for c in args.corpus for d in args.designs]
+    print("| design | main object | encoder parameters | s / step | one object, all three | "
+          f"two objects, {args.target} |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['design']} | {r['params']:,} | {r['s_per_step']:.3f} | {r['one_object_all_three']:.3f} | "
-              f"{r['two_objects_both']:.3f} |")
+        print(f"| {r['design']} | {'larger' if r['salient_first'] else 'either'} | {r['params']:,} | "
+              f"{r['s_per_step']:.3f} | {r['one_object_all_three']:.3f} | {r['two_objects_all']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -40,18 +40,20 @@ def frames_row(frames: np.ndarray, scale: int = SCALE) -> Image.Image:
     return Image.fromarray(strip).resize((t * w * scale, h * scale), Image.Resampling.NEAREST)
 
 
-def sheet(rows: list[tuple[str, np.ndarray]]) -> Image.Image:
-    """Labelled rows of frames, one image."""
+def sheet(rows: list[tuple[str, np.ndarray]], label_w: int = LABEL_W) -> Image.Image:
+    """Labelled rows of frames, one image; a row is as tall as its frames or its label, whichever is taller."""
     images = [frames_row(f) for _, f in rows]
-    width = LABEL_W + max(i.width for i in images) + 2 * PAD
-    height = sum(i.height + PAD for i in images) + PAD
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    heights = [max(i.height, draw.multiline_textbbox((0, 0), label)[3] + 8) for (label, _), i in zip(rows, images)]
+    width = label_w + max(i.width for i in images) + 2 * PAD
+    height = sum(h + PAD for h in heights) + PAD
     out = Image.new("RGB", (width, height), (250, 250, 250))
     draw = ImageDraw.Draw(out)
     y = PAD
-    for (label, _), img in zip(rows, images):
+    for (label, _), img, h in zip(rows, images, heights):
         draw.text((PAD, y + 4), label, fill=(20, 20, 20))
-        out.paste(img, (LABEL_W + PAD, y))
-        y += img.height + PAD
+        out.paste(img, (label_w + PAD, y))
+        y += h + PAD
     return out
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
 from core.config import FrameFit
-from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, parse_attributes
+from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, described_object, object_binding, parse_attributes
 
 LABELS_JSON = "labels.json"
 CONTAINERS: tuple[str, ...] = ("mp4", "webm", "avi", "mov", "gif")
@@ -90,8 +90,58 @@ def ffmpeg_binary() -> str | None:
 
 # --------------------------------------------------------------------------- what to draw
 
-def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: bool = False) -> dict[str, Any]:
-    """Attributes and geometry (fractions of the frame) of one clip."""
+def _path(motion: str, w: int, h: int, r0: float, rng: np.random.Generator) -> dict[str, float]:
+    """Start and end centre (x0, y0, x1, y1) and radius (r0, r1), in pixels, of an object moving by `motion`."""
+    if motion in ("grow", "shrink"):
+        small, large = r0 * 0.55, min(r0 * 1.7, min(w, h) * 0.42)
+        ra, rb = (small, large) if motion == "grow" else (large, small)
+        cx, cy = float(rng.uniform(large, w - large)), float(rng.uniform(large, h - large))
+        return {"x0": cx, "x1": cx, "y0": cy, "y1": cy, "r0": ra, "r1": rb}
+    along, across = (w, h) if motion in ("left", "right") else (h, w)
+    dist = float(rng.uniform(0.45, 0.7)) * (along - 2 * r0)
+    start = float(rng.uniform(r0, along - r0 - dist))
+    a, b = (start, start + dist) if motion in ("right", "down") else (start + dist, start)
+    other = float(rng.uniform(r0 * 1.2, across - r0 * 1.2))
+    xy = {"x0": a, "x1": b, "y0": other, "y1": other} if motion in ("left", "right") else {
+        "x0": other, "x1": other, "y0": a, "y1": b}
+    return {**xy, "r0": r0, "r1": r0}
+
+
+def _centres(obj: dict[str, Any], n: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.linspace(0.0, 1.0, n)
+    return tuple(obj[f"{k}0"] + (obj[f"{k}1"] - obj[f"{k}0"]) * t for k in ("x", "y", "r"))
+
+
+def _second_object(main: dict[str, Any], shapes: Sequence[str], rng: np.random.Generator,
+                   tries: int = 12) -> dict[str, Any]:
+    """A second, smaller object (mean radius 0.5-0.62 of the main one's) of another colour, far from the
+    background colour, on a path that keeps clear of the main one (the best of a few tries)."""
+    others = [c for c in COLOUR_RGB if c != main["colour"] and all(
+        np.linalg.norm(np.subtract(ImageColor.getrgb(n), ImageColor.getrgb(main["background"])))
+        >= MIN_BACKGROUND_DISTANCE for n in CSS_NAMES[c])] or [c for c in COLOUR_RGB if c != main["colour"]]
+    colour = others[int(rng.integers(len(others)))]
+    css = CSS_NAMES[colour][int(rng.integers(len(CSS_NAMES[colour])))]
+    motion = OUTSIDE_MOTIONS[int(rng.integers(len(OUTSIDE_MOTIONS)))]
+    mean_main = (main["r0"] + main["r1"]) / 2
+    growth = 1.125 if motion in ("grow", "shrink") else 1.0  # a path's mean radius over its r0
+    mx, my, mr = _centres(main)
+    best, best_gap = {}, -np.inf
+    for _ in range(tries):
+        r0 = float(rng.uniform(0.5, 0.62)) * mean_main / growth
+        path = _path(motion, main["width"], main["height"], r0, rng)
+        x, y, r = _centres(path)
+        gap = float(np.min(np.hypot(x - mx, y - my) - (r + mr)))
+        if gap > best_gap:
+            best, best_gap = path, gap
+        if gap >= 0:
+            break
+    return {"colour": colour, "css_colour": css, "rgb": list(ImageColor.getrgb(css)),
+            "shape": shapes[int(rng.integers(len(shapes)))], "motion": motion, **best}
+
+
+def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: bool = False,
+          two: bool = False) -> dict[str, Any]:
+    """Attributes and geometry (pixels) of one clip; `two`: a second, smaller object (`plan["second"]`)."""
     shapes = FFMPEG_SHAPES if source == "ffmpeg" else PIL_SHAPES
     sizes = FFMPEG_SIZES if source == "ffmpeg" else PIL_SIZES
     if quick:
@@ -111,26 +161,14 @@ def _plan(source: str, container: str, k: int, rng: np.random.Generator, quick: 
           if np.linalg.norm(np.subtract(ImageColor.getrgb(n), rgb)) >= MIN_BACKGROUND_DISTANCE]
     background = bg[int(rng.integers(len(bg)))]
     m = min(w, h)
-    r0 = float(rng.uniform(0.12, 0.2)) * m  # radius in pixels
+    # The object a caption opens with is the larger of two (as in the synthetic corpus): drawn large there.
+    r0 = float(rng.uniform(0.16, 0.2) if two else rng.uniform(0.12, 0.2)) * m  # radius in pixels
     plan = {"colour": colour, "shape": shapes[int(rng.integers(len(shapes)))], "motion": motion,
             "css_colour": css, "rgb": list(rgb), "width": w, "height": h, "fps": fps, "duration": duration,
-            "background": background, "source": source, "container": container}
-    if motion in ("grow", "shrink"):
-        small, large = r0 * 0.55, min(r0 * 1.7, m * 0.42)
-        ra, rb = (small, large) if motion == "grow" else (large, small)
-        cx, cy = float(rng.uniform(large, w - large)), float(rng.uniform(large, h - large))
-        plan.update(x0=cx, x1=cx, y0=cy, y1=cy, r0=ra, r1=rb)
-    else:
-        along, across = (w, h) if motion in ("left", "right") else (h, w)
-        dist = float(rng.uniform(0.45, 0.7)) * (along - 2 * r0)
-        start = float(rng.uniform(r0, along - r0 - dist))
-        a, b = (start, start + dist) if motion in ("right", "down") else (start + dist, start)
-        other = float(rng.uniform(r0 * 1.2, across - r0 * 1.2))
-        if motion in ("left", "right"):
-            plan.update(x0=a, x1=b, y0=other, y1=other)
-        else:
-            plan.update(x0=other, x1=other, y0=a, y1=b)
-        plan.update(r0=r0, r1=r0)
+            "background": background, "source": source, "container": container,
+            **_path(motion, w, h, r0, rng)}
+    if two:
+        plan["second"] = _second_object(plan, shapes, rng)
     plan["noise"] = bool(rng.random() < 0.3)
     plan["bg_style"] = ("plain", "gradient", "blotches")[int(rng.integers(3))] if source == "pil" else (
         "gradient" if rng.random() < 0.3 else "plain")
@@ -207,22 +245,31 @@ def _run_ffmpeg(args: list[str]) -> None:
         raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
 
 
+def _sprite(obj: dict[str, Any], fps: int, dur: float, label: str) -> tuple[str, str]:
+    """An ffmpeg sprite source of one object (filter chain to `[label]`) and its overlay position expressions."""
+    size = 2 * int(np.ceil(max(obj["r0"], obj["r1"]) * 1.05)) + 4
+    c = size / 2.0
+    r = f"{obj['r0']:.2f}+({obj['r1'] - obj['r0']:.2f})*T/{dur}"
+    sprite = (f"color=c={_hex(obj['css_colour'])}:s={size}x{size}:r={fps}:d={dur},format=rgba,"
+              f"geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='{_alpha_expr(obj['shape'], c, r)}'[{label}]")
+    ox = f"{obj['x0'] - c:.2f}+({obj['x1'] - obj['x0']:.2f})*t/{dur}"
+    oy = f"{obj['y0'] - c:.2f}+({obj['y1'] - obj['y0']:.2f})*t/{dur}"
+    return sprite, f"overlay=x='{ox}':y='{oy}':shortest=1"
+
+
 def _ffmpeg_clip(plan: dict[str, Any], path: Path, rng: np.random.Generator) -> None:
     w, h, fps, dur = plan["width"], plan["height"], plan["fps"], plan["duration"]
-    rmax = max(plan["r0"], plan["r1"])
-    size = 2 * int(np.ceil(rmax * 1.05)) + 4
-    c = size / 2.0
-    r = f"{plan['r0']:.2f}+({plan['r1'] - plan['r0']:.2f})*T/{dur}"
     if plan["bg_style"] == "gradient":
         bg = (f"gradients=s={w}x{h}:r={fps}:d={dur}:c0={_hex(plan['background'])}:c1={_hex(plan['bg2'])}:nb_colors=2:"
               f"speed=0.00001:x0=0:y0=0:x1={w}:y1={h}")
     else:
         bg = f"color=c={_hex(plan['background'])}:s={w}x{h}:r={fps}:d={dur}"
-    sprite = (f"color=c={_hex(plan['css_colour'])}:s={size}x{size}:r={fps}:d={dur},format=rgba,"
-              f"geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='{_alpha_expr(plan['shape'], c, r)}'")
-    ox = f"{plan['x0'] - c:.2f}+({plan['x1'] - plan['x0']:.2f})*t/{dur}"
-    oy = f"{plan['y0'] - c:.2f}+({plan['y1'] - plan['y0']:.2f})*t/{dur}"
-    chain = f"{bg}[bg];{sprite}[spr];[bg][spr]overlay=x='{ox}':y='{oy}':shortest=1"
+    chain, under = f"{bg}[bg];", "bg"
+    if "second" in plan:  # drawn first: the main object passes over it
+        sprite, overlay = _sprite(plan["second"], fps, dur, "spr2")
+        chain, under = chain + f"{sprite};[bg][spr2]{overlay}[bg2];", "bg2"
+    sprite, overlay = _sprite(plan, fps, dur, "spr")
+    chain += f"{sprite};[{under}][spr]{overlay}"
     if plan["noise"]:
         chain += ",noise=alls=8:allf=t"
     if plan["container"] == "gif":
@@ -274,26 +321,30 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
     raise ValueError(shape)
 
 
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
+                fill: tuple[int, ...]) -> None:
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "square":
+        s = 0.85 * r
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    else:
+        draw.polygon(_polygon(shape, cx, cy, r), fill=fill)
+
+
 def pil_frames(plan: dict[str, Any]) -> np.ndarray:
     """The uint8 (N, h, w, 3) frames of a Pillow-drawn clip."""
     bg = Image.fromarray(_pil_background(plan))
     n = _n_frames(plan)
-    fill = tuple(plan["rgb"])
+    objects = [plan["second"], plan] if "second" in plan else [plan]  # the main object on top
     frames = []
     for i in range(n):
         t = i / max(1, n - 1)
-        cx = plan["x0"] + (plan["x1"] - plan["x0"]) * t
-        cy = plan["y0"] + (plan["y1"] - plan["y0"]) * t
-        r = plan["r0"] + (plan["r1"] - plan["r0"]) * t
         im = bg.copy()
         draw = ImageDraw.Draw(im)
-        if plan["shape"] == "circle":
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-        elif plan["shape"] == "square":
-            s = 0.85 * r
-            draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
-        else:
-            draw.polygon(_polygon(plan["shape"], cx, cy, r), fill=fill)
+        for obj in objects:
+            cx, cy, r = (obj[f"{k}0"] + (obj[f"{k}1"] - obj[f"{k}0"]) * t for k in ("x", "y", "r"))
+            _draw_shape(draw, obj["shape"], cx, cy, r, tuple(obj["rgb"]))
         frames.append(np.asarray(im))
     out = np.stack(frames)
     if plan.get("shake"):
@@ -347,11 +398,14 @@ def _encode_without_ffmpeg(frames: np.ndarray, plan: dict[str, Any], path: Path,
 
 def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 8,
                       sources: Sequence[str] = SOURCES, containers: Sequence[str] = CONTAINERS,
-                      quick: bool = False) -> list[dict]:
-    """Write n_per_kind clips per (source, container) into out_dir plus labels.json; return the labels
-    (each with its `file` name). 2 sources x 5 containers x 8 = 80 clips by default. Sources whose tool
-    is missing (ffmpeg) are skipped. Deterministic by seed (the drawing; encoders may differ by version).
-    `quick` (tests): small frames, 2 s at 10 fps."""
+                      quick: bool = False, two_per_kind: int | None = None) -> list[dict]:
+    """Write n_per_kind one-object clips and two_per_kind two-object clips (default a quarter of n_per_kind)
+    per (source, container) into out_dir plus labels.json; return the labels (each with its `file` name).
+    2 sources x 5 containers x (8 + 2) = 100 clips by default. Sources whose tool is missing (ffmpeg) are
+    skipped. Deterministic by seed (the drawing; encoders may differ by version). `quick` (tests): small
+    frames, 2 s at 10 fps."""
+    if two_per_kind is None:
+        two_per_kind = n_per_kind // 4
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     have_ffmpeg = ffmpeg_binary() is not None
@@ -365,10 +419,12 @@ def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 8,
         for ci, container in enumerate(containers):
             if container not in CONTAINERS:
                 raise ValueError(f"unknown container {container!r}")
-            for k in range(n_per_kind):
-                rng = np.random.default_rng([seed, si, ci, k])
-                plan = _plan(source, container, k, rng, quick)
-                name = f"{source}_{container}_{k:02d}_{plan['colour']}_{plan['shape']}_{plan['motion']}.{container}"
+            for k in range(n_per_kind + two_per_kind):
+                two = k >= n_per_kind
+                rng = np.random.default_rng([seed, si, ci, k] + ([2] if two else []))
+                plan = _plan(source, container, k, rng, quick, two)
+                kind = f"two{k - n_per_kind:02d}" if two else f"{k:02d}"
+                name = f"{source}_{container}_{kind}_{plan['colour']}_{plan['shape']}_{plan['motion']}.{container}"
                 if source == "ffmpeg":
                     _ffmpeg_clip(plan, out / name, rng)
                 else:
@@ -381,8 +437,11 @@ def build_outside_set(out_dir: str | Path, seed: int = 0, n_per_kind: int = 8,
                     "shake": plan["shake"], "aspect": aspect_group(plan["width"], plan["height"]),
                     "encoder": "ffmpeg" if have_ffmpeg else "pyav",
                 }
-    meta = {"seed": seed, "n_per_kind": n_per_kind, "quick": quick, "build_s": round(time.monotonic() - t0, 2),
-            "ffmpeg": have_ffmpeg}
+                if two:  # the main object (described first: the larger) then the second, as the corpus lists them
+                    labels[name]["objects"] = [{a: o[a] for a in (*ATTRIBUTES, "css_colour")}
+                                               for o in (plan, plan["second"])]
+    meta = {"seed": seed, "n_per_kind": n_per_kind, "two_per_kind": two_per_kind, "quick": quick,
+            "build_s": round(time.monotonic() - t0, 2), "ffmpeg": have_ffmpeg}
     (out / LABELS_JSON).write_text(json.dumps({"meta": meta, "clips": labels}, indent=1, sort_keys=True))
     return [{"file": k, **v} for k, v in labels.items()]
 
@@ -414,7 +473,10 @@ def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Pat
                      frames: int | None = None, height: int | None = None, width: int | None = None,
                      max_failures: int = 20, fit: FrameFit = "stretch") -> dict[str, Any]:
     """Colour / shape / motion / all accuracy of captions (read back with `parse_attributes`), overall,
-    per container, per source, per motion, per aspect-ratio group and per background (camera shake apart).
+    per container, per source, per motion, per aspect-ratio group and per background (camera shake apart),
+    over the one-object clips (comparable with sets that had no others); `by_objects` holds one- and two-object
+    clips apart, a two-object caption scored against the object it names (`described_object`), and
+    `binding_two_objects` reads each clause of those captions alone (`object_binding`).
 
     caption_fn is called once per clip with the decoded model input (float32 (T, H, W, 3) from
     `decode_clip_file`) when frames, height and width are given, else with the file's Path (e.g. to
@@ -422,15 +484,22 @@ def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Pat
     """
     decode = frames is not None and height is not None and width is not None
     hits: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
-    failures = []
+    failures, two_captions, two_labels = [], [], []
     for path, label in clips:
         caption = caption_fn(decode_clip_file(path, frames, height, width, fit) if decode else path)
         parsed = parse_attributes(caption)
-        ok = [parsed.get(a) == label[a] for a in ATTRIBUTES]
+        named = described_object(parsed, label)
+        ok = [parsed.get(a) == named[a] for a in ATTRIBUTES]
         w, h = (int(v) for v in label["size"].split("x"))
         background = "shake" if label.get("shake") else label["bg_style"]
-        for group in ("overall", f"container:{label['container']}", f"source:{label['source']}",
-                      f"motion:{label['motion']}", f"aspect:{aspect_group(w, h)}", f"background:{background}"):
+        groups = [f"objects:{'two' if label.get('objects') else 'one'}"]
+        if label.get("objects"):
+            two_captions.append(caption)
+            two_labels.append(label)
+        else:
+            groups += ["overall", f"container:{label['container']}", f"source:{label['source']}",
+                       f"motion:{label['motion']}", f"aspect:{aspect_group(w, h)}", f"background:{background}"]
+        for group in groups:
             h = hits[group.split(":")[0]][group]
             for i, good in enumerate(ok):
                 h[i] += good
@@ -443,8 +512,11 @@ def outside_accuracy(caption_fn: Callable[[Any], str], clips: Sequence[tuple[Pat
     def rates(h: list[int]) -> dict[str, float]:
         return {**{a: h[i] / h[4] for i, a in enumerate(ATTRIBUTES)}, "all": h[3] / h[4], "n": h[4]}
 
-    result: dict[str, Any] = {"n": len(clips), "overall": rates(hits["overall"]["overall"]) if clips else {}}
-    for kind in ("container", "source", "motion", "aspect", "background"):
+    one = hits["overall"]["overall"]
+    result: dict[str, Any] = {"n": len(clips), "overall": rates(one) if one[4] else {}}
+    for kind in ("container", "source", "motion", "aspect", "background", "objects"):
         result[f"by_{kind}"] = {g.split(":", 1)[1]: rates(h) for g, h in sorted(hits[kind].items())}
+    if two_labels:
+        result["binding_two_objects"] = object_binding(two_captions, two_labels)
     result["failures"] = failures
     return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,12 @@ MAX_CAPTION_WORDS = 16
 UNSEEN_FRACTION = 0.04
 N_HELD_OUT_COMBOS = 6
 TWO_OBJECT_PROBABILITY = 0.2
+# In a two-object clip the described-first (main) object is the salient one, as people caption: the larger. Its
+# radius is drawn from the upper part of the range and the second object's mean radius is at most this share of
+# the main one's. Drawn at random instead (`salient_first=False`, as before quality-v6), nothing on screen says
+# which object a caption opens with, and a model trained on such captions mixes the two (issue 18).
+MAIN_R0_RANGE = (6.5, 9.0)
+SECOND_RADIUS_SHARE = 0.65
 # Aspect ratios (width / height) of the clips drawn on a canvas other than the model's and letterboxed into it
 # (`aspect_share` of a corpus): portrait phone video, 3:4, square, 4:3, 1.85:1 and 2.39:1 cinema.
 CANVAS_ASPECTS: tuple[float, ...] = (9 / 16, 3 / 4, 1.0, 4 / 3, 1.85, 2.39)
@@ -189,14 +195,17 @@ class ObjectSpec:
     speed: str  # "slow" | "medium" | "fast" | "none"
 
     def describe(self) -> dict:
-        return {"colour": self.colour, "shape": self.shape, "motion": self.motion, "size": self.size, "speed": self.speed}
+        return {"colour": self.colour, "shape": self.shape, "motion": self.motion, "size": self.size,
+                "speed": self.speed, "radius": round(float(self.r.mean()), 2)}  # mean over the clip, pixels
 
 
-def _trajectory(motion: str, frames: int, height: int, width: int, rng: np.random.Generator):
-    """Centre and radius per frame, kept inside the frame; plus the speed class of the motion."""
+def _trajectory(motion: str, frames: int, height: int, width: int, rng: np.random.Generator,
+                r0_range: tuple[float, float] = (4.5, 9.0)):
+    """Centre and radius per frame, kept inside the frame; plus the speed class of the motion. `r0_range` is in
+    pixels of a 36-pixel-high frame."""
     t = np.linspace(0.0, 1.0, frames, dtype=np.float32)
     unit = min(height, width) / 36.0  # radii are designed for a 36-pixel-high frame
-    r0 = float(rng.uniform(4.5, 9.0) * unit)
+    r0 = float(rng.uniform(*r0_range) * unit)
     speed = "none"
     if motion in ("grow", "shrink"):
         small, large = r0 * 0.55, min(r0 * rng.uniform(1.5, 1.9), (min(height, width) / 2 - 1))
@@ -242,10 +251,10 @@ def _size_class(r0: float, height: int, width: int) -> str:
 
 
 def _make_object(colour: str, shape: str, motion: str, frames: int, height: int, width: int,
-                 rng: np.random.Generator) -> ObjectSpec:
+                 rng: np.random.Generator, r0_range: tuple[float, float] = (4.5, 9.0)) -> ObjectSpec:
     # Brightness jitter keeps the hue: every channel scales together.
     rgb = np.clip(np.array(COLOUR_RGB[colour], np.float32) * rng.uniform(0.82, 1.08), 0, 255)
-    cx, cy, r, r0, speed = _trajectory(motion, frames, height, width, rng)
+    cx, cy, r, r0, speed = _trajectory(motion, frames, height, width, rng, r0_range)
     return ObjectSpec(colour, shape, motion, rgb.astype(np.float32), cx, cy, r, _size_class(r0, height, width), speed)
 
 
@@ -480,12 +489,30 @@ def _sample_combo(rng: np.random.Generator, forbidden: set[Combo]) -> Combo:
             return combo
 
 
+def _second_r0_range(main: ObjectSpec, motion: str, height: int, width: int) -> tuple[float, float]:
+    """Radii (36-pixel frame units) that keep a second object's mean radius under SECOND_RADIUS_SHARE of the
+    main one's; a growing or shrinking object's mean radius is about 1.2 times its r0."""
+    unit = min(height, width) / 36.0
+    hi = SECOND_RADIUS_SHARE * float(main.r.mean()) / unit / (1.2 if motion in ("grow", "shrink") else 1.0)
+    return min(3.5, hi), hi
+
+
+def _smaller(obj: ObjectSpec, main: ObjectSpec) -> ObjectSpec:
+    """obj shrunk about its own path where its mean radius still exceeds the share (rare: a frame-capped grow)."""
+    scale = SECOND_RADIUS_SHARE * float(main.r.mean()) / float(obj.r.mean())
+    return replace(obj, r=(obj.r * scale).astype(np.float32)) if scale < 1.0 else obj
+
+
 def _place_second(main: ObjectSpec, colour: str, shape: str, motion: str, frames: int, height: int, width: int,
-                  rng: np.random.Generator, tries: int = 12) -> ObjectSpec:
-    """A second object whose path keeps clear of the main one (the best of a few tries), so both stay visible."""
+                  rng: np.random.Generator, tries: int = 12, salient_first: bool = True) -> ObjectSpec:
+    """A second object whose path keeps clear of the main one (the best of a few tries), so both stay visible;
+    with `salient_first`, clearly smaller than the main one."""
+    r0_range = _second_r0_range(main, motion, height, width) if salient_first else (4.5, 9.0)
     best, best_gap = None, -np.inf
     for _ in range(tries):
-        obj = _make_object(colour, shape, motion, frames, height, width, rng)
+        obj = _make_object(colour, shape, motion, frames, height, width, rng, r0_range)
+        if salient_first:
+            obj = _smaller(obj, main)
         gap = float(np.min(np.hypot(obj.cx - main.cx, obj.cy - main.cy) - 0.9 * (obj.r + main.r)))
         if gap > best_gap:
             best, best_gap = obj, gap
@@ -504,7 +531,7 @@ def _canvas(aspect: float, height: int, width: int) -> tuple[int, int]:
 
 
 def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, height: int, width: int,
-               captions_per_clip: int, aspect: float | None = None) -> Clip:
+               captions_per_clip: int, aspect: float | None = None, salient_first: bool = True) -> Clip:
     """One clip; with `aspect`, drawn on a canvas of that aspect ratio and letterboxed into height x width
     (`core.frames.prepare_clip`, fit "pad", as an upload of that shape is) -- attributes gain its `frame_box`."""
     out_h, out_w = height, width
@@ -513,9 +540,13 @@ def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, heigh
     rng = np.random.default_rng([seed, i])
     objects = [_make_object(*combo, frames, height, width, rng)]
     if rng.random() < TWO_OBJECT_PROBABILITY:
+        if salient_first:  # the main object redrawn large, from its own stream: one-object clips stay as they were
+            objects[0] = _make_object(*combo, frames, height, width, np.random.default_rng([seed, i, 3]),
+                                      MAIN_R0_RANGE)
         colour = COLOURS[rng.choice([j for j, c in enumerate(COLOURS) if c != combo[0]])]
         shape, motion = SHAPES[rng.integers(len(SHAPES))], MOTIONS[rng.integers(len(MOTIONS))]
-        objects.append(_place_second(objects[0], colour, shape, motion, frames, height, width, rng))
+        objects.append(_place_second(objects[0], colour, shape, motion, frames, height, width, rng,
+                                     salient_first=salient_first))
     bg, background = _background(height, width, [o.rgb for o in objects], rng)
     video = _compose(objects, frames, height, width, bg)
     # Python's Random is an order of magnitude faster than Generator for many scalar picks.
@@ -548,9 +579,11 @@ def _aspect(seed: int, i: int, share: float) -> float | None:
 
 
 def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, width: int = 64,
-             captions_per_clip: int = 8, progress: bool = False, aspect_share: float = 0.0) -> Corpus:
+             captions_per_clip: int = 8, progress: bool = False, aspect_share: float = 0.0,
+             salient_first: bool = True) -> Corpus:
     """A synthetic corpus of n_clips clips (uint8 (T, H, W, 3)) with captions_per_clip captions each; an
-    `aspect_share` of them drawn at other aspect ratios (CANVAS_ASPECTS) and letterboxed.
+    `aspect_share` of them drawn at other aspect ratios (CANVAS_ASPECTS) and letterboxed; `salient_first`: in a
+    two-object clip the object captions open with is the larger (MAIN_R0_RANGE, SECOND_RADIUS_SHARE).
 
     Splits by clip 80 / 10 / 10 over the ordinary clips; in addition about 4% of the clips show one of a
     few held-out (colour, shape, motion) combinations and go to test only (`unseen_combo`).
@@ -575,7 +608,7 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
         else:
             combo = _sample_combo(np.random.default_rng([seed, i, 1]), forbidden)
         clips.append(_make_clip(i, seed, combo, i in unseen_ids, frames, height, width, captions_per_clip,
-                                _aspect(seed, i, aspect_share)))
+                                _aspect(seed, i, aspect_share), salient_first))
     seen = [c for c in clips if not c.attributes["unseen_combo"]]
     train, val, test = _split_indices(len(seen), master)
     splits = {

@@ -363,3 +363,22 @@ def test_object_binding_reads_each_clause_of_a_two_object_caption():
     clips = [c for c in generate(200, seed=4).clips() if len(c.attributes["objects"]) == 2]
     assert clips and synthetic.object_binding([c.captions[0] for c in clips], [c.attributes for c in clips])[
         "both"] == 1.0
+
+
+def test_two_object_clips_open_with_the_larger_object_one_object_clips_unchanged():
+    """Captions open with the main object; in a two-object clip it is drawn large and the second object's mean
+    radius is at most SECOND_RADIUS_SHARE of it, so the picture says which object a caption opens with. The
+    earlier rule (`salient_first=False`) draws the same one-object clips byte for byte."""
+    from model.data.synthetic import _make_clip
+
+    larger = 0  # two-object clips seen
+    for i in range(300):
+        combo = ("red", "circle", "left")
+        new, old = (_make_clip(i, 9, combo, False, 8, 36, 64, 2, salient_first=s) for s in (True, False))
+        if len(new.attributes["objects"]) == 1:
+            assert np.array_equal(new.frames, old.frames) and new.captions == old.captions
+            continue
+        main, second = (o["radius"] for o in new.attributes["objects"])
+        assert second <= synthetic.SECOND_RADIUS_SHARE * main + 0.01, new.attributes["objects"]
+        larger += 1
+    assert larger >= 40

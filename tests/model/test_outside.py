@@ -13,6 +13,8 @@ from model.data.outside import (
     CONTAINERS,
     CSS_NAMES,
     LABELS_JSON,
+    _centres,
+    _plan,
     _shake,
     aspect_group,
     build_outside_set,
@@ -92,7 +94,9 @@ def test_labels_match_what_was_drawn(outside_dir) -> None:
     """The analytic probe, on the decoded model input with the background removed, reads the labelled
     colour and motion (direction of the centroid, growth of the area)."""
     wrong = []
-    for path, lab in load_outside_set(outside_dir):
+    clips = load_outside_set(outside_dir)
+    assert clips and not any(lab.get("objects") for _, lab in clips)  # one object each: the probe reads one
+    for path, lab in clips:
         p = probe_video(_isolate(decode_clip_file(path, T, H, W)))
         if (p.colour, p.motion) != (lab["colour"], lab["motion"]):
             wrong.append((path.name, p))
@@ -157,3 +161,67 @@ def test_decode_path_gives_the_frames_of_decoding_every_frame(outside_dir) -> No
         assert np.abs(new - old).max() <= 1 / 255 + 1e-6, path.name
         seen.add(path.suffix.lstrip("."))
     assert seen == set(CONTAINERS), f"formats not compared: {set(CONTAINERS) - seen}"
+
+
+@pytest.fixture(scope="module")
+def two_object_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("outside_two")
+    build_outside_set(d, seed=1, n_per_kind=1, quick=True, containers=("mp4", "gif"), two_per_kind=2)
+    return d
+
+
+def test_two_object_plans_draw_a_smaller_second_object_apart() -> None:
+    """The object a caption opens with is the larger one (the corpus' rule): the second object's mean radius is
+    at most 0.62 of the main one's, of another colour, on a path clear of the main one's in most clips."""
+    clear = 0
+    for k in range(40):
+        plan = _plan("pil", "mp4", k, np.random.default_rng([5, k]), two=True)
+        second = plan["second"]
+        assert second["colour"] != plan["colour"]
+        assert (second["r0"] + second["r1"]) / 2 <= 0.62 * (plan["r0"] + plan["r1"]) / 2 + 1e-6
+        x, y, r = _centres(second)
+        mx, my, mr = _centres(plan)
+        clear += bool(np.min(np.hypot(x - mx, y - my) - (r + mr)) >= 0)
+    assert clear >= 34, clear
+
+
+def test_two_object_files_show_both_colours_the_main_one_larger(two_object_dir) -> None:
+    clips = [(p, lab) for p, lab in load_outside_set(two_object_dir) if lab.get("objects")]
+    sources = ("ffmpeg", "pil") if ffmpeg_binary() else ("pil",)
+    assert len(clips) == len(sources) * 2 * 2
+    for path, lab in clips:
+        main, second = lab["objects"]
+        assert (main["colour"], main["shape"], main["motion"]) == (lab["colour"], lab["shape"], lab["motion"])
+        assert "_two0" in path.name
+        clip = _isolate(decode_clip_file(path, T, 4 * H, 4 * W))
+        pixels = clip.reshape(-1, 3)[np.abs(clip.reshape(-1, 3)).sum(1) > 0] * 255.0
+        nearest = np.array([min(COLOUR_RGB, key=lambda c: np.linalg.norm(px - COLOUR_RGB[c])) for px in pixels[::7]])
+        counts = {c: int((nearest == c).sum()) for c in (main["colour"], second["colour"])}
+        assert counts[second["colour"]] > 0 and counts[main["colour"]] > counts[second["colour"]], (path.name, counts)
+
+
+def test_two_object_captions_are_scored_against_the_object_they_name(two_object_dir) -> None:
+    clips = load_outside_set(two_object_dir)
+    truth = {path.name: lab for path, lab in clips}
+
+    def clause(o: dict) -> str:
+        verb = {"grow": "grows", "shrink": "shrinks"}.get(o["motion"], f"moves {o['motion']}")
+        return f"a {o['colour']} {o['shape']} {verb}"
+
+    def second_first(path) -> str:  # names the smaller object first, rightly, then the main one mixed up
+        lab = truth[path.name]
+        if not lab.get("objects"):
+            return clause(lab)
+        main, second = lab["objects"]
+        return clause(second) + " and " + clause({**main, "shape": second["shape"]})
+
+    res = outside_accuracy(second_first, clips)
+    n_two = sum(bool(lab.get("objects")) for _, lab in clips)
+    assert res["n"] == len(clips) and res["overall"]["n"] == len(clips) - n_two  # overall: one-object clips
+    assert res["by_objects"]["two"]["n"] == n_two and res["by_objects"]["two"]["all"] == 1.0
+    assert res["by_objects"]["one"]["all"] == 1.0
+    binding = res["binding_two_objects"]
+    assert binding["n"] == n_two and binding["first"] == 1.0
+    same_shape = np.mean([lab["objects"][0]["shape"] == lab["objects"][1]["shape"] for _, lab in clips
+                          if lab.get("objects")])
+    assert binding["both"] == pytest.approx(same_shape)

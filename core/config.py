@@ -136,7 +136,8 @@ def _preset(name: str) -> Preset:
         # without). The demo's widths with a wider CNN; the steps are those quality-v4 reached in its 27 minutes
         # on 2 quiet cores (317 full-model, 8,686 partial-model), fixed in steps. Since quality-v5 the video decoder
         # draws ("layers", as in the demo preset) and ends with 1,000 steps of video fine-tuning; a quarter of the
-        # clips are drawn at other aspect ratios and letterboxed ("pad").
+        # clips are drawn at other aspect ratios and letterboxed ("pad"). Since quality-v6 the corpus' two-object clips
+        # open their captions with the larger object (model/data/synthetic.py: salient_first).
         return Preset(
             ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
                         cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="layers",

@@ -162,19 +162,51 @@ function mapScale(points, size, pad) {
   return (p) => [pad + ((p.x - x0) / span) * (size - 2 * pad), size - pad - ((p.y - y0) / span) * (size - 2 * pad)];
 }
 
+// A clip's video and its sentence may land on one spot (the better the model, the likelier), and other clips'
+// points near them: marks that would cover each other are pushed apart until MARK_GAP pixels separate every two
+// centres (a few rounds of pairwise pushes), so each stays visible and clickable.
+const MARK_GAP = 26;
+
+function spread(xy, size) {
+  const pts = xy.map(([x, y]) => [x, y]);
+  for (let round = 0; round < 60; round++) {
+    let moved = false;
+    for (let i = 0; i < pts.length; i++) {
+      for (let j = i + 1; j < pts.length; j++) {
+        const [dx, dy] = [pts[j][0] - pts[i][0], pts[j][1] - pts[i][1]];
+        const dist = Math.hypot(dx, dy);
+        if (dist >= MARK_GAP) continue;
+        const [ux, uy] = dist > 0.5 ? [dx / dist, dy / dist] : [Math.cos(i + j), Math.sin(i + j)];
+        const push = (MARK_GAP - dist) / 2 + 0.5;
+        pts[i] = [pts[i][0] - ux * push, pts[i][1] - uy * push];
+        pts[j] = [pts[j][0] + ux * push, pts[j][1] + uy * push];
+        moved = true;
+      }
+    }
+    for (const p of pts) for (const k of [0, 1]) p[k] = Math.min(size - 14, Math.max(14, p[k]));
+    if (!moved) break;
+  }
+  return pts;
+}
+
+function placePoints(data, at, size) {
+  const pts = spread(data.points.map(at), size);
+  return new Map(data.points.map((p, i) => [p, pts[i]]));
+}
+
 function drawMap(data) {
-  const size = 400, at = mapScale(data.points, size, 40);
+  const size = 400, where = placePoints(data, mapScale(data.points, size, 40), size);
   const root = svg("svg", { viewBox: `0 0 ${size} ${size}`, role: "img", "aria-label": "2-D map of the SLRs" });
   const captions = Object.fromEntries(data.samples.map((s) => [s.name, s.caption]));
   for (const s of data.samples) {
     const pair = data.points.filter((p) => p.sample === s.name);
     if (pair.length === 2) {
-      const [[ax, ay], [bx, by]] = pair.map(at);
+      const [[ax, ay], [bx, by]] = pair.map((p) => where.get(p));
       root.append(svg("line", { x1: ax, y1: ay, x2: bx, y2: by, class: "pair" }));
     }
   }
   for (const p of data.points) {
-    const [x, y] = at(p);
+    const [x, y] = where.get(p);
     const colour = p.sample.split("-")[0];
     const g = svg("g", { class: "point", tabindex: "0", role: "button", "data-kind": p.kind, "data-sample": p.sample,
       "aria-label": `${p.kind} of “${captions[p.sample]}”: decode it` });

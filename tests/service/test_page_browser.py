@@ -82,6 +82,13 @@ def test_click_and_key_points_of_the_latent_map(page, shots: Path) -> None:
     points = page.locator("#map .point")
     points.first.wait_for(timeout=30000)
     assert points.count() == 12  # six sample clips and their six sentences
+    # Every point can be hit where it is drawn: a clip and its sentence that meet in the latent are set apart.
+    covered = page.evaluate("""() => [...document.querySelectorAll('#map .point')].flatMap((g) => {
+        g.scrollIntoView({block: 'center'});
+        const r = g.querySelector('.mark').getBoundingClientRect();
+        const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return top && top.closest('.point') === g ? [] : [g.getAttribute('aria-label')]; })""")
+    assert not covered, covered
     points.first.click()
     page.wait_for_function(LOADED, arg="map-video", timeout=30000)
     first = page.inner_text("#map-caption")

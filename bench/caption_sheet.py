@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.contact_sheet import sheet
+from bench.contact_sheet import save_sheet, sheet
 
 
 def caption_rows(artifacts: list[Path], outside: Path, n_clips: int) -> tuple[list[tuple[str, np.ndarray]], dict]:
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=10)
     args = parser.parse_args(argv)
     rows, score = caption_rows([Path(a) for a in args.artifacts], Path(args.outside), args.clips)
-    image = sheet(rows, label_w=340)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    image.save(args.out)
-    print(f"wrote {args.out} ({image.width}x{image.height}); first clause binds an object: {score}")
+    print(f"{save_sheet(sheet(rows, label_w=340), args.out)}; first clause binds an object: {score}")
     return 0
 
 

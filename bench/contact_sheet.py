@@ -57,6 +57,13 @@ def sheet(rows: list[tuple[str, np.ndarray]], label_w: int = LABEL_W) -> Image.I
     return out
 
 
+def save_sheet(image: Image.Image, out: str | Path) -> str:
+    """Write the sheet (folders made as needed); the line to print."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    return f"wrote {out} ({image.width}x{image.height})"
+
+
 def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
     from model.data.synthetic import generate
     from model.evaluate import contrast, probe_video
@@ -92,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/contact_sheet.png")
     parser.add_argument("--clips", type=int, default=6, help="reconstructed clips")
     args = parser.parse_args(argv)
-    image = sheet(build_rows(Path(args.artifacts), args.clips))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    image.save(args.out)
-    print(f"wrote {args.out} ({image.width}x{image.height})")
+    print(save_sheet(sheet(build_rows(Path(args.artifacts), args.clips)), args.out))
     return 0
 
 

@@ -407,8 +407,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         groups = [("overall (one object)", out["overall"])] + [
             (g, r) for kind in ("by_source", "by_container", "by_motion", "by_aspect", "by_background")
             for g, r in sorted(out.get(kind, {}).items())]
-        groups += [(f"{g} object{'s' if g == 'two' else ''}, the described one", r)
-                   for g, r in sorted(out.get("by_objects", {}).items(), reverse=True)]
+        if "two" in out.get("by_objects", {}):  # its "one" group is the overall row
+            groups.append(("two objects, the described one", out["by_objects"]["two"]))
         for group, r in groups:
             lines.append(f"| {group} | {r['n']} | " + " | ".join(
                 f"{100 * r[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")

@@ -107,9 +107,13 @@ def _path(motion: str, w: int, h: int, r0: float, rng: np.random.Generator) -> d
     return {**xy, "r0": r0, "r1": r0}
 
 
-def _centres(obj: dict[str, Any], n: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    t = np.linspace(0.0, 1.0, n)
+def _at(obj: dict[str, Any], t: Any) -> tuple[Any, Any, Any]:
+    """Centre x, y and radius of a planned object at time t in [0, 1] (a number or an array of them)."""
     return tuple(obj[f"{k}0"] + (obj[f"{k}1"] - obj[f"{k}0"]) * t for k in ("x", "y", "r"))
+
+
+def _centres(obj: dict[str, Any], n: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _at(obj, np.linspace(0.0, 1.0, n))
 
 
 def _second_object(main: dict[str, Any], shapes: Sequence[str], rng: np.random.Generator,
@@ -343,7 +347,7 @@ def pil_frames(plan: dict[str, Any]) -> np.ndarray:
         im = bg.copy()
         draw = ImageDraw.Draw(im)
         for obj in objects:
-            cx, cy, r = (obj[f"{k}0"] + (obj[f"{k}1"] - obj[f"{k}0"]) * t for k in ("x", "y", "r"))
+            cx, cy, r = _at(obj, t)
             _draw_shape(draw, obj["shape"], cx, cy, r, tuple(obj["rgb"]))
         frames.append(np.asarray(im))
     out = np.stack(frames)

@@ -139,6 +139,7 @@ MAX_CAPTION_WORDS = 16
 UNSEEN_FRACTION = 0.04
 N_HELD_OUT_COMBOS = 6
 TWO_OBJECT_PROBABILITY = 0.2
+R0_RANGE = (4.5, 9.0)  # an object's radius, in pixels of a 36-pixel-high frame
 # In a two-object clip the described-first (main) object is the salient one, as people caption: the larger. Its
 # radius is drawn from the upper part of the range and the second object's mean radius is at most this share of
 # the main one's. Drawn at random instead (`salient_first=False`, as before quality-v6), nothing on screen says
@@ -200,7 +201,7 @@ class ObjectSpec:
 
 
 def _trajectory(motion: str, frames: int, height: int, width: int, rng: np.random.Generator,
-                r0_range: tuple[float, float] = (4.5, 9.0)):
+                r0_range: tuple[float, float] = R0_RANGE):
     """Centre and radius per frame, kept inside the frame; plus the speed class of the motion. `r0_range` is in
     pixels of a 36-pixel-high frame."""
     t = np.linspace(0.0, 1.0, frames, dtype=np.float32)
@@ -251,7 +252,7 @@ def _size_class(r0: float, height: int, width: int) -> str:
 
 
 def _make_object(colour: str, shape: str, motion: str, frames: int, height: int, width: int,
-                 rng: np.random.Generator, r0_range: tuple[float, float] = (4.5, 9.0)) -> ObjectSpec:
+                 rng: np.random.Generator, r0_range: tuple[float, float] = R0_RANGE) -> ObjectSpec:
     # Brightness jitter keeps the hue: every channel scales together.
     rgb = np.clip(np.array(COLOUR_RGB[colour], np.float32) * rng.uniform(0.82, 1.08), 0, 255)
     cx, cy, r, r0, speed = _trajectory(motion, frames, height, width, rng, r0_range)
@@ -507,7 +508,7 @@ def _place_second(main: ObjectSpec, colour: str, shape: str, motion: str, frames
                   rng: np.random.Generator, tries: int = 12, salient_first: bool = True) -> ObjectSpec:
     """A second object whose path keeps clear of the main one (the best of a few tries), so both stay visible;
     with `salient_first`, clearly smaller than the main one."""
-    r0_range = _second_r0_range(main, motion, height, width) if salient_first else (4.5, 9.0)
+    r0_range = _second_r0_range(main, motion, height, width) if salient_first else R0_RANGE
     best, best_gap = None, -np.inf
     for _ in range(tries):
         obj = _make_object(colour, shape, motion, frames, height, width, rng, r0_range)

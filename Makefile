@@ -12,7 +12,8 @@ SHIPPED := models/default
 DEMO_ARTIFACTS := artifacts
 SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
 
-.PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps
+.PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps \
+	gpu-check
 
 install: $(VENV)/.installed
 
@@ -71,6 +72,11 @@ soak: install system-deps $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/
 # The paper's tables on the synthetic benchmark (3 seeds; writes docs/results.md).
 paper-tables: install system-deps
 	$(PY) -m bench.paper_tables --jobs 2
+
+# On a machine with a CUDA GPU and a torch install (no venv needed): one command, one JSON report, non-zero on failure.
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) -m bench.gpu_check --out gpu-check $(GPU_CHECK_ARGS)
 
 check-deploy: install
 	$(PY) -m pytest -q tests/deploy/test_deploy.py

@@ -87,11 +87,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         p.train.time_budget_s = args.time_budget or None
     if args.threads is not None:
         p.train.threads = args.threads
+    apply_overrides(p, args.set or [])
     # Under torchrun every rank runs this command; rank 0 alone writes and reports (model/train.py).
     ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source, device=args.device)
     if os.environ.get("RANK", "0") == "0":
         print(f"checkpoint: {ckpt}")
     return 0
+
+
+def apply_overrides(p: Any, pairs: list[str]) -> None:
+    """`--set name=value` on a preset: a ModelConfig or TrainConfig field, the value parsed as JSON (a bare word
+    as a string), e.g. `--set lambda_pose=0 --set video_decoder=layers`."""
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        target = next((c for c in (p.train, p.model) if name in c.__dataclass_fields__), None)
+        if not sep or target is None:
+            raise SystemExit(f"--set {pair!r}: expected name=value with a ModelConfig or TrainConfig field name")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        setattr(target, name, tuple(value) if isinstance(value, list) else value)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -314,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-steps", type=int, help="add task fine-tuning (video-to-sentence) steps")
     train.add_argument("--time-budget", type=float, help="seconds for all phases (0 = no budget)")
     train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE",
+                       help="override a ModelConfig / TrainConfig field of the preset (repeatable; value as JSON)")
     train.add_argument("--threads", type=int, help="torch threads (default: all cores; 1 is steadier on a busy machine)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="auto: a GPU when torch sees one (under torchrun: one per local rank, nccl), else the "

@@ -27,9 +27,11 @@ class ModelConfig:
     frame_embed: int = 256  # the previous frame's projection fed to the video decoder LSTM
     video_output: bool = True  # False for feature-only corpora: no frames to regenerate
     # How the video decoder's state becomes pixels (model/star.py, VideoDecoder): "linear" (the paper's) or
-    # "layers" (a background and a masked object layer drawn by convolutions over coordinate planes).
-    video_decoder: Literal["linear", "layers"] = "linear"
-    draw_channels: int = 16  # feature maps of the "layers" decoder
+    # "layers" (a background and a masked object layer drawn by convolutions over coordinate planes) or "sprite"
+    # (one object sprite drawn once per clip, moved and scaled per frame along a pose track over a background).
+    video_decoder: Literal["linear", "layers", "sprite"] = "linear"
+    draw_channels: int = 16  # feature maps of the "layers" and "sprite" decoders
+    sprite_size: int = 32  # the "sprite" decoder's sprite side in pixels (RGB + alpha)
     # How a clip of another aspect ratio meets height x width (core/frames.py): "stretch" (models up to quality-v4)
     # or "pad" (letterboxed, shapes kept). Training and serving read it from here, so they always agree.
     frame_fit: FrameFit = "stretch"
@@ -66,6 +68,10 @@ class TrainConfig:
     lambda_kl: float = 0.01
     lambda_align: float = 0.0  # the video's contribution to mu pulled to the caption's (model/star.py); 0 = the paper
     lambda_foreground: float = 0.0  # foreground-weighted frame error (model/star.py: foreground_loss); 0 = the paper
+    # The sprite decoder's auxiliary terms where the corpus knows the truth (synthetic: the described object's track
+    # and shape; model/star.py: pose_loss, sprite_mask_loss); rows without it are left out, so 0 changes nothing else.
+    lambda_pose: float = 0.0
+    lambda_sprite_mask: float = 0.0
     kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
     seed: int = 0
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning
@@ -140,11 +146,11 @@ def _preset(name: str) -> Preset:
         # open their captions with the larger object (model/data/synthetic.py: salient_first).
         return Preset(
             ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="layers",
+                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
                         frame_fit="pad"),
             TrainConfig(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
                         partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
-                        lambda_foreground=3.0, finetune_video_steps=1000),
+                        lambda_foreground=3.0, finetune_video_steps=1000, lambda_pose=1.0, lambda_sprite_mask=1.0),
             corpus_clips=24000, aspect_share=0.25,
             description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 46 minutes on 2 quiet cores")
     if name == "paper":  # the paper's sizes: 512 everywhere, 35 words, batch 100

@@ -16,7 +16,7 @@ from core.config import ModelConfig
 from core.frames import crop_box, picture_box
 from core.vocab import Vocab, pad_tokens
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import COLOUR_RGB, attribute_accuracy, object_binding
+from model.data.synthetic import COLOUR_RGB, SHAPES, attribute_accuracy, object_binding, shape_sdf
 from model.star import StarModel, load_checkpoint
 
 EVAL_BATCH = 64
@@ -67,6 +67,7 @@ def frame_mse(pred: np.ndarray, true: np.ndarray) -> float:
 class Probe:
     colour: str | None
     motion: str | None
+    shape: str | None = None
 
 
 def _object_mask(frame: np.ndarray) -> np.ndarray:
@@ -90,7 +91,57 @@ def probe_video(frames: np.ndarray) -> Probe:
     ys, xs = np.indices(masks.shape[1:])
     cy = np.array([ys[masks[t]].mean() for t in seen])
     cx = np.array([xs[masks[t]].mean() for t in seen])
-    return Probe(colour, _motion_of(cx, cy, area[seen], frames.shape[1], frames.shape[2]))
+    return Probe(colour, _motion_of(cx, cy, area[seen], frames.shape[1], frames.shape[2]),
+                 probe_shape(_colour_masks(frames, rgb / 255.0)))
+
+
+def _colour_masks(frames: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """[T, H, W] pixels nearer the object's colour than half its distance from the background: the outline the
+    shape is read from (the distance-from-background mask also takes in a noisy background's outliers)."""
+    border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+    background = np.median(border, axis=1)[:, None, None]  # T, 1, 1, 3
+    reach = np.linalg.norm(rgb - background, axis=-1)
+    return np.linalg.norm(frames - rgb, axis=-1) < reach / 2
+
+
+def _shape_extent(shape: str, n: int = 401) -> tuple[float, float, float, float]:
+    """A shape of radius 1's bounding box: (centre x, centre y, half-width, half-height)."""
+    g = np.linspace(-2.0, 2.0, n, dtype=np.float32)
+    x, y = np.meshgrid(g, g)
+    inside = shape_sdf(shape, x, y, np.ones_like(x)) < 0
+    xs, ys = x[inside], y[inside]
+    return ((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2, (xs.max() - xs.min()) / 2, (ys.max() - ys.min()) / 2)
+
+
+_EXTENTS = {shape: _shape_extent(shape) for shape in SHAPES}
+MIN_SHAPE_AREA = 12  # pixels: below this an object is a few pixels of any shape
+
+
+def _shape_overlaps(mask: np.ndarray) -> np.ndarray | None:
+    """Each shape's IoU with one frame's object mask, the shape drawn upright to fill the mask's bounding box; None
+    when the object is too small to tell or touches the frame's edge (cut off, its box is not its shape's)."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    if len(ys) < MIN_SHAPE_AREA or ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    gy, gx = np.mgrid[max(0, y0 - 2):min(h, y1 + 2), max(0, x0 - 2):min(w, x1 + 2)].astype(np.float32) + 0.5
+    window = mask[max(0, y0 - 2):min(h, y1 + 2), max(0, x0 - 2):min(w, x1 + 2)]
+    ious = []
+    for shape in SHAPES:
+        ex, ey, hx, hy = _EXTENTS[shape]
+        r = ((x1 - x0) / 2 / hx + (y1 - y0) / 2 / hy) / 2
+        cx, cy = (x0 + x1) / 2 - ex * r, (y0 + y1) / 2 - ey * r
+        drawn = shape_sdf(shape, gx - cx, gy - cy, np.full_like(gx, r)) < 0
+        ious.append((drawn & window).sum() / max(1, (drawn | window).sum()))
+    return np.array(ious)
+
+
+def probe_shape(masks: np.ndarray) -> str | None:
+    """The shape whose upright outline best overlaps the object's mask, summed over the frames it can be read in
+    (model/data/synthetic.py: SHAPES); None when no frame can be read."""
+    overlaps = [o for o in (_shape_overlaps(m) for m in masks) if o is not None]
+    return SHAPES[int(np.argmax(np.sum(overlaps, axis=0)))] if overlaps else None
 
 
 def _motion_of(cx: np.ndarray, cy: np.ndarray, area: np.ndarray, height: int, width: int) -> str:
@@ -129,6 +180,7 @@ def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]
     return {
         "colour": float(np.mean([p.colour == t.get("colour") for p, t in zip(probes, truths)])),
         "motion": float(np.mean([p.motion == t.get("motion") for p, t in zip(probes, truths)])),
+        "shape": float(np.mean([p.shape == t.get("shape") for p, t in zip(probes, truths)])),
         "contrast": float(np.mean([contrast(v, t["colour"]) for v, t in zip(videos, truths)])),
     }
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from core.config import ModelConfig, TrainConfig
 from core.search import beam_search, greedy_search
 from core.vocab import PAD_ID, Vocab
+from model.data.synthetic import SPRITE_MARGIN, shape_masks
 
 
 def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
@@ -196,12 +197,7 @@ class VideoDecoder(nn.Module):
         self.register_buffer("coords", torch.cat([xs, ys], dim=1), persistent=False)
 
     def background(self, z: Tensor, first_frame: Tensor) -> Tensor:
-        """[B, 3, H, W]: the scene from z, corrected by the first frame at a quarter of its size (zeros, and so
-        no correction, for sentence-to-video)."""
-        b = z.size(0)
-        pooled = F.avg_pool2d(first_frame.permute(0, 3, 1, 2), 4, ceil_mode=True).reshape(b, -1)
-        bg = torch.sigmoid(self.bg_from_z(z) + self.bg_from_first(pooled)).view(b, 3, *self.grid)
-        return F.interpolate(bg, size=(self.cfg.height, self.cfg.width), mode="bilinear", align_corners=False)
+        return background_field(self, z, first_frame)
 
     def draw(self, h: Tensor, bg: Tensor, prev: Tensor) -> Tensor:
         """One frame [B, H, W, 3]: the object layer drawn from h (and the previous frame) over the background."""
@@ -228,6 +224,132 @@ class VideoDecoder(nn.Module):
             frames.append(frame)
             prev = frame.detach() if self.training else frame
         return torch.stack(frames, dim=1).view(b, self.cfg.frames, self.cfg.height, self.cfg.width, 3)
+
+
+def background_field(dec: nn.Module, z: Tensor, first_frame: Tensor) -> Tensor:
+    """[B, 3, H, W]: a drawing decoder's scene from z (a field at a quarter of the frame's size, so plain or
+    gradient), corrected by the first frame pooled to that size (zeros, and so no correction, for
+    sentence-to-video). `dec` holds bg_from_z, bg_from_first, grid and cfg."""
+    b = z.size(0)
+    pooled = F.avg_pool2d(first_frame.permute(0, 3, 1, 2), 4, ceil_mode=True).reshape(b, -1)
+    bg = torch.sigmoid(dec.bg_from_z(z) + dec.bg_from_first(pooled)).view(b, 3, *dec.grid)
+    return F.interpolate(bg, size=(dec.cfg.height, dec.cfg.width), mode="bilinear", align_corners=False)
+
+
+def coordinate_planes(height: int, width: int) -> Tensor:
+    """[1, 2, H, W]: x and y of each pixel's centre in [-1, 1] (grid_sample's align_corners=False convention)."""
+    ys = ((torch.arange(height) + 0.5) / height * 2 - 1).view(1, 1, -1, 1).expand(1, 1, height, width)
+    xs = ((torch.arange(width) + 0.5) / width * 2 - 1).view(1, 1, 1, -1).expand(1, 1, height, width)
+    return torch.cat([xs, ys], dim=1)
+
+
+class SpriteVideoDecoder(nn.Module):
+    """The object drawn once, moved along a track: frame_t = alpha * sprite + (1 - alpha) * background, the
+    sprite (RGB + alpha, sprite_size^2) placed at pose_t = (centre x, centre y, radius) by a spatial transformer.
+
+    The synthetic world (and the caption it is asked for) is one object of fixed appearance moved and scaled over a
+    background: a decoder that draws it once keeps its shape sharp by construction and makes the track an explicit
+    output that can be trained and checked (the "layers" decoder redrew a blob each frame). One z still decodes
+    everything:
+    - background: from z, corrected by the first frame (as the "layers" decoder);
+    - anchor: where the first frame's object is and how large (a small CNN, soft-argmax over positions); zeros in,
+      a constant out, for sentence-to-video, which a `has_first` flag tells the track;
+    - sprite: from z at a quarter of its size, upsampled by convolutions; for video-to-video the first frame's
+      glimpse at the anchor joins the last convolutions (its exact colour and edges);
+    - track: an LSTM over time reading z, the anchor and its previous pose; poses are offsets from the anchor
+      when there is a first frame, absolute (a centred track, as the sentence-only targets) when there is not.
+    The sampling grid is the scale-and-translate affine_grid written out (x - cx) / sx: two ops in ONNX instead of
+    AffineGrid (opset 20), and no rotation, which the data never has.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, size = cfg.draw_channels, cfg.sprite_size
+        self.grid = (-(-cfg.height // 4), -(-cfg.width // 4))
+        cells = self.grid[0] * self.grid[1]
+        self.bg_from_z = nn.Linear(cfg.latent_dim, 3 * cells)
+        self.bg_from_first = nn.Linear(3 * cells, 3 * cells)
+        self.locate = nn.Sequential(nn.Conv2d(5, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+                                    nn.Conv2d(c, 2, 1))  # where (logits over positions) and how large
+        self.seed_size = max(1, size // 4)
+        self.sprite_seed = nn.Linear(cfg.latent_dim, c * self.seed_size ** 2)
+        self.sprite_mid = nn.Conv2d(c, c, 3, padding=1)
+        self.sprite_glimpse = nn.Conv2d(c + 3, c, 3, padding=1)
+        self.sprite_out = nn.Conv2d(c, 4, 3, padding=1)
+        self.init = nn.Linear(cfg.latent_dim, 2 * cfg.hidden)
+        self.cell = nn.LSTMCell(cfg.latent_dim + 4 + 3, cfg.hidden)
+        self.pose_out = nn.Linear(cfg.hidden, 3)
+        self.register_buffer("coords", coordinate_planes(cfg.height, cfg.width), persistent=False)
+        self.register_buffer("sprite_coords", coordinate_planes(size, size), persistent=False)
+
+    def anchor(self, first_frame: Tensor) -> tuple[Tensor, Tensor]:
+        """([B, 3] the first frame's object pose (x, y, radius), [B, 1] 1 where there is a first frame)."""
+        b = first_frame.size(0)
+        img = first_frame.permute(0, 3, 1, 2)
+        maps = self.locate(torch.cat([img - 0.5, self.coords.expand(b, -1, -1, -1)], dim=1)).flatten(2)  # B, 2, N
+        weights = torch.softmax(maps[:, 0], dim=-1)  # B, N
+        xy = torch.bmm(weights.unsqueeze(1), self.coords.flatten(2).expand(b, -1, -1).transpose(1, 2)).squeeze(1)
+        radius = F.softplus((weights * maps[:, 1]).sum(-1, keepdim=True))
+        has_first = (first_frame.flatten(1).abs().amax(dim=1, keepdim=True) > 0).to(first_frame.dtype)
+        return torch.cat([xy, radius], dim=-1) * has_first, has_first
+
+    def sampling_grid(self, pose: Tensor, height: int, width: int, coords: Tensor) -> Tensor:
+        """[N, h, w, 2]: where each output pixel (coords [1, 2, h, w]) falls in the sprite placed at pose [N, 3];
+        the sprite's half-side is SPRITE_MARGIN radii, radii in half-heights of the frame."""
+        half_y = SPRITE_MARGIN * pose[:, 2].clamp(min=1e-3)
+        half_x = half_y * (self.cfg.height / self.cfg.width)
+        u = (coords[:, 0] - pose[:, 0, None, None]) / half_x[:, None, None]
+        v = (coords[:, 1] - pose[:, 1, None, None]) / half_y[:, None, None]
+        return torch.stack([u, v], dim=-1)
+
+    def sprite(self, z: Tensor, anchor: Tensor, has_first: Tensor, first_frame: Tensor) -> Tensor:
+        """[B, 4, S, S] in [0, 1]: RGB and alpha."""
+        b, size = z.size(0), self.cfg.sprite_size
+        x = self.sprite_seed(z).view(b, -1, self.seed_size, self.seed_size)
+        x = F.interpolate(torch.relu(x), size=(size // 2, size // 2), mode="bilinear", align_corners=False)
+        x = F.interpolate(torch.relu(self.sprite_mid(x)), size=(size, size), mode="bilinear", align_corners=False)
+        # The first frame seen through the anchor, on the sprite's pixels: sprite pixel (u, v) is the frame point
+        # anchor + half-side * (u, v), the inverse of sampling_grid's map.
+        half_y = SPRITE_MARGIN * anchor[:, 2].clamp(min=0.05)
+        half_x = half_y * (self.cfg.height / self.cfg.width)
+        frame_pts = torch.stack([anchor[:, 0, None, None] + self.sprite_coords[:, 0] * half_x[:, None, None],
+                                 anchor[:, 1, None, None] + self.sprite_coords[:, 1] * half_y[:, None, None]], dim=-1)
+        glimpse = F.grid_sample(first_frame.permute(0, 3, 1, 2), frame_pts, mode="bilinear", padding_mode="zeros",
+                                align_corners=False) * has_first.view(b, 1, 1, 1)
+        x = torch.relu(self.sprite_glimpse(torch.cat([x, glimpse], dim=1)))
+        return torch.sigmoid(self.sprite_out(x))
+
+    def track(self, z: Tensor, anchor: Tensor, has_first: Tensor) -> Tensor:
+        """[B, T, 3] poses: centre x, y in [-1, 1] of the frame, radius in half-heights."""
+        h, c = torch.tanh(self.init(z)).chunk(2, dim=-1)
+        prev, poses = anchor, []
+        for _ in range(self.cfg.frames):
+            h, c = self.cell(torch.cat([z, anchor, has_first, prev], dim=-1), (h, c))
+            out = self.pose_out(h)
+            xy = anchor[:, :2] + 1.5 * torch.tanh(out[:, :2])  # anchor is zeros without a first frame
+            radius = 0.05 + 1.2 * torch.sigmoid(out[:, 2:])
+            prev = torch.cat([xy, radius], dim=-1)
+            poses.append(prev)
+        return torch.stack(poses, dim=1)
+
+    def draw(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3])."""
+        cfg, b = self.cfg, z.size(0)
+        anchor, has_first = self.anchor(first_frame)
+        sprite = self.sprite(z, anchor, has_first, first_frame)
+        poses = self.track(z, anchor, has_first)
+        grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), cfg.height, cfg.width, self.coords)
+        sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
+        layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        layer = layer.view(b, cfg.frames, 4, cfg.height, cfg.width)
+        bg = background_field(self, z, first_frame).unsqueeze(1)
+        alpha = layer[:, :, 3:]
+        frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg
+        return frames.permute(0, 1, 3, 4, 2), sprite, poses
+
+    def forward(self, z: Tensor, first_frame: Tensor) -> Tensor:
+        return self.draw(z, first_frame)[0]
 
 
 @dataclass
@@ -261,7 +383,9 @@ class StarModel(nn.Module):
         # Start with little noise (sigma ~ 0.14): the KL term widens sigma as far as the data allows.
         nn.init.constant_(self.to_sigma_hat.bias, SIGMA_HAT_INIT)
         self.sentence_decoder = SentenceDecoder(cfg)
-        self.video_decoder = VideoDecoder(cfg) if cfg.video_output else None
+        self.video_decoder: nn.Module | None = None
+        if cfg.video_output:
+            self.video_decoder = SpriteVideoDecoder(cfg) if cfg.video_decoder == "sprite" else VideoDecoder(cfg)
 
     def encode(self, video: Tensor | None = None, tokens: Tensor | None = None, lengths: Tensor | None = None,
                mask_v: Tensor | None = None, mask_s: Tensor | None = None) -> Latent:
@@ -334,6 +458,23 @@ def foreground_loss(pred: Tensor, true: Tensor) -> Tensor:
     return (w * (pred - true).pow(2).sum(-1)).sum(dim=(1, 2, 3)).mean()
 
 
+def pose_loss(poses: Tensor, target: Tensor, known: Tensor) -> Tensor:
+    """Squared error of the predicted track [B, T, 3] against the true one, summed over a clip's frames and the three
+    numbers, mean over the rows whose truth is known (`known` [B], 0 or 1)."""
+    per_row = (poses - target).pow(2).sum(dim=(1, 2))
+    return (per_row * known).sum() / known.sum().clamp(min=1.0)
+
+
+def sprite_mask_loss(sprite: Tensor, shape_id: Tensor, masks: Tensor) -> Tensor:
+    """Binary cross-entropy of the sprite's alpha against its shape's mask (masks [K, S, S]; model/data/synthetic.py:
+    shape_masks), mean over pixels and over the rows whose shape is known (shape_id >= 0)."""
+    known = (shape_id >= 0).to(sprite.dtype)
+    target = masks[shape_id.clamp(min=0)]
+    alpha = sprite[:, 3].clamp(1e-5, 1 - 1e-5)
+    per_row = F.binary_cross_entropy(alpha, target, reduction="none").mean(dim=(1, 2))
+    return (per_row * known).sum() / known.sum().clamp(min=1.0)
+
+
 def sentence_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Softmax cross-entropy summed over a sentence's words and <eos> (padding ignored), mean over the batch.
 
@@ -404,10 +545,36 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
         # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
         first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)
         target = video_target(frames, batch.get("frames_centred"), mask_v)
-        pred = model.decode_video(z, first)
+        if isinstance(model.video_decoder, SpriteVideoDecoder):
+            pred, sprite, poses = model.video_decoder.draw(z, first)
+            losses.update(sprite_losses(sprite, poses, batch, mask_v))
+        else:
+            pred = model.decode_video(z, first)
         losses["video"] = video_loss(pred, target)
         losses["foreground"] = foreground_loss(pred, target)
     return losses
+
+
+def sprite_losses(sprite: Tensor, poses: Tensor, batch: dict[str, Tensor], mask_v: Tensor) -> dict[str, Tensor]:
+    """The sprite decoder's auxiliary terms, where the batch carries the truth (model/data/dataset.py: add_pose_truth):
+    the track against the clip's (video on) or its centred version's (sentence only), the alpha against the shape."""
+    if batch.get("pose") is None:
+        return {}
+    target = torch.where(mask_v.view(-1, 1, 1) > 0, batch["pose"], batch["pose_centred"])
+    masks = shape_mask_table(sprite.size(-1), sprite.device, sprite.dtype)
+    return {"pose": pose_loss(poses, target, batch["pose_known"]),
+            "sprite_mask": sprite_mask_loss(sprite, batch["shape_id"], masks)}
+
+
+_MASKS: dict[tuple[int, str, torch.dtype], Tensor] = {}
+
+
+def shape_mask_table(size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """[K, size, size] shape masks (drawn once per size and device)."""
+    key = (size, str(device), dtype)
+    if key not in _MASKS:
+        _MASKS[key] = torch.from_numpy(shape_masks(size)).to(device=device, dtype=dtype)
+    return _MASKS[key]
 
 
 def total_loss(losses: dict[str, Tensor], tc: TrainConfig, kl_weight: float) -> Tensor:
@@ -420,6 +587,10 @@ def total_loss(losses: dict[str, Tensor], tc: TrainConfig, kl_weight: float) -> 
         loss = loss + tc.lambda_foreground * losses["foreground"]
     if "align" in losses and tc.lambda_align:
         loss = loss + tc.lambda_align * losses["align"]
+    if "pose" in losses and tc.lambda_pose:
+        loss = loss + tc.lambda_pose * losses["pose"]
+    if "sprite_mask" in losses and tc.lambda_sprite_mask:
+        loss = loss + tc.lambda_sprite_mask * losses["sprite_mask"]
     return loss
 
 

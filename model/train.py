@@ -121,7 +121,7 @@ def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelCo
 
 
 def select_losses(losses: dict[str, Tensor], outputs: frozenset[str]) -> dict[str, Tensor]:
-    keep = {"kl", "align"} | set(outputs) | ({"foreground"} if "video" in outputs else set())
+    keep = {"kl", "align"} | set(outputs) | ({"foreground", "pose", "sprite_mask"} if "video" in outputs else set())
     return {k: v for k, v in losses.items() if k in keep}
 
 

@@ -16,6 +16,7 @@ from core.config import ModelConfig
 from core.frames import crop_box, resize_frame
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 from model.data.corpus import Clip
+from model.data.synthetic import SHAPES
 
 
 def drop_words(target_in: Tensor, rate: float, gen: torch.Generator) -> Tensor:
@@ -36,6 +37,13 @@ class SplitTensors:
     lengths: Tensor  # int64 [N, C]; 0 marks a missing caption slot
     n_captions: Tensor  # int64 [N]
     frames_centred: Tensor | None = None  # the same clips, each object's track centred (sentence-only targets)
+    # Where the corpus knows them (the synthetic generator): the described object's pose per frame [N, T, 3] (centre
+    # x, y in the frame's [-1, 1] coordinates, radius in half-heights) in the clip and in its centred version, whether
+    # it is known [N], and its shape's index in synthetic.SHAPES [N] (-1: unknown). The sprite decoder's aux losses.
+    pose: Tensor | None = None
+    pose_centred: Tensor | None = None
+    pose_known: Tensor | None = None
+    shape_id: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.video.shape[0])
@@ -63,20 +71,32 @@ def unbox_clip(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
     return np.stack([resize_frame(np.ascontiguousarray(f), h, w) for f in crop_box(frames, box)])
 
 
-def centre_clip(frames: np.ndarray) -> np.ndarray:
-    """uint8 [T, H, W, 3] moved (whole pixels, no wrap-around) so that its object's mean position over the clip
-    is the frame's centre; uncovered pixels take the background colour (the median of the borders)."""
-    t, h, w, _ = frames.shape
+def _background_of(frames: np.ndarray) -> np.ndarray:
     f = frames.astype(np.float32)
     border = np.concatenate([f[:, 0], f[:, -1], f[:, :, 0], f[:, :, -1]], axis=1).reshape(-1, 3)
-    background = np.median(border, axis=0)
-    mask = np.linalg.norm(f - background, axis=-1) > OBJECT_DISTANCE
+    return np.median(border, axis=0)
+
+
+def centre_shift(frames: np.ndarray) -> tuple[int, int]:
+    """(dy, dx) in whole pixels that bring a uint8 [T, H, W, 3] clip's object's mean position over the clip to the
+    frame's centre; (0, 0) when no object stands out from the background (the median of the borders)."""
+    t, h, w, _ = frames.shape
+    mask = np.linalg.norm(frames.astype(np.float32) - _background_of(frames), axis=-1) > OBJECT_DISTANCE
     if not mask.any():
-        return frames.copy()
+        return 0, 0
     ys, xs = np.nonzero(mask.any(axis=0))
     weights = mask.sum(axis=0)[ys, xs]
-    dy = int(round((h - 1) / 2 - np.average(ys, weights=weights)))
-    dx = int(round((w - 1) / 2 - np.average(xs, weights=weights)))
+    return int(round((h - 1) / 2 - np.average(ys, weights=weights))), int(round((w - 1) / 2 - np.average(xs, weights=weights)))
+
+
+def centre_clip(frames: np.ndarray) -> np.ndarray:
+    """uint8 [T, H, W, 3] moved (whole pixels, no wrap-around) by centre_shift; uncovered pixels take the
+    background colour (the median of the borders)."""
+    t, h, w, _ = frames.shape
+    dy, dx = centre_shift(frames)
+    if (dy, dx) == (0, 0):
+        return frames.copy()
+    background = _background_of(frames)
     out = np.empty_like(frames)
     out[:] = np.rint(background).astype(np.uint8)
     src_y, dst_y = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
@@ -104,13 +124,44 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
         for j, s in enumerate(sents):
             caps[i, j, : len(s)] = s
             lens[i, j] = len(s)
-    # The layered decoder learns sentence-to-video against centred clips (model/star.py: video_target).
-    centred = None
-    if frames is not None and cfg.video_output and cfg.video_decoder == "layers":
-        centred = torch.from_numpy(np.stack([centre_clip(unbox_clip(v, c.attributes.get("frame_box")))
-                                             for v, c in zip(videos, clips)]))
-    return SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
-                        torch.tensor([len(x) for x in ids], dtype=torch.long), centred)
+    data = SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
+                        torch.tensor([len(x) for x in ids], dtype=torch.long))
+    # The drawing decoders learn sentence-to-video against centred clips (model/star.py: video_target).
+    if frames is not None and cfg.video_output and cfg.video_decoder in ("layers", "sprite"):
+        unboxed = [unbox_clip(v, c.attributes.get("frame_box")) for v, c in zip(videos, clips)]
+        shifts = [centre_shift(u) for u in unboxed]
+        data.frames_centred = torch.from_numpy(np.stack([centre_clip(u) for u in unboxed]))
+        if cfg.video_decoder == "sprite":
+            add_pose_truth(data, clips, shifts, cfg)
+    return data
+
+
+def _pose(track: np.ndarray, box: list[int], height: int, width: int) -> np.ndarray:
+    """[T, 3] pixels (centre x, y, radius) -> the decoder's pose: centre in [-1, 1] of `box` (top, left, h, w),
+    radius in half-heights of it."""
+    top, left, h, w = box
+    return np.stack([(track[:, 0] - left) / w * 2 - 1, (track[:, 1] - top) / h * 2 - 1, track[:, 2] / (h / 2)], axis=1)
+
+
+def add_pose_truth(data: SplitTensors, clips: list[Clip], shifts: list[tuple[int, int]], cfg: ModelConfig) -> None:
+    """The described object's pose and shape where the corpus knows them (synthetic attributes `track`, `shape`):
+    in the clip as it is, and in its centred version (the picture unboxed, then moved by `shifts`, (dy, dx))."""
+    n, t = len(clips), cfg.frames
+    pose, centred = np.zeros((n, t, 3), np.float32), np.zeros((n, t, 3), np.float32)
+    known, shape_id = np.zeros(n, np.float32), np.full(n, -1, np.int64)
+    full = [0, 0, cfg.height, cfg.width]
+    for i, (clip, (dy, dx)) in enumerate(zip(clips, shifts)):
+        track = np.asarray(clip.attributes.get("track", []), np.float32)
+        if track.shape != (t, 3):
+            continue
+        pose[i] = _pose(track, full, cfg.height, cfg.width)
+        centred[i] = _pose(track, clip.attributes.get("frame_box") or full, cfg.height, cfg.width)
+        centred[i, :, 0] += 2 * dx / cfg.width
+        centred[i, :, 1] += 2 * dy / cfg.height
+        known[i] = 1.0
+        shape_id[i] = SHAPES.index(clip.attributes["shape"]) if clip.attributes.get("shape") in SHAPES else -1
+    data.pose, data.pose_centred = torch.from_numpy(pose), torch.from_numpy(centred)
+    data.pose_known, data.shape_id = torch.from_numpy(known), torch.from_numpy(shape_id)
 
 
 def _pick_pair(n_captions: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -163,6 +214,9 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: A
         batch["frames"] = batch["video"]
         if data.frames_centred is not None:
             batch["frames_centred"] = data.frames_centred[idx[keep]].float() / 255.0
+        if data.pose is not None:
+            for key in ("pose", "pose_centred", "pose_known", "shape_id"):
+                batch[key] = getattr(data, key)[idx[keep]]
         if augment is not None:
             batch["video"] = augment(batch["video"], gen)
     return batch

@@ -277,7 +277,7 @@ def _sdf_star(x: np.ndarray, y: np.ndarray, r: np.ndarray, inner: float = 0.45) 
     return np.hypot(x - bax * h, y - bay * h) * np.sign(y * bax - x * bay)
 
 
-def _sdf(shape: str, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+def shape_sdf(shape: str, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Signed distance (pixels, negative inside) to a shape of 'radius' r centred at the origin.
 
     Exact or close to exact near the edge, which is all the soft edge needs.
@@ -317,7 +317,7 @@ def _coverage(obj: ObjectSpec, rows: slice, cols: slice) -> np.ndarray:
     x = xs[None, None, :] - obj.cx[:, None, None]
     y = ys[None, :, None] - obj.cy[:, None, None]
     x, y = np.broadcast_arrays(x, y)
-    d = _sdf(obj.shape, x, y, obj.r[:, None, None])
+    d = shape_sdf(obj.shape, x, y, obj.r[:, None, None])
     return np.clip(0.5 - d, 0.0, 1.0)
 
 
@@ -558,10 +558,36 @@ def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, heigh
         "size": objects[0].size, "speed": objects[0].speed, "background": background,
         "objects": [o.describe() for o in objects], "unseen_combo": unseen,
     }
+    box = None
     if aspect is not None:
         video = np.rint(prepare_clip(video, frames, out_h, out_w, "pad") * 255.0).astype(np.uint8)
-        attributes.update(aspect=round(aspect, 3), frame_box=list(fit_box(height, width, out_h, out_w)))
+        box = fit_box(height, width, out_h, out_w)
+        attributes.update(aspect=round(aspect, 3), frame_box=list(box))
+    attributes["track"] = object_track(objects[0], height, box)
     return Clip(clip_id=f"syn_{i:06d}", captions=captions, frames=video, features=None, attributes=attributes)
+
+
+def object_track(obj: ObjectSpec, canvas_h: int, box: tuple[int, int, int, int] | None) -> list[list[float]]:
+    """The object's [centre x, centre y, radius] per frame in pixels of the model's frame (a letterboxed clip's
+    canvas mapped into its box): the truth a video decoder's pose can be checked and trained against."""
+    top, left, scale = 0.0, 0.0, 1.0
+    if box is not None:
+        top, left, scale = float(box[0]), float(box[1]), box[2] / canvas_h
+    track = np.stack([left + obj.cx * scale, top + obj.cy * scale, obj.r * scale], axis=1)
+    return np.round(track, 2).tolist()
+
+
+SPRITE_MARGIN = 1.4  # a sprite's half-side in object radii: every shape fits in 1.3 r around its centre
+
+
+def shape_masks(size: int, shapes: Sequence[str] = SHAPES) -> np.ndarray:
+    """float32 [len(shapes), size, size] coverage of each shape centred in a sprite whose half-side is
+    SPRITE_MARGIN radii, drawn as the generator draws it (its signed distances, a one-pixel soft edge)."""
+    radius = size / 2 / SPRITE_MARGIN
+    grid = (np.arange(size, dtype=np.float32) + 0.5 - size / 2)
+    x, y = np.meshgrid(grid, grid)
+    r = np.full_like(x, radius)
+    return np.stack([np.clip(0.5 - shape_sdf(s, x, y, r), 0.0, 1.0) for s in shapes]).astype(np.float32)
 
 
 def _split_indices(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ quality-model: install system-deps
 	$(SLR) data outside --out data/outside
 	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality
 	$(SLR) eval runs/quality --split test --outside data/outside
-	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v6 --check
+	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v7 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 
 # Everything (CI); the suite prints its wall time at the end (CONTRIBUTING.md records it).

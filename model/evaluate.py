@@ -285,7 +285,10 @@ def _single_object(clips: Sequence[Clip]) -> list[int]:
 # ---------------------------------------------------------------- validation while training
 
 FIGURE_ATTRIBUTES = ("colour", "shape", "motion")  # "all three" sits near 0 for long: a flat figure early on
-FIGURE_PROBE = ("colour", "motion")  # what the probe reads of a generated clip (contrast is not a share)
+PROBE_READINGS = ("colour", "shape", "motion")  # what the probe reads of a clip (contrast is not a share)
+# The validation figure of the video tasks: colour and motion, as since quality-v5 (the shape reading joined later:
+# a run's figures stay comparable with older runs').
+FIGURE_PROBE = ("colour", "motion")
 
 
 def _with_figure(scores: dict[str, float], keys: Sequence[str]) -> dict[str, float]:
@@ -441,7 +444,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("")
     video_tasks = [t for t in ("reconstruct", "sentence_to_video") if t in results]
     if video_tasks:
-        lines += ["| task | MSE (0-255) | probe colour | probe motion | contrast |", "|---|---|---|---|---|"]
+        lines += ["| task | MSE (0-255) | probe colour | probe shape | probe motion | contrast |", "|---|---|---|---|---|---|"]
         for t in video_tasks:
             for label, key in (("", "probe"), (", unseen combinations", "probe_unseen_combos"),
                                (", ground truth (the ceiling)", "probe_on_ground_truth")):
@@ -449,7 +452,7 @@ def markdown_table(results: dict[str, Any]) -> str:
                 if key != "probe" and not p:
                     continue
                 mse = f"{results[t]['MSE']:.1f}" if key == "probe" else ""
-                cells = [mse] + [f"{100 * p[k]:.1f}" if p and k in p else "-" for k in ("colour", "motion")]
+                cells = [mse] + [f"{100 * p[k]:.1f}" if p and k in p else "-" for k in PROBE_READINGS]
                 cells.append(f"{p['contrast']:.2f}" if p and "contrast" in p else "-")
                 lines.append(f"| {t}{label} | " + " | ".join(cells) + " |")
     if "outside" in results:
@@ -472,11 +475,12 @@ def markdown_table(results: dict[str, Any]) -> str:
         rec = out.get("reconstruct")
         if rec:
             lines += ["", "Reconstruct on the outside test set (the video probe):", "",
-                      "| clips | probe colour | probe motion | contrast |", "|---|---|---|---|"]
+                      "| clips | probe colour | probe shape | probe motion | contrast |", "|---|---|---|---|---|"]
             for label, key in (("reconstructed", "probe"),
                                ("the decoded files (the ceiling)", "probe_on_ground_truth")):
                 p = rec[key]
-                lines.append(f"| {label} | {100 * p['colour']:.1f} | {100 * p['motion']:.1f} | {p['contrast']:.2f} |")
+                lines.append(f"| {label} | " + " | ".join(f"{100 * p[k]:.1f}" if k in p else "-" for k in PROBE_READINGS)
+                             + f" | {p['contrast']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

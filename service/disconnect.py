@@ -13,6 +13,20 @@ from typing import Any
 from service.asgi import HttpMiddleware, Scope
 
 
+# Set in the request's scope state when its client went away before the answer: nginx's 499 "client closed request"
+# in the access log and the metrics, never a 500 (an alert on the 5xx rate must not page for a load test's end).
+CLIENT_CLOSED = "client_closed"
+CLIENT_CLOSED_STATUS = 499
+
+
+def answered_status(scope: Scope, status: int | None) -> int:
+    """The status a request ended with: the one sent, else 499 when its client went away, else 500 (the app
+    raised before answering)."""
+    if status is not None:
+        return status
+    return CLIENT_CLOSED_STATUS if scope.get("state", {}).get(CLIENT_CLOSED) else 500
+
+
 class CancelOnDisconnect(HttpMiddleware):
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         me = asyncio.current_task()
@@ -49,6 +63,7 @@ class CancelOnDisconnect(HttpMiddleware):
             await self.app(scope, app_receive, app_send)
         except asyncio.CancelledError:
             if cancelled_here and me is not None and me.uncancel() == 0:
+                scope.setdefault("state", {})[CLIENT_CLOSED] = True  # the access log and metrics say 499
                 return  # nobody is waiting for an answer
             raise  # a cancellation from elsewhere (server shutdown): pass it on
         finally:

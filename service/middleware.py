@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from service.asgi import HttpMiddleware, Scope
+from service.disconnect import answered_status
 from service.errors import error_body
 from service.metrics import Metrics
 
@@ -113,7 +114,7 @@ class MetricsMiddleware(HttpMiddleware):
         self.metrics = metrics
 
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:
-        start, status = time.perf_counter(), 500
+        start, status = time.perf_counter(), None  # type: float, int | None
 
         async def record_status(message: dict[str, Any]) -> None:
             nonlocal status
@@ -126,7 +127,7 @@ class MetricsMiddleware(HttpMiddleware):
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(endpoint, scope["method"], str(answered_status(scope, status))).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
@@ -139,7 +140,7 @@ class RequestIdMiddleware(HttpMiddleware):
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        start, status = time.perf_counter(), 500
+        start, status = time.perf_counter(), None  # type: float, int | None
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status
@@ -151,5 +152,6 @@ class RequestIdMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info("%s %s %s %d %.1fms", request_id, scope["method"], scope["path"], status,
+            access_log.info("%s %s %s %d %.1fms", request_id, scope["method"], scope["path"],
+                            answered_status(scope, status),
                             (time.perf_counter() - start) * 1000)

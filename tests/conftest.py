@@ -70,6 +70,7 @@ SLOW_MODULES = {
     "tests/service/test_faults.py", "tests/service/test_shutdown.py", "tests/service/test_fuzz.py",
     "tests/service/test_hostile_input.py", "tests/service/test_security.py", "tests/deploy/test_deploy.py",
     "tests/deploy/test_k8s.py", "tests/model/test_distributed.py", "tests/export/test_shipped_model.py",
+    "tests/bench/test_gpu_check.py",
     "tests/service/test_decoding.py", "tests/model/test_convergence.py",
 }
 SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_evaluates_and_explains",

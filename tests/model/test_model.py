@@ -302,3 +302,15 @@ def test_word_dropout_replaces_only_words_with_unk() -> None:
     assert ((words == tin[:, 1:5]) | (words == UNK_ID)).all()
     assert 0.4 < (words == UNK_ID).float().mean().item() < 0.6
     assert torch.equal(drop_words(tin, 0.0, torch.Generator()), tin)
+
+
+def test_train_set_overrides_a_preset_field_and_refuses_unknown_names() -> None:
+    """`slr train --set NAME=VALUE`: ModelConfig or TrainConfig fields, values as JSON (a bare word a string)."""
+    from cli.main import apply_overrides
+
+    p = preset("quality")
+    apply_overrides(p, ["lambda_pose=0", "video_decoder=layers", "partial_mix=[0.4, 0.3, 0.3]"])
+    assert p.train.lambda_pose == 0 and p.model.video_decoder == "layers" and p.train.partial_mix == (0.4, 0.3, 0.3)
+    for bad in ("no_such_field=1", "lambda_pose"):
+        with pytest.raises(SystemExit):
+            apply_overrides(p, [bad])

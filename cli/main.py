@@ -133,14 +133,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.onnx_export import export_run
 
     run = Path(args.run)
-    sample_video, sample_sentences = None, None
+    sample_video, sample_sentences, calibration = None, None, None
     if (run / "run.json").exists():
-        clips = load_source(run_source(run)).splits["test"][: args.parity_clips]
+        corpus = load_source(run_source(run))
+        clips = corpus.splits["test"][: args.parity_clips]
         if clips and clips[0].frames is not None:
             sample_video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+            val = corpus.splits["val"][: args.calibration_clips]
+            calibration = np.stack([c.frames for c in val]).astype(np.float32) / 255.0 if val else None
         sample_sentences = [c.captions[0] for c in clips]
     path = export_run(run, args.out, version=args.version, sample_video=sample_video,
-                      sample_sentences=sample_sentences, quantize=args.quantize)
+                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_video=calibration)
     print(f"exported {path}")
     if args.check:
         from cli.check import write_check
@@ -355,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--version", help="version name (default: UTC time + checkpoint hash)")
     ex.add_argument("--quantize", choices=("int8", "fp16"), help="also quantise the graphs; accuracy cost in the manifest")
     ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
+    ex.add_argument("--calibration-clips", type=int, default=1000,
+                    help="validation clips that calibrate the familiarity score (core/familiarity.py)")
     ex.add_argument("--check", action="store_true",
                     help="write check.json: caption accuracy of the exported graphs on a fixed check set "
                          "(what a shipped model is re-tested against)")

@@ -146,6 +146,8 @@ class Manifest:
     unsupported_tasks: dict[str, str] = field(default_factory=dict)
     vocab: str = VOCAB
     quantization: dict[str, Any] | None = None
+    # The familiarity calibration (core/familiarity.py: Calibration.to_dict); None: the model answers familiarity null.
+    familiarity: dict[str, Any] | None = None
     format: int = FORMAT
 
     @property
@@ -159,14 +161,14 @@ class Manifest:
     @classmethod
     def build(cls, *, version: str, cfg: ModelConfig, graphs: dict[str, GraphEntry], directory: Path,
               checkpoint_sha256: str, opset: int, parity: dict[str, Any], precision: str = "fp32",
-              quantization: dict[str, Any] | None = None) -> "Manifest":
+              quantization: dict[str, Any] | None = None, familiarity: dict[str, Any] | None = None) -> "Manifest":
         """The manifest of a finished version directory: checksums of every file already in it."""
         tasks, unsupported = tasks_for(cfg)
         files = {p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
         return cls(version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    source_checkpoint_sha256=checkpoint_sha256, opset=opset, precision=precision, model=cfg,
                    graphs=graphs, tasks=tasks, files=files, parity=parity, unsupported_tasks=unsupported,
-                   quantization=quantization)
+                   quantization=quantization, familiarity=familiarity)
 
     # -- JSON ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +183,8 @@ class Manifest:
         }
         if self.quantization is not None:
             d["quantization"] = self.quantization
+        if self.familiarity is not None:
+            d["familiarity"] = self.familiarity
         return d
 
     def write(self, directory: Path) -> Path:
@@ -205,7 +209,7 @@ class Manifest:
                 tasks={k: TaskEntry(**t) for k, t in d["tasks"].items()},
                 files={str(k): str(v) for k, v in d["files"].items()}, parity=dict(d.get("parity", {})),
                 unsupported_tasks=dict(d.get("unsupported_tasks", {})), vocab=str(d.get("vocab", VOCAB)),
-                quantization=d.get("quantization"))
+                quantization=d.get("quantization"), familiarity=d.get("familiarity"))
         except (TypeError, ValueError, AttributeError) as e:
             raise ArtifactError(f"{where} does not match the artifacts contract: {e}") from None
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+import torch
+
+from core.familiarity import Calibration, video_signals
 from core.manifest import VOCAB, Manifest, check_version_name, default_version
 from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
@@ -33,12 +36,14 @@ def checkpoint_path(run: str | Path) -> Path:
 def export_run(run: str | Path, out_root: str | Path, version: str | None = None, *,
                sample_video: np.ndarray | None = None, sample_sentences: Sequence[str] | None = None,
                quantize: str | None = None, opset: int = OPSET, atol: float = FP32_ATOL,
-               update_latest: bool = True) -> Path:
+               update_latest: bool = True, calibration_video: np.ndarray | None = None) -> Path:
     """Export the checkpoint of `run` to `out_root/<version>/` and point `out_root/latest` at it.
 
     sample_video [N,T,H,W,3] float32 in [0,1] and sample_sentences (e.g. from the test split) are the
     real inputs of the parity check, next to random ones. quantize: None, "int8" or "fp16"; the served
     graphs are then the quantised ones, and their cost against fp32 is recorded in the manifest.
+    calibration_video [N,T,H,W,3] (clips like the training data: the validation split) calibrates the familiarity
+    score (core/familiarity.py) into the manifest; without it the served model answers `familiarity: null`.
     Returns the version dir. Raises ExportParityError (nothing written) when ONNX differs from PyTorch.
     """
     if quantize is not None and quantize not in MODES:
@@ -61,7 +66,8 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         (staging / VOCAB).write_text(ckpt.vocab.to_json(), encoding="utf-8")
         Manifest.build(version=version, cfg=cfg, graphs={name: spec.manifest_entry() for name, spec in specs.items()},
                        directory=staging, checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
-                       precision=quantize or "fp32", quantization=quantization).write(staging)
+                       precision=quantize or "fp32", quantization=quantization,
+                       familiarity=calibrate_familiarity(model, calibration_video)).write(staging)
         final = publish(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -69,6 +75,27 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     if update_latest:
         write_latest(root, version)
     return final
+
+
+@torch.no_grad()
+def familiarity_signals(model: StarModel, video: np.ndarray, batch: int = 64) -> np.ndarray:
+    """[N, len(VIDEO_SIGNALS)] of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs (the
+    video decoder from z = mu and the clip's first frame; the encoder's sigma)."""
+    rows = []
+    for i in range(0, len(video), batch):
+        v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
+        latent = model.encode(video=v)
+        rebuilt = model.decode_video(latent.mu, v[:, 0])
+        rows.append(video_signals(v.numpy(), rebuilt.numpy(), latent.sigma.numpy()))
+    return np.concatenate(rows)
+
+
+def calibrate_familiarity(model: StarModel, video: np.ndarray | None) -> dict[str, Any] | None:
+    """The manifest's familiarity entry, from clips like the training data; None for a model that cannot rebuild
+    video (features input or no video output) or when no clips are given."""
+    if video is None or len(video) == 0 or model.cfg.video_input != "frames" or model.video_decoder is None:
+        return None
+    return Calibration.fit(familiarity_signals(model, video), f"{len(video)} validation clips").to_dict()
 
 
 def quantize_in_place(directory: Path, specs: dict[str, GraphSpec], mode: str, model: StarModel,

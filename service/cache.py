@@ -39,6 +39,9 @@ class SlrEntry:
     # (top, left, h, w) of the clip's own picture in a letterboxed frame ("pad" models), so that reconstruct can
     # answer in the clip's aspect ratio; None when the picture fills the frame.
     box: Box | None = None
+    # How familiar the input was (core/familiarity.py), per medium: None when absent or the model has no calibration.
+    video_familiarity: float | None = None
+    sentence_familiarity: float | None = None
 
 
 def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
@@ -62,7 +65,18 @@ def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
         fields["first"] = np.ascontiguousarray(entry.first_frame, dtype=np.uint8).tobytes()
     if entry.box is not None:
         fields["box"] = np.asarray(entry.box, dtype=BOX).tobytes()
+    for name, value in (("fam_v", entry.video_familiarity), ("fam_s", entry.sentence_familiarity)):
+        if value is not None:
+            fields[name] = np.asarray([value], dtype=F32).tobytes()
     return fields
+
+
+def _share(raw: bytes | None) -> float | None:
+    """A stored familiarity, or None when absent or not a number in [0, 1] (a foreign value is not trusted)."""
+    if raw is None or len(raw) != F32.itemsize:
+        return None
+    value = float(np.frombuffer(raw, dtype=F32)[0])
+    return value if 0.0 <= value <= 1.0 else None
 
 
 def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> Box | None:
@@ -86,7 +100,7 @@ def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
     if first is not None and len(first) == int(np.prod(frame_shape)):
         frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
     return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame,
-                    _box(fields.get(b"box"), frame_shape))
+                    _box(fields.get(b"box"), frame_shape), _share(fields.get(b"fam_v")), _share(fields.get(b"fam_s")))
 
 
 class SlrCache:

@@ -16,9 +16,10 @@ from typing import Any, Literal
 import numpy as np
 
 from core.channels import input_key
+from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
 from core.manifest import encoder_graph
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
-from core.vocab import tokenize
+from core.vocab import UNK_ID, tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
 from service.decoding import DecodePool
@@ -77,6 +78,8 @@ class Predictor:
     def __init__(self, engine: Any, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
         self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
         self.cfg = engine.config
+        familiarity = getattr(engine.manifest, "familiarity", None)  # test doubles may have no calibration
+        self.calibration = Calibration.from_dict(familiarity) if familiarity else None
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool)
@@ -186,9 +189,10 @@ class Predictor:
 
     async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
         prepared = await self.prepare(video) if video is not None else None
-        mu, sigma = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
+        mu, sigma, video_fam = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
-        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None)
+        sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
+        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None, video_fam, sentence_fam)
         await self.cache.put(key, entry)
         return entry
 
@@ -213,6 +217,11 @@ class Predictor:
                 raise InvalidInput("send either media or latent_id, not both")
             return await self.lookup(latent_id)
         return await self.encode(video, sentence)
+
+    def verdict(self, latent: Latent, unknown_words: list[str] | None = None) -> Verdict:
+        """How familiar the SLR's input was (core/familiarity.py), with warnings in words."""
+        threshold = self.calibration.threshold if self.calibration is not None else None
+        return verdict(latent.entry.video_familiarity, latent.entry.sentence_familiarity, threshold, unknown_words)
 
     def sample(self, entry: SlrEntry, n: int, seed: int) -> np.ndarray:
         """n draws z = mu + sigma * eps from the SLR, reproducible with the seed."""
@@ -278,7 +287,13 @@ class Predictor:
         tokens = [t for _, t in items] if "s" in config else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
-        return [(np.asarray(m, np.float32), np.asarray(s, np.float32)) for m, s in zip(mu, sigma)]
+        familiarity: list[float | None] = [None] * len(items)
+        if video is not None and self.calibration is not None:
+            # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): how badly it
+            # does is the clip's main familiarity signal. Cache misses only; the score is cached with the SLR.
+            rebuilt = self.engine.decode_video(mu, video[:, 0])
+            familiarity = [float(f) for f in self.calibration.familiarity(video_signals(video, rebuilt, sigma))]
+        return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, familiarity)]
 
     def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)

@@ -84,7 +84,25 @@ class SentenceToVideoRequest(RequestFields):
 UNKNOWN_HELP = "words of the sentence this model does not know (read as <unk>; GET /vocab lists the known ones)"
 
 
-class EncodeResponse(BaseModel):
+UNFAMILIAR_EXAMPLE = ("this clip looks unlike anything the model was trained on: coloured shapes on plain "
+                      "backgrounds; the answer is likely wrong")
+
+
+class Familiarity(BaseModel):
+    """How familiar the input is to the model (core/familiarity.py), on every answer that reads an input."""
+
+    familiarity: float | None = Field(
+        None, ge=0, le=1, examples=[0.83],
+        description="1: like the data the model was trained on; near 0: unlike it (video: how well the model "
+                    "rebuilds the clip from its own SLR, calibrated per model at export; sentence: the share of "
+                    "known words). null: this model carries no calibration")
+    familiar: bool | None = Field(None, description="familiarity at or above the model's calibrated threshold",
+                                  examples=[True])
+    warnings: list[str] = Field(default_factory=list, description="what to distrust in this answer, in words",
+                                examples=[[UNFAMILIAR_EXAMPLE]])
+
+
+class EncodeResponse(Familiarity):
     latent_id: str = Field(description="cache key of this SLR; pass it to the decode endpoints",
                            examples=[LATENT_EXAMPLE])
     mu: list[float] = Field(description="posterior mean of the SLR (Nz floats)")
@@ -95,19 +113,25 @@ class EncodeResponse(BaseModel):
     unknown_words: list[str] = Field(default_factory=list, description=UNKNOWN_HELP)
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "latent_id": LATENT_EXAMPLE, "mu": [0.12, -0.4, 0.9], "sigma": [0.3, 0.28, 0.41],
-        "config": "encode_v", "inputs": ["video"], "cached": False, "unknown_words": []}]})
+        "config": "encode_v", "inputs": ["video"], "cached": False, "unknown_words": [], "familiarity": 0.83,
+        "familiar": True, "warnings": []}]})
 
 
-class CaptionResponse(BaseModel):
+class CaptionResponse(Familiarity):
     caption: str = Field(description="sentence decoded from the SLR mean", examples=[SENTENCE_EXAMPLE])
     captions: list[str] | None = Field(None, description="with num_captions > 1: distinct captions, the mean's "
                                                          "first, then sentences of samples of the SLR")
     note: str | None = Field(None, description="present when fewer distinct captions than asked were found")
     latent_id: str = Field(examples=[LATENT_EXAMPLE])
     cached: bool
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"caption": SENTENCE_EXAMPLE, "latent_id": LATENT_EXAMPLE, "cached": False, "familiarity": 0.83,
+         "familiar": True, "warnings": []},
+        {"caption": "a purple triangle is getting smaller", "latent_id": LATENT_EXAMPLE, "cached": False,
+         "familiarity": 0.0, "familiar": False, "warnings": [UNFAMILIAR_EXAMPLE]}]})
 
 
-class ParaphraseResponse(BaseModel):
+class ParaphraseResponse(Familiarity):
     sentence: str = Field(examples=["a red square moves right"])
     alternatives: list[str] = Field(description="distinct sentences, none equal to `sentence`",
                                     examples=[["a red square slides right", "a red box moves to the right"]])
@@ -117,7 +141,7 @@ class ParaphraseResponse(BaseModel):
     cached: bool
 
 
-class FramesResponse(BaseModel):
+class FramesResponse(Familiarity):
     frames: list[str] = Field(description="PNG frames, base64")
     width: int
     height: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
 from service.schemas import EncodeFields, EncodeResponse
 
 router = APIRouter(tags=["encode"], dependencies=[Depends(require_api_key)])
@@ -25,7 +25,8 @@ async def encode(request: Request, predictor: PredictorDep) -> EncodeResponse:
     body = await parse_body(request, ENCODE)
     sentence = body.fields.sentence
     latent = await predictor.encode(body.upload, sentence)
+    unknown = unknown_words(predictor.engine.vocab, sentence)
     return EncodeResponse(latent_id=latent.latent_id, mu=latent.entry.mu.tolist(), sigma=latent.entry.sigma.tolist(),
                           config=latent.config_name, inputs=[m for m, k in (("video", "v"), ("sentence", "s"))
                                                               if k in latent.config], cached=latent.cached,
-                          unknown_words=unknown_words(predictor.engine.vocab, sentence))
+                          unknown_words=unknown, **familiarity_fields(predictor, latent, unknown))

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from core.media import SUPPORTED
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.errors import DuplicateField, InvalidInput, UnsupportedBody
-from service.predictor import Upload
+from service.predictor import Latent, Predictor, Upload
 from service.schemas import LATENT_EXAMPLE, SENTENCE_EXAMPLE, RequestFields
 
 VIDEO_FORMATS = ", ".join(SUPPORTED[:-1]) + " or " + SUPPORTED[-1]
@@ -192,6 +192,17 @@ def unknown_words(vocab: Vocab, sentence: str | None) -> list[str]:
     if not sentence:
         return []
     return list(dict.fromkeys(w for w in tokenize(sentence) if vocab.id(w) == UNK_ID))
+
+
+def familiarity_fields(predictor: Predictor, latent: Latent, unknown: list[str] | None = None) -> dict[str, Any]:
+    """The `familiarity`, `familiar` and `warnings` of an answer about this SLR's input."""
+    v = predictor.verdict(latent, unknown)
+    return {"familiarity": v.familiarity, "familiar": v.familiar, "warnings": v.warnings}
+
+
+def ascii_header(text: str) -> str:
+    """A header value in ASCII (non-ASCII characters escaped): HTTP headers are latin-1 at best."""
+    return text.encode("ascii", "backslashreplace").decode()
 
 
 # ---- the OpenAPI request body ----------------------------------------------------------------------------

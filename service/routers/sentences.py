@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
 from service.schemas import CaptionFields, CaptionResponse, ParaphraseRequest, ParaphraseResponse
 
 router = APIRouter(tags=["sentence out"], dependencies=[Depends(require_api_key)])
@@ -27,7 +27,7 @@ def shortfall(kind: str, asked: int, got: int) -> str | None:
            "try another seed, or beam_size 1)"
 
 
-@router.post("/caption", response_model=CaptionResponse, response_model_exclude_none=True,
+@router.post("/caption", response_model=CaptionResponse, response_model_exclude_unset=True,
              responses=error_responses(401, 404, 413, 415, 422, 503), summary="Caption a video",
              openapi_extra=request_body(CAPTION))
 async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
@@ -39,13 +39,16 @@ async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
     f = body.fields
     latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_captions - 1, f.seed, f.beam_size, f.max_len, distinct=True)
-    many = f.num_captions > 1
-    return CaptionResponse(caption=out.caption, captions=[out.caption, *out.samples] if many else None,
-                           note=shortfall("captions", f.num_captions, 1 + len(out.samples)) if many else None,
-                           latent_id=latent.latent_id, cached=latent.cached)
+    extra: dict[str, object] = {}
+    if f.num_captions > 1:
+        extra["captions"] = [out.caption, *out.samples]
+        note = shortfall("captions", f.num_captions, 1 + len(out.samples))
+        extra.update({"note": note} if note else {})
+    return CaptionResponse(caption=out.caption, latent_id=latent.latent_id, cached=latent.cached, **extra,
+                           **familiarity_fields(predictor, latent))
 
 
-@router.post("/paraphrase", response_model=ParaphraseResponse, response_model_exclude_none=True,
+@router.post("/paraphrase", response_model=ParaphraseResponse, response_model_exclude_unset=True,
              responses=error_responses(401, 404, 413, 415, 422, 503), summary="Paraphrase a sentence",
              openapi_extra=request_body(PARAPHRASE))
 async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseResponse:
@@ -55,7 +58,8 @@ async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseRes
     f = (await parse_body(request, PARAPHRASE)).fields
     latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_alternatives, f.seed, f.beam_size, f.max_len, distinct=True)
-    return ParaphraseResponse(sentence=out.caption, alternatives=out.samples,
-                              note=shortfall("alternatives", f.num_alternatives, len(out.samples)),
-                              unknown_words=unknown_words(predictor.engine.vocab, f.sentence),
-                              latent_id=latent.latent_id, cached=latent.cached)
+    note = shortfall("alternatives", f.num_alternatives, len(out.samples))
+    unknown = unknown_words(predictor.engine.vocab, f.sentence)
+    return ParaphraseResponse(sentence=out.caption, alternatives=out.samples, **({"note": note} if note else {}),
+                              unknown_words=unknown, latent_id=latent.latent_id, cached=latent.cached,
+                              **familiarity_fields(predictor, latent, unknown))

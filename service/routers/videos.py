@@ -10,7 +10,8 @@ from core.frames import crop_box
 from service.media import display_scale
 from service.predictor import Latent, Predictor
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, ascii_header, familiarity_fields, parse_body, request_body, \
+    unknown_words
 from service.schemas import FramesResponse, ReconstructFields, SentenceToVideoRequest
 
 router = APIRouter(tags=["video out"], dependencies=[Depends(require_api_key)])
@@ -18,6 +19,12 @@ router = APIRouter(tags=["video out"], dependencies=[Depends(require_api_key)])
 VIDEO_OUT: dict[int | str, dict[str, Any]] = {200: {
     "description": "an animated GIF (default) or, with format=json, PNG frames as base64",
     "headers": {"X-Latent-Id": {"description": "the SLR's latent_id", "schema": {"type": "string"}},
+                "X-Familiarity": {"description": "how familiar the input is to the model, 0-1 (absent: no "
+                                                 "calibration)", "schema": {"type": "number"}},
+                "X-Familiar": {"description": "true / false: familiarity at or above the model's threshold",
+                               "schema": {"type": "string"}},
+                "X-Warnings": {"description": "what to distrust in this answer, in words, separated by ' | '",
+                               "schema": {"type": "string"}},
                 "X-Unknown-Words": {"description": "comma-separated words of the sentence the model does not know",
                                     "schema": {"type": "string"}}},
     "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}},
@@ -42,12 +49,18 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
     rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
     if unknown:
-        headers["X-Unknown-Words"] = ",".join(unknown).encode("ascii", "backslashreplace").decode()
+        headers["X-Unknown-Words"] = ascii_header(",".join(unknown))
+    familiar = familiarity_fields(predictor, latent, unknown)
+    if familiar["familiarity"] is not None:
+        headers["X-Familiarity"] = f"{familiar['familiarity']:.4f}"
+        headers["X-Familiar"] = str(familiar["familiar"]).lower()
+    if familiar["warnings"]:
+        headers["X-Warnings"] = ascii_header(" | ".join(familiar["warnings"]))
     if fmt == "gif":
         return Response(rendered, media_type="image/gif", headers=headers)  # type: ignore[arg-type]
     height, width = frames.shape[1] * scale, frames.shape[2] * scale
     body = FramesResponse(frames=rendered, width=width, height=height, fps=fps,  # type: ignore[arg-type]
-                          latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or [])
+                          latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or [], **familiar)
     return JSONResponse(body.model_dump(), headers=headers)
 
 

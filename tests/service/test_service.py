@@ -151,6 +151,66 @@ def test_paraphrase_with_unknown_words(client: httpx.Client) -> None:
     assert r.json()["unknown_words"] == ["zxqv", "qwfp"]
 
 
+# ---- familiarity: every answer that reads an input says how familiar it is ---------------------------------
+
+def synthetic_uploads(tiny_corpus, n: int) -> list[dict]:
+    """Test-split clips of the corpus the model was trained on, as .npy uploads (the tiny model's 12 x 16 frames
+    do not survive a real codec: how the shipped model scores real-codec uploads is `slr eval --ood`'s figure)."""
+    return [{"video": ("clip.npy", encode_clip(c.frames, "npy"), "application/octet-stream")}
+            for c in tiny_corpus.splits["test"][:n]]
+
+
+def forget(redis_url: str, model: dict, uploads: list[dict]) -> None:
+    """Drop these uploads' SLRs from the shared Redis: a score cached by an earlier run's model would answer."""
+    import redis
+
+    from service.cache import canonical_digest, make_key
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*(make_key(model["version"], "v", canonical_digest(u["video"][1], None)) for u in uploads))
+
+
+def test_clips_like_the_training_data_are_familiar_and_noise_is_not(client: httpx.Client, tiny_corpus, model: dict,
+                                                                    redis_url: str) -> None:
+    uploads = synthetic_uploads(tiny_corpus, 6)
+    forget(redis_url, model, uploads)
+    answers = [client.post("/caption", files=f).json() for f in uploads]
+    assert all(0.0 <= a["familiarity"] <= 1.0 and isinstance(a["familiar"], bool) for a in answers), answers
+    assert sum(a["familiar"] for a in answers) >= 5, [a["familiarity"] for a in answers]
+    # Coloured blocks changing every frame, large enough to survive the resize to the tiny model's 12 x 16.
+    blocks = np.random.default_rng(RUN).integers(0, 2, size=(12, 6, 8, 3), dtype=np.uint8) * 255
+    noise = np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2)
+    upload = {"video": ("noise.mp4", encode_clip(noise, "mp4"), "video/mp4")}
+    r = client.post("/caption", files=upload).json()
+    assert r["familiar"] is False and r["familiarity"] < 0.02 and "unlike anything" in r["warnings"][0], r
+    again = client.post("/caption", files=upload).json()
+    assert again["cached"] is True and again["familiarity"] == r["familiarity"], "the score is cached with the SLR"
+    by_id = client.post("/caption", json={"latent_id": r["latent_id"]}).json()
+    assert by_id["familiar"] is False and by_id["warnings"] == r["warnings"]
+
+
+def test_a_sentence_of_unknown_words_says_nothing_was_understood(client: httpx.Client) -> None:
+    r = client.post("/paraphrase", json={"sentence": "bonjour le monde"}).json()
+    assert r["familiar"] is False and r["familiarity"] == 0.0, r
+    assert r["warnings"] == ["none of these words are in the model's vocabulary: the answer says nothing about "
+                             "the input"]
+    known = client.post("/paraphrase", json={"sentence": "a red square moves to the right"}).json()
+    assert known["familiar"] is True and known["familiarity"] == 1.0 and known["warnings"] == []
+    gif = client.post("/sentence-to-video", json={"sentence": "bonjour le monde"})
+    assert gif.status_code == 200 and gif.headers["x-familiar"] == "false" and "none of these" in gif.headers[
+        "x-warnings"]
+
+
+def test_video_answers_carry_familiarity_in_json_and_headers(client: httpx.Client) -> None:
+    files = video("mp4", 61)
+    enc = client.post("/encode", files=files).json()
+    assert {"familiarity", "familiar", "warnings"} <= set(enc)
+    gif = client.post("/reconstruct", files=files)
+    assert float(gif.headers["x-familiarity"]) == pytest.approx(enc["familiarity"], abs=1e-4)
+    js = client.post("/reconstruct", files=files, data={"format": "json"}).json()
+    assert js["familiarity"] == pytest.approx(enc["familiarity"], abs=1e-4) and js["familiar"] == enc["familiar"]
+
+
 def test_reconstruct_upload_gif_and_json(client: httpx.Client, model: dict) -> None:
     files = video("gif", 60)
     gif = client.post("/reconstruct", files=files, data={"scale": "3"})

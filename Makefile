@@ -43,7 +43,7 @@ quality-model: install system-deps
 	$(SLR) data synth --preset quality --codec-share 0.2 --seed 0 --out data/synthetic-quality
 	$(SLR) data outside --out data/outside
 	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality
-	$(SLR) eval runs/quality --split test --outside data/outside
+	$(SLR) eval runs/quality --split test --outside data/outside --ood
 	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v7 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 

@@ -120,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         build_outside_set(args.outside, seed=0)
     results = evaluate_checkpoint(run / "checkpoint.pt", load_source(source), args.split, args.beam,
-                                  args.max_clips, meteor=not args.no_meteor, outside=args.outside)
+                                  args.max_clips, meteor=not args.no_meteor, outside=args.outside, ood=args.ood)
     js, md = write_report(results, run, f"eval_{args.split}")
     print(markdown_table(results))
     print(f"wrote {js} and {md}")
@@ -162,9 +162,28 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
+CHECKOUT = Path(__file__).resolve().parents[1]  # an editable install (make install) runs from the checkout
+SHIPPED = "models/default"
+BAD_INPUT = 2  # exit status of a local command given a bad file, sentence or output path (1: other failures)
+
+
+def default_artifacts(given: str | None) -> str:
+    """The artifacts root a command serves: --artifacts, else SLR_ARTIFACTS, else models/default in the working
+    folder, else the checkout's own shipped model, whatever folder `slr` runs from."""
+    import os
+
+    if given:
+        return given
+    if os.environ.get("SLR_ARTIFACTS"):
+        return os.environ["SLR_ARTIFACTS"]
+    here = Path(SHIPPED)
+    return str(here if (here / "latest").exists() else CHECKOUT / SHIPPED)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
+    args.artifacts = default_artifacts(args.artifacts)
     if args.artifacts:
         if not Path(args.artifacts).is_dir():
             raise SystemExit(f"slr serve: --artifacts {args.artifacts} is not a folder (it holds `latest` and "
@@ -186,11 +205,11 @@ def local_predictor(artifacts: str | None) -> Any:
     from service.predictor import Predictor
     from service.settings import Settings
 
-    settings = Settings(redis_url="", max_wait_ms=0.0, **({"artifacts": artifacts} if artifacts else {}))
+    settings = Settings(redis_url="", max_wait_ms=0.0, artifacts=default_artifacts(artifacts))
     engine = load_engine(settings)
     cfg = engine.config
     cache = SlrCache(None, settings.cache_ttl_s, settings.cache_lru_size, (cfg.height, cfg.width, 3),
-                     latent_dim=cfg.latent_dim)
+                     latent_dim=cfg.latent_dim, local=True)
     return Predictor(engine, cache, Metrics(), settings)
 
 
@@ -205,6 +224,7 @@ def local_error(exc: Exception, name: str | None = None, head: bytes = b"") -> s
 
 
 async def caption_files(args: argparse.Namespace) -> int:
+    from service.errors import ServiceError
     from service.predictor import Upload
 
     predictor, failed = local_predictor(args.artifacts), 0
@@ -215,16 +235,18 @@ async def caption_files(args: argparse.Namespace) -> int:
                 data = Path(path).read_bytes()
                 latent = await predictor.encode(Upload(data, Path(path).name), None)
                 out = await predictor.describe(latent, args.num - 1, args.seed, args.beam, None, distinct=True)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, ServiceError) as e:
                 failed += 1
                 print(f"{path}: error: {local_error(e, Path(path).name, data[:64]) or e}", file=sys.stderr)
                 continue
             print(f"{path}: " + " | ".join([out.caption, *out.samples]))
+            for warning in predictor.verdict(latent).warnings:
+                print(f"{path}: warning: {warning}", file=sys.stderr)
             if len(out.samples) < args.num - 1:
                 print(f"{path}: note: {1 + len(out.samples)} distinct captions of {args.num} asked", file=sys.stderr)
     finally:
         await predictor.close()
-    return 1 if failed else 0
+    return BAD_INPUT if failed else 0
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
@@ -235,23 +257,34 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 async def generate_gif(args: argparse.Namespace) -> int:
     from core.vocab import UNK_ID, tokenize
+    from service.errors import ServiceError
     from service.media import display_scale
 
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"error: cannot write {out}: the folder {out.parent} does not exist", file=sys.stderr)
+        return BAD_INPUT
     predictor = local_predictor(args.artifacts)
     try:
         latent = await predictor.encode(None, args.sentence)
         frames = await predictor.video(latent, condition_on_first_frame=False)
         scale = display_scale(frames.shape[2], args.scale)
         gif = await predictor.render(frames, "gif", scale, args.fps)
-    except ValueError as e:
+    except (ValueError, ServiceError) as e:
         print(f"error: {local_error(e) or e}", file=sys.stderr)
-        return 1
+        return BAD_INPUT
     finally:
         await predictor.close()
-    Path(args.out).write_bytes(gif)
+    try:
+        out.write_bytes(gif)
+    except OSError as e:
+        print(f"error: cannot write {out}: {e.strerror}", file=sys.stderr)
+        return BAD_INPUT
     unknown = [w for w in tokenize(args.sentence) if predictor.engine.vocab.id(w) == UNK_ID]
     if unknown:
         print(f"note: words the model does not know (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
+    for warning in predictor.verdict(latent).warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out} ({len(gif)} bytes, {frames.shape[0]} frames, "
           f"{frames.shape[2] * scale}x{frames.shape[1] * scale})")
     return 0
@@ -350,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--outside", help="also caption the outside test set in this folder (built there if missing): "
                                       "clips drawn by ffmpeg and Pillow, encoded to mp4/webm/avi/mov/gif")
     add_data_args(ev, required=False)
+    ev.add_argument("--ood", action="store_true",
+                    help="also measure the familiarity score: the share flagged on the split, the outside set and an "
+                         "out-of-domain set (photos, textures, crowds, text, a road, a UI, empty clips)")
     ev.set_defaults(func=cmd_eval, preset="demo")
 
     ex = sub.add_parser("export", help="export a run to ONNX per channel configuration, parity-checked")
@@ -368,13 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SLR_PORT or 8000)")
-    serve.add_argument("--artifacts", help="artifacts root to serve (default SLR_ARTIFACTS or models/default)")
+    serve.add_argument("--artifacts", help="artifacts root to serve (default SLR_ARTIFACTS, else models/default here or in the "
+                                                  "checkout)")
     serve.add_argument("--model-version", help="version folder to serve (default: the root's `latest`)")
     serve.set_defaults(func=cmd_serve)
 
     cap = sub.add_parser("caption", help="caption local video files with the service's engine (no server)")
     cap.add_argument("files", nargs="+", help="mp4, webm, avi, mov, gif or .npy files")
-    cap.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS or models/default)")
+    cap.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
     cap.add_argument("--num", type=int, default=1, help="distinct captions per file (the mean's first)")
     cap.add_argument("--seed", type=int, default=0)
     cap.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
@@ -383,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate a GIF from a sentence with the service's engine (no server)")
     gen.add_argument("sentence")
     gen.add_argument("-o", "--out", required=True, help="GIF to write")
-    gen.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS or models/default)")
+    gen.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
     gen.add_argument("--scale", type=int, choices=range(1, 9), metavar="1..8",
                      help="upsampling (default: at least 256 px wide)")
     gen.add_argument("--fps", type=float, default=8.0)

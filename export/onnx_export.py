@@ -13,14 +13,12 @@ from typing import Any
 
 import numpy as np
 
-import torch
-
-from core.familiarity import Calibration, video_signals
 from core.manifest import VOCAB, Manifest, check_version_name, default_version
 from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
 from export.publish import publish, staging_dir, write_latest
 from export.quantize import MODES, quantize_graph
+from model.evaluate import familiarity_calibration
 from model.star import StarModel, load_checkpoint
 
 
@@ -77,25 +75,11 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     return final
 
 
-@torch.no_grad()
-def familiarity_signals(model: StarModel, video: np.ndarray, batch: int = 64) -> np.ndarray:
-    """[N, len(VIDEO_SIGNALS)] of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs (the
-    video decoder from z = mu and the clip's first frame; the encoder's sigma)."""
-    rows = []
-    for i in range(0, len(video), batch):
-        v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
-        latent = model.encode(video=v)
-        rebuilt = model.decode_video(latent.mu, v[:, 0])
-        rows.append(video_signals(v.numpy(), rebuilt.numpy(), latent.sigma.numpy()))
-    return np.concatenate(rows)
-
-
 def calibrate_familiarity(model: StarModel, video: np.ndarray | None) -> dict[str, Any] | None:
     """The manifest's familiarity entry, from clips like the training data; None for a model that cannot rebuild
     video (features input or no video output) or when no clips are given."""
-    if video is None or len(video) == 0 or model.cfg.video_input != "frames" or model.video_decoder is None:
-        return None
-    return Calibration.fit(familiarity_signals(model, video), f"{len(video)} validation clips").to_dict()
+    calibration = familiarity_calibration(model, video)
+    return None if calibration is None else calibration.to_dict()
 
 
 def quantize_in_place(directory: Path, specs: dict[str, GraphSpec], mode: str, model: StarModel,

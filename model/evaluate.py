@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from core.config import ModelConfig
-from core.frames import crop_box, picture_box
-from core.vocab import Vocab, pad_tokens
+from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity, video_signals
+from core.frames import crop_box, picture_box, prepare_clip
+from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
 from model.data.corpus import Clip, Corpus
 from model.data.synthetic import COLOUR_RGB, SHAPES, attribute_accuracy, object_binding, shape_sdf
 from model.star import StarModel, load_checkpoint
@@ -396,6 +397,86 @@ def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam
     return result
 
 
+# ---------------------------------------------------------------- familiarity (core/familiarity.py)
+
+CALIBRATION_CLIPS = 1000  # validation clips `slr export` calibrates on (cli/main.py: --calibration-clips)
+# Sentences with no word of the model's vocabulary (other languages, keyboard mashing, another domain's words).
+UNKNOWN_SENTENCES = ("bonjour le monde", "der hund bellt laut", "el gato come pescado", "lorem ipsum dolor sit amet",
+                     "qwfp zxcv asdf", "ciao bella", "hej hur mar du", "xyzzy plugh", "konnichiwa sekai",
+                     "obrigado amigo")
+
+
+@torch.no_grad()
+def familiarity_signals(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """[N, len(VIDEO_SIGNALS)] of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs (the
+    video decoder from z = mu and the clip's first frame; the encoder's sigma)."""
+    model.eval()
+    rows = []
+    for i in range(0, len(video), batch):
+        v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
+        latent = model.encode(video=v)
+        rows.append(video_signals(v.numpy(), model.decode_video(latent.mu, v[:, 0]).numpy(), latent.sigma.numpy()))
+    return np.concatenate(rows)
+
+
+def familiarity_calibration(model: StarModel, video: np.ndarray | None) -> Calibration | None:
+    """The calibration from clips like the training data (the validation split); None for a model that cannot
+    rebuild video (features input or no video output) or when no clips are given."""
+    if video is None or len(video) == 0 or model.cfg.video_input != "frames" or model.video_decoder is None:
+        return None
+    return Calibration.fit(familiarity_signals(model, video), f"{len(video)} validation clips")
+
+
+def _flagged(scores: np.ndarray, threshold: float) -> dict[str, float]:
+    return {"n": int(len(scores)), "flagged": float(np.mean(scores < threshold)) if len(scores) else 0.0}
+
+
+def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: str = "test",
+                         outside: str | Path | None = None, per_kind: int = 8) -> dict[str, Any]:
+    """The familiarity score's separation: the share of inputs flagged unfamiliar on clips like the training data
+    (the split, by number of objects; the outside set's real files) and on the out-of-domain set (model/data/ood.py,
+    by kind); sentences: the split's captions and sentences of unknown words. Calibrated as `slr export` does."""
+    from model.data.ood import ood_set
+
+    cfg = model.cfg
+    val = _true_frames(corpus.splits["val"][:CALIBRATION_CLIPS])
+    calibration = familiarity_calibration(model, val)
+    out: dict[str, Any] = {}
+    if calibration is not None:
+        def scores(video: np.ndarray) -> np.ndarray:
+            return calibration.familiarity(familiarity_signals(model, video))
+
+        clips = corpus.splits[split]
+        single = set(_single_object(clips))
+        test = scores(_true_frames(clips))
+        video: dict[str, Any] = {
+            "threshold": calibration.threshold, "calibration_clips": calibration.clips,
+            f"synthetic {split}": _flagged(test, calibration.threshold),
+            "one object": _flagged(test[sorted(single)], calibration.threshold),
+            "two objects": _flagged(test[[i for i in range(len(clips)) if i not in single]], calibration.threshold)}
+        if outside is not None:
+            from model.data.outside import decode_clip_file, load_outside_set
+
+            files = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+                              for p, _ in load_outside_set(outside)])
+            video["outside set"] = _flagged(scores(files), calibration.threshold)
+        ood = ood_set(per_kind)
+        ood_scores = scores(np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+                                      for c in ood]))
+        video["out of domain"] = _flagged(ood_scores, calibration.threshold)
+        for kind in dict.fromkeys(c.kind for c in ood):
+            video[f"out of domain: {kind}"] = _flagged(ood_scores[[c.kind == kind for c in ood]], calibration.threshold)
+        out["video"] = video
+    captions = [c.captions[0] for c in corpus.splits[split]]
+
+    def sentence_scores(sentences: Sequence[str]) -> np.ndarray:
+        return np.array([sentence_familiarity([vocab.id(w) for w in tokenize(s)], UNK_ID) for s in sentences])
+
+    out["sentences"] = {f"synthetic {split} captions": _flagged(sentence_scores(captions), MIN_KNOWN_SHARE),
+                        "sentences of unknown words": _flagged(sentence_scores(UNKNOWN_SENTENCES), MIN_KNOWN_SHARE)}
+    return out
+
+
 def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
     w, h = (int(v) for v in label["size"].split("x"))
@@ -405,12 +486,14 @@ def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
 
 def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,
                         max_clips: int | None = None, meteor: bool = True,
-                        outside: str | Path | None = None) -> dict[str, Any]:
+                        outside: str | Path | None = None, ood: bool = False) -> dict[str, Any]:
     ck = load_checkpoint(checkpoint)
     clips = corpus.splits[split][:max_clips] if max_clips else corpus.splits[split]
     results = evaluate_tasks(ck.model, ck.vocab, clips, beam_size, meteor)
     if outside is not None:
         results["outside"] = evaluate_outside(ck.model, ck.vocab, outside, beam_size)
+    if ood:
+        results["familiarity"] = evaluate_familiarity(ck.model, ck.vocab, corpus, split, outside)
     results.update({"split": split, "beam_size": beam_size, "checkpoint_sha256": ck.sha256})
     return results
 
@@ -481,6 +564,13 @@ def markdown_table(results: dict[str, Any]) -> str:
                 p = rec[key]
                 lines.append(f"| {label} | " + " | ".join(f"{100 * p[k]:.1f}" if k in p else "-" for k in PROBE_READINGS)
                              + f" | {p['contrast']:.2f} |")
+    if "familiarity" in results:
+        lines += ["", "Familiarity (`slr eval --ood`; core/familiarity.py): the share of inputs flagged unfamiliar.", "",
+                  "| inputs | n | flagged |", "|---|---|---|"]
+        for medium in ("video", "sentences"):
+            for group, r in results["familiarity"].get(medium, {}).items():
+                if isinstance(r, dict):
+                    lines.append(f"| {medium}: {group} | {r['n']} | {100 * r['flagged']:.1f}% |")
     return "\n".join(lines) + "\n"
 
 

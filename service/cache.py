@@ -108,7 +108,7 @@ class SlrCache:
 
     def __init__(self, redis_url: str | None, ttl_s: int, lru_size: int, frame_shape: tuple[int, int, int],
                  retry_s: float = 2.0, on_redis_state: Callable[[bool], None] | None = None,
-                 latent_dim: int | None = None) -> None:
+                 latent_dim: int | None = None, local: bool = False) -> None:
         self.ttl_s, self.lru_size, self.frame_shape, self.retry_s = ttl_s, lru_size, frame_shape, retry_s
         self.latent_dim = latent_dim
         self._lru: OrderedDict[str, SlrEntry] = OrderedDict()
@@ -116,7 +116,7 @@ class SlrCache:
         self._redis = self._client(redis_url) if redis_url else None
         self._up = False
         self._retry_at = 0.0
-        if self._redis is None:
+        if self._redis is None and not local:  # a local command (slr caption) has no replicas to share with
             log.warning("SLR_REDIS_URL is empty: caching SLRs in process only (not shared between replicas)")
         self._on_state(False)
 

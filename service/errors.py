@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("service.errors")
 
 
+# The address written in the messages' curl examples; the error handler puts the address the request came to instead.
+EXAMPLE_BASE = "http://127.0.0.1:8000"
+
+
+def readable_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB'; 33554432 -> '32 MiB'."""
+    size, unit = float(n), "bytes"
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "bytes" or size == int(size) else f"{size:.1f} {unit}"
+
+
 class ServiceError(Exception):
     """Base: an HTTP status, a stable machine-readable code, a message for the client."""
 
@@ -130,7 +144,8 @@ def install_error_handlers(app: "FastAPI") -> None:
     from starlette.responses import JSONResponse
 
     async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+        message = exc.message.replace(EXAMPLE_BASE, str(request.base_url).rstrip("/"))  # this server's own address
+        return JSONResponse(error_body(exc.code, message), status_code=exc.status, headers=exc.headers)
 
     async def on_media_error(request: Request, exc: MediaError) -> JSONResponse:
         upload = getattr(request.state, "upload", None)  # set by service.routers.inputs

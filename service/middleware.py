@@ -13,7 +13,7 @@ from typing import Any
 
 from service.asgi import HttpMiddleware, Scope
 from service.disconnect import answered_status
-from service.errors import error_body
+from service.errors import error_body, readable_bytes
 from service.metrics import Metrics
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -44,8 +44,10 @@ class BodyLimitMiddleware(HttpMiddleware):
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Any) -> None:
-        await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_bytes} bytes"),
-                         [(b"connection", b"close")])
+        message = (f"request body over the {readable_bytes(self.max_bytes)} limit ({self.max_bytes} bytes, "
+                   "SLR_MAX_UPLOAD_BYTES): send a shorter or smaller clip (a few seconds at 320x240 is plenty: the model "
+                   "sees a handful of small frames)")
+        await _send_json(send, 413, error_body("payload_too_large", message), [(b"connection", b"close")])
 
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         declared = dict(scope["headers"]).get(b"content-length")

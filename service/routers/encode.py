@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
 from service.schemas import EncodeFields, EncodeResponse
@@ -10,7 +11,7 @@ from service.schemas import EncodeFields, EncodeResponse
 router = APIRouter(tags=["encode"], dependencies=[Depends(require_api_key)])
 
 ENCODE = BodySpec("/encode", EncodeFields, sources=("video", "sentence"), exclusive=False, file_field="video",
-                  example="curl -F video=@clip.mp4 http://127.0.0.1:8000/encode",
+                  example="curl -F video=@clip.mp4 " + EXAMPLE_BASE + "/encode",
                   hints={"text": "send the text as 'sentence'", "latent_id": "a latent_id is already encoded: "
                          "pass it to /caption, /paraphrase, /reconstruct or /sentence-to-video"})
 

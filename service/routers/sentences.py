@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
 from service.schemas import CaptionFields, CaptionResponse, ParaphraseRequest, ParaphraseResponse
@@ -10,21 +11,22 @@ from service.schemas import CaptionFields, CaptionResponse, ParaphraseRequest, P
 router = APIRouter(tags=["sentence out"], dependencies=[Depends(require_api_key)])
 
 CAPTION = BodySpec("/caption", CaptionFields, sources=("video", "latent_id"), file_field="video",
-                   example="curl -F video=@clip.mp4 http://127.0.0.1:8000/caption",
+                   example="curl -F video=@clip.mp4 " + EXAMPLE_BASE + "/caption",
                    hints={"sentence": "/caption captions a video; to rephrase a sentence use POST /paraphrase"})
 PARAPHRASE = BodySpec("/paraphrase", ParaphraseRequest, sources=("sentence", "latent_id"), json_first=True,
                       example="""curl -H 'content-type: application/json' -d '{"sentence": "a red square moves"}' """
-                              "http://127.0.0.1:8000/paraphrase",
+                              + EXAMPLE_BASE + "/paraphrase",
                       hints={"video": "to caption a video use POST /caption", "text": "send the text as 'sentence'",
                              "num_captions": "here it is 'num_alternatives'"})
 
 
-def shortfall(kind: str, asked: int, got: int) -> str | None:
-    """A note when sampling found fewer distinct sentences than asked."""
+def shortfall(kind: str, asked: int, got: int, beam_size: int) -> str | None:
+    """A note when sampling found fewer distinct sentences than asked, with what to try: a narrow SLR's samples
+    decode greedily to one sentence, and beam search over each sample finds more distinct ones."""
     if got >= asked:
         return None
-    return f"asked for {asked} {kind}; this SLR gave {got} distinct ones (samples that repeat are left out: " \
-           "try another seed, or beam_size 1)"
+    advice = "try beam_size 5, or another seed" if beam_size <= 1 else "try another seed, or a larger beam_size"
+    return f"asked for {asked} {kind}; this SLR gave {got} distinct ones (samples that repeat are left out: {advice})"
 
 
 @router.post("/caption", response_model=CaptionResponse, response_model_exclude_unset=True,
@@ -42,7 +44,7 @@ async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
     extra: dict[str, object] = {}
     if f.num_captions > 1:
         extra["captions"] = [out.caption, *out.samples]
-        note = shortfall("captions", f.num_captions, 1 + len(out.samples))
+        note = shortfall("captions", f.num_captions, 1 + len(out.samples), f.beam_size)
         extra.update({"note": note} if note else {})
     return CaptionResponse(caption=out.caption, latent_id=latent.latent_id, cached=latent.cached, **extra,
                            **familiarity_fields(predictor, latent))
@@ -58,7 +60,7 @@ async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseRes
     f = (await parse_body(request, PARAPHRASE)).fields
     latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_alternatives, f.seed, f.beam_size, f.max_len, distinct=True)
-    note = shortfall("alternatives", f.num_alternatives, len(out.samples))
+    note = shortfall("alternatives", f.num_alternatives, len(out.samples), f.beam_size)
     unknown = unknown_words(predictor.engine.vocab, f.sentence)
     return ParaphraseResponse(sentence=out.caption, alternatives=out.samples, **({"note": note} if note else {}),
                               unknown_words=unknown, latent_id=latent.latent_id, cached=latent.cached,

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from core.frames import crop_box
 from service.media import display_scale
 from service.predictor import Latent, Predictor
+from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.routers.inputs import BodySpec, ascii_header, familiarity_fields, parse_body, request_body, \
     unknown_words
@@ -31,12 +32,12 @@ VIDEO_OUT: dict[int | str, dict[str, Any]] = {200: {
                 "application/json": {"schema": FramesResponse.model_json_schema()}}}}
 
 RECONSTRUCT = BodySpec("/reconstruct", ReconstructFields, sources=("video", "latent_id"), file_field="video",
-                       example="curl -F video=@clip.mp4 http://127.0.0.1:8000/reconstruct -o out.gif",
+                       example="curl -F video=@clip.mp4 " + EXAMPLE_BASE + "/reconstruct -o out.gif",
                        hints={"sentence": "for a video from a sentence use POST /sentence-to-video"})
 SENTENCE_TO_VIDEO = BodySpec(
     "/sentence-to-video", SentenceToVideoRequest, sources=("sentence", "latent_id"), json_first=True,
     example="""curl -H 'content-type: application/json' -d '{"sentence": "a red square moves"}' """
-            "http://127.0.0.1:8000/sentence-to-video -o out.gif",
+            + EXAMPLE_BASE + "/sentence-to-video -o out.gif",
     hints={"video": "to reconstruct a video use POST /reconstruct", "text": "send the text as 'sentence'"})
 
 

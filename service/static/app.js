@@ -61,6 +61,28 @@ async function busy(button, work) {
   try { await work(); } finally { button.disabled = false; }
 }
 
+// ---- what the model says about its input ----------------------------------------------------------------
+function showWarnings(element, warnings) {
+  element.textContent = (warnings || []).join(" ");
+  element.hidden = !(warnings || []).length;
+}
+
+function familiarityText(body) {
+  if (body.familiarity === null || body.familiarity === undefined) return "";
+  return `familiarity ${body.familiarity.toFixed(2)} (${body.familiar ? "like" : "unlike"} what the model was trained on)`;
+}
+
+// The clip as sent: a GIF as an image; mp4, webm and mov as a video the browser plays (avi and .npy it cannot).
+function showPreview(file) {
+  const url = URL.createObjectURL(file), img = $("input-preview"), video = $("input-video");
+  const isGif = /\.gif$/i.test(file.name), playable = /\.(mp4|webm|mov|m4v)$/i.test(file.name);
+  img.hidden = !isGif;
+  video.hidden = !playable;
+  img.src = isGif ? url : "";
+  if (playable) video.src = url; else video.removeAttribute("src");
+  $("input-figure").hidden = !isGif && !playable;
+}
+
 // ---- a video -> captions, reconstruction, latent_id -----------------------------------------------------
 async function captionFile(file) {
   showError("error-video", null);
@@ -75,9 +97,10 @@ async function captionFile(file) {
     fillList($("captions"), body.captions || [body.caption]);
     $("caption-note").textContent = body.note || "";
     $("caption-note").hidden = !body.note;
+    showWarnings($("caption-warning"), body.warnings);
+    $("caption-familiarity").textContent = familiarityText(body);
     $("latent-id").textContent = body.latent_id;
-    $("input-preview").src = /\.(gif)$/i.test(file.name) ? URL.createObjectURL(file) : "";
-    $("input-preview").parentElement.hidden = !/\.(gif)$/i.test(file.name);
+    showPreview(file);
     $("video-result").hidden = false;
     await showGif($("reconstruction-img"), await postJson("/reconstruct", { latent_id: body.latent_id, }));
   } catch (err) {
@@ -133,6 +156,7 @@ async function generate(sentence) {
     $("unknown-words").textContent = unknown.length
       ? `Words this model does not know (read as <unk>): ${unknown.join(", ")}. See /vocab for the ones it knows.` : "";
     $("unknown-words").hidden = unknown.length === 0;
+    showWarnings($("sentence-warning"), (para.warnings || []).filter((w) => !w.startsWith("some words")));
     $("sentence-result").hidden = false;
     await showGif($("generated-img"), await postJson("/sentence-to-video", { latent_id: para.latent_id, }));
   } catch (err) {

@@ -59,6 +59,25 @@ def test_upload_a_clip_and_read_its_captions(page, tmp_path: Path, shots: Path) 
     page.screenshot(path=str(shots / "caption.png"), full_page=True)
 
 
+def test_an_unfamiliar_clip_is_flagged_beside_its_caption_and_an_mp4_is_previewed(page, tmp_path: Path,
+                                                                                     shots: Path) -> None:
+    """A clip unlike the training data (a photograph panned, from the out-of-domain set): the page says so in words
+    beside the caption; the mp4 sent plays as the preview."""
+    from model.data.ood import photo_clip
+
+    import numpy as np
+
+    clip = tmp_path / "photo.mp4"
+    clip.write_bytes(encode_clip(photo_clip(np.random.default_rng(7), 0), "mp4"))
+    page.set_input_files("#video-file", str(clip))
+    page.wait_for_selector("#caption-warning:not([hidden])", timeout=30000)
+    assert "unlike anything the model was trained on" in page.inner_text("#caption-warning")
+    assert "unlike" in page.inner_text("#caption-familiarity")
+    assert page.evaluate("!document.getElementById('input-video').hidden && "
+                         "document.getElementById('input-video').src.startsWith('blob:')")
+    page.screenshot(path=str(shots / "unfamiliar.png"), full_page=True)
+
+
 def test_a_sample_clip_is_one_click(page) -> None:
     page.locator("#sample-list button").first.click()
     page.wait_for_selector("#captions li", timeout=30000)
@@ -75,6 +94,10 @@ def test_type_a_sentence_and_see_the_generated_clip(page, shots: Path) -> None:
     page.click("#generate-button")
     page.wait_for_selector("#unknown-words:not([hidden])", timeout=30000)
     assert "magenta" in page.inner_text("#unknown-words")
+    page.fill("#sentence-input", "bonjour le monde")
+    page.click("#generate-button")
+    page.wait_for_selector("#sentence-warning:not([hidden])", timeout=30000)
+    assert "none of these words" in page.inner_text("#sentence-warning")
     page.screenshot(path=str(shots / "sentence.png"), full_page=True)
 
 

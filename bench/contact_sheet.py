@@ -78,7 +78,8 @@ def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
         p = probe_video(frames)
         colour = next((w for w in tokenize(sentence) if w in ("red", "blue", "green", "yellow", "orange", "purple",
                                                               "white", "cyan")), "red")
-        rows.append((f"{sentence}\nprobe: {p.colour} / {p.motion}, contrast {contrast(frames, colour):.2f}", frames))
+        rows.append((f"{sentence}\nprobe: {p.colour} {p.shape} / {p.motion},\ncontrast {contrast(frames, colour):.2f}",
+                     frames))
     corpus = generate(n_clips * 4, seed=SHEET_SEED, frames=cfg.frames, height=cfg.height, width=cfg.width)
     clips = [c for c in corpus.splits["test"] if len(c.attributes.get("objects", [None])) == 1][:n_clips]
     video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
@@ -88,8 +89,8 @@ def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
         a = clip.attributes
         p = probe_video(pred)
         rows.append((f"true: {a['colour']} {a['shape']} {a['motion']}", true))
-        rows.append((f"reconstructed: probe {p.colour} / {p.motion},\ncontrast {contrast(pred, a['colour']):.2f}",
-                     pred))
+        rows.append((f"reconstructed: probe {p.colour} {p.shape} / {p.motion},\n"
+                     f"contrast {contrast(pred, a['colour']):.2f}", pred))
     return rows
 
 

@@ -256,7 +256,6 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 async def generate_gif(args: argparse.Namespace) -> int:
-    from core.vocab import UNK_ID, tokenize
     from service.errors import ServiceError
     from service.media import display_scale
 
@@ -280,7 +279,7 @@ async def generate_gif(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"error: cannot write {out}: {e.strerror}", file=sys.stderr)
         return BAD_INPUT
-    unknown = [w for w in tokenize(args.sentence) if predictor.engine.vocab.id(w) == UNK_ID]
+    unknown = predictor.engine.vocab.unknown_words(args.sentence)
     if unknown:
         print(f"note: words the model does not know (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
     for warning in predictor.verdict(latent).warnings:

@@ -74,7 +74,3 @@ def get(name: str) -> ChannelConfig:
     except KeyError:
         raise KeyError(f"unknown channel configuration {name!r}; known: {sorted(REGISTRY)}") from None
 
-
-def decode_tasks() -> list[ChannelConfig]:
-    """The configurations that produce an output medium (everything but the encode_* entries)."""
-    return [c for c in REGISTRY.values() if c.outputs]

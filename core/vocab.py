@@ -56,6 +56,12 @@ class Vocab:
         """Word ids of a sentence, without <bos>/<eos>, cut to max_words."""
         return [self.id(w) for w in tokenize(sentence)[:max_words]]
 
+    def unknown_words(self, sentence: str | None) -> list[str]:
+        """The sentence's words this vocabulary does not know (read as <unk>), once each, in order."""
+        if not sentence:
+            return []
+        return list(dict.fromkeys(w for w in tokenize(sentence) if self.id(w) == UNK_ID))
+
     def decode(self, ids: Iterable[int]) -> str:
         """Sentence of ids: stops at <eos>, skips <pad>/<bos>."""
         out: list[str] = []

@@ -20,14 +20,15 @@ from export.publish import publish, staging_dir, write_latest
 from export.quantize import MODES, quantize_graph
 from model.evaluate import familiarity_calibration
 from model.star import StarModel, load_checkpoint
+from model.train import CHECKPOINT
 
 
 def checkpoint_path(run: str | Path) -> Path:
-    """A run dir holding checkpoint.pt, or the checkpoint file itself."""
+    """A run dir holding its checkpoint (model/train.py: CHECKPOINT), or the checkpoint file itself."""
     p = Path(run)
-    path = p / "checkpoint.pt" if p.is_dir() else p
+    path = p / CHECKPOINT if p.is_dir() else p
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (pass a run dir holding checkpoint.pt, or a checkpoint file)")
+        raise FileNotFoundError(f"no checkpoint at {path} (pass a run dir holding {CHECKPOINT}, or a checkpoint file)")
     return path
 
 

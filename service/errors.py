@@ -55,10 +55,6 @@ class UnsupportedBody(ServiceError):
     status, code = 415, "unsupported_content_type"
 
 
-class PayloadTooLarge(ServiceError):
-    status, code = 413, "payload_too_large"
-
-
 class UnknownLatent(ServiceError):
     status, code = 404, "unknown_latent_id"
 

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from core.media import SUPPORTED
-from core.vocab import UNK_ID, Vocab, tokenize
+from core.vocab import Vocab
 from service.errors import DuplicateField, InvalidInput, UnsupportedBody
 from service.predictor import Latent, Predictor, Upload
 from service.schemas import LATENT_EXAMPLE, SENTENCE_EXAMPLE, RequestFields
@@ -25,7 +25,6 @@ from service.schemas import LATENT_EXAMPLE, SENTENCE_EXAMPLE, RequestFields
 VIDEO_FORMATS = ", ".join(SUPPORTED[:-1]) + " or " + SUPPORTED[-1]
 VIDEO_HELP = f"a clip: {', '.join(SUPPORTED[:-1])} (or .npy frames / features)"
 FILE_NAMES = ("file", "clip", "upload", "media", "movie", "data", "image", "gif", "mp4")
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 @dataclass(frozen=True)
@@ -188,10 +187,8 @@ def _wrong_type_message(spec: BodySpec, ctype: str) -> str:
 
 
 def unknown_words(vocab: Vocab, sentence: str | None) -> list[str]:
-    """The sentence's words the model does not know, once each, in order."""
-    if not sentence:
-        return []
-    return list(dict.fromkeys(w for w in tokenize(sentence) if vocab.id(w) == UNK_ID))
+    """The sentence's words the model does not know, once each, in order (core.vocab owns the rule)."""
+    return vocab.unknown_words(sentence)
 
 
 def familiarity_fields(predictor: Predictor, latent: Latent, unknown: list[str] | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ DEMO_ARTIFACTS := artifacts
 SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
 
 .PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps \
-	gpu-check
+	gpu-check lint
 
 install: $(VENV)/.installed
 
@@ -47,7 +47,12 @@ quality-model: install system-deps
 	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v7 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 
-# Everything (CI); the suite prints its wall time at the end (CONTRIBUTING.md records it).
+# Style and the rooms' import rules: ruff (pyproject.toml [tool.ruff]) and import-linter's contracts.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# Everything (CI); the suite prints its wall time at the end.
 test: install system-deps
 	$(PY) -m pytest -q
 

@@ -43,7 +43,8 @@ class Inputs:
 def make_inputs(cfg: Any, n: int, seed: int = 0) -> Inputs:
     """Random clips and random sentences of 4 .. max_words real words (ids past the specials)."""
     rng = np.random.default_rng(seed)
-    shape = (n, cfg.frames, cfg.height, cfg.width, 3) if cfg.video_input == "frames" else (n, cfg.frames, cfg.feature_dim)
+    shape = ((n, cfg.frames, cfg.height, cfg.width, 3) if cfg.video_input == "frames"
+             else (n, cfg.frames, cfg.feature_dim))
     video = rng.random(shape, dtype=np.float32)
     lengths = rng.integers(min(4, cfg.max_words), cfg.max_words + 1, size=n)
     tokens = [rng.integers(4, cfg.vocab_size, size=int(k)).tolist() for k in lengths]
@@ -110,7 +111,8 @@ def bench_task(task: str, engine: Any, model: Any, inputs: Inputs, batch: int, r
     return {
         "task": task,
         "batch1": {"torch_ms": 1e3 * t1_torch, "onnx_ms": 1e3 * t1_onnx, "ratio": t1_torch / t1_onnx},
-        f"batch{batch}": {"torch_items_s": batch / tb_torch, "onnx_items_s": batch / tb_onnx, "ratio": tb_torch / tb_onnx},
+        f"batch{batch}": {"torch_items_s": batch / tb_torch, "onnx_items_s": batch / tb_onnx,
+                          "ratio": tb_torch / tb_onnx},
     }
 
 

@@ -64,7 +64,8 @@ def main() -> int:
     rows.append(("all", len(all_hyps), attribute_accuracy(all_hyps, all_truths)))
     print("| format | clips | colour | shape | motion | all three |\n|---|---|---|---|---|---|")
     for fmt, n, acc in rows:
-        print(f"| {fmt} | {n} | " + " | ".join(f"{100 * acc[a]:.0f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        print(f"| {fmt} | {n} | "
+              + " | ".join(f"{100 * acc[a]:.0f}" for a in ("colour", "shape", "motion", "all")) + " |")
     return 0
 
 

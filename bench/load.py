@@ -316,7 +316,8 @@ class Runner:
 def fmt_table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
+                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
     sep = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
 
@@ -472,7 +473,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 # load drifts. Each is started alone, so its cold start is its own.
                 servers: dict[str, Server] = {}
                 for mode in modes:
-                    env = {**settings_env, "SLR_REDIS_URL": redis_url, "SLR_BATCHING": "true" if mode == "on" else "false"}
+                    env = {**settings_env, "SLR_REDIS_URL": redis_url,
+                           "SLR_BATCHING": "true" if mode == "on" else "false"}
                     servers[mode] = server = stack.enter_context(start_server(args.artifacts, env,
                                                                               work / f"server-{mode}.log"))
                     report["cold_start_s"][mode] = round(server.cold_start_s, 3)
@@ -516,7 +518,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         c = report["cache"]
         log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "
             f"{c['hit_p50_ms']} ms ({c['speedup_p50']}x)")
-    log(f"\ndecode-only floor: {floor['decode_only_ms']} ms per clip, {floor['clips_per_s_per_core']} clips/s per core, "
+    log(f"\ndecode-only floor: {floor['decode_only_ms']} ms per clip, "
+        f"{floor['clips_per_s_per_core']} clips/s per core, "
         f"{floor['floor_clips_per_s']} on {floor['cores']} cores")
     for row in report["caption_miss_vs_floor"]:
         log(f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "

@@ -335,7 +335,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="slr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"slr (star-slr) {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -367,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
     train.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="override a ModelConfig / TrainConfig field of the preset (repeatable; value as JSON)")
-    train.add_argument("--threads", type=int, help="torch threads (default: all cores; 1 is steadier on a busy machine)")
+    train.add_argument("--threads", type=int,
+                       help="torch threads (default: all cores; 1 is steadier on a busy machine)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="auto: a GPU when torch sees one (under torchrun: one per local rank, nccl), else the "
                             "CPU (gloo); the preset's batch size is the global batch over all processes")
@@ -391,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run", help="run folder (or checkpoint file)")
     ex.add_argument("--out", required=True, help="artifacts root: <out>/<version>/ and <out>/latest")
     ex.add_argument("--version", help="version name (default: UTC time + checkpoint hash)")
-    ex.add_argument("--quantize", choices=("int8", "fp16"), help="also quantise the graphs; accuracy cost in the manifest")
+    ex.add_argument("--quantize", choices=("int8", "fp16"),
+                    help="also quantise the graphs; accuracy cost in the manifest")
     ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
     ex.add_argument("--calibration-clips", type=int, default=1000,
                     help="validation clips that calibrate the familiarity score (core/familiarity.py)")
@@ -403,14 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SLR_PORT or 8000)")
-    serve.add_argument("--artifacts", help="artifacts root to serve (default SLR_ARTIFACTS, else models/default here or in the "
-                                                  "checkout)")
+    serve.add_argument("--artifacts", help="artifacts root to serve (default SLR_ARTIFACTS, else models/default here "
+                                            "or in the checkout)")
     serve.add_argument("--model-version", help="version folder to serve (default: the root's `latest`)")
     serve.set_defaults(func=cmd_serve)
 
     cap = sub.add_parser("caption", help="caption local video files with the service's engine (no server)")
     cap.add_argument("files", nargs="+", help="mp4, webm, avi, mov, gif or .npy files")
-    cap.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
+    cap.add_argument("--artifacts",
+                     help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
     cap.add_argument("--num", type=int, default=1, help="distinct captions per file (the mean's first)")
     cap.add_argument("--seed", type=int, default=0)
     cap.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
@@ -419,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate a GIF from a sentence with the service's engine (no server)")
     gen.add_argument("sentence")
     gen.add_argument("-o", "--out", required=True, help="GIF to write")
-    gen.add_argument("--artifacts", help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
+    gen.add_argument("--artifacts",
+                     help="artifacts root (default SLR_ARTIFACTS, else models/default here or in the checkout)")
     gen.add_argument("--scale", type=int, choices=range(1, 9), metavar="1..8",
                      help="upsampling (default: at least 256 px wide)")
     gen.add_argument("--fps", type=float, default=8.0)

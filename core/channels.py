@@ -44,7 +44,8 @@ def input_key(inputs: frozenset[str] | set[str]) -> str:
     return ("v" if "video" in inputs else "") + ("s" if "sentence" in inputs else "")
 
 
-def _cfg(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], endpoint: str, description: str) -> ChannelConfig:
+def _cfg(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], endpoint: str,
+         description: str) -> ChannelConfig:
     return ChannelConfig(name, frozenset(inputs), frozenset(outputs), endpoint, description)
 
 

@@ -105,7 +105,8 @@ class Session(Protocol):
     def run(self, output_names: Any, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
-def decode_with_graphs(init: Session, step_graph: Session, z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
+def decode_with_graphs(init: Session, step_graph: Session, z: np.ndarray, beam_size: int,
+                       max_len: int) -> list[list[int]]:
     """Search over the exported sentence_init and sentence_step graphs (onnxruntime sessions): the
     engine and the export parity check run this one function."""
     state = tuple(init.run(["h", "c", "z_state"], {"z": z}))

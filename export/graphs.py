@@ -37,7 +37,8 @@ class Samples:
     lengths: Tensor | None
 
     @classmethod
-    def build(cls, vocab: Vocab, cfg: ModelConfig, video: np.ndarray | None, sentences: Sequence[str] | None) -> "Samples":
+    def build(cls, vocab: Vocab, cfg: ModelConfig, video: np.ndarray | None,
+              sentences: Sequence[str] | None) -> "Samples":
         v = None
         if video is not None and len(video):
             arr = np.asarray(video)
@@ -48,7 +49,8 @@ class Samples:
             padded, widths = pad_tokens([vocab.encode(s, cfg.max_words) for s in sentences])
             tokens, lengths = torch.from_numpy(padded), torch.from_numpy(widths)
         if v is not None and tuple(v.shape[1:]) != video_shape(cfg, 1)[1:] and cfg.video_input == "frames":
-            raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], got {list(v.shape)}")
+            raise ValueError(f"sample_video must be [N, {', '.join(map(str, video_shape(cfg, 1)[1:]))}], "
+                             f"got {list(v.shape)}")
         return cls(v, tokens, lengths)
 
     @torch.no_grad()

@@ -44,7 +44,8 @@ def torch_outputs(model: StarModel, spec: GraphSpec, case: Case) -> list[np.ndar
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def onnx_outputs(session: ort.InferenceSession, spec: GraphSpec, case: Mapping[str, Tensor | np.ndarray]) -> list[np.ndarray]:
+def onnx_outputs(session: ort.InferenceSession, spec: GraphSpec,
+                 case: Mapping[str, Tensor | np.ndarray]) -> list[np.ndarray]:
     feed = {n: np.asarray(case[n]) for n in spec.inputs}
     return session.run(list(spec.outputs), feed)
 
@@ -73,7 +74,8 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
     return sessions[encoder_graph(key)].run(["mu"], feed)[0]
 
 
-def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int, max_len: int) -> list[list[int]]:
+def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int,
+                   max_len: int) -> list[list[int]]:
     """The same search the engine runs (core.search), over the init and step graphs."""
     return decode_with_graphs(sessions["sentence_init"], sessions["sentence_step"], z, beam_size, max_len)
 
@@ -93,7 +95,8 @@ def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor
 
 
 @torch.no_grad()
-def caption_parity(model: StarModel, sessions: Mapping[str, ort.InferenceSession], s: Samples, seed: int) -> dict[str, Any]:
+def caption_parity(model: StarModel, sessions: Mapping[str, ort.InferenceSession], s: Samples,
+                   seed: int) -> dict[str, Any]:
     """Greedy (and beam) captions: ONNX encoder + ONNX search vs model.encode + model.generate_sentences."""
     max_len = model.cfg.max_words + 1
     greedy_equal = beam_equal = True
@@ -106,7 +109,8 @@ def caption_parity(model: StarModel, sessions: Mapping[str, ort.InferenceSession
         mismatched += sum(a != b for a, b in zip(ref, got, strict=True))
         compared += len(ref)
         greedy_equal &= ref == got
-        beam_equal &= model.generate_sentences(z_torch, BEAM_SIZE, max_len) == onnx_sentences(sessions, z_onnx, BEAM_SIZE, max_len)
+        beam_equal &= (model.generate_sentences(z_torch, BEAM_SIZE, max_len)
+                       == onnx_sentences(sessions, z_onnx, BEAM_SIZE, max_len))
     return {"greedy_captions_equal": bool(greedy_equal), "captions_compared": compared,
             "captions_mismatched": int(mismatched), f"beam{BEAM_SIZE}_captions_equal": bool(beam_equal)}
 
@@ -129,7 +133,8 @@ def check_parity(model: StarModel, specs: Mapping[str, GraphSpec], graph_dir: Pa
             failures.append(f"{name}: max abs diff {diff:.3g} > {atol:g}")
     report.update(caption_parity(model, sessions, samples, seed))
     if not report["greedy_captions_equal"]:
-        failures.append(f"greedy captions differ on {report['captions_mismatched']} of {report['captions_compared']} inputs")
+        failures.append(f"greedy captions differ on {report['captions_mismatched']} "
+                        f"of {report['captions_compared']} inputs")
     if failures:
         raise ExportParityError("ONNX export does not match PyTorch: " + "; ".join(failures))
     return report

@@ -527,7 +527,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("")
     video_tasks = [t for t in ("reconstruct", "sentence_to_video") if t in results]
     if video_tasks:
-        lines += ["| task | MSE (0-255) | probe colour | probe shape | probe motion | contrast |", "|---|---|---|---|---|---|"]
+        lines += ["| task | MSE (0-255) | probe colour | probe shape | probe motion | contrast |",
+                  "|---|---|---|---|---|---|"]
         for t in video_tasks:
             for label, key in (("", "probe"), (", unseen combinations", "probe_unseen_combos"),
                                (", ground truth (the ceiling)", "probe_on_ground_truth")):
@@ -562,10 +563,12 @@ def markdown_table(results: dict[str, Any]) -> str:
             for label, key in (("reconstructed", "probe"),
                                ("the decoded files (the ceiling)", "probe_on_ground_truth")):
                 p = rec[key]
-                lines.append(f"| {label} | " + " | ".join(f"{100 * p[k]:.1f}" if k in p else "-" for k in PROBE_READINGS)
+                lines.append(f"| {label} | "
+                             + " | ".join(f"{100 * p[k]:.1f}" if k in p else "-" for k in PROBE_READINGS)
                              + f" | {p['contrast']:.2f} |")
     if "familiarity" in results:
-        lines += ["", "Familiarity (`slr eval --ood`; core/familiarity.py): the share of inputs flagged unfamiliar.", "",
+        lines += ["", "Familiarity (`slr eval --ood`; core/familiarity.py): the share of inputs flagged unfamiliar.",
+                  "",
                   "| inputs | n | flagged |", "|---|---|---|"]
         for medium in ("video", "sentences"):
             for group, r in results["familiarity"].get(medium, {}).items():

@@ -4,7 +4,8 @@ Each batch key (a graph plus the call options that must agree, e.g. ("encode", "
 ("sentence", beam, max_len)) has its own worker. A worker takes the oldest job and, while other work
 is queued or in flight anywhere in this batcher, waits up to `max_wait_ms` for more jobs of its key, up
 to `max_batch` (an int, or a function of the key: graphs that gain nothing from large batches,
-such as a convolutional encoder, take a smaller cap). A lone request (nothing else queued or in flight) goes out at once: batching must not
+such as a convolutional encoder, take a smaller cap). A lone request (nothing else queued or in flight)
+goes out at once: batching must not
 add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the
 event loop keeps accepting requests; one batch per key at a time, different keys run concurrently.
 The queue is bounded: past `queue_size` waiting jobs, `submit` raises `QueueFull` at once. A job whose
@@ -153,4 +154,4 @@ class Batcher:
             for job in lane.jobs:
                 if not job.future.done():
                     job.future.set_exception(RuntimeError("server shutting down"))
-        await asyncio.gather(*(l.worker for l in self._lanes.values() if l.worker), return_exceptions=True)
+        await asyncio.gather(*(lane.worker for lane in self._lanes.values() if lane.worker), return_exceptions=True)

@@ -12,7 +12,6 @@ from typing import Any
 
 from service.asgi import HttpMiddleware, Scope
 
-
 # Set in the request's scope state when its client went away before the answer: nginx's 499 "client closed request"
 # in the access log and the metrics, never a 500 (an alert on the 5xx rate must not page for a load test's end).
 CLIENT_CLOSED = "client_closed"

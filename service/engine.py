@@ -72,7 +72,8 @@ def open_session(path: Path, options: ort.SessionOptions, providers: list[str], 
         except Exception as e:
             raise ArtifactError(f"{path}: onnxruntime cannot load it: {e}") from e
         if device == "cuda":
-            raise DeviceUnavailableError(f"device='cuda' requested but CUDA failed to start for {path.name}: {first}") from first
+            raise DeviceUnavailableError(
+                f"device='cuda' requested but CUDA failed to start for {path.name}: {first}") from first
     in_use = session.get_providers()
     if device == "cuda" and CUDA not in in_use:
         raise DeviceUnavailableError(
@@ -192,7 +193,8 @@ class Engine:
         video = np.ascontiguousarray(video, dtype=np.float32)
         expected = self.video_shape()
         features = self.config.video_input == "features"
-        ok = video.ndim == len(expected) + 1 and (video.shape[2:] == expected[1:] if features else video.shape[1:] == expected)
+        ok = video.ndim == len(expected) + 1 and (video.shape[2:] == expected[1:] if features
+                                                  else video.shape[1:] == expected)
         if not ok:
             raise ValueError(f"video must be [B, {', '.join(map(str, expected))}], got {list(video.shape)}")
         return video

@@ -45,8 +45,8 @@ class BodyLimitMiddleware(HttpMiddleware):
 
     async def _reject(self, send: Any) -> None:
         message = (f"request body over the {readable_bytes(self.max_bytes)} limit ({self.max_bytes} bytes, "
-                   "SLR_MAX_UPLOAD_BYTES): send a shorter or smaller clip (a few seconds at 320x240 is plenty: the model "
-                   "sees a handful of small frames)")
+                   "SLR_MAX_UPLOAD_BYTES): send a shorter or smaller clip (a few seconds at 320x240 is plenty: "
+                   "the model sees a handful of small frames)")
         await _send_json(send, 413, error_body("payload_too_large", message), [(b"connection", b"close")])
 
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:

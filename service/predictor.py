@@ -266,7 +266,8 @@ class Predictor:
         return await self._submit(("video",), (latent.entry.mu, first_f32))
 
     # ---- postprocess --------------------------------------------------------------------------------
-    async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int, fps: float) -> bytes | list[str]:
+    async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int,
+                     fps: float) -> bytes | list[str]:
         if fmt == "gif":
             return await self._in_media_pool(encode_gif, frames, scale, fps)
         return await self._in_media_pool(encode_png_frames, frames, scale)

@@ -200,7 +200,8 @@ class VocabResponse(BaseModel):
 
 class Sample(BaseModel):
     name: str = Field(examples=["red-square-right"])
-    url: str = Field(description="the clip (a GIF served by the app)", examples=["/static/samples/red-square-right.gif"])
+    url: str = Field(description="the clip (a GIF served by the app)",
+                     examples=["/static/samples/red-square-right.gif"])
     caption: str = Field(description="the sentence the clip was drawn from", examples=[SENTENCE_EXAMPLE])
 
 

@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     model_version: str | None = Field(None, description="version dir to serve; default: the root's `latest` file")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="empty string disables Redis (LRU only)")
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1)
-    cache_lru_size: int = Field(4096, ge=1, description="entries kept in process (always; the only cache without Redis)")
+    cache_lru_size: int = Field(4096, ge=1,
+                                description="entries kept in process (always; the only cache without Redis)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_upload_bytes: int = Field(32 * MiB, ge=1024, description="largest request body; rejected while streaming")
     max_video_frames: int = Field(2000, ge=1)

@@ -9,7 +9,8 @@ encoder, then greedy sentence decoding. star-slr is started as bench/load.py sta
 httptools, no access log, its default settings: batching on, a private redis-server for the SLR cache, or its
 in-process LRU when redis-server is missing). All three open the graphs with the same onnxruntime setting
 (--intra-op-threads, star-slr's default 1: on 2 busy cores onnxruntime's own default of a thread per core makes the
-encoder and greedy decoding several times slower, which would measure the setting, not the server). The peers (bentoml_service.py, litserve_server.py) each run one
+encoder and greedy decoding several times slower, which would measure the setting, not the server). The peers
+(bentoml_service.py, litserve_server.py) each run one
 worker with their framework's batching and keep an in-process dict sha256(upload) -> mu as their cache.
 
 The load is bench/load.py's: wrk -t1 with bench/lua/post.lua, endpoints `caption` (a unique upload per request,
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     endpoints = [e for e in args.endpoints.split(",") if e]
     levels = [int(c) for c in args.concurrency.split(",") if c]
     out = sys.stderr if args.json == "-" else sys.stdout
-    log = lambda msg: print(msg, file=out, flush=True)
+    def log(msg):
+        print(msg, file=out, flush=True)
     frames, height, width = (int(x) for x in args.clip.lower().split("x"))
     versions = {}
     for mod in ("bentoml", "litserve", "onnxruntime", "uvicorn", "fastapi"):

@@ -86,7 +86,8 @@ def centre_shift(frames: np.ndarray) -> tuple[int, int]:
         return 0, 0
     ys, xs = np.nonzero(mask.any(axis=0))
     weights = mask.sum(axis=0)[ys, xs]
-    return int(round((h - 1) / 2 - np.average(ys, weights=weights))), int(round((w - 1) / 2 - np.average(xs, weights=weights)))
+    return (int(round((h - 1) / 2 - np.average(ys, weights=weights))),
+            int(round((w - 1) / 2 - np.average(xs, weights=weights))))
 
 
 def centre_clip(frames: np.ndarray) -> np.ndarray:
@@ -176,12 +177,12 @@ def _pick_pair(n_captions: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor
 
 def decoder_io(words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     """[B, L] words -> teacher-forcing input (<bos> w1..wn) and target (w1..wn <eos>), both [B, L+1]."""
-    b, l = words.shape
-    tin = torch.full((b, l + 1), PAD_ID, dtype=torch.long)
+    b, length = words.shape
+    tin = torch.full((b, length + 1), PAD_ID, dtype=torch.long)
     tin[:, 0] = BOS_ID
     tin[:, 1:] = words
-    tout = torch.full((b, l + 1), PAD_ID, dtype=torch.long)
-    tout[:, :l] = words
+    tout = torch.full((b, length + 1), PAD_ID, dtype=torch.long)
+    tout[:, :length] = words
     tout[torch.arange(b), lengths] = EOS_ID
     return tin, tout
 

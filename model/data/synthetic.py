@@ -179,7 +179,8 @@ def parse_attributes(sentence: str) -> dict[str, str | None]:
     """
     tokens = _WORD.findall(sentence.lower())
     colour = next((t for t in tokens if t in COLOUR_RGB), None)
-    return {"colour": colour, "shape": _first_match(tokens, _SHAPE_TABLE), "motion": _first_match(tokens, _MOTION_TABLE)}
+    return {"colour": colour, "shape": _first_match(tokens, _SHAPE_TABLE),
+            "motion": _first_match(tokens, _MOTION_TABLE)}
 
 
 # --- one object's appearance and trajectory ------------------------------------------------------------
@@ -485,7 +486,8 @@ def _held_out_combos(rng: np.random.Generator, k: int = N_HELD_OUT_COMBOS) -> li
 
 def _sample_combo(rng: np.random.Generator, forbidden: set[Combo]) -> Combo:
     while True:
-        combo = (COLOURS[rng.integers(len(COLOURS))], SHAPES[rng.integers(len(SHAPES))], MOTIONS[rng.integers(len(MOTIONS))])
+        combo = (COLOURS[rng.integers(len(COLOURS))], SHAPES[rng.integers(len(SHAPES))],
+                 MOTIONS[rng.integers(len(MOTIONS))])
         if combo not in forbidden:
             return combo
 

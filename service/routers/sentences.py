@@ -41,13 +41,14 @@ async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
     f = body.fields
     latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_captions - 1, f.seed, f.beam_size, f.max_len, distinct=True)
-    extra: dict[str, object] = {}
-    if f.num_captions > 1:
-        extra["captions"] = [out.caption, *out.samples]
+    answer = CaptionResponse(caption=out.caption, latent_id=latent.latent_id, cached=latent.cached,
+                             **familiarity_fields(predictor, latent))
+    if f.num_captions > 1:  # fields set only when they apply: the answer leaves out the others (exclude_unset)
+        answer.captions = [out.caption, *out.samples]
         note = shortfall("captions", f.num_captions, 1 + len(out.samples), f.beam_size)
-        extra.update({"note": note} if note else {})
-    return CaptionResponse(caption=out.caption, latent_id=latent.latent_id, cached=latent.cached, **extra,
-                           **familiarity_fields(predictor, latent))
+        if note:
+            answer.note = note
+    return answer
 
 
 @router.post("/paraphrase", response_model=ParaphraseResponse, response_model_exclude_unset=True,
@@ -60,8 +61,11 @@ async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseRes
     f = (await parse_body(request, PARAPHRASE)).fields
     latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_alternatives, f.seed, f.beam_size, f.max_len, distinct=True)
-    note = shortfall("alternatives", f.num_alternatives, len(out.samples), f.beam_size)
     unknown = unknown_words(predictor.engine.vocab, f.sentence)
-    return ParaphraseResponse(sentence=out.caption, alternatives=out.samples, **({"note": note} if note else {}),
-                              unknown_words=unknown, latent_id=latent.latent_id, cached=latent.cached,
-                              **familiarity_fields(predictor, latent, unknown))
+    answer = ParaphraseResponse(sentence=out.caption, alternatives=out.samples, unknown_words=unknown,
+                                latent_id=latent.latent_id, cached=latent.cached,
+                                **familiarity_fields(predictor, latent, unknown))
+    note = shortfall("alternatives", f.num_alternatives, len(out.samples), f.beam_size)
+    if note:
+        answer.note = note
+    return answer

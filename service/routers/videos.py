@@ -7,12 +7,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from core.frames import crop_box
+from service.errors import EXAMPLE_BASE
 from service.media import display_scale
 from service.predictor import Latent, Predictor
-from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, ascii_header, familiarity_fields, parse_body, request_body, \
-    unknown_words
+from service.routers.inputs import BodySpec, ascii_header, familiarity_fields, parse_body, request_body, unknown_words
 from service.schemas import FramesResponse, ReconstructFields, SentenceToVideoRequest
 
 router = APIRouter(tags=["video out"], dependencies=[Depends(require_api_key)])

@@ -32,7 +32,8 @@ def test_load_quick_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
                       "--json", str(out)], timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert {"machine", "config", "results", "ratios", "cache", "cold_start_s", "rss_mb", "memory_runs_mb"} <= set(report)
+    assert {"machine", "config", "results", "ratios", "cache", "cold_start_s", "rss_mb",
+            "memory_runs_mb"} <= set(report)
     rows = report["results"]
     assert {(r["endpoint"], r["batching"], r["concurrency"]) for r in rows} == {
         (e, m, c) for e in endpoints.split(",") for m in ("on", "off") for c in (1, 8)}

@@ -4,8 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.familiarity import (FEW_KNOWN_WORDS, NO_KNOWN_WORDS, QUANTILE_PROBS, UNFAMILIAR_CLIP, VIDEO_SIGNALS,
-                              Calibration, recon_error, sentence_familiarity, verdict)
+from core.familiarity import (
+    FEW_KNOWN_WORDS,
+    NO_KNOWN_WORDS,
+    QUANTILE_PROBS,
+    UNFAMILIAR_CLIP,
+    VIDEO_SIGNALS,
+    Calibration,
+    recon_error,
+    sentence_familiarity,
+    verdict,
+)
 
 
 def calibration(n: int = 2000, seed: int = 0) -> tuple[Calibration, np.ndarray]:

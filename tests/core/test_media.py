@@ -1,4 +1,5 @@
-"""core.media and service.media on real encoded files: every container decodes to the model's input, limits and bad input raise."""
+"""core.media and service.media on real encoded files: every container decodes to the model's input,
+limits and bad input raise."""
 from __future__ import annotations
 
 import io

@@ -154,7 +154,8 @@ def test_ports_and_command_match_the_image_and_compose(rendered, settings_fields
         service = find(docs, "Service", "slr-api")
         assert service["spec"]["ports"][0]["targetPort"] == "http"
         labels = find(docs, "Deployment", "slr-api")["spec"]["template"]["metadata"]["labels"]
-        for selector in (service["spec"]["selector"], find(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]):
+        for selector in (service["spec"]["selector"],
+                         find(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]):
             assert selector.items() <= labels.items()
         backend = find(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
         assert backend == {"name": "slr-api", "port": {"name": "http"}}
@@ -284,7 +285,8 @@ def test_training_job(training, with_components) -> None:
     assert svc["spec"]["clusterIP"] == "None" and pod["subdomain"] == svc["metadata"]["name"]
     assert f'--master_addr="{job["metadata"]["name"]}-0.{svc["metadata"]["name"]}"' in script
     # the Job writes the volume the api reads
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+              for v in pod["volumes"] if "persistentVolumeClaim" in v}
     mounts = {m["mountPath"]: claims.get(m["name"]) for m in train["volumeMounts"]}
     api_pod = find(with_components, "Deployment", "slr-api")["spec"]["template"]["spec"]
     api_claims = {v["persistentVolumeClaim"]["claimName"] for v in api_pod["volumes"] if "persistentVolumeClaim" in v}

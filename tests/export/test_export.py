@@ -127,7 +127,8 @@ def test_inactive_input_is_folded_away(version_dir: Path) -> None:
         return {t.name for t in graph(name).initializer}
 
     assert "LSTM" not in ops("encoder_v") and not any(w.startswith("sentence_encoder") for w in weights("encoder_v"))
-    assert not {"Conv", "GRU"} & ops("encoder_s") and not any(w.startswith("video_encoder") for w in weights("encoder_s"))
+    assert not {"Conv", "GRU"} & ops("encoder_s") and not any(w.startswith("video_encoder")
+                                                            for w in weights("encoder_s"))
     assert {"Conv", "GRU", "LSTM"} <= ops("encoder_vs")
 
 
@@ -202,7 +203,8 @@ def break_one_graph(real_export_graph):
     def export_graph(model, spec, path, opset=17):
         proto = real_export_graph(model, spec, path, opset)
         if spec.name == "encoder_s":
-            init = next(t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2)
+            init = next(t for t in proto.graph.initializer
+                        if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2)
             arr = onnx.numpy_helper.to_array(init) + 1e-2
             init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
             onnx.save(proto, str(path))

@@ -178,7 +178,8 @@ def _centroid_path(video: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("motion, axis, sign", [("right", 1, 1), ("left", 1, -1), ("down", 0, 1), ("up", 0, -1)])
 def test_render_clip_moves_the_object(motion: str, axis: int, sign: int):
     for seed in range(3):
-        video = render_clip({"colour": "red", "shape": "square", "motion": motion}, 16, 36, 64, np.random.default_rng(seed))
+        video = render_clip({"colour": "red", "shape": "square", "motion": motion}, 16, 36, 64,
+                            np.random.default_rng(seed))
         path = _centroid_path(video)[:, axis]
         assert sign * (path[-1] - path[0]) > 4, (seed, path)
 
@@ -324,7 +325,8 @@ def _write_msrvtt(root: Path) -> None:
                       for i in range(8) for j in range(3)],
     }
     test = {"videos": [{"video_id": f"video{i}", "split": "test", "id": i} for i in (8, 9, 10)],
-            "sentences": [{"caption": f"test sentence {i}", "video_id": f"video{i}", "sen_id": 1000 + i} for i in (8, 9, 10)]}
+            "sentences": [{"caption": f"test sentence {i}", "video_id": f"video{i}", "sen_id": 1000 + i}
+                          for i in (8, 9, 10)]}
     (root / "train_val_videodatainfo.json").write_text(json.dumps(train_val))
     (root / "test_videodatainfo.json").write_text(json.dumps(test))
 

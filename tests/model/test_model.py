@@ -285,7 +285,8 @@ def test_baselines_train_one_task_each(kind: str, tiny_corpus, tmp_path: Path) -
     from model.baselines import train_baseline
     from model.evaluate import evaluate_tasks
 
-    ck = load_checkpoint(train_baseline(tiny_corpus, preset("tiny"), "caption", kind, tmp_path, steps=3, progress=False))
+    ck = load_checkpoint(train_baseline(tiny_corpus, preset("tiny"), "caption", kind, tmp_path, steps=3,
+                                        progress=False))
     assert ck.extra["vae"] is (kind == "vae") and ck.extra["done_phases"] == ["caption"]
     res = evaluate_tasks(ck.model, ck.vocab, tiny_corpus.splits["test"][:4], meteor=False, tasks=["caption"])
     assert set(res) == {"clips", "caption"}

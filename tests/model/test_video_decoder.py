@@ -35,7 +35,8 @@ def test_centre_clip_moves_the_track_to_the_centre_and_keeps_the_motion() -> Non
     out = centre_clip(clip)
     cy, cx = centroid(out)
     assert abs(cy - (H - 1) / 2) <= 0.5 and abs(cx - (W - 1) / 2) <= 0.5
-    assert probe_video(out.astype(np.float32) / 255).motion == probe_video(clip.astype(np.float32) / 255).motion == "right"
+    assert (probe_video(out.astype(np.float32) / 255).motion
+            == probe_video(clip.astype(np.float32) / 255).motion == "right")
     assert (out[:, 0, 0] == 20).all(), "uncovered pixels take the background colour"
     blank = np.full((T, H, W, 3), 50, np.uint8)
     assert (centre_clip(blank) == blank).all()

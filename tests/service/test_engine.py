@@ -148,7 +148,8 @@ def test_unknown_device_is_a_value_error(artifacts_dir: Path) -> None:
 def test_encode_matches_pytorch_for_each_input_configuration(engine: Engine, checkpoint: Checkpoint, clips) -> None:
     video, sentences = clips
     rows = [checkpoint.vocab.encode(s, engine.config.max_words) for s in sentences]
-    tokens, lengths = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long), torch.tensor([len(r) for r in rows])
+    tokens, lengths = (torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long),
+                       torch.tensor([len(r) for r in rows]))
     for i, r in enumerate(rows):
         tokens[i, : len(r)] = torch.tensor(r)
     v = torch.from_numpy(video)
@@ -253,4 +254,5 @@ def test_version_latest_means_the_pointer(artifacts_dir) -> None:
     from service.engine import resolve_version_dir
 
     named = (artifacts_dir / "latest").read_text().strip()
-    assert resolve_version_dir(artifacts_dir, "latest") == resolve_version_dir(artifacts_dir, None) == artifacts_dir / named
+    assert (resolve_version_dir(artifacts_dir, "latest") == resolve_version_dir(artifacts_dir, None)
+            == artifacts_dir / named)

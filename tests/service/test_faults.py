@@ -130,7 +130,8 @@ def _clips(n: int, seed: int) -> list[bytes]:
 
 # ---- Redis ------------------------------------------------------------------------------------------------------
 
-def test_redis_stopped_and_restarted_under_load(artifacts_dir: Path, private_redis: PrivateRedis, tmp_path: Path) -> None:
+def test_redis_stopped_and_restarted_under_load(artifacts_dir: Path, private_redis: PrivateRedis,
+                                                tmp_path: Path) -> None:
     env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": private_redis.url, **ENV}
     with uvicorn_server(env, tmp_path / "server.log") as base, httpx.Client(base_url=base, timeout=30) as c:
         latent_id = c.post("/encode", files={"video": ("a.mp4", _clips(1, 9100)[0])}).json()["latent_id"]

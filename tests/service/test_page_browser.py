@@ -63,9 +63,9 @@ def test_an_unfamiliar_clip_is_flagged_beside_its_caption_and_an_mp4_is_previewe
                                                                                      shots: Path) -> None:
     """A clip unlike the training data (a photograph panned, from the out-of-domain set): the page says so in words
     beside the caption; the mp4 sent plays as the preview."""
-    from model.data.ood import photo_clip
-
     import numpy as np
+
+    from model.data.ood import photo_clip
 
     clip = tmp_path / "photo.mp4"
     clip.write_bytes(encode_clip(photo_clip(np.random.default_rng(7), 0), "mp4"))

@@ -69,7 +69,8 @@ def test_every_model_endpoint_requires_the_key(secured: tuple[str, str]) -> None
     protected = [(m, p, op) for m, p, op in _operations(base) if p not in OPEN_PATHS]
     assert {p for _, p, _ in protected} >= {"/encode", "/caption", "/paraphrase", "/reconstruct",
                                             "/sentence-to-video", "/models"}
-    wrong_keys = ["", "nope", KEY[:-1], KEY + "x", KEY.upper(), KEY[:-1] + chr(ord(KEY[-1]) ^ 1), ("é" * len(KEY)).encode("utf-8")]
+    wrong_keys = ["", "nope", KEY[:-1], KEY + "x", KEY.upper(), KEY[:-1] + chr(ord(KEY[-1]) ^ 1),
+                  ("é" * len(KEY)).encode("utf-8")]
     with httpx.Client(base_url=base, timeout=30) as c:
         for method, path, op in protected:
             assert "401" in op["responses"], f"{method} {path} does not document 401"

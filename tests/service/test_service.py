@@ -106,7 +106,8 @@ def test_encode_sentence_and_both(client: httpx.Client) -> None:
 
 def test_cache_hit_skips_the_encoder(server: str, client: httpx.Client) -> None:
     files = video("webm", 30)
-    rows, hits = metric(server, "slr_encoder_rows_total", config="v"), metric(server, "slr_cache_hits_total", tier="memory")
+    rows, hits = (metric(server, "slr_encoder_rows_total", config="v"),
+                  metric(server, "slr_cache_hits_total", tier="memory"))
     first = client.post("/encode", files=files).json()
     second = client.post("/encode", files=files).json()
     assert (first["cached"], second["cached"]) == (False, True)
@@ -254,7 +255,8 @@ def test_video_out_is_shown_large_enough_by_default(client: httpx.Client, model:
     native = Image.open(io.BytesIO(client.post("/sentence-to-video", json={"sentence": "a red ball moves",
                                                                          "scale": 1}).content))
     assert native.size == (model["width"], model["height"])
-    assert big.size[0] == min(MAX_SCALE * model["width"], max(DISPLAY_WIDTH, model["width"] * display_scale(model["width"])))
+    assert big.size[0] == min(MAX_SCALE * model["width"],
+                              max(DISPLAY_WIDTH, model["width"] * display_scale(model["width"])))
 
 
 def test_models_health_ready_metrics(client: httpx.Client, model: dict) -> None:

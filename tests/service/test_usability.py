@@ -142,7 +142,8 @@ def test_4_each_error_status_has_its_own_example(client: httpx.Client) -> None:
         for op in ops.values():
             for status, resp in op.get("responses", {}).items():
                 content = resp.get("content", {}).get("application/json", {})
-                if status.startswith(("4", "5")) and content.get("schema", {}).get("$ref", "").endswith("/ErrorResponse"):
+                if (status.startswith(("4", "5"))
+                        and content.get("schema", {}).get("$ref", "").endswith("/ErrorResponse")):
                     ex = content["example"]["error"]
                     examples.setdefault(status, set()).add(ex["code"])
     assert {"401", "404", "413", "415", "422", "503"} <= set(examples)

@@ -401,6 +401,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="'private' (default): a throwaway redis-server; '': no Redis; or a URL")
     p.add_argument("--env", action="append", default=[], metavar="SLR_X=V",
                    help="service settings to override (repeatable), e.g. SLR_MAX_WAIT_MS=2")
+    p.add_argument("--switch", default="SLR_BATCHING",
+                   help="the boolean setting the two servers ('on', 'off' in --batching) differ in: SLR_BATCHING, or "
+                        "SLR_FAMILIARITY to measure what the familiarity score costs")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: concurrency 1,8, 1 s per run, no warm-up, one memory pass")
     p.add_argument("--json", help="write the full results as JSON to this file ('-': stdout, tables go to stderr)")
@@ -429,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         k, _, v = kv.partition("=")
         settings_env[k] = v
 
-    report: dict[str, Any] = {"machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    report: dict[str, Any] = {"switch": args.switch, "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "loadavg_before": os.getloadavg(), "busy_before": busy_processes({os.getpid()}),
                               "config": {"endpoints": endpoints, "concurrency": levels, "duration_s": args.duration,
                                          "warmup_s": args.warmup, "clip": {"frames": frames, "height": height,
@@ -474,11 +477,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 servers: dict[str, Server] = {}
                 for mode in modes:
                     env = {**settings_env, "SLR_REDIS_URL": redis_url,
-                           "SLR_BATCHING": "true" if mode == "on" else "false"}
+                           args.switch: "true" if mode == "on" else "false"}
                     servers[mode] = server = stack.enter_context(start_server(args.artifacts, env,
                                                                               work / f"server-{mode}.log"))
                     report["cold_start_s"][mode] = round(server.cold_start_s, 3)
-                    log(f"batching {mode}: service ready in {server.cold_start_s:.2f} s "
+                    log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "
                         f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
                 for endpoint in endpoints:
                     for c in levels:
@@ -513,7 +516,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     log("\n" + results_table(results))
     if report["ratios"]:
-        log("\nbatching on / off\n" + ratio_table(report["ratios"]))
+        log(f"\n{args.switch} on / off\n" + ratio_table(report["ratios"]))
     if report["cache"]:
         c = report["cache"]
         log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "

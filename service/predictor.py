@@ -79,7 +79,7 @@ class Predictor:
         self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
         self.cfg = engine.config
         familiarity = getattr(engine.manifest, "familiarity", None)  # test doubles may have no calibration
-        self.calibration = Calibration.from_dict(familiarity) if familiarity else None
+        self.calibration = Calibration.from_dict(familiarity) if familiarity and settings.familiarity else None
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_video_pixels: int = Field(1920 * 1080, ge=1, description="largest width x height of an uploaded video")
     max_decode_s: float = Field(10.0, gt=0)
     max_sentence_chars: int = Field(1000, ge=1)
+    familiarity: bool = Field(True, description="false: answers carry familiarity null (no reconstruction of each new "
+                                                "clip to score it; for measuring its cost)")
     batching: bool = Field(True, description="false: every engine call runs one request (max_batch 1, no wait)")
     max_batch: int = Field(32, ge=1, description="most requests in one engine call (sentence and video decoders)")
     max_encode_batch: int = Field(8, ge=1, description="most inputs in one encoder call: a convolutional encoder "

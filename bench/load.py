@@ -432,7 +432,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         k, _, v = kv.partition("=")
         settings_env[k] = v
 
-    report: dict[str, Any] = {"switch": args.switch, "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    report: dict[str, Any] = {"switch": args.switch, "machine": machine_info(),
+                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "loadavg_before": os.getloadavg(), "busy_before": busy_processes({os.getpid()}),
                               "config": {"endpoints": endpoints, "concurrency": levels, "duration_s": args.duration,
                                          "warmup_s": args.warmup, "clip": {"frames": frames, "height": height,

@@ -1,0 +1,93 @@
+"""The familiarity score as the service computes it: exported graphs, the manifest's calibration, real encoded files
+decoded by the service's own path (core.media.prepare_upload). Prints the share flagged unfamiliar per group.
+
+    python -m bench.familiarity --artifacts models/default [--outside data/outside] [--per-kind 8]
+
+Groups: the uploads the test suite sends (bench.clips.moving_square_clip, a square of a random colour sliding over a
+dark background, in every container), synthetic clips drawn at 240 x 320 and encoded as mp4 (what `make serve`'s
+users send when they try the model as meant), the outside set's files (ffmpeg and Pillow, real encoders), and the
+out-of-domain set (model/data/ood.py) encoded as mp4. `slr eval --ood` measures the same score in PyTorch on
+the corpus' own frames; this is the number a user of the service meets.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # `python bench/familiarity.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.clips import encode_clip, moving_square_clip  # noqa: E402
+from core.familiarity import Calibration, video_signals  # noqa: E402
+from core.media import MediaLimits, prepare_upload  # noqa: E402
+
+TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
+
+
+def scores(engine, calibration: Calibration, uploads: list[bytes]) -> np.ndarray:
+    """Familiarity of each upload, decoded and scored as the service does on a cache miss."""
+    cfg = engine.config
+    video = np.stack([prepare_upload(data, cfg, MediaLimits()).array for data in uploads])
+    out = []
+    for i in range(0, len(video), 16):
+        v = video[i:i + 16]
+        mu, sigma = engine.encode(v, None)
+        out.append(calibration.familiarity(video_signals(v, engine.decode_video(mu, v[:, 0]), sigma)))
+    return np.concatenate(out)
+
+
+def test_uploads(n: int) -> list[bytes]:
+    sizes = ((12, 48, 64), (24, 96, 128), (16, 120, 160))
+    return [encode_clip(moving_square_clip(*sizes[i % len(sizes)], seed=1000 + i), TEST_FORMATS[i % len(TEST_FORMATS)])
+            for i in range(n)]
+
+
+def synthetic_uploads(n: int) -> list[bytes]:
+    from model.data.synthetic import generate
+
+    corpus = generate(n * 2, seed=20261204, frames=16, height=240, width=320)
+    clips = [c for c in corpus.splits["test"] + corpus.splits["train"]][:n]
+    return [encode_clip(c.frames, "mp4") for c in clips]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from model.data.ood import ood_set
+    from service.engine import Engine
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--artifacts", default="models/default")
+    ap.add_argument("--outside", help="the outside set's folder (slr data outside)")
+    ap.add_argument("--per-kind", type=int, default=8, help="out-of-domain clips per kind")
+    ap.add_argument("--clips", type=int, default=60, help="test-suite-style and synthetic uploads each")
+    args = ap.parse_args(argv)
+    engine = Engine.load(args.artifacts)
+    if not engine.manifest.familiarity:
+        raise SystemExit(f"{args.artifacts}: this model carries no familiarity calibration")
+    calibration = Calibration.from_dict(engine.manifest.familiarity)
+    groups: dict[str, list[bytes]] = {"test-suite uploads (5 containers)": test_uploads(args.clips),
+                                      "synthetic clips, 240x320 mp4": synthetic_uploads(args.clips)}
+    if args.outside:
+        groups["outside set files"] = [p.read_bytes() for p in sorted(Path(args.outside).glob("*"))
+                                       if p.suffix in (".mp4", ".webm", ".avi", ".mov", ".gif")]
+    ood = ood_set(args.per_kind)
+    for kind in dict.fromkeys(c.kind for c in ood):
+        groups[f"out of domain: {kind}, mp4"] = [encode_clip(c.frames, "mp4") for c in ood if c.kind == kind]
+    print(f"model {engine.version}, threshold {calibration.threshold} (calibrated on {calibration.source})")
+    print("| inputs | n | flagged unfamiliar | median familiarity |\n|---|---|---|---|")
+    ood_all = []
+    for name, uploads in groups.items():
+        s = scores(engine, calibration, uploads)
+        if name.startswith("out of domain"):
+            ood_all.append(s)
+        print(f"| {name} | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | {np.median(s):.3f} |")
+    s = np.concatenate(ood_all)
+    print(f"| out of domain, all kinds | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | "
+          f"{np.median(s):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-RunBatch = Callable[[Hashable, list[Any]], Sequence[Any]]
+K = TypeVar("K", bound=Hashable)  # a batch key: the predictor's BatchKey; any hashable in tests
 
 
 class QueueFull(Exception):
@@ -45,18 +45,18 @@ class _Lane:
         self.worker: asyncio.Task | None = None
 
 
-class Batcher:
-    def __init__(self, run_batch: RunBatch, executor: Executor | None, max_batch: int | Callable[[Hashable], int],
-                 max_wait_ms: float, queue_size: int,
-                 on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
+class Batcher(Generic[K]):
+    def __init__(self, run_batch: Callable[[K, list[Any]], Sequence[Any]], executor: Executor | None,
+                 max_batch: int | Callable[[K], int], max_wait_ms: float, queue_size: int,
+                 on_batch: Callable[[K, int, float], None] | None = None) -> None:
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_ms / 1000.0, queue_size
         self.on_batch = on_batch or (lambda key, size, seconds: None)
-        self._lanes: dict[Hashable, _Lane] = {}
+        self._lanes: dict[K, _Lane] = {}
         self._running = 0  # jobs inside batches that are executing now
         self._closed = False
 
-    def batch_cap(self, key: Hashable) -> int:
+    def batch_cap(self, key: K) -> int:
         cap = self.max_batch(key) if callable(self.max_batch) else self.max_batch
         return max(1, int(cap))
 
@@ -68,7 +68,7 @@ class Batcher:
     def running(self) -> int:
         return self._running
 
-    async def submit(self, key: Hashable, item: Any) -> Any:
+    async def submit(self, key: K, item: Any) -> Any:
         """Run `item` in a batch of its key; returns its own result (or raises the batch's exception)."""
         if self._closed:
             raise RuntimeError("batcher is closed")
@@ -96,7 +96,7 @@ class Batcher:
         """Is there work besides this lane's jobs that could soon bring companions?"""
         return self._running > 0 or any(other.jobs for other in self._lanes.values() if other is not lane)
 
-    async def _collect(self, key: Hashable, lane: _Lane) -> list[_Job]:
+    async def _collect(self, key: K, lane: _Lane) -> list[_Job]:
         cap = self.batch_cap(key)
         deadline = lane.jobs[0].enqueued + self.max_wait_s
         while len(lane.jobs) < cap and self.max_wait_s > 0 and self._others_pending(lane):
@@ -108,14 +108,14 @@ class Batcher:
                 await asyncio.wait_for(lane.wake.wait(), remaining)
             except asyncio.TimeoutError:
                 break
-        batch = []
+        batch: list[_Job] = []
         while lane.jobs and len(batch) < cap:
             job = lane.jobs.popleft()
             if not job.future.done():  # skip requests whose client went away
                 batch.append(job)
         return batch
 
-    async def _work(self, key: Hashable, lane: _Lane) -> None:
+    async def _work(self, key: K, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not lane.jobs:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from core.channels import input_key
+from core.config import ModelConfig
 from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
-from core.manifest import encoder_graph
+from core.manifest import Manifest, encoder_graph
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
-from core.vocab import UNK_ID, tokenize
+from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
 from service.decoding import DecodePool
@@ -34,6 +35,37 @@ CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # core.cha
 RETRY_AFTER_S = 1
 SAMPLE_ROUNDS = 4  # rounds of draws looking for distinct samples (the first is the plain seeded draw)
 DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """Which graph a queued job runs on, with the call options every job of one batch must share: the encoder's
+    input configuration ('v', 's', 'vs'); a sentence decoder's beam size and (beam search only) length limit."""
+
+    kind: Literal["encode", "sentence", "video"]
+    config: str = ""
+    beam_size: int = 1
+    max_len: int | None = None
+
+    @property
+    def graph(self) -> str:
+        """The metrics' label: encoder_<config>, sentence or video."""
+        return f"encoder_{self.config}" if self.kind == "encode" else self.kind
+
+
+class EngineLike(Protocol):
+    """What the predictor needs of an engine (service.engine.Engine; tests pass lighter doubles)."""
+
+    config: ModelConfig
+    manifest: Manifest
+    vocab: Vocab
+    version: str
+
+    def encode(self, video: np.ndarray | None, tokens: list[list[int]] | None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def decode_sentence(self, z: np.ndarray, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]: ...
+
+    def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +107,7 @@ def unique_new(texts: list[str], seen: set[str], limit: int) -> list[str]:
 
 
 class Predictor:
-    def __init__(self, engine: Any, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
+    def __init__(self, engine: EngineLike, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
         self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
         self.cfg = engine.config
         familiarity = getattr(engine.manifest, "familiarity", None)  # test doubles may have no calibration
@@ -93,8 +125,8 @@ class Predictor:
                                settings.max_wait_ms if batching else 0.0, settings.queue_size,
                                on_batch=self._record_batch)
 
-    def _batch_cap(self, key: Hashable) -> int:
-        if key[0] == "encode":  # type: ignore[index]
+    def _batch_cap(self, key: BatchKey) -> int:
+        if key.kind == "encode":
             return min(self.settings.max_encode_batch, self.settings.max_batch)
         return self.settings.max_batch
 
@@ -139,7 +171,7 @@ class Predictor:
             raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
 
     # ---- infer --------------------------------------------------------------------------------------
-    async def _submit(self, key: Hashable, item: Any) -> Any:
+    async def _submit(self, key: BatchKey, item: Any) -> Any:
         try:
             return await self.batcher.submit(key, item)
         except QueueFull:
@@ -189,7 +221,8 @@ class Predictor:
 
     async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
         prepared = await self.prepare(video) if video is not None else None
-        mu, sigma, video_fam = await self._submit(("encode", config), (prepared.array if prepared else None, tokens))
+        item = (prepared.array if prepared else None, tokens)
+        mu, sigma, video_fam = await self._submit(BatchKey("encode", config), item)
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
         entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None, video_fam, sentence_fam)
@@ -233,7 +266,8 @@ class Predictor:
         batch (beam search included: its rows are item*K + k). Greedy rows share a batch whatever their
         max_len (a greedy sentence cut at n words equals the first n words of a longer one); beam rows
         also need the same max_len, since a shorter limit changes which hypotheses finish."""
-        key = ("sentence", 1, None) if beam_size <= 1 else ("sentence", beam_size, max_len)
+        greedy = beam_size <= 1
+        key = BatchKey("sentence") if greedy else BatchKey("sentence", beam_size=beam_size, max_len=max_len)
         if len(zs) == 1:  # the common case (one caption): no task per row
             rows = [await self._submit(key, (zs[0], max_len))]
         else:
@@ -263,7 +297,7 @@ class Predictor:
         """f32 [T,H,W,3]: reconstruct conditions on the input's first frame; sentence-to-video on zeros."""
         first = latent.entry.first_frame
         first_f32 = first.astype(np.float32) / 255.0 if condition_on_first_frame and first is not None else None
-        return await self._submit(("video",), (latent.entry.mu, first_f32))
+        return await self._submit(BatchKey("video"), (latent.entry.mu, first_f32))
 
     # ---- postprocess --------------------------------------------------------------------------------
     async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int,
@@ -273,19 +307,19 @@ class Predictor:
         return await self._in_media_pool(encode_png_frames, frames, scale)
 
     # ---- the engine side (runs in the engine threads) -----------------------------------------------
-    def _run_batch(self, key: Hashable, items: list[Any]) -> list[Any]:
-        kind = key[0]  # type: ignore[index]
-        if kind == "encode":
-            return self._run_encode(key[1], items)  # type: ignore[index]
-        if kind == "sentence":
-            return self._run_sentences(key[1], items)  # type: ignore[index]
-        if kind == "video":
+    def _run_batch(self, key: BatchKey, items: list[Any]) -> list[Any]:
+        if key.kind == "encode":
+            return self._run_encode(key.config, items)
+        if key.kind == "sentence":
+            return self._run_sentences(key.beam_size, items)
+        if key.kind == "video":
             return self._run_video(items)
         raise ValueError(f"unknown batch key {key!r}")
 
     def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None]]) -> list[Any]:
-        video = np.stack([v for v, _ in items]).astype(np.float32) if "v" in config else None
-        tokens = [t for _, t in items] if "s" in config else None
+        # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
+        video = np.stack([v for v, _ in items if v is not None]).astype(np.float32) if "v" in config else None
+        tokens = [t for _, t in items if t is not None] if "s" in config else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
         familiarity: list[float | None] = [None] * len(items)
@@ -311,10 +345,9 @@ class Predictor:
             first = np.stack([f if f is not None else blank for _, f in items])
         return list(self.engine.decode_video(z, first))
 
-    def _record_batch(self, key: Hashable, size: int, seconds: float) -> None:
-        graph = "encoder_" + key[1] if key[0] == "encode" else key[0]  # type: ignore[index,operator]
-        self.metrics.batch_size.labels(graph).observe(size)
-        self.metrics.batch_latency.labels(graph).observe(seconds)
+    def _record_batch(self, key: BatchKey, size: int, seconds: float) -> None:
+        self.metrics.batch_size.labels(key.graph).observe(size)
+        self.metrics.batch_latency.labels(key.graph).observe(seconds)
 
     async def close(self) -> None:
         await self.batcher.close()

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # `python bench/familiarity.py`: make the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clips import encode_clip, moving_square_clip  # noqa: E402
-from core.familiarity import Calibration, video_signals  # noqa: E402
+from core.familiarity import Calibration  # noqa: E402
 from core.media import MediaLimits, prepare_upload  # noqa: E402
 
 TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
@@ -35,7 +35,7 @@ def scores(engine, calibration: Calibration, uploads: list[bytes]) -> np.ndarray
     for i in range(0, len(video), 16):
         v = video[i:i + 16]
         mu, sigma = engine.encode(v, None)
-        out.append(calibration.familiarity(video_signals(v, engine.decode_video(mu, v[:, 0]), sigma)))
+        out.append(calibration.familiarity(calibration.video_signals(v, engine.decode_video(mu, v[:, 0]), mu, sigma)))
     return np.concatenate(out)
 
 

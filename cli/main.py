@@ -133,7 +133,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.onnx_export import export_run
 
     run = Path(args.run)
-    sample_video, sample_sentences, calibration = None, None, None
+    sample_video, sample_sentences, calibration, calibration_train = None, None, None, None
     if (run / "run.json").exists():
         corpus = load_source(run_source(run))
         clips = corpus.splits["test"][: args.parity_clips]
@@ -141,9 +141,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             sample_video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
             val = corpus.splits["val"][: args.calibration_clips]
             calibration = np.stack([c.frames for c in val]).astype(np.float32) / 255.0 if val else None
+            train = corpus.splits["train"][: args.calibration_clips]
+            calibration_train = np.stack([c.frames for c in train]).astype(np.float32) / 255.0 if train else None
         sample_sentences = [c.captions[0] for c in clips]
     path = export_run(run, args.out, version=args.version, sample_video=sample_video,
-                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_video=calibration)
+                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_video=calibration,
+                      calibration_train_video=calibration_train)
     print(f"exported {path}")
     if args.check:
         from cli.check import write_check

@@ -35,14 +35,16 @@ def checkpoint_path(run: str | Path) -> Path:
 def export_run(run: str | Path, out_root: str | Path, version: str | None = None, *,
                sample_video: np.ndarray | None = None, sample_sentences: Sequence[str] | None = None,
                quantize: str | None = None, opset: int = OPSET, atol: float = FP32_ATOL,
-               update_latest: bool = True, calibration_video: np.ndarray | None = None) -> Path:
+               update_latest: bool = True, calibration_video: np.ndarray | None = None,
+               calibration_train_video: np.ndarray | None = None) -> Path:
     """Export the checkpoint of `run` to `out_root/<version>/` and point `out_root/latest` at it.
 
     sample_video [N,T,H,W,3] float32 in [0,1] and sample_sentences (e.g. from the test split) are the
     real inputs of the parity check, next to random ones. quantize: None, "int8" or "fp16"; the served
     graphs are then the quantised ones, and their cost against fp32 is recorded in the manifest.
     calibration_video [N,T,H,W,3] (clips like the training data: the validation split) calibrates the familiarity
-    score (core/familiarity.py) into the manifest; without it the served model answers `familiarity: null`.
+    score (core/familiarity.py) into the manifest, with calibration_train_video (training clips: where their
+    posteriors lie); without it the served model answers `familiarity: null`.
     Returns the version dir. Raises ExportParityError (nothing written) when ONNX differs from PyTorch.
     """
     if quantize is not None and quantize not in MODES:
@@ -66,7 +68,8 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         Manifest.build(version=version, cfg=cfg, graphs={name: spec.manifest_entry() for name, spec in specs.items()},
                        directory=staging, checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
                        precision=quantize or "fp32", quantization=quantization,
-                       familiarity=calibrate_familiarity(model, calibration_video)).write(staging)
+                       familiarity=calibrate_familiarity(model, calibration_video, calibration_train_video)
+                       ).write(staging)
         final = publish(staging, root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -76,10 +79,11 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     return final
 
 
-def calibrate_familiarity(model: StarModel, video: np.ndarray | None) -> dict[str, Any] | None:
+def calibrate_familiarity(model: StarModel, video: np.ndarray | None,
+                          train_video: np.ndarray | None = None) -> dict[str, Any] | None:
     """The manifest's familiarity entry, from clips like the training data; None for a model that cannot rebuild
     video (features input or no video output) or when no clips are given."""
-    calibration = familiarity_calibration(model, video)
+    calibration = familiarity_calibration(model, video, train_video)
     return None if calibration is None else calibration.to_dict()
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from core.config import ModelConfig
-from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity, video_signals
+from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity
 from core.frames import crop_box, picture_box, prepare_clip
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
 from model.data.corpus import Clip, Corpus
@@ -407,24 +407,36 @@ UNKNOWN_SENTENCES = ("bonjour le monde", "der hund bellt laut", "el gato come pe
 
 
 @torch.no_grad()
-def familiarity_signals(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """[N, len(VIDEO_SIGNALS)] of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs (the
-    video decoder from z = mu and the clip's first frame; the encoder's sigma)."""
+def rebuild(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rebuilt clips, mu, sigma) of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs: the
+    video decoder from z = mu and the clip's first frame."""
     model.eval()
-    rows = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for i in range(0, len(video), batch):
         v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
         latent = model.encode(video=v)
-        rows.append(video_signals(v.numpy(), model.decode_video(latent.mu, v[:, 0]).numpy(), latent.sigma.numpy()))
-    return np.concatenate(rows)
+        parts.append((model.decode_video(latent.mu, v[:, 0]).numpy(), latent.mu.numpy(), latent.sigma.numpy()))
+    rebuilt, mu, sigma = (np.concatenate(p) for p in zip(*parts))
+    return rebuilt, mu, sigma
 
 
-def familiarity_calibration(model: StarModel, video: np.ndarray | None) -> Calibration | None:
-    """The calibration from clips like the training data (the validation split); None for a model that cannot
+def familiarity_calibration(model: StarModel, video: np.ndarray | None,
+                            train_video: np.ndarray | None = None) -> Calibration | None:
+    """The calibration from clips like the training data (`video`: the validation split; `train_video`: training
+    clips, where the latent's familiar region lies; the validation clips when None). None for a model that cannot
     rebuild video (features input or no video output) or when no clips are given."""
     if video is None or len(video) == 0 or model.cfg.video_input != "frames" or model.video_decoder is None:
         return None
-    return Calibration.fit(familiarity_signals(model, video), f"{len(video)} validation clips")
+    rebuilt, mu, sigma = rebuild(model, video)
+    _, train_mu, train_sigma = rebuild(model, train_video) if train_video is not None else (None, mu, sigma)
+    source = f"{len(video)} validation clips"
+    if train_video is not None:
+        source += f", {len(train_video)} training clips"
+    return Calibration.fit(video, rebuilt, mu, sigma, train_mu, train_sigma, source)
+
+
+def familiarity_scores(model: StarModel, calibration: Calibration, video: np.ndarray) -> np.ndarray:
+    return calibration.familiarity(calibration.video_signals(video, *rebuild(model, video)))
 
 
 def _flagged(scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -440,11 +452,11 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
 
     cfg = model.cfg
     val = _true_frames(corpus.splits["val"][:CALIBRATION_CLIPS])
-    calibration = familiarity_calibration(model, val)
+    calibration = familiarity_calibration(model, val, _true_frames(corpus.splits["train"][:CALIBRATION_CLIPS]))
     out: dict[str, Any] = {}
     if calibration is not None:
         def scores(video: np.ndarray) -> np.ndarray:
-            return calibration.familiarity(familiarity_signals(model, video))
+            return familiarity_scores(model, calibration, video)
 
         clips = corpus.splits[split]
         single = set(_single_object(clips))

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.channels import input_key
 from core.config import ModelConfig
-from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
+from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict
 from core.manifest import Manifest, encoder_graph
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
 from core.vocab import UNK_ID, Vocab, tokenize
@@ -327,7 +327,8 @@ class Predictor:
             # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): how badly it
             # does is the clip's main familiarity signal. Cache misses only; the score is cached with the SLR.
             rebuilt = self.engine.decode_video(mu, video[:, 0])
-            familiarity = [float(f) for f in self.calibration.familiarity(video_signals(video, rebuilt, sigma))]
+            signals = self.calibration.video_signals(video, rebuilt, mu, sigma)
+            familiarity = [float(f) for f in self.calibration.familiarity(signals)]
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, familiarity)]
 
     def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:

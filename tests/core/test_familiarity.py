@@ -1,4 +1,5 @@
-"""The familiarity score: calibrated tails, the Bonferroni combination, sentences by known words, warnings."""
+"""The familiarity score: calibrated tails, the Bonferroni combination, the two video signals, sentences by known
+words, warnings."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,50 +12,74 @@ from core.familiarity import (
     UNFAMILIAR_CLIP,
     VIDEO_SIGNALS,
     Calibration,
-    recon_error,
+    rebuild_miss,
     sentence_familiarity,
     verdict,
 )
 
+T, H, W, NZ = 2, 6, 8, 4
 
-def calibration(n: int = 2000, seed: int = 0) -> tuple[Calibration, np.ndarray]:
-    signals = np.random.default_rng(seed).normal(size=(n, len(VIDEO_SIGNALS)))
-    return Calibration.fit(signals, "test"), signals
+
+def clips(n: int, seed: int, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(video, rebuilt, mu, sigma): clips rebuilt up to a little noise, posteriors from one Gaussian."""
+    rng = np.random.default_rng(seed)
+    video = rng.uniform(0, 1, size=(n, T, H, W, 3)).astype(np.float32)
+    rebuilt = np.clip(video + rng.normal(0, noise, size=video.shape), 0, 1).astype(np.float32)
+    mu = rng.normal(size=(n, NZ)).astype(np.float32)
+    sigma = np.exp(rng.normal(-1, 0.1, size=(n, NZ))).astype(np.float32)
+    return video, rebuilt, mu, sigma
+
+
+def calibration() -> Calibration:
+    video, rebuilt, mu, sigma = clips(2000, 0)
+    _, _, train_mu, train_sigma = clips(2000, 1)
+    return Calibration.fit(video, rebuilt, mu, sigma, train_mu, train_sigma, "test")
 
 
 def test_clips_like_the_calibration_are_flagged_at_about_the_false_alarm_rate() -> None:
-    cal, _ = calibration()
-    fresh = np.random.default_rng(1).normal(size=(4000, len(VIDEO_SIGNALS)))
-    flagged = np.mean(cal.familiarity(fresh) < cal.threshold)
+    cal = calibration()
+    video, rebuilt, mu, sigma = clips(4000, 2)
+    flagged = np.mean(cal.familiarity(cal.video_signals(video, rebuilt, mu, sigma)) < cal.threshold)
     assert 0.005 <= flagged <= 0.04, flagged
 
 
-def test_a_clip_far_out_on_any_one_signal_is_unfamiliar() -> None:
-    cal, _ = calibration()
-    typical = np.zeros(len(VIDEO_SIGNALS))
-    assert cal.familiarity(typical[None])[0] > 0.9  # the median on both signals
-    for j in range(len(VIDEO_SIGNALS)):
-        far = typical.copy()
-        far[j] = 10.0
-        assert cal.familiarity(far[None])[0] == 0.0
-    low = np.full(len(VIDEO_SIGNALS), -10.0)  # better than every calibration clip: as familiar as it gets
-    assert cal.familiarity(low[None])[0] == 1.0
+def test_a_clip_the_model_cannot_rebuild_or_whose_posterior_is_far_off_is_unfamiliar() -> None:
+    cal = calibration()
+    video, rebuilt, mu, sigma = clips(3, 3)
+    rebuilt[0] = 1.0 - video[0]  # nothing of the clip rebuilt
+    mu[1] += 8.0  # the posterior far from every training clip's
+    scores = cal.familiarity(cal.video_signals(video, rebuilt, mu, sigma))
+    assert scores[0] == 0.0 and scores[1] == 0.0 and scores[2] > 0.1, scores
+
+
+def test_rebuild_miss_is_the_share_of_pixels_missed() -> None:
+    video = np.zeros((1, 1, 2, 2, 3), np.float32)
+    rebuilt = video.copy()
+    rebuilt[0, 0, 0, 0] = 0.5  # one pixel of four, far off
+    rebuilt[0, 0, 1, 1] = 0.05  # one a little off: rebuilt
+    assert rebuild_miss(video, rebuilt).tolist() == [0.25]
 
 
 def test_calibration_round_trips_through_the_manifest_and_refuses_another_layout() -> None:
-    cal, signals = calibration()
+    cal = calibration()
     again = Calibration.from_dict(cal.to_dict())
-    assert np.allclose(again.familiarity(signals[:50]), cal.familiarity(signals[:50]))
-    bad = {**cal.to_dict(), "probs": list(QUANTILE_PROBS[:-1])}
+    video, rebuilt, mu, sigma = clips(50, 4)
+    assert np.allclose(again.familiarity(again.video_signals(video, rebuilt, mu, sigma)),
+                       cal.familiarity(cal.video_signals(video, rebuilt, mu, sigma)))
     with pytest.raises(ValueError):
-        Calibration.from_dict(bad)
+        Calibration.from_dict({**cal.to_dict(), "probs": list(QUANTILE_PROBS[:-1])})
+    with pytest.raises(ValueError):
+        Calibration.from_dict({**cal.to_dict(), "signals": ["recon_error", "posterior_width"]})
 
 
-def test_recon_error_is_per_clip() -> None:
-    video = np.zeros((2, 3, 4, 5, 3), np.float32)
-    rebuilt = video.copy()
-    rebuilt[1] = 0.5
-    assert recon_error(video, rebuilt).tolist() == [0.0, 0.25]
+def test_a_saturated_signal_counts_its_ties_as_the_tail() -> None:
+    """A signal stuck at its floor for a third of the familiar clips: a clip there is not unfamiliar."""
+    cal = calibration()
+    q = [list(row) for row in cal.quantiles]
+    q[0] = [0.0] * 8 + list(np.linspace(0.0, 1.0, len(QUANTILE_PROBS) - 8))
+    tied = Calibration.from_dict({**cal.to_dict(), "quantiles": q})
+    assert tied.familiarity(np.array([[0.0, q[1][5]]]))[0] > 0.5
+    assert len(VIDEO_SIGNALS) == 2
 
 
 def test_sentences_by_the_share_of_known_words() -> None:
@@ -73,13 +98,3 @@ def test_verdict_takes_the_less_familiar_medium_and_null_without_calibration() -
     assert both.familiarity == 0.01 and both.familiar is False and both.warnings == [UNFAMILIAR_CLIP]
     assert verdict(0.5, None, None).familiarity is None  # a video with no calibration: null, not a guess
     assert verdict(0.5, None, 0.02).familiar is True
-
-
-def test_a_saturated_signal_counts_its_ties_as_the_tail() -> None:
-    """A signal stuck at its ceiling for a third of the familiar clips: a clip at the ceiling is not unfamiliar."""
-    rng = np.random.default_rng(0)
-    signals = rng.normal(size=(900, len(VIDEO_SIGNALS)))
-    signals[:300, 1] = signals[:, 1].max() + 1.0
-    cal = Calibration.fit(signals, "test")
-    at_ceiling = np.array([[0.0, signals[0, 1]]])
-    assert cal.familiarity(at_ceiling)[0] > 0.5

@@ -46,3 +46,20 @@ def test_shipped_model_reproduces_its_recorded_figures() -> None:
     for attr, value in recorded["caption_attributes"].items():
         # Greedy decoding is deterministic; a tolerance of one clip absorbs float differences across CPUs.
         assert now["caption_attributes"][attr] == pytest.approx(value, abs=1.5 / recorded["check_clips"]), attr
+
+
+def test_shipped_model_flags_what_it_does_not_know_and_passes_what_it_does(engine: Engine) -> None:
+    """The familiarity calibration in the shipped manifest, through the service's decode path: synthetic clips as
+    mp4 uploads pass; a road scene and a screen recording (model/data/ood.py) are flagged. bench/familiarity.py
+    prints every group's share."""
+    from bench.clips import encode_clip
+    from bench.familiarity import scores, synthetic_uploads
+    from core.familiarity import Calibration
+    from model.data.ood import road_clip, ui_clip
+
+    assert engine.manifest.familiarity, "the shipped model carries its familiarity calibration"
+    calibration = Calibration.from_dict(engine.manifest.familiarity)
+    familiar = scores(engine, calibration, synthetic_uploads(10))
+    assert np.mean(familiar >= calibration.threshold) >= 0.9, familiar
+    unknown = [encode_clip(make(np.random.default_rng(i), i), "mp4") for i in range(3) for make in (road_clip, ui_clip)]
+    assert np.all(scores(engine, calibration, unknown) < calibration.threshold)

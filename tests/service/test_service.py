@@ -352,8 +352,9 @@ def test_413_chunked_body_refused_while_streaming(server: str) -> None:
 
 
 def test_413_via_httpx(client: httpx.Client) -> None:
-    assert_error(client.post("/encode", files={"video": ("big.mp4", b"\0" * (MAX_UPLOAD + 10))}), 413,
-                 "payload_too_large")
+    r = client.post("/encode", files={"video": ("big.mp4", b"\0" * (MAX_UPLOAD + 10))})
+    assert_error(r, 413, "payload_too_large")
+    assert "1 MiB limit" in r.json()["error"]["message"], r.json()  # readable, not 1048576 bytes alone
 
 
 def test_415_unsupported_media(client: httpx.Client) -> None:

@@ -292,3 +292,35 @@ def test_readme_quick_start_runs_as_written(server: str, artifacts_dir: Path, tm
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-2000:])
     assert "clip.mp4: " in run.stdout and (tmp_path / "square.gif").exists()
     json.dumps(blocks)  # the blocks were found
+
+
+# ---- what a new user met (issue 27) ------------------------------------------------------------------------
+
+def installed_slr(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """The installed `slr` command from a folder outside the checkout, with no SLR_ARTIFACTS set."""
+    env = {k: v for k, v in os.environ.items() if k != "SLR_ARTIFACTS"}
+    return subprocess.run([str(Path(sys.executable).parent / "slr"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_slr_finds_the_shipped_model_from_any_folder_and_says_no_cache_line(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(clip_bytes(31))
+    run = installed_slr(["caption", "clip.mp4"], tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("clip.mp4: ") and "SLR_REDIS_URL" not in run.stderr, (run.stdout, run.stderr)
+
+
+def test_slr_bad_input_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    for args in (["generate", "", "-o", "x.gif"], ["generate", "a red square", "-o", "/nonexistent/x.gif"]):
+        run = installed_slr(args, tmp_path)
+        assert run.returncode == 2, (args, run.stderr[-2000:])
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in run.stderr, run.stderr
+    (tmp_path / "notes.mp4").write_text("shopping list\n")
+    run = installed_slr(["caption", "notes.mp4"], tmp_path)
+    assert run.returncode == 2 and "notes.mp4: error:" in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_errors_quote_the_servers_own_address(server: str, client: httpx.Client) -> None:
+    message = error(client.post("/caption"), 422)
+    assert f"curl -F video=@clip.mp4 {server}/caption" in message, (server, message)

@@ -517,7 +517,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     log("\n" + results_table(results))
     if report["ratios"]:
-        log(f"\n{args.switch} on / off\n" + ratio_table(report["ratios"]))
+        switch = "batching" if args.switch == "SLR_BATCHING" else args.switch
+        log(f"\n{switch} on / off\n" + ratio_table(report["ratios"]))
     if report["cache"]:
         c = report["cache"]
         log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "

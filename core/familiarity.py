@@ -140,6 +140,7 @@ def verdict(video: float | None, sentence: float | None, threshold: float | None
     scores: list[float] = []
     passes: list[bool] = []
     if video is not None and threshold is not None:
+        video = round(video, 4)  # the figure the answer shows is the one compared
         scores.append(video)
         passes.append(video >= threshold)
         if video < threshold:

@@ -239,7 +239,7 @@ def test_8_cli_version_caption_and_generate(artifacts_dir: Path, tmp_path: Path)
     clip.write_bytes(clip_bytes(6))
     text.write_text("not a video\n")
     cap = slr("caption", str(clip), str(text), "--artifacts", str(artifacts_dir), "--num", "2")
-    assert cap.returncode == 1, cap  # one file was bad
+    assert cap.returncode == 2, cap  # one file was bad: exit status 2, as for any bad input
     assert re.search(rf"^{re.escape(str(clip))}: \w+", cap.stdout, re.MULTILINE), cap.stdout
     assert "notes.mp4" in cap.stderr and "text" in cap.stderr, cap.stderr
     out = tmp_path / "out.gif"

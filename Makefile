@@ -37,7 +37,7 @@ $(DEMO_ARTIFACTS)/latest: | install
 
 demo-model: $(DEMO_ARTIFACTS)/latest
 
-# The one recorded command behind the shipped default model (models/default): 10,003 steps, ~46 minutes on 2 quiet
+# The one recorded command behind the shipped default model (models/default): 10,003 steps, ~45 minutes of training on 2
 # cores.
 quality-model: install system-deps
 	$(SLR) data synth --preset quality --codec-share 0.2 --seed 0 --out data/synthetic-quality

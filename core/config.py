@@ -133,7 +133,7 @@ def _preset(name: str) -> Preset:
                         partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
             corpus_clips=6000, aspect_share=0.25,
             description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores")
-    if name == "quality":  # about 46 minutes on 2 cores (30 before the drawing decoder; README "Video out")
+    if name == "quality":  # about 45 minutes on 2 cores (the sprite decoder; models/default/README.md)
         # Full-model learning first: with the sentence channel on, the decoder learns to read z within a
         # few hundred steps (paraphrase colour 0.65 after 400). Then partial-model learning with the
         # paper's input mix at the full learning rate (lr / 10 left the video channel at chance in 30
@@ -143,7 +143,8 @@ def _preset(name: str) -> Preset:
         # on 2 quiet cores (317 full-model, 8,686 partial-model), fixed in steps. Since quality-v5 the video decoder
         # draws ("layers", as in the demo preset) and ends with 1,000 steps of video fine-tuning; a quarter of the
         # clips are drawn at other aspect ratios and letterboxed ("pad"). Since quality-v6 the corpus' two-object clips
-        # open their captions with the larger object (model/data/synthetic.py: salient_first).
+        # open their captions with the larger object (model/data/synthetic.py: salient_first). Since quality-v7 the
+        # video decoder is the sprite-and-track one, its pose and sprite-mask terms at 1.0 (with and without: issue 26).
         return Preset(
             ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
                         cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
@@ -152,7 +153,7 @@ def _preset(name: str) -> Preset:
                         partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
                         lambda_foreground=3.0, finetune_video_steps=1000, lambda_pose=1.0, lambda_sprite_mask=1.0),
             corpus_clips=24000, aspect_share=0.25,
-            description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 46 minutes on 2 quiet cores")
+            description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 45 minutes on 2 cores")
     if name == "paper":  # the paper's sizes: 512 everywhere, 35 words, batch 100
         return Preset(
             ModelConfig(frames=16, height=36, width=64, embed_dim=512, hidden=512, x_dim=512, latent_dim=512,

@@ -5,16 +5,17 @@ bench/clips.py and the processes from bench/processes.py, the same code the benc
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from bench.clips import VIDEO_CODECS, encode_clip, moving_square_clip
 from bench.processes import ROOT, free_port, redis_server, stop_process, wait_ready
 from bench.processes import uvicorn_server as _uvicorn_server
 
-__all__ = ["ROOT", "VIDEO_CODECS", "encode_clip", "free_port", "moving_square_clip", "redis_server", "stop_process",
-           "uvicorn_server", "wait_ready"]
+__all__ = ["ROOT", "VIDEO_CODECS", "encode_clip", "free_port", "moving_square_clip", "receive_then_disconnect",
+           "redis_server", "stop_process", "uvicorn_server", "wait_ready"]
 
 
 @contextlib.contextmanager
@@ -22,6 +23,20 @@ def uvicorn_server(env: dict[str, str], log_path: Path | None = None) -> Iterato
     """`python -m uvicorn --factory service.app:create_app` on a free port; yields its base URL once /readyz is 200."""
     with _uvicorn_server(env, log_path, timeout_s=60, grace_s=15) as server:
         yield server.url
+
+
+def receive_then_disconnect(gone: asyncio.Event, body: bytes = b"{}") -> Callable[[], Awaitable[dict]]:
+    """An ASGI `receive`, as uvicorn's: the whole request body, then `http.disconnect` once `gone` is set (the
+    client left, or the answer ended)."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from service.batching import Batcher, QueueFull
+from tests.service_fixtures import receive_then_disconnect
 
 
 class Recorder:
@@ -298,13 +299,7 @@ def test_disconnected_client_cancels_its_request() -> None:
                 raise
 
         gone = asyncio.Event()
-        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
-
-        async def receive():
-            if messages:
-                return messages.pop(0)
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = receive_then_disconnect(gone)
 
         async def send(message):
             seen.setdefault("sent", []).append(message)
@@ -332,13 +327,7 @@ def test_a_client_that_stays_gets_its_answer() -> None:
             await send({"type": "http.response.body", "body": b"ok"})
 
         done = asyncio.Event()
-        messages = [{"type": "http.request", "body": b"", "more_body": False}]
-
-        async def receive():
-            if messages:
-                return messages.pop(0)
-            await done.wait()
-            return {"type": "http.disconnect"}
+        receive = receive_then_disconnect(done, body=b"")
 
         async def send(message):
             sent.append(message)

@@ -16,7 +16,7 @@ import pytest
 from service.disconnect import CancelOnDisconnect
 from service.metrics import Metrics
 from service.middleware import MetricsMiddleware, RequestIdMiddleware
-from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import encode_clip, moving_square_clip, receive_then_disconnect, uvicorn_server
 
 
 def requests_with_status(metrics: Metrics, status: str) -> float:
@@ -40,13 +40,7 @@ def test_a_client_that_goes_away_is_logged_and_counted_as_499(caplog: pytest.Log
             inside.set()
             await asyncio.sleep(60)  # waiting for the engine when the client leaves
 
-        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
-
-        async def receive():
-            if messages:
-                return messages.pop(0)
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = receive_then_disconnect(gone)
 
         async def send(message):
             raise AssertionError("nothing is sent to a client that left")

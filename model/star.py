@@ -294,13 +294,17 @@ class SpriteVideoDecoder(nn.Module):
         has_first = (first_frame.flatten(1).abs().amax(dim=1, keepdim=True) > 0).to(first_frame.dtype)
         return torch.cat([xy, radius], dim=-1) * has_first, has_first
 
-    def sampling_grid(self, pose: Tensor, height: int, width: int, coords: Tensor) -> Tensor:
-        """[N, h, w, 2]: where each output pixel (coords [1, 2, h, w]) falls in the sprite placed at pose [N, 3];
-        the sprite's half-side is SPRITE_MARGIN radii, radii in half-heights of the frame."""
-        half_y = SPRITE_MARGIN * pose[:, 2].clamp(min=1e-3)
-        half_x = half_y * (self.cfg.height / self.cfg.width)
-        u = (coords[:, 0] - pose[:, 0, None, None]) / half_x[:, None, None]
-        v = (coords[:, 1] - pose[:, 1, None, None]) / half_y[:, None, None]
+    def half_sides(self, radius: Tensor) -> tuple[Tensor, Tensor]:
+        """([N, 1, 1] x, y): a sprite's half-sides in the frame's [-1, 1] coordinates for radii [N] in half-heights
+        (the sprite's half-side is SPRITE_MARGIN radii; a half-height is fewer units of x than of y)."""
+        half_y = SPRITE_MARGIN * radius
+        return (half_y * (self.cfg.height / self.cfg.width))[:, None, None], half_y[:, None, None]
+
+    def sampling_grid(self, pose: Tensor, coords: Tensor) -> Tensor:
+        """[N, h, w, 2]: where each output pixel (coords [1, 2, h, w]) falls in the sprite placed at pose [N, 3]."""
+        half_x, half_y = self.half_sides(pose[:, 2].clamp(min=1e-3))
+        u = (coords[:, 0] - pose[:, 0, None, None]) / half_x
+        v = (coords[:, 1] - pose[:, 1, None, None]) / half_y
         return torch.stack([u, v], dim=-1)
 
     def sprite(self, z: Tensor, anchor: Tensor, has_first: Tensor, first_frame: Tensor) -> Tensor:
@@ -311,10 +315,9 @@ class SpriteVideoDecoder(nn.Module):
         x = F.interpolate(torch.relu(self.sprite_mid(x)), size=(size, size), mode="bilinear", align_corners=False)
         # The first frame seen through the anchor, on the sprite's pixels: sprite pixel (u, v) is the frame point
         # anchor + half-side * (u, v), the inverse of sampling_grid's map.
-        half_y = SPRITE_MARGIN * anchor[:, 2].clamp(min=0.05)
-        half_x = half_y * (self.cfg.height / self.cfg.width)
-        frame_pts = torch.stack([anchor[:, 0, None, None] + self.sprite_coords[:, 0] * half_x[:, None, None],
-                                 anchor[:, 1, None, None] + self.sprite_coords[:, 1] * half_y[:, None, None]], dim=-1)
+        half_x, half_y = self.half_sides(anchor[:, 2].clamp(min=0.05))
+        frame_pts = torch.stack([anchor[:, 0, None, None] + self.sprite_coords[:, 0] * half_x,
+                                 anchor[:, 1, None, None] + self.sprite_coords[:, 1] * half_y], dim=-1)
         glimpse = F.grid_sample(first_frame.permute(0, 3, 1, 2), frame_pts, mode="bilinear", padding_mode="zeros",
                                 align_corners=False) * has_first.view(b, 1, 1, 1)
         x = torch.relu(self.sprite_glimpse(torch.cat([x, glimpse], dim=1)))
@@ -342,7 +345,7 @@ class SpriteVideoDecoder(nn.Module):
         """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3])."""
         cfg, b = self.cfg, z.size(0)
         sprite, poses = self.shape_and_track(z, first_frame)
-        grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), cfg.height, cfg.width, self.coords)
+        grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), self.coords)
         sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
         layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         layer = layer.view(b, cfg.frames, 4, cfg.height, cfg.width)

@@ -34,7 +34,7 @@ def test_a_placed_sprite_lands_where_its_pose_says_at_its_size() -> None:
     square = torch.from_numpy(shape_masks(S, ("square",))[0])
     sprite = torch.stack([torch.ones(S, S), torch.zeros(S, S), torch.zeros(S, S), square])[None]
     pose = torch.tensor([[0.25, -0.2, 0.5]])  # centre at x = 20 px, y = 7.2 px; radius 4.5 px
-    grid = dec.sampling_grid(pose, H, W, dec.coords)
+    grid = dec.sampling_grid(pose, dec.coords)
     alpha = torch.nn.functional.grid_sample(sprite, grid, align_corners=False)[0, 3].numpy()
     ys, xs = np.nonzero(alpha > 0.5)
     assert abs(xs.mean() + 0.5 - 20) < 0.6 and abs(ys.mean() + 0.5 - 7.2) < 0.6

@@ -90,11 +90,11 @@ def centre_shift(frames: np.ndarray) -> tuple[int, int]:
             int(round((w - 1) / 2 - np.average(xs, weights=weights))))
 
 
-def centre_clip(frames: np.ndarray) -> np.ndarray:
-    """uint8 [T, H, W, 3] moved (whole pixels, no wrap-around) by centre_shift; uncovered pixels take the
-    background colour (the median of the borders)."""
+def centre_clip(frames: np.ndarray, shift: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 [T, H, W, 3] moved (whole pixels, no wrap-around) by `shift` (default: its centre_shift); uncovered
+    pixels take the background colour (the median of the borders)."""
     t, h, w, _ = frames.shape
-    dy, dx = centre_shift(frames)
+    dy, dx = centre_shift(frames) if shift is None else shift
     if (dy, dx) == (0, 0):
         return frames.copy()
     background = _background_of(frames)
@@ -131,13 +131,13 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
     if frames is not None and cfg.video_output and cfg.video_decoder in ("layers", "sprite"):
         unboxed = [unbox_clip(v, c.attributes.get("frame_box")) for v, c in zip(videos, clips)]
         shifts = [centre_shift(u) for u in unboxed]
-        data.frames_centred = torch.from_numpy(np.stack([centre_clip(u) for u in unboxed]))
+        data.frames_centred = torch.from_numpy(np.stack([centre_clip(u, s) for u, s in zip(unboxed, shifts)]))
         if cfg.video_decoder == "sprite":
             add_pose_truth(data, clips, shifts, cfg)
     return data
 
 
-def _pose(track: np.ndarray, box: list[int], height: int, width: int) -> np.ndarray:
+def _pose(track: np.ndarray, box: list[int]) -> np.ndarray:
     """[T, 3] pixels (centre x, y, radius) -> the decoder's pose: centre in [-1, 1] of `box` (top, left, h, w),
     radius in half-heights of it."""
     top, left, h, w = box
@@ -155,8 +155,8 @@ def add_pose_truth(data: SplitTensors, clips: list[Clip], shifts: list[tuple[int
         track = np.asarray(clip.attributes.get("track", []), np.float32)
         if track.shape != (t, 3):
             continue
-        pose[i] = _pose(track, full, cfg.height, cfg.width)
-        centred[i] = _pose(track, clip.attributes.get("frame_box") or full, cfg.height, cfg.width)
+        pose[i] = _pose(track, full)
+        centred[i] = _pose(track, clip.attributes.get("frame_box") or full)
         centred[i, :, 0] += 2 * dx / cfg.width
         centred[i, :, 1] += 2 * dy / cfg.height
         known[i] = 1.0

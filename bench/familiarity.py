@@ -1,12 +1,13 @@
 """The familiarity score as the service computes it: exported graphs, the manifest's calibration, real encoded files
 decoded by the service's own path (core.media.prepare_upload). Prints the share flagged unfamiliar per group.
 
-    python -m bench.familiarity --artifacts models/default [--outside data/outside] [--per-kind 8]
+    python -m bench.familiarity --artifacts models/default [--outside data/outside] [--data data/synthetic-quality]
 
 Groups: the uploads the test suite sends (bench.clips.moving_square_clip, a square of a random colour sliding over a
 dark background, in every container), synthetic clips drawn at 240 x 320 and encoded as mp4 (what `make serve`'s
 users send when they try the model as meant), the outside set's files (ffmpeg and Pillow, real encoders), and the
-out-of-domain set (model/data/ood.py) encoded as mp4. `slr eval --ood` measures the same score in PyTorch on
+out-of-domain set (model/data/ood.py) encoded as mp4; with --data, the saved corpus' test split (its own frames,
+one- and two-object clips apart). `slr eval --ood` measures the same score in PyTorch on
 the corpus' own frames; this is the number a user of the service meets.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ if __package__ in (None, ""):  # `python bench/familiarity.py`: make the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clips import encode_clip, moving_square_clip  # noqa: E402
-from core.familiarity import Calibration  # noqa: E402
+from core.familiarity import Calibration, video_signals  # noqa: E402
 from core.media import MediaLimits, prepare_upload  # noqa: E402
 
 TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
@@ -29,13 +30,23 @@ TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
 
 def scores(engine, calibration: Calibration, uploads: list[bytes]) -> np.ndarray:
     """Familiarity of each upload, decoded and scored as the service does on a cache miss."""
-    cfg = engine.config
-    video = np.stack([prepare_upload(data, cfg, MediaLimits()).array for data in uploads])
+    prepared = [prepare_upload(data, engine.config, MediaLimits()) for data in uploads]
     out = []
-    for i in range(0, len(video), 16):
-        v = video[i:i + 16]
-        mu, sigma = engine.encode(v, None)
-        out.append(calibration.familiarity(calibration.video_signals(v, engine.decode_video(mu, v[:, 0]), mu, sigma)))
+    for i in range(0, len(prepared), 16):
+        v = np.stack([p.array for p in prepared[i:i + 16]])
+        mu, _ = engine.encode(v, None)
+        rebuilt = engine.decode_video(mu, v[:, 0])
+        out.append(calibration.familiarity(video_signals(v, rebuilt, [p.box for p in prepared[i:i + 16]])))
+    return np.concatenate(out)
+
+
+def frame_scores(engine, calibration: Calibration, video: np.ndarray, boxes: list) -> np.ndarray:
+    """Familiarity of clips already in the model's frame (a corpus' own frames), through the exported graphs."""
+    out = []
+    for i in range(0, len(video), 64):
+        v = video[i:i + 64]
+        mu, _ = engine.encode(v, None)
+        out.append(calibration.familiarity(video_signals(v, engine.decode_video(mu, v[:, 0]), boxes[i:i + 64])))
     return np.concatenate(out)
 
 
@@ -53,6 +64,18 @@ def synthetic_uploads(n: int) -> list[bytes]:
     return [encode_clip(c.frames, "mp4") for c in clips]
 
 
+def split_scores(engine, calibration: Calibration, data: str) -> dict[str, np.ndarray]:
+    """The corpus' test split by number of objects."""
+    from model.data.corpus import load_corpus
+    from model.evaluate import clip_boxes
+
+    clips = load_corpus("synthetic", data).splits["test"]
+    s = frame_scores(engine, calibration, np.stack([c.frames for c in clips]).astype(np.float32) / 255.0,
+                     clip_boxes(clips))
+    one = np.array([len(c.attributes.get("objects", [None])) == 1 for c in clips])
+    return {"synthetic test split, one object": s[one], "synthetic test split, two objects": s[~one]}
+
+
 def main(argv: list[str] | None = None) -> int:
     from model.data.ood import ood_set
     from service.engine import Engine
@@ -62,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outside", help="the outside set's folder (slr data outside)")
     ap.add_argument("--per-kind", type=int, default=8, help="out-of-domain clips per kind")
     ap.add_argument("--clips", type=int, default=60, help="test-suite-style and synthetic uploads each")
+    ap.add_argument("--data", help="a saved synthetic corpus (slr data synth): score its test split too")
     args = ap.parse_args(argv)
     engine = Engine.load(args.artifacts)
     if not engine.manifest.familiarity:
@@ -83,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith("out of domain"):
             ood_all.append(s)
         print(f"| {name} | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | {np.median(s):.3f} |")
+    if args.data:
+        for name, s in split_scores(engine, calibration, args.data).items():
+            print(f"| {name} | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | {np.median(s):.3f} |")
     s = np.concatenate(ood_all)
     print(f"| out of domain, all kinds | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | "
           f"{np.median(s):.3f} |")

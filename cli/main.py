@@ -127,26 +127,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """The familiarity calibration of an exported version, from its own graphs and the corpus' validation clips."""
+    import numpy as np
+
+    from export.calibrate import recalibrate
+    from model.evaluate import clip_boxes
+
+    source = corpus_source(args)
+    val = load_source(source).splits["val"][: args.calibration_clips]
+    if not val or val[0].frames is None:
+        raise SystemExit("calibrate needs a corpus of frames with a validation split")
+    video = np.stack([c.frames for c in val]).astype(np.float32) / 255.0
+    corpus_name = Path(source["root"]).name if source["root"] else source["name"]
+    calibration = recalibrate(Path(args.artifacts), args.model_version, video, clip_boxes(val),
+                              f"{len(val)} validation clips of {corpus_name}")
+    print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}: "
+          f"threshold {calibration.threshold}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import numpy as np
 
     from export.onnx_export import export_run
 
     run = Path(args.run)
-    sample_video, sample_sentences, calibration, calibration_train = None, None, None, None
+    sample_video, sample_sentences, calibration = None, None, None
     if (run / "run.json").exists():
         corpus = load_source(run_source(run))
         clips = corpus.splits["test"][: args.parity_clips]
         if clips and clips[0].frames is not None:
             sample_video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
-            val = corpus.splits["val"][: args.calibration_clips]
-            calibration = np.stack([c.frames for c in val]).astype(np.float32) / 255.0 if val else None
-            train = corpus.splits["train"][: args.calibration_clips]
-            calibration_train = np.stack([c.frames for c in train]).astype(np.float32) / 255.0 if train else None
+            calibration = corpus.splits["val"][: args.calibration_clips]
         sample_sentences = [c.captions[0] for c in clips]
     path = export_run(run, args.out, version=args.version, sample_video=sample_video,
-                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_video=calibration,
-                      calibration_train_video=calibration_train)
+                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_clips=calibration)
     print(f"exported {path}")
     if args.check:
         from cli.check import write_check
@@ -405,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write check.json: caption accuracy of the exported graphs on a fixed check set "
                          "(what a shipped model is re-tested against)")
     ex.set_defaults(func=cmd_export)
+
+    cal = sub.add_parser("calibrate", help="recalibrate an exported version's familiarity score from its own graphs "
+                                           "(the manifest's `familiarity` entry; the graphs are untouched)")
+    cal.add_argument("artifacts", help="artifacts root (or a version folder)")
+    cal.add_argument("--model-version", help="version folder to recalibrate (default: the root's `latest`)")
+    cal.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to calibrate on")
+    add_data_args(cal, required=True)
+    cal.set_defaults(func=cmd_calibrate)
 
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")

@@ -18,6 +18,7 @@ from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
 from export.publish import publish, staging_dir, write_latest
 from export.quantize import MODES, quantize_graph
+from model.data.corpus import Clip
 from model.evaluate import familiarity_calibration
 from model.star import StarModel, load_checkpoint
 from model.train import CHECKPOINT
@@ -35,16 +36,14 @@ def checkpoint_path(run: str | Path) -> Path:
 def export_run(run: str | Path, out_root: str | Path, version: str | None = None, *,
                sample_video: np.ndarray | None = None, sample_sentences: Sequence[str] | None = None,
                quantize: str | None = None, opset: int = OPSET, atol: float = FP32_ATOL,
-               update_latest: bool = True, calibration_video: np.ndarray | None = None,
-               calibration_train_video: np.ndarray | None = None) -> Path:
+               update_latest: bool = True, calibration_clips: Sequence[Clip] | None = None) -> Path:
     """Export the checkpoint of `run` to `out_root/<version>/` and point `out_root/latest` at it.
 
     sample_video [N,T,H,W,3] float32 in [0,1] and sample_sentences (e.g. from the test split) are the
     real inputs of the parity check, next to random ones. quantize: None, "int8" or "fp16"; the served
     graphs are then the quantised ones, and their cost against fp32 is recorded in the manifest.
-    calibration_video [N,T,H,W,3] (clips like the training data: the validation split) calibrates the familiarity
-    score (core/familiarity.py) into the manifest, with calibration_train_video (training clips: where their
-    posteriors lie); without it the served model answers `familiarity: null`.
+    calibration_clips (clips like the training data: the validation split) calibrate the familiarity score
+    (core/familiarity.py) into the manifest; without them the served model answers `familiarity: null`.
     Returns the version dir. Raises ExportParityError (nothing written) when ONNX differs from PyTorch.
     """
     if quantize is not None and quantize not in MODES:
@@ -68,7 +67,7 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         Manifest.build(version=version, cfg=cfg, graphs={name: spec.manifest_entry() for name, spec in specs.items()},
                        directory=staging, checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
                        precision=quantize or "fp32", quantization=quantization,
-                       familiarity=calibrate_familiarity(model, calibration_video, calibration_train_video)
+                       familiarity=calibrate_familiarity(model, calibration_clips)
                        ).write(staging)
         final = publish(staging, root, version)
     except BaseException:
@@ -79,11 +78,10 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     return final
 
 
-def calibrate_familiarity(model: StarModel, video: np.ndarray | None,
-                          train_video: np.ndarray | None = None) -> dict[str, Any] | None:
+def calibrate_familiarity(model: StarModel, clips: Sequence[Clip] | None) -> dict[str, Any] | None:
     """The manifest's familiarity entry, from clips like the training data; None for a model that cannot rebuild
     video (features input or no video output) or when no clips are given."""
-    calibration = familiarity_calibration(model, video, train_video)
+    calibration = familiarity_calibration(model, clips)
     return None if calibration is None else calibration.to_dict()
 
 

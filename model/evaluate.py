@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from core.config import ModelConfig
-from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity
-from core.frames import crop_box, picture_box, prepare_clip
+from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity, video_signals
+from core.frames import Box, crop_box, picture_box, prepare_clip
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
 from model.data.corpus import Clip, Corpus
 from model.data.synthetic import COLOUR_RGB, SHAPES, attribute_accuracy, object_binding, shape_sdf
@@ -420,23 +420,23 @@ def rebuild(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> tup
     return rebuilt, mu, sigma
 
 
-def familiarity_calibration(model: StarModel, video: np.ndarray | None,
-                            train_video: np.ndarray | None = None) -> Calibration | None:
-    """The calibration from clips like the training data (`video`: the validation split; `train_video`: training
-    clips, where the latent's familiar region lies; the validation clips when None). None for a model that cannot
+def clip_boxes(clips: Sequence[Clip]) -> list[Box | None]:
+    """Where each corpus clip's picture lies in the model's frame (letterboxed synthetic clips record it)."""
+    return [tuple(c.attributes["frame_box"]) if c.attributes.get("frame_box") else None for c in clips]
+
+
+def familiarity_calibration(model: StarModel, clips: Sequence[Clip] | None) -> Calibration | None:
+    """The calibration from clips like the training data (the validation split). None for a model that cannot
     rebuild video (features input or no video output) or when no clips are given."""
-    if video is None or len(video) == 0 or model.cfg.video_input != "frames" or model.video_decoder is None:
+    if not clips or model.cfg.video_input != "frames" or model.video_decoder is None:
         return None
-    rebuilt, mu, sigma = rebuild(model, video)
-    _, train_mu, train_sigma = rebuild(model, train_video) if train_video is not None else (None, mu, sigma)
-    source = f"{len(video)} validation clips"
-    if train_video is not None:
-        source += f", {len(train_video)} training clips"
-    return Calibration.fit(video, rebuilt, mu, sigma, train_mu, train_sigma, source)
+    video = _true_frames(clips)
+    return Calibration.fit(video, rebuild(model, video)[0], clip_boxes(clips), f"{len(clips)} validation clips")
 
 
-def familiarity_scores(model: StarModel, calibration: Calibration, video: np.ndarray) -> np.ndarray:
-    return calibration.familiarity(calibration.video_signals(video, *rebuild(model, video)))
+def familiarity_scores(model: StarModel, calibration: Calibration, video: np.ndarray,
+                       boxes: Sequence[Box | None]) -> np.ndarray:
+    return calibration.familiarity(video_signals(video, rebuild(model, video)[0], boxes))
 
 
 def _flagged(scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -451,16 +451,15 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
     from model.data.ood import ood_set
 
     cfg = model.cfg
-    val = _true_frames(corpus.splits["val"][:CALIBRATION_CLIPS])
-    calibration = familiarity_calibration(model, val, _true_frames(corpus.splits["train"][:CALIBRATION_CLIPS]))
+    calibration = familiarity_calibration(model, corpus.splits["val"][:CALIBRATION_CLIPS])
     out: dict[str, Any] = {}
     if calibration is not None:
-        def scores(video: np.ndarray) -> np.ndarray:
-            return familiarity_scores(model, calibration, video)
+        def scores(video: np.ndarray, boxes: Sequence[Box | None]) -> np.ndarray:
+            return familiarity_scores(model, calibration, video, boxes)
 
         clips = corpus.splits[split]
         single = set(_single_object(clips))
-        test = scores(_true_frames(clips))
+        test = scores(_true_frames(clips), clip_boxes(clips))
         video: dict[str, Any] = {
             "threshold": calibration.threshold, "calibration_clips": calibration.clips,
             f"synthetic {split}": _flagged(test, calibration.threshold),
@@ -469,12 +468,14 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
         if outside is not None:
             from model.data.outside import decode_clip_file, load_outside_set
 
-            files = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-                              for p, _ in load_outside_set(outside)])
-            video["outside set"] = _flagged(scores(files), calibration.threshold)
+            pairs = load_outside_set(outside)
+            files = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in pairs])
+            video["outside set"] = _flagged(scores(files, [_outside_box(label, cfg) for _, label in pairs]),
+                                            calibration.threshold)
         ood = ood_set(per_kind)
         ood_scores = scores(np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-                                      for c in ood]))
+                                      for c in ood]),
+                            [picture_box(*c.frames.shape[1:3], cfg.height, cfg.width, cfg.frame_fit) for c in ood])
         video["out of domain"] = _flagged(ood_scores, calibration.threshold)
         for kind in dict.fromkeys(c.kind for c in ood):
             video[f"out of domain: {kind}"] = _flagged(ood_scores[[c.kind == kind for c in ood]], calibration.threshold)
@@ -489,10 +490,15 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
     return out
 
 
+def _outside_box(label: dict[str, Any], cfg: ModelConfig) -> Box | None:
+    """Where an outside file's picture lies in the model's frame; None when it fills it."""
+    w, h = (int(v) for v in label["size"].split("x"))
+    return picture_box(h, w, cfg.height, cfg.width, cfg.frame_fit)
+
+
 def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
-    w, h = (int(v) for v in label["size"].split("x"))
-    box = picture_box(h, w, cfg.height, cfg.width, cfg.frame_fit)
+    box = _outside_box(label, cfg)
     return {**label, "frame_box": list(box)} if box else label
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from core.channels import input_key
 from core.config import ModelConfig
-from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict
+from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
+from core.frames import Box
 from core.manifest import Manifest, encoder_graph
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
 from core.vocab import UNK_ID, Vocab, tokenize
@@ -221,7 +222,7 @@ class Predictor:
 
     async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
         prepared = await self.prepare(video) if video is not None else None
-        item = (prepared.array if prepared else None, tokens)
+        item = (prepared.array if prepared else None, tokens, prepared.box if prepared else None)
         mu, sigma, video_fam = await self._submit(BatchKey("encode", config), item)
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
@@ -316,18 +317,20 @@ class Predictor:
             return self._run_video(items)
         raise ValueError(f"unknown batch key {key!r}")
 
-    def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None]]) -> list[Any]:
+    def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None, Box | None]]
+                    ) -> list[Any]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
-        video = np.stack([v for v, _ in items if v is not None]).astype(np.float32) if "v" in config else None
-        tokens = [t for _, t in items if t is not None] if "s" in config else None
+        video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if "v" in config else None
+        tokens = [t for _, t, _ in items if t is not None] if "s" in config else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
         familiarity: list[float | None] = [None] * len(items)
         if video is not None and self.calibration is not None:
-            # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): how badly it
-            # does is the clip's main familiarity signal. Cache misses only; the score is cached with the SLR.
+            # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): what it misses
+            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the score is
+            # cached with the SLR.
             rebuilt = self.engine.decode_video(mu, video[:, 0])
-            signals = self.calibration.video_signals(video, rebuilt, mu, sigma)
+            signals = video_signals(video, rebuilt, [box for _, _, box in items])
             familiarity = [float(f) for f in self.calibration.familiarity(signals)]
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, familiarity)]
 

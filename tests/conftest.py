@@ -43,12 +43,10 @@ def artifacts_dir(tmp_path_factory, tiny_run, tiny_corpus) -> Path:
     root = tmp_path_factory.mktemp("artifacts")
     # The tiny corpus has 16 validation clips: its familiarity is calibrated on them and part of the training split.
     test, val = tiny_corpus.splits["test"][:8], tiny_corpus.splits["val"] + tiny_corpus.splits["train"][:64]
-    train = tiny_corpus.splits["train"][64:]
     export_run(tiny_run, root, version="tiny-test",
                sample_video=np.stack([c.frames for c in test]).astype(np.float32) / 255.0,
                sample_sentences=[c.captions[0] for c in test],
-               calibration_video=np.stack([c.frames for c in val]).astype(np.float32) / 255.0,
-               calibration_train_video=np.stack([c.frames for c in train]).astype(np.float32) / 255.0)
+               calibration_clips=val)
     return root
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.familiarity import FALSE_ALARM
 from tests.service_fixtures import encode_clip, moving_square_clip, redis_server, uvicorn_server
 
 MAX_UPLOAD = 1024 * 1024
@@ -179,7 +180,7 @@ def test_every_clip_answer_carries_a_cached_familiarity(client: httpx.Client, ti
     forget(redis_url, model, uploads)
     answers = [client.post("/caption", files=f).json() for f in uploads]
     for a in answers:
-        assert 0.0 <= a["familiarity"] <= 1.0 and a["familiar"] == (a["familiarity"] >= 0.02), a
+        assert 0.0 <= a["familiarity"] <= 1.0 and a["familiar"] == (a["familiarity"] >= FALSE_ALARM), a
         assert bool(a["warnings"]) == (not a["familiar"]), a
     again = client.post("/caption", files=uploads[0]).json()
     assert again["cached"] is True and again["familiarity"] == answers[0]["familiarity"], "cached with the SLR"

@@ -64,6 +64,29 @@ def synthetic_uploads(n: int) -> list[bytes]:
     return [encode_clip(c.frames, "mp4") for c in clips]
 
 
+def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
+               per_group: int = 1) -> list[tuple[str, np.ndarray]]:
+    """(label, frames) rows of the picture: per group its first uploads, four of the frames the model sees beside
+    the same four of its rebuild, labelled with the score, the verdict and each signal's value."""
+    from core.familiarity import VIDEO_SIGNALS
+
+    rows = []
+    for name, uploads in groups.items():
+        for data in uploads[:per_group]:
+            p = prepare_upload(data, engine.config, MediaLimits())
+            v = p.array[None]
+            mu, _ = engine.encode(v, None)
+            rebuilt = engine.decode_video(mu, v[:, 0])
+            signals = video_signals(v, rebuilt, [p.box])
+            score = float(calibration.familiarity(signals)[0])
+            verdict = "familiar" if score >= calibration.threshold else "UNFAMILIAR"
+            values = ", ".join(f"{n} {x:.3f}" for n, x in zip(VIDEO_SIGNALS, signals[0]))
+            picks = np.linspace(0, len(v[0]) - 1, 4).round().astype(int)
+            rows.append((f"{name}\nfamiliarity {score:.3f}: {verdict}\n{values}",
+                         np.concatenate([v[0][picks], rebuilt[0][picks]])))
+    return rows
+
+
 def split_scores(engine, calibration: Calibration, data: str) -> dict[str, np.ndarray]:
     """The corpus' test split by number of objects."""
     from model.data.corpus import load_corpus
@@ -86,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-kind", type=int, default=8, help="out-of-domain clips per kind")
     ap.add_argument("--clips", type=int, default=60, help="test-suite-style and synthetic uploads each")
     ap.add_argument("--data", help="a saved synthetic corpus (slr data synth): score its test split too")
+    ap.add_argument("--sheet", help="also draw one clip per group, the clip and the model's rebuild, to this PNG")
     args = ap.parse_args(argv)
     engine = Engine.load(args.artifacts)
     if not engine.manifest.familiarity:
@@ -113,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     s = np.concatenate(ood_all)
     print(f"| out of domain, all kinds | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | "
           f"{np.median(s):.3f} |")
+    if args.sheet:
+        from bench.contact_sheet import save_sheet, sheet
+
+        print(save_sheet(sheet(sheet_rows(engine, calibration, groups), label_w=330), args.sheet))
     return 0
 
 

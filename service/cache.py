@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from core.familiarity import VIDEO_SIGNALS
 from core.frames import Box
 
 log = logging.getLogger("service.cache")
@@ -39,9 +40,11 @@ class SlrEntry:
     # (top, left, h, w) of the clip's own picture in a letterboxed frame ("pad" models), so that reconstruct can
     # answer in the clip's aspect ratio; None when the picture fills the frame.
     box: Box | None = None
-    # How familiar the input was (core/familiarity.py), per medium: None when absent or the model has no calibration.
-    video_familiarity: float | None = None
-    sentence_familiarity: float | None = None
+    # What the familiarity score reads (core/familiarity.py): the clip's signals, not its score, so that a model
+    # recalibrated in place (`slr calibrate`) scores cached clips by its new calibration; None when there was no
+    # video or the service computed none (SLR_FAMILIARITY=false, a model without calibration).
+    video_signals: tuple[float, ...] | None = None
+    sentence_familiarity: float | None = None  # the share of known words: no calibration involved
 
 
 def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
@@ -65,9 +68,10 @@ def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
         fields["first"] = np.ascontiguousarray(entry.first_frame, dtype=np.uint8).tobytes()
     if entry.box is not None:
         fields["box"] = np.asarray(entry.box, dtype=BOX).tobytes()
-    for name, value in (("fam_v", entry.video_familiarity), ("fam_s", entry.sentence_familiarity)):
-        if value is not None:
-            fields[name] = np.asarray([value], dtype=F32).tobytes()
+    if entry.video_signals is not None:
+        fields["sig_v"] = np.asarray(entry.video_signals, dtype=F32).tobytes()
+    if entry.sentence_familiarity is not None:
+        fields["fam_s"] = np.asarray([entry.sentence_familiarity], dtype=F32).tobytes()
     return fields
 
 
@@ -77,6 +81,14 @@ def _share(raw: bytes | None) -> float | None:
         return None
     value = float(np.frombuffer(raw, dtype=F32)[0])
     return value if 0.0 <= value <= 1.0 else None
+
+
+def _signals(raw: bytes | None) -> tuple[float, ...] | None:
+    """Stored video signals, or None when absent, of another layout, or not finite (a foreign value is not trusted)."""
+    if raw is None or len(raw) != len(VIDEO_SIGNALS) * F32.itemsize:
+        return None
+    values = np.frombuffer(raw, dtype=F32)
+    return tuple(float(v) for v in values) if np.all(np.isfinite(values)) else None
 
 
 def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> Box | None:
@@ -100,7 +112,7 @@ def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
     if first is not None and len(first) == int(np.prod(frame_shape)):
         frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
     return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame,
-                    _box(fields.get(b"box"), frame_shape), _share(fields.get(b"fam_v")), _share(fields.get(b"fam_s")))
+                    _box(fields.get(b"box"), frame_shape), _signals(fields.get(b"sig_v")), _share(fields.get(b"fam_s")))
 
 
 class SlrCache:

@@ -196,6 +196,8 @@ class Predictor:
             digest = canonical_digest(data, tokens)
         key = make_key(self.engine.version, config, digest)
         hit = await self.cache.get(key)
+        if hit is not None and "v" in config and self.calibration is not None and hit[0].video_signals is None:
+            hit = None  # cached without familiarity signals (scoring was off, or an older layout): compute again
         if hit is not None:
             self.metrics.cache_hits.labels(hit[1]).inc()
             return Latent(key, config, hit[0], cached=True)
@@ -223,10 +225,10 @@ class Predictor:
     async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
         prepared = await self.prepare(video) if video is not None else None
         item = (prepared.array if prepared else None, tokens, prepared.box if prepared else None)
-        mu, sigma, video_fam = await self._submit(BatchKey("encode", config), item)
+        mu, sigma, signals = await self._submit(BatchKey("encode", config), item)
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
-        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None, video_fam, sentence_fam)
+        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None, signals, sentence_fam)
         await self.cache.put(key, entry)
         return entry
 
@@ -254,8 +256,11 @@ class Predictor:
 
     def verdict(self, latent: Latent, unknown_words: list[str] | None = None) -> Verdict:
         """How familiar the SLR's input was (core/familiarity.py), with warnings in words."""
-        threshold = self.calibration.threshold if self.calibration is not None else None
-        return verdict(latent.entry.video_familiarity, latent.entry.sentence_familiarity, threshold, unknown_words)
+        calibration, signals = self.calibration, latent.entry.video_signals
+        if calibration is None or signals is None:
+            return verdict(None, latent.entry.sentence_familiarity, None, unknown_words)
+        video = float(calibration.familiarity(np.asarray([signals]))[0])
+        return verdict(video, latent.entry.sentence_familiarity, calibration.threshold, unknown_words)
 
     def sample(self, entry: SlrEntry, n: int, seed: int) -> np.ndarray:
         """n draws z = mu + sigma * eps from the SLR, reproducible with the seed."""
@@ -324,15 +329,15 @@ class Predictor:
         tokens = [t for _, t, _ in items if t is not None] if "s" in config else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
-        familiarity: list[float | None] = [None] * len(items)
+        signals: list[tuple[float, ...] | None] = [None] * len(items)
         if video is not None and self.calibration is not None:
             # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): what it misses
             # is one familiarity signal, read inside the upload's own picture. Cache misses only; the score is
             # cached with the SLR.
             rebuilt = self.engine.decode_video(mu, video[:, 0])
-            signals = video_signals(video, rebuilt, [box for _, _, box in items])
-            familiarity = [float(f) for f in self.calibration.familiarity(signals)]
-        return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, familiarity)]
+            rows = video_signals(video, rebuilt, [box for _, _, box in items])
+            signals = [tuple(float(v) for v in row) for row in rows]
+        return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, signals)]
 
     def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)

@@ -330,7 +330,7 @@ def test_redis_keys_are_namespaced_by_model_version(secured: tuple[str, str]) ->
     pattern = re.compile(rf"^slr:{re.escape(version)}:(v|s|vs):[0-9a-f]{{64}}$")
     assert keys and all(pattern.match(k) for k in keys), keys
     assert all(0 < client.ttl(k) <= 3600 for k in ids)
-    fields = {b"mu", b"sigma", b"first", b"box", b"fam_v", b"fam_s"}  # raw bytes, never a pickle
+    fields = {b"mu", b"sigma", b"first", b"box", b"sig_v", b"fam_s"}  # raw bytes, never a pickle
     assert all(client.type(k) == b"hash" and set(client.hkeys(k)) <= fields for k in ids)
 
 

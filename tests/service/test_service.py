@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.familiarity import FALSE_ALARM
+from core.familiarity import FALSE_ALARM, VIDEO_SIGNALS
 from tests.service_fixtures import encode_clip, moving_square_clip, redis_server, uvicorn_server
 
 MAX_UPLOAD = 1024 * 1024
@@ -186,6 +186,28 @@ def test_every_clip_answer_carries_a_cached_familiarity(client: httpx.Client, ti
     assert again["cached"] is True and again["familiarity"] == answers[0]["familiarity"], "cached with the SLR"
     by_id = client.post("/caption", json={"latent_id": answers[0]["latent_id"]}).json()
     assert by_id["familiarity"] == answers[0]["familiarity"] and by_id["warnings"] == answers[0]["warnings"]
+
+
+def test_the_cache_keeps_signals_and_computes_again_what_has_none(client: httpx.Client, tiny_corpus, model: dict,
+                                                                   artifacts_dir: Path, redis_url: str,
+                                                                   tmp_path: Path) -> None:
+    """Redis holds a clip's familiarity signals, not its score (a recalibrated model scores them anew); an entry
+    without them (cached while scoring was off) is computed again by the next replica that meets it, not answered
+    null."""
+    import redis
+
+    upload = synthetic_uploads(tiny_corpus, 7)[-1:]
+    forget(redis_url, model, upload)
+    first = client.post("/caption", files=upload[0]).json()
+    store = redis.Redis.from_url(redis_url)
+    key = first["latent_id"]
+    assert len(store.hget(key, "sig_v")) == 4 * len(VIDEO_SIGNALS) and store.hget(key, "fam_v") is None
+    store.hdel(key, "sig_v")
+    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, **LIMITS}
+    with uvicorn_server(env, tmp_path / "replica.log") as replica:  # its own in-process cache starts empty
+        again = httpx.post(f"{replica}/caption", files=upload[0], timeout=30).json()
+    assert again["cached"] is False and again["familiarity"] == first["familiarity"], again
+    assert store.hget(key, "sig_v") is not None
 
 
 def test_a_sentence_of_unknown_words_says_nothing_was_understood(client: httpx.Client) -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
@@ -54,12 +54,15 @@ class BatchKey:
 
 
 class EngineLike(Protocol):
-    """What the predictor needs of an engine (service.engine.Engine; tests pass lighter doubles)."""
+    """What the service needs of an engine (service.engine.Engine; tests pass lighter doubles): the predictor runs
+    it, /models and /readyz report its execution providers."""
 
     config: ModelConfig
     manifest: Manifest
     vocab: Vocab
     version: str
+    providers: dict[str, list[str]]
+    uses_gpu: bool
 
     def encode(self, video: np.ndarray | None, tokens: list[list[int]] | None) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -300,8 +303,15 @@ class Predictor:
         return await self._submit(BatchKey("video"), (latent.entry.mu, first_f32))
 
     # ---- postprocess --------------------------------------------------------------------------------
+    @overload
+    async def render(self, frames: np.ndarray, fmt: Literal["gif"], scale: int, fps: float) -> bytes: ...
+
+    @overload
+    async def render(self, frames: np.ndarray, fmt: Literal["json"], scale: int, fps: float) -> list[str]: ...
+
     async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int,
                      fps: float) -> bytes | list[str]:
+        """A GIF's bytes, or base64 PNG frames for JSON."""
         if fmt == "gif":
             return await self._in_media_pool(encode_gif, frames, scale, fps)
         return await self._in_media_pool(encode_png_frames, frames, scale)

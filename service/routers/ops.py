@@ -1,11 +1,14 @@
 """Operations: GET /models, /vocab, /healthz (and HEAD), /readyz, /metrics (health endpoints never need the API key)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from core.channels import INPUT_KEYS
 from core.vocab import SPECIALS
+from service.predictor import Predictor
 from service.routers.deps import EngineDep, error_responses, require_api_key
 from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse, VocabResponse
 
@@ -50,12 +53,13 @@ async def healthz_head() -> Response:
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}},
             summary="Readiness (degraded: serving, but SLRs are cached in process only)")
 async def readyz(request: Request) -> JSONResponse:
-    predictor = getattr(request.app.state, "predictor", None)
+    predictor: Predictor | None = getattr(request.app.state, "predictor", None)
     if predictor is None:
         body = ReadyResponse(status="starting", redis="down", reasons=["model loading"])
         return JSONResponse(body.model_dump(), status_code=503)
     cache = predictor.cache
-    redis = "disabled" if not cache.redis_configured else ("up" if await cache.ping() else "down")
+    redis: Literal["up", "down", "disabled"] = (
+        "disabled" if not cache.redis_configured else ("up" if await cache.ping() else "down"))
     reasons = [] if redis == "up" else [f"redis {redis}: SLR cache is in process only"]
     body = ReadyResponse(status="ready" if not reasons else "degraded", model_version=predictor.engine.version,
                          redis=redis, providers={k: list(v) for k, v in predictor.engine.providers.items()},

@@ -40,6 +40,13 @@ class ModelConfig:
     def frame_pixels(self) -> int:
         return self.height * self.width * 3
 
+    @property
+    def video_shape(self) -> tuple[int, ...]:
+        """One clip as the video encoder reads it: (T, H, W, 3) frames in [0, 1], or (T, D) features."""
+        if self.video_input == "frames":
+            return (self.frames, self.height, self.width, 3)
+        return (self.frames, self.feature_dim)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

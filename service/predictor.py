@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
-from core.channels import input_key
+from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
 from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict
 from core.manifest import Manifest, encoder_graph
@@ -31,7 +31,6 @@ from service.settings import Settings
 
 log = logging.getLogger("service.predictor")
 
-CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # core.channels registry names
 RETRY_AFTER_S = 1
 SAMPLE_ROUNDS = 4  # rounds of draws looking for distinct samples (the first is the plain seeded draw)
 DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
@@ -90,7 +89,7 @@ class Latent:
 
     @property
     def config_name(self) -> str:
-        return CONFIG_NAMES[self.config]
+        return encode_name(self.config)
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ class Predictor:
         if video is None and sentence is None:
             raise InvalidInput("send a video, a sentence, or both")
         tokens = self.tokens(sentence) if sentence is not None else None
-        config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
+        config = key_of(video=video is not None, sentence=tokens is not None)
         if encoder_graph(config) not in self.engine.manifest.graphs:
             raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
         data = video.data if video else None
@@ -328,8 +327,8 @@ class Predictor:
 
     def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None]]) -> list[Any]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
-        video = np.stack([v for v, _ in items if v is not None]).astype(np.float32) if "v" in config else None
-        tokens = [t for _, t in items if t is not None] if "s" in config else None
+        video = np.stack([v for v, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
+        tokens = [t for _, t in items if t is not None] if has_sentence(config) else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
         familiarity: list[float | None] = [None] * len(items)

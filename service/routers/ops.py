@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from core.channels import INPUT_KEYS
+from core.channels import INPUT_KEYS, encode_name, media_of
 from core.vocab import SPECIALS
 from service.predictor import Predictor
 from service.routers.deps import EngineDep, error_responses, require_api_key
@@ -22,7 +22,7 @@ async def models(engine: EngineDep) -> ModelInfo:
     cfg, manifest = engine.config, engine.manifest
     tasks = [ModelTask(name=name, endpoint=t.endpoint, inputs=list(t.inputs), outputs=list(t.outputs))
              for name, t in manifest.tasks.items()]
-    configs = {f"encode_{k}": [m for m, c in (("video", "v"), ("sentence", "s")) if c in k] for k in INPUT_KEYS}
+    configs: dict[str, list[str]] = {encode_name(k): list(media_of(k)) for k in INPUT_KEYS}
     return ModelInfo(version=engine.version, created=manifest.created or None, video_input=cfg.video_input,
                      frames=cfg.frames, height=cfg.height, width=cfg.width, frame_fit=cfg.frame_fit,
                      latent_dim=cfg.latent_dim, max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks,

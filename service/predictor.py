@@ -365,3 +365,14 @@ class Predictor:
         self._media_pool.shutdown(wait=False, cancel_futures=True)
         self.decoder.close()
         self._engine_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_predictor(engine: EngineLike, settings: Settings, metrics: Metrics, local: bool = False) -> Predictor:
+    """The predictor of a loaded engine, with its SLR cache: shared through Redis when settings name one, in
+    process otherwise. The server and the local commands (slr caption, slr generate; `local`: no Redis warning,
+    there are no replicas to share with) both set up through here."""
+    cfg = engine.config
+    cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
+                     (cfg.height, cfg.width, 3), on_redis_state=metrics.redis_up.set, latent_dim=cfg.latent_dim,
+                     local=local)
+    return Predictor(engine, cache, metrics, settings)

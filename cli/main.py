@@ -37,7 +37,7 @@ def corpus_source(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_source(source: dict[str, Any]):
-    from model.data.corpus import load_corpus
+    from model.data.load import load_corpus
 
     return load_corpus(source["name"], source.get("root"), **dict(source.get("kw") or {}))
 

@@ -47,10 +47,12 @@ quality-model: install system-deps
 	$(SLR) export runs/quality --out $(SHIPPED) --version quality-v7 --check
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 
-# Style and the rooms' import rules: ruff (pyproject.toml [tool.ruff]) and import-linter's contracts.
+# Style, the rooms' import rules and types: ruff ([tool.ruff]), import-linter's contracts, mypy ([tool.mypy]) on the
+# rooms the serving image ships.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy core service
 
 # Everything (CI); the suite prints its wall time at the end.
 test: install system-deps

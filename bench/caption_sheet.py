@@ -19,8 +19,8 @@ from bench.contact_sheet import save_sheet, sheet
 
 def caption_rows(artifacts: list[Path], outside: Path, n_clips: int) -> tuple[list[tuple[str, np.ndarray]], dict]:
     """(label, frames) rows: per two-object file its truth, then each model's caption; and each model's score."""
+    from model.data.attributes import object_binding
     from model.data.outside import decode_clip_file, load_outside_set
-    from model.data.synthetic import object_binding
     from service.engine import Engine
 
     engines = [Engine.load(a) for a in artifacts]

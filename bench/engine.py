@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # `python bench/engine.py`: make the repository r
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.channels import REGISTRY, ChannelConfig  # noqa: E402  (torch-free)
+from core.config import ModelConfig  # noqa: E402
 
 TASKS = tuple(REGISTRY)
 
@@ -40,12 +41,10 @@ class Inputs:
         return Inputs(self.video[:n], self.tokens[:n])
 
 
-def make_inputs(cfg: Any, n: int, seed: int = 0) -> Inputs:
+def make_inputs(cfg: ModelConfig, n: int, seed: int = 0) -> Inputs:
     """Random clips and random sentences of 4 .. max_words real words (ids past the specials)."""
     rng = np.random.default_rng(seed)
-    shape = ((n, cfg.frames, cfg.height, cfg.width, 3) if cfg.video_input == "frames"
-             else (n, cfg.frames, cfg.feature_dim))
-    video = rng.random(shape, dtype=np.float32)
+    video = rng.random((n, *cfg.video_shape), dtype=np.float32)
     lengths = rng.integers(min(4, cfg.max_words), cfg.max_words + 1, size=n)
     tokens = [rng.integers(4, cfg.vocab_size, size=int(k)).tolist() for k in lengths]
     return Inputs(video, tokens)

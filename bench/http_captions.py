@@ -17,8 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from model.data.attributes import attribute_accuracy  # noqa: E402
 from model.data.augment import encode_frames  # noqa: E402
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, attribute_accuracy, render_clip  # noqa: E402
+from model.data.synthetic import COLOURS, MOTIONS, SHAPES, render_clip  # noqa: E402
 
 FORMATS: dict[str, str] = {"mp4": "h264", "webm": "vp9", "avi": "mpeg4", "mov": "h264_mov", "gif": "gif"}
 

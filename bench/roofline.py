@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     engine = Engine.load(args.artifacts, args.version, device="cpu", intra_op_threads=levels[0])
     cfg = engine.config
     rng = np.random.default_rng(0)
-    shape = (cfg.frames, cfg.height, cfg.width, 3) if cfg.video_input == "frames" else (cfg.frames, cfg.feature_dim)
-    video = rng.random((args.batch, *shape), dtype=np.float32)
+    video = rng.random((args.batch, *cfg.video_shape), dtype=np.float32)
 
     # FLOPs of one caption (batch 1): encoder, init, one step; then per step count of the real captions.
     enc1, enc_ops = graph_flops(directory / "encoder_v.onnx", {"video": video[:1]})

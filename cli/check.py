@@ -21,7 +21,8 @@ CHECK_FILE = "check.json"
 
 def check_figures(root: str | Path, n_clips: int = CHECK_CLIPS, seed: int = CHECK_SEED) -> dict[str, Any]:
     """Caption attribute accuracy of the engine on the check set, plus the model version it measured."""
-    from model.data.synthetic import attribute_accuracy, generate
+    from model.data.attributes import attribute_accuracy
+    from model.data.synthetic import generate
     from service.engine import Engine
 
     engine = Engine.load(root)

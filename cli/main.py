@@ -37,7 +37,7 @@ def corpus_source(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_source(source: dict[str, Any]):
-    from model.data.corpus import load_corpus
+    from model.data.load import load_corpus
 
     return load_corpus(source["name"], source.get("root"), **dict(source.get("kw") or {}))
 
@@ -219,17 +219,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def local_predictor(artifacts: str | None) -> Any:
     """The service's own Predictor (engine, in-process cache, no Redis, no batching wait), for the local commands."""
     from service.app import load_engine
-    from service.cache import SlrCache
     from service.metrics import Metrics
-    from service.predictor import Predictor
+    from service.predictor import build_predictor
     from service.settings import Settings
 
     settings = Settings(redis_url="", max_wait_ms=0.0, artifacts=default_artifacts(artifacts))
-    engine = load_engine(settings)
-    cfg = engine.config
-    cache = SlrCache(None, settings.cache_ttl_s, settings.cache_lru_size, (cfg.height, cfg.width, 3),
-                     latent_dim=cfg.latent_dim, local=True)
-    return Predictor(engine, cache, Metrics(), settings)
+    return build_predictor(load_engine(settings), settings, Metrics(), local=True)
 
 
 def local_error(exc: Exception, name: str | None = None, head: bytes = b"") -> str | None:

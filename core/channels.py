@@ -11,6 +11,10 @@ from typing import Literal
 
 Medium = Literal["video", "sentence"]
 MEDIA: tuple[Medium, ...] = ("video", "sentence")
+# The short key of an input subset ('v', 's', 'vs'): graph names, cache keys, latent ids. Each medium's letter is
+# spelled here and nowhere else; every other room asks the functions below.
+InputKey = Literal["v", "s", "vs"]
+MEDIUM_LETTERS: dict[Medium, str] = {"video": "v", "sentence": "s"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,32 @@ class ChannelConfig:
 def input_key(inputs: frozenset[str] | set[str]) -> str:
     if not inputs or not set(inputs) <= set(MEDIA):
         raise ValueError(f"inputs must be a non-empty subset of {MEDIA}, got {sorted(inputs)}")
-    return ("v" if "video" in inputs else "") + ("s" if "sentence" in inputs else "")
+    return "".join(MEDIUM_LETTERS[m] for m in MEDIA if m in inputs)
+
+
+def key_of(video: bool, sentence: bool) -> str:
+    """The key of the inputs present, e.g. key_of(video=True, sentence=False) == 'v'."""
+    return input_key({m for m, on in zip(MEDIA, (video, sentence)) if on})
+
+
+def media_of(key: str) -> tuple[Medium, ...]:
+    """The media of an input key, in MEDIA order: 'vs' -> ('video', 'sentence')."""
+    if key not in INPUT_KEYS:
+        raise ValueError(f"unknown input key {key!r}; known: {INPUT_KEYS}")
+    return tuple(m for m in MEDIA if MEDIUM_LETTERS[m] in key)
+
+
+def has_video(key: str) -> bool:
+    return "video" in media_of(key)
+
+
+def has_sentence(key: str) -> bool:
+    return "sentence" in media_of(key)
+
+
+def encode_name(key: str) -> str:
+    """The registry name of the configuration that encodes an input key: 'v' -> 'encode_v'."""
+    return get(f"encode_{key}").name
 
 
 def _cfg(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], endpoint: str,
@@ -63,7 +92,7 @@ REGISTRY: dict[str, ChannelConfig] = {
 }
 
 # Every input subset the model can be asked to encode (one encoder graph each).
-INPUT_KEYS: tuple[str, ...] = ("v", "s", "vs")
+INPUT_KEYS: tuple[InputKey, ...] = ("v", "s", "vs")
 
 # Partial-model learning (paper): input configurations (v,s), (v,0), (0,s) drawn with these probabilities.
 PARTIAL_LEARNING_PROBS: dict[str, float] = {"vs": 0.5, "v": 0.25, "s": 0.25}

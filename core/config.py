@@ -40,6 +40,13 @@ class ModelConfig:
     def frame_pixels(self) -> int:
         return self.height * self.width * 3
 
+    @property
+    def video_shape(self) -> tuple[int, ...]:
+        """One clip as the video encoder reads it: (T, H, W, 3) frames in [0, 1], or (T, D) features."""
+        if self.video_input == "frames":
+            return (self.frames, self.height, self.width, 3)
+        return (self.frames, self.feature_dim)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -110,61 +117,63 @@ class Preset:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _preset(name: str) -> Preset:
-    if name == "tiny":  # the test session: seconds, not minutes
-        return Preset(
-            ModelConfig(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16,
-                        cnn_channels=8, frame_embed=32, max_words=12, attention_heads=1, frame_fit="pad"),
-            TrainConfig(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
-            corpus_clips=160, aspect_share=0.25, description="tests only: trains in seconds, learns little")
-    if name == "demo":  # about 8 minutes on 2 quiet cores
-        # The video decoder draws ("layers": a background and a masked object layer, a foreground-weighted loss x3,
-        # sentence-only rows against centred clips, then video-only fine-tuning). Measured on this corpus after
-        # 400 + 1,500 (+ 300 video fine-tuning) steps, 400 validation clips: sentence-to-video colour / motion /
-        # contrast 0.93 / 0.85 / 0.84 against 0.00 / 0.00 / 0.17 with the paper's linear decoder; reconstruct
-        # 0.55 / 0.52 / 0.72 against 0.00 / 0.00 / 0.13; captions unchanged (colour 0.98 / 0.97, motion 0.97 /
-        # 0.98).
-        # Frames at half the paper's size: a step costs ~2.6x less than at 36 x 64, and the video channel
-        # needs ~1,500 steps before its captions name the colour (the quality preset keeps 36 x 64).
-        return Preset(
-            ModelConfig(frames=8, height=18, width=32, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers", frame_fit="pad"),
-            TrainConfig(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
-                        partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
-            corpus_clips=6000, aspect_share=0.25,
-            description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores")
-    if name == "quality":  # about 45 minutes on 2 cores (the sprite decoder; models/default/README.md)
-        # Full-model learning first: with the sentence channel on, the decoder learns to read z within a
-        # few hundred steps (paraphrase colour 0.65 after 400). Then partial-model learning with the
-        # paper's input mix at the full learning rate (lr / 10 left the video channel at chance in 30
-        # CPU-minutes), with the alignment term pulling the video's contribution to z towards the
-        # caption's (model/star.py: latent_alignment; at 1,500 steps caption motion 0.82 with it, 0.32
-        # without). The demo's widths with a wider CNN; the steps are those quality-v4 reached in its 27 minutes
-        # on 2 quiet cores (317 full-model, 8,686 partial-model), fixed in steps. Since quality-v5 the video decoder
-        # draws ("layers", as in the demo preset) and ends with 1,000 steps of video fine-tuning; a quarter of the
-        # clips are drawn at other aspect ratios and letterboxed ("pad"). Since quality-v6 the corpus' two-object clips
-        # open their captions with the larger object (model/data/synthetic.py: salient_first). Since quality-v7 the
-        # video decoder is the sprite-and-track one, its pose and sprite-mask terms at 1.0 (with and without: issue 26).
-        return Preset(
-            ModelConfig(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                        cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
-                        frame_fit="pad"),
-            TrainConfig(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
-                        partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
-                        lambda_foreground=3.0, finetune_video_steps=1000, lambda_pose=1.0, lambda_sprite_mask=1.0),
-            corpus_clips=24000, aspect_share=0.25,
-            description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 45 minutes on 2 cores")
-    if name == "paper":  # the paper's sizes: 512 everywhere, 35 words, batch 100
-        return Preset(
-            ModelConfig(frames=16, height=36, width=64, embed_dim=512, hidden=512, x_dim=512, latent_dim=512,
-                        cnn_channels=64, frame_embed=512, max_words=35),
-            TrainConfig(batch_size=100, lr=1e-3, full_steps=40000, partial_steps=20000, kl_ramp_steps=4000),
-            corpus_clips=40000, description="the paper's sizes (hours on a CPU)")
-    raise KeyError(f"unknown preset {name!r}; known: {PRESETS}")
+@dataclass(frozen=True)
+class PresetSpec:
+    """One row of PRESET_TABLE: the fields that differ from ModelConfig's and TrainConfig's defaults."""
+
+    model: dict[str, Any]
+    train: dict[str, Any]
+    corpus_clips: int
+    aspect_share: float = 0.0
+    description: str = ""
+
+    def build(self) -> Preset:
+        """A fresh Preset (its configs are mutable: every caller gets its own)."""
+        return Preset(ModelConfig(**self.model), TrainConfig(**self.train), corpus_clips=self.corpus_clips,
+                      aspect_share=self.aspect_share, description=self.description)
 
 
-PRESETS: tuple[str, ...] = ("tiny", "demo", "quality", "paper")
+# The presets, budgeted in steps. Why each is set as it is, with what each setting measured: docs/model.md
+# ("The presets, and why they are set so").
+PRESET_TABLE: dict[str, PresetSpec] = {
+    # The test session: seconds, not minutes.
+    "tiny": PresetSpec(
+        model=dict(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16, cnn_channels=8,
+                   frame_embed=32, max_words=12, attention_heads=1, frame_fit="pad"),
+        train=dict(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
+        corpus_clips=160, aspect_share=0.25, description="tests only: trains in seconds, learns little"),
+    # About 8 minutes on 2 quiet cores: half the paper's frame size, the "layers" video decoder.
+    "demo": PresetSpec(
+        model=dict(frames=8, height=18, width=32, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
+                   cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers", frame_fit="pad"),
+        train=dict(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
+                   partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
+        corpus_clips=6000, aspect_share=0.25,
+        description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores"),
+    # The shipped model (quality-v7, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder.
+    "quality": PresetSpec(
+        model=dict(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
+                   cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
+                   frame_fit="pad"),
+        train=dict(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
+                   partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
+                   lambda_foreground=3.0, finetune_video_steps=1000, lambda_pose=1.0, lambda_sprite_mask=1.0),
+        corpus_clips=24000, aspect_share=0.25,
+        description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 45 minutes on 2 cores"),
+    # The paper's sizes: 512 everywhere, 35 words, batch 100.
+    "paper": PresetSpec(
+        model=dict(frames=16, height=36, width=64, embed_dim=512, hidden=512, x_dim=512, latent_dim=512,
+                   cnn_channels=64, frame_embed=512, max_words=35),
+        train=dict(batch_size=100, lr=1e-3, full_steps=40000, partial_steps=20000, kl_ramp_steps=4000),
+        corpus_clips=40000, description="the paper's sizes (hours on a CPU)"),
+}
+
+PRESETS: tuple[str, ...] = tuple(PRESET_TABLE)
 
 
 def preset(name: str) -> Preset:
-    return _preset(name)
+    try:
+        spec = PRESET_TABLE[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known: {PRESETS}") from None
+    return spec.build()

@@ -67,7 +67,10 @@ def beam_search(step: StepFn, state: State, batch: int, beam_size: int, max_len:
         parent = np.arange(rows)
         for b in np.flatnonzero(~done):
             order = np.argsort(-cand[b], kind="stable")[: 2 * k]
-            new_seqs, new_scores, new_parent, new_tokens = [], [], [], []
+            new_seqs: list[list[int]] = []
+            new_scores: list[float] = []
+            new_parent: list[int] = []
+            new_tokens: list[int] = []
             for idx in order:
                 score = float(cand[b, idx])
                 if not np.isfinite(score):
@@ -95,9 +98,10 @@ def beam_search(step: StepFn, state: State, batch: int, beam_size: int, max_len:
         if done.all():
             break
         state = select_rows(state, parent, select)
-    for b in range(batch):  # hypotheses still live at max_len count as finished
-        if not done[b]:
-            finished[b].extend((float(scores[b, j]), seqs[b][j]) for j in range(k) if np.isfinite(scores[b, j]))
+    for item in range(batch):  # hypotheses still live at max_len count as finished
+        if not done[item]:
+            finished[item].extend((float(scores[item, j]), seqs[item][j]) for j in range(k)
+                                  if np.isfinite(scores[item, j]))
     return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
 
 

@@ -16,7 +16,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from core.channels import INPUT_KEYS
+from core.channels import INPUT_KEYS, has_sentence, has_video
 from core.config import ModelConfig
 from core.manifest import GraphEntry, encoder_graph
 from core.vocab import BOS_ID, Vocab, pad_tokens
@@ -112,8 +112,8 @@ class EncoderGraph(nn.Module):
         self.model, self.key = model, key
 
     def forward(self, *args: Tensor) -> tuple[Tensor, Tensor]:
-        video = args[0] if "v" in self.key else None
-        tokens, lengths = (args[-2], args[-1]) if "s" in self.key else (None, None)
+        video = args[0] if has_video(self.key) else None
+        tokens, lengths = (args[-2], args[-1]) if has_sentence(self.key) else (None, None)
         latent = self.model.encode(video, tokens, lengths)
         return latent.mu, latent.sigma
 
@@ -151,9 +151,7 @@ class VideoDecoderGraph(nn.Module):
 
 def video_shape(cfg: ModelConfig, batch: int) -> tuple[int, ...]:
     """[B,T,H,W,3] frames, or [B,T,D] precomputed features (T per clip, the frame count)."""
-    if cfg.video_input == "frames":
-        return (batch, cfg.frames, cfg.height, cfg.width, 3)
-    return (batch, cfg.frames, cfg.feature_dim)
+    return (batch, *cfg.video_shape)
 
 
 def example_inputs(cfg: ModelConfig, names: Sequence[str], batch: int, seq_len: int,
@@ -211,11 +209,11 @@ def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPS
 
 def encoder_cases(key: str) -> Callable[[StarModel, Samples], list[Case]]:
     def cases(model: StarModel, s: Samples) -> list[Case]:
-        if ("v" in key and s.video is None) or ("s" in key and s.tokens is None):
+        if (has_video(key) and s.video is None) or (has_sentence(key) and s.tokens is None):
             return []
         n = min(len(x) for x in (s.video, s.tokens) if x is not None)
-        case: Case = {"video": s.video[:n]} if "v" in key else {}
-        if "s" in key:
+        case: Case = {"video": s.video[:n]} if has_video(key) else {}
+        if has_sentence(key):
             case.update(tokens=s.tokens[:n], lengths=s.lengths[:n])
         return [case]
     return cases
@@ -250,7 +248,7 @@ def video_decoder_cases(model: StarModel, s: Samples) -> list[Case]:
 
 
 def encoder_spec(key: str) -> GraphSpec:
-    inputs = (("video",) if "v" in key else ()) + (("tokens", "lengths") if "s" in key else ())
+    inputs = (("video",) if has_video(key) else ()) + (("tokens", "lengths") if has_sentence(key) else ())
     return GraphSpec(encoder_graph(key), inputs, ENCODER_OUTPUTS, lambda m: EncoderGraph(m, key), encoder_cases(key))
 
 

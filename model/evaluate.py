@@ -16,8 +16,9 @@ from core.config import ModelConfig
 from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity, video_signals
 from core.frames import Box, crop_box, picture_box, prepare_clip
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
+from model.data.attributes import attribute_accuracy, object_binding
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import COLOUR_RGB, SHAPES, attribute_accuracy, object_binding, shape_sdf
+from model.data.synthetic import COLOUR_RGB, SHAPES, shape_sdf
 from model.star import StarModel, load_checkpoint
 
 EVAL_BATCH = 64

@@ -60,12 +60,14 @@ def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     return torch.ones(b), torch.ones(b)
 
 
+MIX_KEYS = ("vs", "v", "s")  # the order of a mix's probabilities (TrainConfig.partial_mix)
+
+
 def mixed_masks(mix: tuple[float, float, float]) -> MaskFn:
     """Channel dropout: each sample's input configuration (v+s, v, s) drawn with the probabilities `mix`."""
-    keys = ("vs", "v", "s")
     probs = torch.tensor([float(p) for p in mix])
-    has_v = torch.tensor(["v" in k for k in keys], dtype=torch.float32)
-    has_s = torch.tensor(["s" in k for k in keys], dtype=torch.float32)
+    has_v = torch.tensor([channels.has_video(k) for k in MIX_KEYS], dtype=torch.float32)
+    has_s = torch.tensor([channels.has_sentence(k) for k in MIX_KEYS], dtype=torch.float32)
 
     def masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         pick = torch.multinomial(probs, b, replacement=True, generator=gen)
@@ -75,7 +77,7 @@ def mixed_masks(mix: tuple[float, float, float]) -> MaskFn:
 
 
 # The paper's partial-model learning: inputs (v,s), (v,0), (0,s) with probabilities 0.5 / 0.25 / 0.25.
-partial_masks = mixed_masks(tuple(channels.PARTIAL_LEARNING_PROBS[k] for k in ("vs", "v", "s")))
+partial_masks = mixed_masks(tuple(channels.PARTIAL_LEARNING_PROBS[k] for k in MIX_KEYS))
 
 
 def fixed_masks(config: channels.ChannelConfig) -> MaskFn:

@@ -13,13 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from service.cache import SlrCache
 from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
-from service.predictor import Predictor
+from service.predictor import build_predictor
 from service.routers import encode, ops, page, sentences, videos
 from service.schemas import Sample
 from service.settings import Settings, get_settings
@@ -69,11 +68,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.error("refusing to start: %s: %s (artifacts %s)", type(e).__name__, e, settings.artifacts)
         raise
     log.info("model %s loaded; providers %s", engine.version, engine.providers)
-    cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
-                     (engine.config.height, engine.config.width, 3), on_redis_state=metrics.redis_up.set,
-                     latent_dim=engine.config.latent_dim)
-    await cache.ping()
-    predictor = Predictor(engine, cache, metrics, settings)
+    predictor = build_predictor(engine, settings, metrics)
+    await predictor.cache.ping()
     await predictor.decoder.warm()
     app.state.predictor = predictor
     try:

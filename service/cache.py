@@ -12,8 +12,9 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -21,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from core.familiarity import VIDEO_SIGNALS
 from core.frames import Box
@@ -62,8 +64,9 @@ def make_key(version: str, config: str, digest: str) -> str:
     return f"slr:{version}:{config}:{digest}"
 
 
-def _to_fields(entry: SlrEntry) -> dict[str, bytes]:
-    fields = {"mu": entry.mu.astype(F32).tobytes(), "sigma": entry.sigma.astype(F32).tobytes()}
+def _to_fields(entry: SlrEntry) -> dict[FieldT, EncodableT]:
+    fields: dict[FieldT, EncodableT] = {"mu": entry.mu.astype(F32).tobytes(),
+                                        "sigma": entry.sigma.astype(F32).tobytes()}
     if entry.first_frame is not None:
         fields["first"] = np.ascontiguousarray(entry.first_frame, dtype=np.uint8).tobytes()
     if entry.box is not None:
@@ -101,7 +104,7 @@ def _box(raw: bytes | None, frame_shape: tuple[int, int, int]) -> Box | None:
     return top, left, h, w
 
 
-def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
+def _from_fields(fields: Mapping[bytes, bytes], frame_shape: tuple[int, int, int],
                  latent_dim: int | None = None) -> SlrEntry | None:
     mu, sigma, first = fields.get(b"mu"), fields.get(b"sigma"), fields.get(b"first")
     if mu is None or sigma is None or len(mu) != len(sigma) or len(mu) % 4:
@@ -113,6 +116,11 @@ def _from_fields(fields: dict[bytes, bytes], frame_shape: tuple[int, int, int],
         frame = np.frombuffer(first, dtype=np.uint8).reshape(frame_shape)
     return SlrEntry(np.frombuffer(mu, dtype=F32).copy(), np.frombuffer(sigma, dtype=F32).copy(), frame,
                     _box(fields.get(b"box"), frame_shape), _signals(fields.get(b"sig_v")), _share(fields.get(b"fam_s")))
+
+
+def _raw(fields: Mapping[bytes | str, bytes | str]) -> Mapping[bytes, bytes]:
+    """A hash as Redis returned it: the client never decodes (no decode_responses), so keys and values are bytes."""
+    return cast(Mapping[bytes, bytes], fields)
 
 
 class SlrCache:
@@ -195,7 +203,7 @@ class SlrCache:
         except (RedisError, OSError) as e:
             self._mark(False, e)
             return None
-        entry = _from_fields(fields, self.frame_shape, self.latent_dim) if fields else None
+        entry = _from_fields(_raw(fields), self.frame_shape, self.latent_dim) if fields else None
         if entry is None:
             return None
         self._lru_put(key, entry)
@@ -208,7 +216,7 @@ class SlrCache:
         assert self._redis is not None
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=_to_fields(entry))  # type: ignore[arg-type]
+                pipe.hset(key, mapping=_to_fields(entry))
                 pipe.expire(key, self.ttl_s)
                 await pipe.execute()
             self._mark(True)

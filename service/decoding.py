@@ -121,7 +121,7 @@ def frame(body: bytes, raws: list[memoryview]) -> list[bytes | memoryview]:
 def encode(value: Any, raws: list[memoryview]) -> Any:
     """A value as JSON, its bytes and arrays appended to `raws` (the types the decode path passes, nothing else)."""
     if isinstance(value, np.ndarray):
-        raws.append(memoryview(np.ascontiguousarray(value)).cast("B"))
+        raws.append(np.ascontiguousarray(value).data.cast("B"))
         return {"array": len(raws) - 1, "dtype": value.dtype.str, "shape": list(value.shape)}
     if isinstance(value, bytes):
         raws.append(memoryview(value))
@@ -174,7 +174,7 @@ def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[bytes | 
     return frame(json.dumps(body).encode(), raws)
 
 
-def unpack_reply(body: bytes, buffers: list[bytearray]) -> tuple[bool, Any]:
+def unpack_reply(body: bytes | bytearray, buffers: list[bytearray]) -> tuple[bool, Any]:
     """A worker's reply back into values (arrays over the received memory: no copy); a media error raised there is
     the same error here. A reply that does not parse is treated as the worker's death (it is replaced)."""
     try:

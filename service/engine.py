@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from core.channels import INPUT_KEYS, has_sentence, has_video, key_of
 from core.manifest import ArtifactError, Manifest, encoder_graph, resolve_version_dir
 from core.search import decode_with_graphs
 from core.vocab import PAD_ID, Vocab, pad_tokens
@@ -147,7 +148,7 @@ class Engine:
             raise ValueError("encode needs video, tokens, or both")
         if video is not None and tokens is not None and len(feed["video"]) != len(feed["tokens"]):
             raise ValueError(f"video batch {len(feed['video'])} != tokens batch {len(feed['tokens'])}")
-        key = ("v" if video is not None else "") + ("s" if tokens is not None else "")
+        key = key_of(video=video is not None, sentence=tokens is not None)
         mu, sigma = self.graph(encoder_graph(key)).run(["mu", "sigma"], feed)
         return mu, sigma
 
@@ -174,9 +175,9 @@ class Engine:
         """One batch-1 call through every graph, so the first request does not pay for lazy initialisation."""
         cfg = self.config
         video = np.zeros((1, *self.video_shape()), dtype=np.float32)
-        for key, (v, t) in {"v": (video, None), "s": (None, [[PAD_ID]]), "vs": (video, [[PAD_ID]])}.items():
+        for key in INPUT_KEYS:
             if encoder_graph(key) in self.sessions:
-                self.encode(v, t)
+                self.encode(video if has_video(key) else None, [[PAD_ID]] if has_sentence(key) else None)
         z = np.zeros((1, cfg.latent_dim), dtype=np.float32)
         self.decode_sentence(z, max_len=1)
         if "video_decoder" in self.sessions:
@@ -184,10 +185,7 @@ class Engine:
 
     # -- input checks -------------------------------------------------------------------------------
     def video_shape(self) -> tuple[int, ...]:
-        cfg = self.config
-        if cfg.video_input == "frames":
-            return (cfg.frames, cfg.height, cfg.width, 3)
-        return (cfg.frames, cfg.feature_dim)
+        return self.config.video_shape
 
     def _check_video(self, video: np.ndarray) -> np.ndarray:
         video = np.ascontiguousarray(video, dtype=np.float32)

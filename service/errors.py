@@ -139,18 +139,24 @@ def install_error_handlers(app: "FastAPI") -> None:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
+    # The decorator, not add_exception_handler: that one is typed for handlers of Exception only, while each
+    # handler here takes its own exception type.
+    @app.exception_handler(ServiceError)
     async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
         message = exc.message.replace(EXAMPLE_BASE, str(request.base_url).rstrip("/"))  # this server's own address
         return JSONResponse(error_body(exc.code, message), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(MediaError)
     async def on_media_error(request: Request, exc: MediaError) -> JSONResponse:
         upload = getattr(request.state, "upload", None)  # set by service.routers.inputs
         message = explain_media_error(exc, getattr(upload, "filename", None), getattr(upload, "data", b"")[:64])
         return JSONResponse(error_body(exc.code, message), status_code=media_status(exc))
 
+    @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("invalid_input", _validation_message(list(exc.errors()))), status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404 and isinstance(exc.detail, str) and exc.detail == "Not Found":
             return JSONResponse(error_body("not_found", f"no endpoint at {request.url.path}; the web page is at /, "
@@ -166,15 +172,10 @@ def install_error_handlers(app: "FastAPI") -> None:
         return JSONResponse(error_body(code, message), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
-
-    app.add_exception_handler(ServiceError, on_service_error)  # type: ignore[arg-type]
-    app.add_exception_handler(MediaError, on_media_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 class TaskUnavailable(ServiceError):

@@ -11,11 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
-from core.channels import input_key
+from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
 from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
 from core.frames import Box
@@ -32,7 +32,6 @@ from service.settings import Settings
 
 log = logging.getLogger("service.predictor")
 
-CONFIG_NAMES = {"v": "encode_v", "s": "encode_s", "vs": "encode_vs"}  # core.channels registry names
 RETRY_AFTER_S = 1
 SAMPLE_ROUNDS = 4  # rounds of draws looking for distinct samples (the first is the plain seeded draw)
 DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
@@ -55,12 +54,15 @@ class BatchKey:
 
 
 class EngineLike(Protocol):
-    """What the predictor needs of an engine (service.engine.Engine; tests pass lighter doubles)."""
+    """What the service needs of an engine (service.engine.Engine; tests pass lighter doubles): the predictor runs
+    it, /models and /readyz report its execution providers."""
 
     config: ModelConfig
     manifest: Manifest
     vocab: Vocab
     version: str
+    providers: dict[str, list[str]]
+    uses_gpu: bool
 
     def encode(self, video: np.ndarray | None, tokens: list[list[int]] | None) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -88,7 +90,7 @@ class Latent:
 
     @property
     def config_name(self) -> str:
-        return CONFIG_NAMES[self.config]
+        return encode_name(self.config)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class Predictor:
         if video is None and sentence is None:
             raise InvalidInput("send a video, a sentence, or both")
         tokens = self.tokens(sentence) if sentence is not None else None
-        config = input_key({m for m, x in (("video", video), ("sentence", tokens)) if x is not None})
+        config = key_of(video=video is not None, sentence=tokens is not None)
         if encoder_graph(config) not in self.engine.manifest.graphs:
             raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
         data = video.data if video else None
@@ -196,7 +198,7 @@ class Predictor:
             digest = canonical_digest(data, tokens)
         key = make_key(self.engine.version, config, digest)
         hit = await self.cache.get(key)
-        if hit is not None and "v" in config and self.calibration is not None and hit[0].video_signals is None:
+        if hit is not None and has_video(config) and self.calibration is not None and hit[0].video_signals is None:
             hit = None  # cached without familiarity signals (scoring was off, or an older layout): compute again
         if hit is not None:
             self.metrics.cache_hits.labels(hit[1]).inc()
@@ -306,8 +308,15 @@ class Predictor:
         return await self._submit(BatchKey("video"), (latent.entry.mu, first_f32))
 
     # ---- postprocess --------------------------------------------------------------------------------
+    @overload
+    async def render(self, frames: np.ndarray, fmt: Literal["gif"], scale: int, fps: float) -> bytes: ...
+
+    @overload
+    async def render(self, frames: np.ndarray, fmt: Literal["json"], scale: int, fps: float) -> list[str]: ...
+
     async def render(self, frames: np.ndarray, fmt: Literal["gif", "json"], scale: int,
                      fps: float) -> bytes | list[str]:
+        """A GIF's bytes, or base64 PNG frames for JSON."""
         if fmt == "gif":
             return await self._in_media_pool(encode_gif, frames, scale, fps)
         return await self._in_media_pool(encode_png_frames, frames, scale)
@@ -325,14 +334,14 @@ class Predictor:
     def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None, Box | None]]
                     ) -> list[Any]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
-        video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if "v" in config else None
-        tokens = [t for _, t, _ in items if t is not None] if "s" in config else None
+        video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
+        tokens = [t for _, t, _ in items if t is not None] if has_sentence(config) else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
         signals: list[tuple[float, ...] | None] = [None] * len(items)
         if video is not None and self.calibration is not None:
             # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): what it misses
-            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the score is
+            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the signals are
             # cached with the SLR.
             rebuilt = self.engine.decode_video(mu, video[:, 0])
             rows = video_signals(video, rebuilt, [box for _, _, box in items])
@@ -364,3 +373,14 @@ class Predictor:
         self._media_pool.shutdown(wait=False, cancel_futures=True)
         self.decoder.close()
         self._engine_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_predictor(engine: EngineLike, settings: Settings, metrics: Metrics, local: bool = False) -> Predictor:
+    """The predictor of a loaded engine, with its SLR cache: shared through Redis when settings name one, in
+    process otherwise. The server and the local commands (slr caption, slr generate; `local`: no Redis warning,
+    there are no replicas to share with) both set up through here."""
+    cfg = engine.config
+    cache = SlrCache(settings.redis_url or None, settings.cache_ttl_s, settings.cache_lru_size,
+                     (cfg.height, cfg.width, 3), on_redis_state=metrics.redis_up.set, latent_dim=cfg.latent_dim,
+                     local=local)
+    return Predictor(engine, cache, metrics, settings)

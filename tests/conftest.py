@@ -95,6 +95,6 @@ _SUITE_START = time.monotonic()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """The suite's wall time, setup of the session fixtures included (CONTRIBUTING.md records it)."""
+    """The suite's wall time, setup of the session fixtures included (read from the run, never recorded by hand)."""
     tier = "fast" if "not slow" in (config.getoption("markexpr") or "") else "full"
     terminalreporter.write_line(f"suite wall time ({tier} tier): {time.monotonic() - _SUITE_START:.1f} s")

@@ -134,7 +134,7 @@ def star_preset(p, tasks: Sequence[str], align: bool):
 
 def load_data(source: DataSource, p) -> tuple[Any, str]:
     """(corpus, one-line description). A synthetic corpus is generated at the preset's frame size."""
-    from model.data.corpus import load_corpus
+    from model.data.load import load_corpus
 
     if source.data == "synthetic":
         if source.data_dir:

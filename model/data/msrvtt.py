@@ -4,7 +4,7 @@ Each json holds `videos[]` (`video_id`, `split` in train / validate / test) and 
 (`caption`, `video_id`, `sen_id`). The splits come from the files (6513 / 497 / 2990 in the real data).
 Features: `<features_dir>/<video_id>.npy`, float (D,) or (Tf, D), read with `allow_pickle=False`;
 videos without one are skipped and counted in `meta["missing_features"]`. Without a features folder: captions
-only (`meta["sentences_only"]`, model/data/msvd.py: NO_VIDEO). Torch-free.
+only (`meta["sentences_only"]`, model/data/features.py: NO_VIDEO). Torch-free.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from model.data.corpus import Corpus
-from model.data.msvd import check_feature_dims, split_clips
+from model.data.features import check_feature_dims, split_clips
 
 SPLIT_NAMES = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 

@@ -35,7 +35,8 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
 from core.config import FrameFit
-from model.data.synthetic import ATTRIBUTES, COLOUR_RGB, described_object, object_binding, parse_attributes
+from model.data.attributes import ATTRIBUTES, described_object, object_binding, parse_attributes
+from model.data.synthetic import COLOUR_RGB
 
 LABELS_JSON = "labels.json"
 CONTAINERS: tuple[str, ...] = ("mp4", "webm", "avi", "mov", "gif")

@@ -2,7 +2,7 @@
 
 Each clip comes with many human-like descriptions (synonyms, determiners, optional adjectives and
 adverbs, several sentence shapes), every one of which names the canonical colour, a shape synonym
-and a motion phrase, so `parse_attributes` can score any caption against the ground truth.
+and a motion phrase, so `model.data.attributes` can score any caption against the ground truth.
 
 Deterministic: the master `np.random.Generator(seed)` picks the held-out combinations, the clips that
 use them and the split; clip `i` draws from its own generator seeded with `(seed, i)`, so the same
@@ -15,7 +15,6 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -150,37 +149,6 @@ SECOND_RADIUS_SHARE = 0.65
 # (`aspect_share` of a corpus): portrait phone video, 3:4, square, 4:3, 1.85:1 and 2.39:1 cinema.
 CANVAS_ASPECTS: tuple[float, ...] = (9 / 16, 3 / 4, 1.0, 4 / 3, 1.85, 2.39)
 CANVAS_SCALE = 2  # such clips are drawn at twice the model's size and box-filtered down, as an upload is
-
-
-# --- parsing ------------------------------------------------------------------------------------------
-def _phrase_table(synonyms: dict[str, tuple[str, ...]]) -> list[tuple[tuple[str, ...], str]]:
-    """(tokens, canonical) longest first, so the longest phrase wins at a position."""
-    table = [(tuple(p.split()), canon) for canon, phrases in synonyms.items() for p in phrases]
-    return sorted(table, key=lambda e: -len(e[0]))
-
-
-_SHAPE_TABLE = _phrase_table(SHAPE_SYNONYMS)
-_MOTION_TABLE = _phrase_table(MOTION_SYNONYMS)
-_WORD = re.compile(r"[a-z]+")
-
-
-def _first_match(tokens: list[str], table: list[tuple[tuple[str, ...], str]]) -> str | None:
-    for i in range(len(tokens)):
-        for phrase, canon in table:
-            if tuple(tokens[i:i + len(phrase)]) == phrase:
-                return canon
-    return None
-
-
-def parse_attributes(sentence: str) -> dict[str, str | None]:
-    """The first colour, shape and motion a sentence mentions (canonical names), None where absent.
-
-    Captions name the main object first, so for a two-object caption this reads the main object.
-    """
-    tokens = _WORD.findall(sentence.lower())
-    colour = next((t for t in tokens if t in COLOUR_RGB), None)
-    return {"colour": colour, "shape": _first_match(tokens, _SHAPE_TABLE),
-            "motion": _first_match(tokens, _MOTION_TABLE)}
 
 
 # --- one object's appearance and trajectory ------------------------------------------------------------
@@ -653,52 +621,3 @@ def generate(n_clips: int, seed: int = 0, frames: int = 16, height: int = 36, wi
         "unseen_test_clips": len(unseen_ids), "split_rule": "80/10/10 by clip; held-out combos test only",
     }
     return Corpus(name="synthetic", video_input="frames", splits=splits, meta=meta)
-
-
-ATTRIBUTES: tuple[str, ...] = ("colour", "shape", "motion")
-
-
-def described_object(parsed: dict[str, str | None], truth: dict[str, Any]) -> dict[str, Any]:
-    """The clip's object that a caption names first: the one its attributes match best (the main
-    object on a tie). In a two-object clip nothing on screen says which object is the main one, so
-    a caption that names the other object first, rightly, is right; scoring it against the main
-    object only would cap every attribute near 0.9 (a fifth of the clips hold two objects)."""
-    objects = truth.get("objects") or [truth]
-    return max(objects, key=lambda o: sum(parsed.get(a) == o.get(a) for a in ATTRIBUTES))
-
-
-def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Share of captions naming the right colour, shape and motion (and all three at once)."""
-    if not truths:
-        return {}
-    hits = {a: 0 for a in (*ATTRIBUTES, "all")}
-    for hyp, truth in zip(hypotheses, truths):
-        parsed = parse_attributes(hyp)
-        named = described_object(parsed, truth)
-        ok = [parsed.get(a) == named.get(a) for a in ATTRIBUTES]
-        for a, good in zip(ATTRIBUTES, ok):
-            hits[a] += good
-        hits["all"] += all(ok)
-    return {a: hits[a] / len(truths) for a in hits}
-
-
-# Where a two-object caption's second clause begins (`_caption`'s joiners before `_clause`'s openings); "up and
-# down" is no joiner.
-_CLAUSE_BREAK = re.compile(r"(?:,? and|,? while| as) (?=(?:there|we|another|a|an|one|the)\b)")
-
-
-def object_binding(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Binding on clips of two objects, each clause of a caption read on its own: an object is bound when one
-    clause names its colour, shape and motion all three. `first`: the first clause binds one of the objects (the
-    attribute scores read that one); `both`: both objects are bound; `n`: two-object clips scored."""
-    first = both = n = 0
-    for hyp, truth in zip(hypotheses, truths):
-        objects = truth.get("objects") or []
-        if len(objects) != 2:
-            continue
-        n += 1
-        clauses = [parse_attributes(c) for c in _CLAUSE_BREAK.split(hyp)]
-        bound = [[all(c.get(a) == o[a] for a in ATTRIBUTES) for o in objects] for c in clauses]
-        first += any(bound[0])
-        both += all(any(row[j] for row in bound) for j in range(2))
-    return {"first": first / n, "both": both / n, "n": n} if n else {}

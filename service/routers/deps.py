@@ -10,9 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from service.engine import Engine
 from service.errors import NotReady, Unauthorized
-from service.predictor import Predictor
+from service.predictor import EngineLike, Predictor
 from service.schemas import ErrorResponse
 from service.settings import Settings
 
@@ -28,13 +27,13 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor
 
 
-async def get_engine(predictor: Annotated[Predictor, Depends(get_predictor)]) -> Engine:
+async def get_engine(predictor: Annotated[Predictor, Depends(get_predictor)]) -> EngineLike:
     return predictor.engine
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
+EngineDep = Annotated[EngineLike, Depends(get_engine)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="required when the server sets SLR_API_KEY")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from core.channels import media_of
 from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
@@ -28,6 +29,5 @@ async def encode(request: Request, predictor: PredictorDep) -> EncodeResponse:
     latent = await predictor.encode(body.upload, sentence)
     unknown = unknown_words(predictor.engine.vocab, sentence)
     return EncodeResponse(latent_id=latent.latent_id, mu=latent.entry.mu.tolist(), sigma=latent.entry.sigma.tolist(),
-                          config=latent.config_name, inputs=[m for m, k in (("video", "v"), ("sentence", "s"))
-                                                              if k in latent.config], cached=latent.cached,
+                          config=latent.config_name, inputs=list(media_of(latent.config)), cached=latent.cached,
                           unknown_words=unknown, **familiarity_fields(predictor, latent, unknown))

@@ -1,11 +1,14 @@
 """Operations: GET /models, /vocab, /healthz (and HEAD), /readyz, /metrics (health endpoints never need the API key)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from core.channels import INPUT_KEYS
+from core.channels import INPUT_KEYS, encode_name, media_of
 from core.vocab import SPECIALS
+from service.predictor import Predictor
 from service.routers.deps import EngineDep, error_responses, require_api_key
 from service.schemas import HealthResponse, ModelInfo, ModelTask, ReadyResponse, VocabResponse
 
@@ -19,7 +22,7 @@ async def models(engine: EngineDep) -> ModelInfo:
     cfg, manifest = engine.config, engine.manifest
     tasks = [ModelTask(name=name, endpoint=t.endpoint, inputs=list(t.inputs), outputs=list(t.outputs))
              for name, t in manifest.tasks.items()]
-    configs = {f"encode_{k}": [m for m, c in (("video", "v"), ("sentence", "s")) if c in k] for k in INPUT_KEYS}
+    configs: dict[str, list[str]] = {encode_name(k): list(media_of(k)) for k in INPUT_KEYS}
     return ModelInfo(version=engine.version, created=manifest.created or None, video_input=cfg.video_input,
                      frames=cfg.frames, height=cfg.height, width=cfg.width, frame_fit=cfg.frame_fit,
                      latent_dim=cfg.latent_dim, max_words=cfg.max_words, vocab_size=len(engine.vocab), tasks=tasks,
@@ -50,12 +53,13 @@ async def healthz_head() -> Response:
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}},
             summary="Readiness (degraded: serving, but SLRs are cached in process only)")
 async def readyz(request: Request) -> JSONResponse:
-    predictor = getattr(request.app.state, "predictor", None)
+    predictor: Predictor | None = getattr(request.app.state, "predictor", None)
     if predictor is None:
         body = ReadyResponse(status="starting", redis="down", reasons=["model loading"])
         return JSONResponse(body.model_dump(), status_code=503)
     cache = predictor.cache
-    redis = "disabled" if not cache.redis_configured else ("up" if await cache.ping() else "down")
+    redis: Literal["up", "down", "disabled"] = (
+        "disabled" if not cache.redis_configured else ("up" if await cache.ping() else "down"))
     reasons = [] if redis == "up" else [f"redis {redis}: SLR cache is in process only"]
     body = ReadyResponse(status="ready" if not reasons else "degraded", model_version=predictor.engine.version,
                          redis=redis, providers={k: list(v) for k, v in predictor.engine.providers.items()},

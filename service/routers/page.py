@@ -3,6 +3,7 @@ GET /samples: the sample clips shipped with the project and a 2-D map of their S
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
@@ -38,9 +39,13 @@ def pca2(points: np.ndarray) -> tuple[np.ndarray, list[float]]:
     return xy, [float(v ** 2 / total) for v in s[:2]]
 
 
-async def sample_latents(predictor: Predictor, clips: list[tuple[Sample, bytes]]) -> list[tuple[str, str, Latent]]:
+PointKind = Literal["video", "sentence"]
+
+
+async def sample_latents(predictor: Predictor,
+                         clips: list[tuple[Sample, bytes]]) -> list[tuple[str, PointKind, Latent]]:
     """(sample, kind, latent) of every clip (when the model reads frames) and every caption."""
-    jobs: list[tuple[str, str]] = []
+    jobs: list[tuple[str, PointKind]] = []
     coros = []
     if predictor.engine.config.video_input == "frames" and "encoder_v" in predictor.engine.manifest.graphs:
         for sample, data in clips:
@@ -62,6 +67,6 @@ async def samples(request: Request, predictor: PredictorDep) -> SamplesResponse:
     clips: list[tuple[Sample, bytes]] = request.app.state.samples  # read once by the app factory
     found = await sample_latents(predictor, clips)
     xy, explained = pca2(np.stack([latent.entry.mu for _, _, latent in found]).astype(np.float64))
-    points = [MapPoint(sample=name, kind=kind, x=float(x), y=float(y), latent_id=latent.latent_id)  # type: ignore[arg-type]
+    points = [MapPoint(sample=name, kind=kind, x=float(x), y=float(y), latent_id=latent.latent_id)
               for (name, kind, latent), (x, y) in zip(found, xy[:, :2])]
     return SamplesResponse(samples=[s for s, _ in clips], points=points, explained=explained)

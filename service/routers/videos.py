@@ -46,7 +46,6 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
     if first_frame:  # the clip's own aspect ratio: the letterbox's bars are not part of the answer
         frames = crop_box(frames, latent.entry.box)
     scale = display_scale(frames.shape[2], scale)
-    rendered = await predictor.render(frames, fmt, scale, fps)
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
     if unknown:
         headers["X-Unknown-Words"] = ascii_header(",".join(unknown))
@@ -57,9 +56,10 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
     if familiar["warnings"]:
         headers["X-Warnings"] = ascii_header(" | ".join(familiar["warnings"]))
     if fmt == "gif":
-        return Response(rendered, media_type="image/gif", headers=headers)  # type: ignore[arg-type]
+        return Response(await predictor.render(frames, "gif", scale, fps), media_type="image/gif", headers=headers)
+    pngs = await predictor.render(frames, "json", scale, fps)
     height, width = frames.shape[1] * scale, frames.shape[2] * scale
-    body = FramesResponse(frames=rendered, width=width, height=height, fps=fps,  # type: ignore[arg-type]
+    body = FramesResponse(frames=pngs, width=width, height=height, fps=fps,
                           latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or [], **familiar)
     return JSONResponse(body.model_dump(), headers=headers)
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import synthetic
-from model.data.corpus import Clip, Corpus, load_corpus
+from model.data import attributes, synthetic
+from model.data.attributes import parse_attributes
+from model.data.corpus import Clip, Corpus
+from model.data.load import load_corpus
 from model.data.msrvtt import load_msrvtt
 from model.data.msvd import load_msvd, scaled_split_sizes
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate, parse_attributes, render_clip
+from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate, render_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,7 +200,8 @@ def test_render_clip_still_grow_and_two_objects():
 
 
 def test_synthetic_is_torch_free():
-    code = ("import sys, model.data, model.data.corpus, model.data.synthetic, model.data.msvd, model.data.msrvtt;"
+    code = ("import sys, model.data, model.data.corpus, model.data.synthetic, model.data.msvd, model.data.msrvtt,"
+            " model.data.load, model.data.features, model.data.attributes;"
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -358,12 +361,12 @@ def test_object_binding_reads_each_clause_of_a_two_object_caption():
     hyps = ["a red ball bounces up and down and we also see a blue square moving left",  # both bound
             "a red square bounces while the blue ball moves left",  # attributes swapped between the objects
             "a blue box slides to the left"]  # one object, bound
-    got = synthetic.object_binding(hyps, [two] * 3)
+    got = attributes.object_binding(hyps, [two] * 3)
     assert got == {"first": pytest.approx(2 / 3), "both": pytest.approx(1 / 3), "n": 3}
-    assert synthetic.object_binding(hyps[:1], [{"objects": two["objects"][:1]}]) == {}
+    assert attributes.object_binding(hyps[:1], [{"objects": two["objects"][:1]}]) == {}
     # Every caption the generator writes for a two-object clip binds both of its objects.
     clips = [c for c in generate(200, seed=4).clips() if len(c.attributes["objects"]) == 2]
-    assert clips and synthetic.object_binding([c.captions[0] for c in clips], [c.attributes for c in clips])[
+    assert clips and attributes.object_binding([c.captions[0] for c in clips], [c.attributes for c in clips])[
         "both"] == 1.0
 
 

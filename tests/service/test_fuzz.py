@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,22 +25,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import encode_clip, moving_square_clip
 
 EXAMPLES = int(os.environ.get("SLR_FUZZ_EXAMPLES", "15"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
-ENV = {"SLR_MAX_UPLOAD_BYTES": str(1024 * 1024), "SLR_MAX_VIDEO_FRAMES": "40", "SLR_LOG_LEVEL": "warning",
-       "SLR_INTRA_OP_THREADS": "1", "SLR_MEDIA_WORKERS": "2"}
+# The shared `server` (tests/service/conftest.py) runs with these settings.
+SERVER_ENV = {"SLR_MAX_UPLOAD_BYTES": str(1024 * 1024), "SLR_MAX_VIDEO_FRAMES": "40", "SLR_LOG_LEVEL": "warning",
+              "SLR_INTRA_OP_THREADS": "1", "SLR_MEDIA_WORKERS": "2"}
 # What the whole module sent and got back (docs/reliability.md quotes the totals of `make fuzz`).
 TALLY: collections.Counter[str] = collections.Counter()
-
-
-@pytest.fixture(scope="module")
-def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[str]:
-    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, **ENV}
-    with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "fuzz.log") as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

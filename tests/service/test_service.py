@@ -27,6 +27,7 @@ LIMITS = {"SLR_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "SLR_MAX_VIDEO_FRAMES": "40",
           "SLR_MAX_VIDEO_PIXELS": str(160 * 120), "SLR_LOG_LEVEL": "warning", "SLR_MEDIA_WORKERS": "2",
           "SLR_INTRA_OP_THREADS": "1"}
 FORMATS = ("mp4", "webm", "gif", "avi", "mov", "npy")
+SERVER_ENV = LIMITS  # the shared `server` (tests/service/conftest.py)
 RUN = uuid.uuid4().int % 10**6  # fresh clips each run: the shared Redis may hold the last run's SLRs
 
 
@@ -62,19 +63,6 @@ def distinct_up_to(body: dict, key: str, asked: int) -> bool:
     items = body[key]
     distinct = len(set(items)) == len(items) and (key != "alternatives" or body["sentence"] not in items)
     return distinct and len(items) <= asked and ((len(items) == asked) == ("note" not in body))
-
-
-@pytest.fixture(scope="module")
-def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[str]:
-    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, **LIMITS}
-    with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "server.log") as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=30) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import encode_clip, moving_square_clip
 
 CONCURRENT = 16
 
 
-@pytest.fixture(scope="module")
-def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[str]:
-    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, "SLR_LOG_LEVEL": "warning"}
-    with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "server.log") as base:
-        yield base
+SERVER_ENV = {"SLR_LOG_LEVEL": "warning"}  # the shared `server` (tests/service/conftest.py)
 
 
 def counters(base: str) -> dict[str, float]:

@@ -5,24 +5,19 @@ Every non-loopback request is refused by `page.route`, so the page can only work
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.service_fixtures import LOOPBACK, encode_clip, moving_square_clip, offline_page, uvicorn_server
+from tests.service_fixtures import LOOPBACK, encode_clip, moving_square_clip, offline_page
 
 pytestmark = pytest.mark.browser
 ENDPOINTS = ("/encode", "/caption", "/paraphrase", "/reconstruct", "/sentence-to-video", "/models", "/vocab",
              "/healthz", "/readyz", "/metrics", "/samples")
 
 
-@pytest.fixture(scope="module")
-def server(artifacts_dir: Path, redis_url: str, tmp_path_factory) -> Iterator[str]:
-    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, "SLR_LOG_LEVEL": "warning"}
-    with uvicorn_server(env, tmp_path_factory.mktemp("logs") / "swagger.log") as base:
-        yield base
+SERVER_ENV = {"SLR_LOG_LEVEL": "warning"}  # the shared `server` (tests/service/conftest.py)
 
 
 @pytest.fixture(scope="module")

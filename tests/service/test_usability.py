@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,32 +15,16 @@ import pytest
 from PIL import Image
 
 from bench.processes import free_port, stop_process, wait_ready
-from tests.service_fixtures import ROOT, encode_clip, moving_square_clip, uvicorn_server
+from tests.service_fixtures import ROOT, encode_clip, moving_square_clip
 
 RUN = uuid.uuid4().int % 10**6
-ENV = {"SLR_LOG_LEVEL": "info", "SLR_INTRA_OP_THREADS": "1", "SLR_MEDIA_WORKERS": "2"}
+# The shared `server` and `client` (tests/service/conftest.py) run with these settings.
+SERVER_ENV = {"SLR_LOG_LEVEL": "info", "SLR_INTRA_OP_THREADS": "1", "SLR_MEDIA_WORKERS": "2"}
+CLIENT_TIMEOUT_S = 60
 
 
 def clip_bytes(i: int, fmt: str = "mp4") -> bytes:
     return encode_clip(moving_square_clip(12, seed=RUN * 100 + i), fmt)
-
-
-@pytest.fixture(scope="module")
-def log_path(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("logs") / "usability.log"
-
-
-@pytest.fixture(scope="module")
-def server(artifacts_dir: Path, redis_url: str, log_path: Path) -> Iterator[str]:
-    env = {"SLR_ARTIFACTS": str(artifacts_dir), "SLR_REDIS_URL": redis_url, **ENV}
-    with uvicorn_server(env, log_path) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

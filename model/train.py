@@ -76,10 +76,6 @@ def mixed_masks(mix: tuple[float, float, float]) -> MaskFn:
     return masks
 
 
-# The paper's partial-model learning: inputs (v,s), (v,0), (0,s) with probabilities 0.5 / 0.25 / 0.25.
-partial_masks = mixed_masks(tuple(channels.PARTIAL_LEARNING_PROBS[k] for k in MIX_KEYS))
-
-
 def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
     """Masks of one task's input configuration (task fine-tuning and the single-task baselines)."""
     v, s = (float(x) for x in config.mask)

@@ -16,7 +16,7 @@ from core.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
 from model.star import Latent, StarModel, latent_alignment, load_checkpoint, save_checkpoint, sentence_loss, video_loss
-from model.train import Trainer, evaluate_loss, fixed_masks, full_masks, partial_masks, phases_for
+from model.train import MIX_KEYS, Trainer, evaluate_loss, fixed_masks, full_masks, phases_for
 
 TORCH_FREE = ["model", "core.channels", "core.vocab", "core.frames", "core.config", "core.search",
               "model.data", "model.data.corpus", "model.data.synthetic"]
@@ -145,7 +145,10 @@ def test_decoder_io_brackets_words_with_bos_and_eos() -> None:
 
 
 def test_partial_model_masks_follow_the_paper_probabilities() -> None:
-    v, s = partial_masks(20000, torch.Generator().manual_seed(0))
+    """The masks the partial phase that training builds really draws (TrainConfig's default mix: the paper's)."""
+    assert TrainConfig().partial_mix == tuple(channels.PARTIAL_LEARNING_PROBS[k] for k in MIX_KEYS)
+    partial = {p.name: p for p in phases_for(TrainConfig())}["partial"]
+    v, s = partial.masks(20000, torch.Generator().manual_seed(0))
     assert not ((v == 0) & (s == 0)).any()  # never both inputs off
     both = ((v == 1) & (s == 1)).float().mean().item()
     only_v = ((v == 1) & (s == 0)).float().mean().item()

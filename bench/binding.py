@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from core.config import preset
+from core.tables import md_table
 from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate
 from model.star import FrameEncoder
 
@@ -231,12 +232,11 @@ def main() -> None:
     args = ap.parse_args()
     results = [run(d, args.steps, args.clips, args.seed, args.target, c == "salient")
                for c in args.corpus for d in args.designs]
-    print("| design | main object | encoder parameters | s / step | one object, all three | "
-          f"two objects, {args.target} |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['design']} | {'larger' if r['salient_first'] else 'either'} | {r['params']:,} | "
-              f"{r['s_per_step']:.3f} | {r['one_object_all_three']:.3f} | {r['two_objects_all']:.3f} |")
+    print("\n".join(md_table(
+        ["design", "main object", "encoder parameters", "s / step", "one object, all three",
+         f"two objects, {args.target}"],
+        [[r["design"], "larger" if r["salient_first"] else "either", f"{r['params']:,}", f"{r['s_per_step']:.3f}",
+          f"{r['one_object_all_three']:.3f}", f"{r['two_objects_all']:.3f}"] for r in results])))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -32,6 +32,7 @@ from core import media  # noqa: E402
 from core.config import ModelConfig  # noqa: E402
 from core.frames import prepare_clip  # noqa: E402
 from core.manifest import Manifest, resolve_version_dir  # noqa: E402
+from core.tables import md_table  # noqa: E402
 
 CLIPS = {"160x120": (160, 120), "320x240": (320, 240), "640x480": (640, 480)}
 FRAMES = 48
@@ -119,12 +120,12 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| clip | decode only (ms) | old path (ms) | prepare_upload (ms) | threads on / off (ms) "
-            "| prepare / decode-only | old / new |\n|---|---|---|---|---|---|---|")
-    lines = [f"| {r['clip']} | {r['decode_only_ms']:.1f} | {r['old_path_ms']:.1f} | {r['prepare_upload_ms']:.1f} | "
-             f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f} | {r['prepare_over_floor']:.2f}x | "
-             f"{r['old_over_new']:.2f}x |" for r in rows]
-    return "\n".join([head, *lines])
+    return "\n".join(md_table(
+        ["clip", "decode only (ms)", "old path (ms)", "prepare_upload (ms)", "threads on / off (ms)",
+         "prepare / decode-only", "old / new"],
+        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}", f"{r['prepare_upload_ms']:.1f}",
+          f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f}", f"{r['prepare_over_floor']:.2f}x",
+          f"{r['old_over_new']:.2f}x"] for r in rows]))
 
 
 def main(argv: list[str] | None = None) -> int:

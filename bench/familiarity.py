@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # `python bench/familiarity.py`: make the reposit
 from bench.clips import encode_clip, moving_square_clip  # noqa: E402
 from core.familiarity import Calibration, video_signals  # noqa: E402
 from core.media import MediaLimits, prepare_upload  # noqa: E402
+from core.tables import md_table  # noqa: E402
 
 TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
 
@@ -124,19 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     for kind in dict.fromkeys(c.kind for c in ood):
         groups[f"out of domain: {kind}, mp4"] = [encode_clip(c.frames, "mp4") for c in ood if c.kind == kind]
     print(f"model {engine.version}, threshold {calibration.threshold} (calibrated on {calibration.source})")
-    print("| inputs | n | flagged unfamiliar | median familiarity |\n|---|---|---|---|")
-    ood_all = []
-    for name, uploads in groups.items():
-        s = scores(engine, calibration, uploads)
-        if name.startswith("out of domain"):
-            ood_all.append(s)
-        print(f"| {name} | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | {np.median(s):.3f} |")
+    results = {name: scores(engine, calibration, uploads) for name, uploads in groups.items()}
     if args.data:
-        for name, s in split_scores(engine, calibration, args.data).items():
-            print(f"| {name} | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | {np.median(s):.3f} |")
-    s = np.concatenate(ood_all)
-    print(f"| out of domain, all kinds | {len(s)} | {100 * np.mean(s < calibration.threshold):.1f}% | "
-          f"{np.median(s):.3f} |")
+        results.update(split_scores(engine, calibration, args.data))
+    results["out of domain, all kinds"] = np.concatenate([s for n, s in results.items() if n.startswith("out of")])
+    print("\n".join(md_table(["inputs", "n", "flagged unfamiliar", "median familiarity"], [
+        [name, len(s), f"{100 * np.mean(s < calibration.threshold):.1f}%", f"{np.median(s):.3f}"]
+        for name, s in results.items()])))
     if args.sheet:
         from bench.contact_sheet import save_sheet, sheet
 

@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.tables import md_table  # noqa: E402
 from model.data.attributes import attribute_accuracy  # noqa: E402
 from model.data.augment import encode_frames  # noqa: E402
 from model.data.synthetic import COLOURS, MOTIONS, SHAPES, render_clip  # noqa: E402
@@ -63,10 +64,9 @@ def main() -> int:
             all_hyps += hyps
             all_truths += truths
     rows.append(("all", len(all_hyps), attribute_accuracy(all_hyps, all_truths)))
-    print("| format | clips | colour | shape | motion | all three |\n|---|---|---|---|---|---|")
-    for fmt, n, acc in rows:
-        print(f"| {fmt} | {n} | "
-              + " | ".join(f"{100 * acc[a]:.0f}" for a in ("colour", "shape", "motion", "all")) + " |")
+    print("\n".join(md_table(["format", "clips", "colour", "shape", "motion", "all three"],
+                            [[fmt, n, *(f"{100 * acc[a]:.0f}" for a in ("colour", "shape", "motion", "all"))]
+                             for fmt, n, acc in rows])))
     return 0
 
 

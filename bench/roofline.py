@@ -30,6 +30,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.tables import md_table  # noqa: E402
+
 
 def _prod(xs: Any) -> int:
     out = 1
@@ -206,13 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"FLOPs of one caption: {per_caption / 1e6:.1f} M  (encoder_v {enc1 / 1e6:.1f} M, sentence_init "
           f"{init1 / 1e6:.2f} M, {f['mean_steps']} steps x {step1 / 1e6:.2f} M)")
     print(f"batch {args.batch}: {steps_run} decoder steps, {executed / 1e9:.2f} GFLOP executed\n")
-    print("| ORT threads | batch | s / batch | captions/s | achieved GFLOP/s | encoder GFLOP/s | decoder GFLOP/s "
-          "| sgemm peak GFLOP/s | share of peak |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in runs:
-        print(f"| {r['threads']} | {r['batch']} | {r['seconds_best']:.4f} | {r['captions_per_s']} | "
-              f"{r['achieved_gflops']} | {r['encoder_gflops']} | {r['decoder_gflops']} | {r['peak_gflops']} | "
-              f"{100 * r['share_of_peak']:.1f}% |")
+    print("\n".join(md_table(
+        ["ORT threads", "batch", "s / batch", "captions/s", "achieved GFLOP/s", "encoder GFLOP/s", "decoder GFLOP/s",
+         "sgemm peak GFLOP/s", "share of peak"],
+        [[r["threads"], r["batch"], f"{r['seconds_best']:.4f}", r["captions_per_s"], r["achieved_gflops"],
+          r["encoder_gflops"], r["decoder_gflops"], r["peak_gflops"], f"{100 * r['share_of_peak']:.1f}%"]
+         for r in runs], right=True)))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return report

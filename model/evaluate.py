@@ -15,6 +15,7 @@ import torch
 from core.config import ModelConfig
 from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity, video_signals
 from core.frames import Box, crop_box, picture_box, prepare_clip
+from core.tables import md_table
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
 from model.data.attributes import attribute_accuracy, object_binding
 from model.data.corpus import Clip, Corpus
@@ -524,20 +525,19 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = [f"Split `{results.get('split')}`, {results.get('clips')} clips, beam {results.get('beam_size')}.", ""]
     text_tasks = [t for t in ("caption", "paraphrase") if t in results]
     if text_tasks:
-        lines += ["| task | METEOR | BLEU@1 | BLEU@2 | BLEU@3 | BLEU@4 | colour | shape | motion | all three |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        rows: list[list[str]] = []
         for t in text_tasks:
             r, a = results[t], results[t].get("attributes", {})
             cells = [r.get("METEOR"), *(r.get(f"BLEU@{i}") for i in range(1, 5)),
                      a.get("colour"), a.get("shape"), a.get("motion"), a.get("all")]
-            lines.append(f"| {t} | " + " | ".join("-" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+            rows.append([t, *("-" if v is None else f"{100 * v:.1f}" for v in cells)])
         for key, label in (("attributes_unseen_combos", "unseen combinations"),
                            ("attributes_one_object", "one object"), ("attributes_two_objects", "two objects"),
                            ("attributes_letterboxed", "other aspect ratios, letterboxed")):
             group = results.get("caption", {}).get(key)
             if group:
-                lines.append(f"| caption, {label} | | | | | | " + " | ".join(
-                    f"{100 * group[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+                rows.append([f"caption, {label}", "", "", "", "", "", *_shares(group)])
+        lines += md_table(["task", "METEOR", "BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", *ATTRIBUTE_HEAD], rows)
         binding = results.get("caption", {}).get("binding_two_objects")
         if binding:
             lines += ["", (f"Two-object clips ({binding['n']}), each clause of the caption read on its own: the first "
@@ -546,8 +546,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("")
     video_tasks = [t for t in ("reconstruct", "sentence_to_video") if t in results]
     if video_tasks:
-        lines += ["| task | MSE (0-255) | probe colour | probe shape | probe motion | contrast |",
-                  "|---|---|---|---|---|---|"]
+        rows = []
         for t in video_tasks:
             for label, key in (("", "probe"), (", unseen combinations", "probe_unseen_combos"),
                                (", ground truth (the ceiling)", "probe_on_ground_truth")):
@@ -557,19 +556,17 @@ def markdown_table(results: dict[str, Any]) -> str:
                 mse = f"{results[t]['MSE']:.1f}" if key == "probe" else ""
                 cells = [mse] + [f"{100 * p[k]:.1f}" if p and k in p else "-" for k in PROBE_READINGS]
                 cells.append(f"{p['contrast']:.2f}" if p and "contrast" in p else "-")
-                lines.append(f"| {t}{label} | " + " | ".join(cells) + " |")
+                rows.append([f"{t}{label}", *cells])
+        lines += md_table(["task", "MSE (0-255)", *PROBE_HEAD], rows)
     if "outside" in results:
-        lines += ["", "Caption accuracy on the outside test set (files drawn by ffmpeg / Pillow, real encoders):", "",
-                  "| group | clips | colour | shape | motion | all three |", "|---|---|---|---|---|---|"]
+        lines += ["", "Caption accuracy on the outside test set (files drawn by ffmpeg / Pillow, real encoders):", ""]
         out = results["outside"]
         groups = [("overall (one object)", out["overall"])] + [
             (g, r) for kind in ("by_source", "by_container", "by_motion", "by_aspect", "by_background")
             for g, r in sorted(out.get(kind, {}).items())]
         if "two" in out.get("by_objects", {}):  # its "one" group is the overall row
             groups.append(("two objects, the described one", out["by_objects"]["two"]))
-        for group, r in groups:
-            lines.append(f"| {group} | {r['n']} | " + " | ".join(
-                f"{100 * r[a]:.1f}" for a in ("colour", "shape", "motion", "all")) + " |")
+        lines += md_table(["group", "clips", *ATTRIBUTE_HEAD], [[group, r["n"], *_shares(r)] for group, r in groups])
         binding = out.get("binding_two_objects")
         if binding:
             lines += ["", (f"Outside two-object files ({binding['n']}), each clause read on its own: the first clause "
@@ -577,23 +574,29 @@ def markdown_table(results: dict[str, Any]) -> str:
                            f"objects in {100 * binding['both']:.1f}%.")]
         rec = out.get("reconstruct")
         if rec:
-            lines += ["", "Reconstruct on the outside test set (the video probe):", "",
-                      "| clips | probe colour | probe shape | probe motion | contrast |", "|---|---|---|---|---|"]
-            for label, key in (("reconstructed", "probe"),
-                               ("the decoded files (the ceiling)", "probe_on_ground_truth")):
-                p = rec[key]
-                lines.append(f"| {label} | "
-                             + " | ".join(f"{100 * p[k]:.1f}" if k in p else "-" for k in PROBE_READINGS)
-                             + f" | {p['contrast']:.2f} |")
+            lines += ["", "Reconstruct on the outside test set (the video probe):", ""]
+            lines += md_table(["clips", *PROBE_HEAD], [
+                [label, *(f"{100 * rec[key][k]:.1f}" if k in rec[key] else "-" for k in PROBE_READINGS),
+                 f"{rec[key]['contrast']:.2f}"]
+                for label, key in (("reconstructed", "probe"),
+                                   ("the decoded files (the ceiling)", "probe_on_ground_truth"))])
     if "familiarity" in results:
         lines += ["", "Familiarity (`slr eval --ood`; core/familiarity.py): the share of inputs flagged unfamiliar.",
-                  "",
-                  "| inputs | n | flagged |", "|---|---|---|"]
-        for medium in ("video", "sentences"):
-            for group, r in results["familiarity"].get(medium, {}).items():
-                if isinstance(r, dict):
-                    lines.append(f"| {medium}: {group} | {r['n']} | {100 * r['flagged']:.1f}% |")
+                  ""]
+        lines += md_table(["inputs", "n", "flagged"], [
+            [f"{medium}: {group}", r["n"], f"{100 * r['flagged']:.1f}%"]
+            for medium in ("video", "sentences") for group, r in results["familiarity"].get(medium, {}).items()
+            if isinstance(r, dict)])
     return "\n".join(lines) + "\n"
+
+
+ATTRIBUTE_HEAD = ("colour", "shape", "motion", "all three")
+PROBE_HEAD = ("probe colour", "probe shape", "probe motion", "contrast")
+
+
+def _shares(accuracy: dict[str, float]) -> list[str]:
+    """Colour, shape, motion and all three, in percent."""
+    return [f"{100 * accuracy[a]:.1f}" for a in ("colour", "shape", "motion", "all")]
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path, name: str) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ from typing import Any
 from bench.paper.plan import LABELS, MODELS, TASK_TITLES, VIDEO_TASKS
 from bench.paper.reading import metrics_of
 from bench.paper.stats import mean_std, stat_at
+from core.tables import md_table
 
 ATTRIBUTES = ("colour", "shape", "motion", "all")  # "all": the three attributes right at once
 UNSEEN = ("caption", "attributes_unseen_combos")  # captions of attribute combinations never seen in training
@@ -38,11 +39,6 @@ READING_TEXT = ("Generated from the numbers above. A difference is called real o
                 "its own convergence (the weights of its best validation), not at a shared step budget.")
 
 
-def table(head: Sequence[str], rows: list[list[str]]) -> list[str]:
-    """A markdown table: header, rule, rows."""
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-
-
 def _models_with(agg: dict[str, Any], task: str) -> list[str]:
     return [m for m in MODELS if task in agg.get(m, {})]
 
@@ -56,14 +52,14 @@ def text_table(agg: dict[str, Any], task: str, meteor: bool) -> list[str]:
     metrics = (["METEOR"] if meteor else []) + [f"BLEU@{i}" for i in range(1, 5)]
     attrs = ATTRIBUTES if _any_model_has(agg, task, "attributes", "all") else ()
     head = ["Model", *metrics, *("all three" if a == "all" else a for a in attrs)]
-    return table(head, [[LABELS[m], *(mean_std(stat_at(agg, m, task, k)) for k in metrics),
+    return md_table(head, [[LABELS[m], *(mean_std(stat_at(agg, m, task, k)) for k in metrics),
                          *(mean_std(stat_at(agg, m, task, "attributes", a)) for a in attrs)]
                         for m in _models_with(agg, task)])
 
 
 def unseen_table(agg: dict[str, Any]) -> list[str]:
     """Caption attribute accuracy on the attribute combinations never seen in training."""
-    return table(["Model", "colour", "shape", "motion", "all three"],
+    return md_table(["Model", "colour", "shape", "motion", "all three"],
                  [[LABELS[m], *(mean_std(stat_at(agg, m, *UNSEEN, a)) for a in ATTRIBUTES)]
                   for m in MODELS if stat_at(agg, m, *UNSEEN, "all")])
 
@@ -84,7 +80,7 @@ def video_table(agg: dict[str, Any], task: str) -> list[str]:
     clips."""
     probe = _any_model_has(agg, task, "probe", "colour")
     head = ["Model", "MSE (0-255)", *(("probe colour", "probe motion", "contrast") if probe else ())]
-    lines = table(head, [[LABELS[m], mean_std(stat_at(agg, m, task, "MSE"), 1.0),
+    lines = md_table(head, [[LABELS[m], mean_std(stat_at(agg, m, task, "MSE"), 1.0),
                           *(_probe_cells(agg, m, task, "probe") if probe else ())]
                          for m in _models_with(agg, task)])
     if probe:
@@ -100,7 +96,7 @@ def ablation_table(agg: dict[str, Any], tasks: Sequence[str], meteor: bool) -> l
         cells = [stat_at(agg, m, task, *keys) for m in ("slr_full", "slr", "slr_ft", "slr_noalign")]
         if any(cells):
             rows.append([TASK_TITLES[task], name, *(mean_std(c, scale) for c in cells)])
-    return table(["Task", "Metric", "full-model learning only", "+ partial-model learning (S2S+SLR)",
+    return md_table(["Task", "Metric", "full-model learning only", "+ partial-model learning (S2S+SLR)",
                   "+ task fine-tuning", "S2S+SLR without alignment"], rows)
 
 
@@ -167,7 +163,7 @@ def fixes_table(meta: dict[str, Any]) -> list[str]:
             "slr_noalign": ["sampled z, KL", "0", video, star],
             "slr_ft": ["sampled z, KL", str(tc["lambda_align"]), video,
                        f"S2S+SLR + {size['finetune_steps']} caption steps at lr / 100"]}
-    return table(["Row", "latent", "alignment term (lambda_align)", "video output", "training"],
+    return md_table(["Row", "latent", "alignment term (lambda_align)", "video output", "training"],
                  [[LABELS[m], *rows[m]] for m in MODELS])
 
 
@@ -183,7 +179,7 @@ def steps_table(runs: dict[str, Any], tasks: Sequence[str]) -> list[str]:
         kept = mean_std(r.get("best_step"), 1.0, 0) if "best_step" in r else "(last step)"
         early = f"{r['stopped_early']} of {r['n']}" if "stopped_early" in r else "-"
         rows.append([label, mean_std(r["steps"], 1.0, 0), kept, early, f"{r['train_seconds']['mean'] / 60:.1f}"])
-    return table(["Model", "steps run", "step kept (best validation)", "stopped before the cap",
+    return md_table(["Model", "steps run", "step kept (best validation)", "stopped before the cap",
                   "training min (mean)"], rows)
 
 
@@ -243,12 +239,12 @@ def curves_section(doc: dict[str, Any], out_dir: Path) -> list[str]:
 
 
 def plan_section(plan: dict[str, Any]) -> list[str]:
-    rows = [f"| {r['model']} | {r['steps']} | {1000 * r['s_per_step']:.1f} | {1000 * r['cpu_s_per_step']:.1f} "
-            f"| {r.get('validations', 0)} | {r['seconds']:.0f} |" for r in plan["rows"]]
+    rows = [[r["model"], r["steps"], f"{1000 * r['s_per_step']:.1f}", f"{1000 * r['cpu_s_per_step']:.1f}",
+             r.get("validations", 0), f"{r['seconds']:.0f}"] for r in plan["rows"]]
+    rows.append(["evaluation per seed", "", "", "", "", f"{plan['eval_s_per_seed']:.0f}"])
     bound = " (every model at its cap: an upper bound)" if plan.get("upper_bound") else ""
-    return ([f"## Plan (measured step times at the start of the run){bound}", "",
-             "| model | steps | wall ms / step | CPU ms / step | validations | seconds |", "|---|---|---|---|---|---|"]
-            + rows + [f"| evaluation per seed | | | | | {plan['eval_s_per_seed']:.0f} |", ""])
+    return ([f"## Plan (measured step times at the start of the run){bound}", ""]
+            + md_table(["model", "steps", "wall ms / step", "CPU ms / step", "validations", "seconds"], rows) + [""])
 
 
 def why_section(out_dir: Path, name: str) -> list[str]:

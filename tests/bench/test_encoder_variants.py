@@ -31,7 +31,7 @@ def test_encoder_variants_prints_and_writes_every_figure(artifacts_dir: Path, tm
         assert syn["all"] <= min(syn["colour"], syn["shape"], syn["motion"])
         assert 0 <= r["flagged_pct"] <= 100
         if name != FP32:
-            assert set(r["verdict"]) == {"drops_beyond_limit", "faster_at_every_batch", "passes"}
+            assert set(r["verdict"]) == {"drops_beyond_limit", "worst", "faster_at_every_batch", "passes"}
     # An fp32 rewrite gives the same latent and so the same captions.
     assert report["variants"]["optimized"]["max_abs_diff_mu"] < 1e-4
     assert report["variants"]["optimized"]["synthetic"] == fp32["synthetic"]
@@ -43,8 +43,10 @@ def test_encoder_variants_prints_and_writes_every_figure(artifacts_dir: Path, tm
     (80.0, 1.0, True, []),
     (79.6, 1.0, True, []),  # 0.4 points below: within the limit
     (79.4, 1.0, False, ["synthetic all_clips shape -0.60"]),
+    (79.497, 1.0, False, ["synthetic all_clips shape -0.50"]),  # 3 clips in 596: 0.503 points, beyond the limit
     (81.0, 1.0, True, []),  # better is no drop
     (80.0, 2.5, False, []),  # slower at one batch size
+    (80.0, 1.9, False, []),  # 1.05x: within what identical graphs read apart
 ])
 def test_verdict_needs_every_figure_within_the_limit_and_a_faster_encoder(shape: float, ms: float, passes: bool,
                                                                           drops: list[str]) -> None:
@@ -53,3 +55,4 @@ def test_verdict_needs_every_figure_within_the_limit_and_a_faster_encoder(shape:
     times = {"batch_1": {FP32: 2.0, "v": 1.0}, "batch_8": {FP32: 2.0, "v": ms}}
     v = verdict(figures(shape), figures(80.0), times, "v", 0.5)
     assert v["passes"] is passes and v["drops_beyond_limit"] == drops
+    assert v["worst"].startswith("synthetic all_clips ")

@@ -105,6 +105,28 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
     return {name: round(statistics.median(ts), 3) for name, ts in per_round.items()}
 
 
+def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
+    """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
+    greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
+    from bench.load import make_clip, model_floor
+
+    frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
+    clip = make_clip(frames, height, width)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name, version in names.items():
+            runs[name].append(model_floor(clip, root, repeat=30, version=version))
+    out: dict[str, dict[str, float]] = {}
+    for name, fs in runs.items():
+        med = lambda get: round(statistics.median(get(f) for f in fs), 3)  # noqa: E731
+        out[name] = {"prepare_ms": med(lambda f: f["prepare_ms"])}
+        for b in ("batch_1", "batch_8"):
+            out[name][f"encode_ms_{b}"] = med(lambda f: f["encode_ms"][b])
+            out[name][f"floor_ms_{b}"] = med(lambda f: f["without_familiarity"][b]["ms"])
+            out[name][f"floor_with_familiarity_ms_{b}"] = med(lambda f: f["with_familiarity"][b]["ms"])
+    return out
+
+
 # ---------------------------------------------------------------- captions and familiarity
 
 def engine_outputs(engine: Any, video: np.ndarray, batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
@@ -222,6 +244,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-drop", type=float, default=0.5, help="points a caption figure may fall below fp32's")
     p.add_argument("--min-speedup", type=float, default=1.1,
                    help="fp32 time / variant time a variant must reach at batch 1 and 8 to count as faster")
+    p.add_argument("--floor-clip", metavar="FRAMESxHEIGHTxWIDTH",
+                   help="also the model's floor per cache-miss /caption (bench/load.py: model_floor) with each "
+                        "encoder, on an H.264 mp4 of this shape, alternating over --floor-rounds rounds")
+    p.add_argument("--floor-rounds", type=int, default=4)
     p.add_argument("--json", help="write every figure to this file")
     return p.parse_args(argv)
 
@@ -257,6 +283,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "outside_files": len(outside_files), "data": args.data, "outside": args.outside,
             "time_ms": {f"batch_{b}": encoder_times(engines, video, b, args.rounds) for b in (1, 8)},
             "variants": {}}
+        if args.floor_clip:
+            report["model_floor"] = model_floors(root, names, args.floor_clip, args.floor_rounds)
         base_captions, base_mu = None, None
         for name, engine in engines.items():
             captions, mu, flagged = engine_outputs(engine, video)
@@ -286,6 +314,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name != FP32 and r["verdict"]["drops_beyond_limit"]:
             drops = ", ".join(r["verdict"]["drops_beyond_limit"])
             print(f"{name}: more than {args.max_drop} points below fp32: {drops}")
+    if "model_floor" in report:
+        print(f"\nthe model's floor per cache-miss /caption, {args.floor_clip} mp4 (ms per clip, medians of "
+              f"{args.floor_rounds} alternating rounds; decode + encoder_v + greedy caption, then + familiarity "
+              "rebuild):")
+        for name, f in report["model_floor"].items():
+            print(f"  {name:<12} decode {f['prepare_ms']:.2f}, encoder_v {f['encode_ms_batch_1']:.3f} / "
+                  f"{f['encode_ms_batch_8']:.3f}; floor {f['floor_ms_batch_1']:.2f} / {f['floor_ms_batch_8']:.2f}, "
+                  f"with familiarity {f['floor_with_familiarity_ms_batch_1']:.2f} / "
+                  f"{f['floor_with_familiarity_ms_batch_8']:.2f} (batch 1 / 8)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -401,7 +401,8 @@ def floor_shares(results: list[Result], floor: dict[str, float], model: dict[str
     return rows
 
 
-def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8) -> dict[str, Any]:
+def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
+                version: str | None = None) -> dict[str, Any]:
     """The model's own work on one cache-miss /caption, measured here with the service's engine (one intra-op
     thread, as served): the upload made the model's input (`core.media.prepare_upload`: decode, sample, scale),
     encoder_v, greedy captioning, and the familiarity score's rebuild (the video decoder and the signals; the
@@ -412,7 +413,7 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8) 
     from core.media import MediaLimits, prepare_upload
     from service.engine import Engine
 
-    engine = Engine.load(artifacts, device="cpu", intra_op_threads=1)
+    engine = Engine.load(artifacts, version, device="cpu", intra_op_threads=1)
     cfg, limits = engine.config, MediaLimits()
     calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
     prepare = median_ms(lambda: prepare_upload(clip, cfg, limits), repeat)

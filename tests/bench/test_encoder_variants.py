@@ -15,7 +15,8 @@ def test_encoder_variants_prints_and_writes_every_figure(artifacts_dir: Path, tm
 
     out = tmp_path / "variants.json"
     report = main(["--artifacts", str(artifacts_dir), "--variants", "int8-static,optimized", "--clips", "48",
-                   "--calibration-clips", "32", "--rounds", "2", "--json", str(out)])
+                   "--calibration-clips", "32", "--rounds", "2", "--floor-clip", "8x36x64", "--floor-rounds", "1",
+                   "--json", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert report["source_version"] == "tiny-test" and report["test_clips"] == 48
     assert set(report["variants"]) == {FP32, "int8-static", "optimized"}
@@ -32,6 +33,11 @@ def test_encoder_variants_prints_and_writes_every_figure(artifacts_dir: Path, tm
         assert 0 <= r["flagged_pct"] <= 100
         if name != FP32:
             assert set(r["verdict"]) == {"drops_beyond_limit", "worst", "faster_at_every_batch", "passes"}
+    floors = report["model_floor"]
+    assert set(floors) == set(report["variants"])
+    for f in floors.values():
+        assert f["prepare_ms"] > 0 and f["encode_ms_batch_1"] > 0
+        assert f["floor_with_familiarity_ms_batch_1"] > f["floor_ms_batch_1"] > f["prepare_ms"]  # sums of parts
     # An fp32 rewrite gives the same latent and so the same captions.
     assert report["variants"]["optimized"]["max_abs_diff_mu"] < 1e-4
     assert report["variants"]["optimized"]["synthetic"] == fp32["synthetic"]

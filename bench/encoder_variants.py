@@ -8,7 +8,8 @@ Each variant is derived from the source version as `slr export-variant` does (ex
 calibrated on the first --calibration-clips clips of the corpus's training split) into a temporary root, and loaded
 by the service's engine with one intra-op thread (the service's default). Then:
 - time: encoder_v alone at batch 1 and batch 8 on test clips, --rounds rounds, each round running every graph in
-  turn (A, B, C, A, B, C, ...) so that the machine's drifting load falls on all of them alike; medians per clip;
+  turn, starting one further each round (A B C, B C A, ...), so that the machine's drifting load falls on all of
+  them alike; medians per clip;
 - captions: greedy, through the engine's sentence graphs, on the corpus's test split (colour / shape / motion / all
   three, over all clips and by one or two objects, read as `slr eval` reads them) and on the outside set's files
   (decoded by the service's own path, `core.media.prepare_upload`);
@@ -84,6 +85,13 @@ def build_variants(artifacts: Path, version: str | None, variants: list[str], ca
 
 # ---------------------------------------------------------------- time
 
+def rotated(items: dict[str, Any], r: int) -> list[tuple[str, Any]]:
+    """The items in turn, starting one further each round: no graph always runs first (right after another's)."""
+    pairs = list(items.items())
+    k = r % len(pairs)
+    return pairs[k:] + pairs[:k]
+
+
 def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds: int,
                   min_seconds: float = 0.15) -> dict[str, float]:
     """Median ms per call of encoder_v at `batch`, the graphs alternating round by round."""
@@ -96,8 +104,8 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
     sessions[FP32].run(["mu", "sigma"], {"video": x})
     calls = max(3, int(min_seconds / max(1e-4, time.perf_counter() - started)))
     per_round: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(rounds):
-        for name, s in sessions.items():
+    for r in range(rounds):
+        for name, s in rotated(sessions, r):
             started = time.perf_counter()
             for _ in range(calls):
                 s.run(["mu", "sigma"], {"video": x})
@@ -113,8 +121,8 @@ def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int
     frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
     clip = make_clip(frames, height, width)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for _ in range(rounds):
-        for name, version in names.items():
+    for r in range(rounds):
+        for name, version in rotated(names, r):
             runs[name].append(model_floor(clip, root, repeat=30, version=version))
     out: dict[str, dict[str, float]] = {}
     for name, fs in runs.items():

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.encoder_variants import FP32, verdict
+from bench.encoder_variants import FP32, rotated, verdict
+
+
+def test_rounds_rotate_which_graph_runs_first() -> None:
+    items = {"a": 1, "b": 2, "c": 3}
+    assert [[k for k, _ in rotated(items, r)] for r in range(4)] == [["a", "b", "c"], ["b", "c", "a"],
+                                                                     ["c", "a", "b"], ["a", "b", "c"]]
 
 
 def test_encoder_variants_prints_and_writes_every_figure(artifacts_dir: Path, tmp_path: Path, capsys) -> None:

@@ -187,6 +187,8 @@ def cmd_export_variant(args: argparse.Namespace) -> int:
     from core.manifest import Manifest, resolve_version_dir
     from export.variants import derive_version
 
+    if args.check and not args.latest:
+        raise SystemExit("--check measures the root's latest version: pass --latest with it")
     root = Path(args.root)
     cfg = Manifest.read(resolve_version_dir(root, args.source)).model
     calibration = None
@@ -200,8 +202,6 @@ def cmd_export_variant(args: argparse.Namespace) -> int:
     print(f"exported {path} ({args.variant} encoder_v of {report.get('source_version')}): "
           f"{json.dumps(report.get('encoder_v'))}")
     if args.check:
-        if not args.latest:
-            raise SystemExit("--check measures the root's latest version: pass --latest with it")
         from cli.check import write_check
 
         check = write_check(root)

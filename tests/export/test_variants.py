@@ -134,3 +134,11 @@ def test_cli_export_variant_with_a_saved_corpus(root: Path, tiny_corpus, tmp_pat
     q = Manifest.read(root / "tiny-cli").quantization
     assert q["calibration_clips"] == 48 and q["encoder_v"]["clips_compared"] == 8
     Engine.load(root)  # the new latest, every checksum verified
+
+
+def test_cli_check_needs_latest_and_refuses_before_writing(root: Path) -> None:
+    from cli.main import main
+
+    with pytest.raises(SystemExit, match="--latest"):
+        main(["export-variant", str(root), "--variant", "optimized", "--version", "tiny-chk", "--check"])
+    assert not (root / "tiny-chk").exists()

@@ -21,6 +21,11 @@ Endpoints (name: what each request costs the server):
   reconstruct        POST /reconstruct, a new mp4 each request: decode, encoder, video decoder, GIF encoding
   sentence_to_video  POST /sentence-to-video JSON, a new sentence: sentence encoder, video decoder, GIF encoding
 
+Beside the results it prints two floors of cache-miss /caption, measured in the same run: PyAV decoding the upload
+alone, and the model's own work per clip with the service's engine (decode, sample and scale, encoder_v, greedy
+caption, and the familiarity rebuild the service adds to every cache miss), with the measured req/s as a share of
+each (with --artifacts only).
+
 wrk and the service share the machine's cores (-t1: one wrk thread); the figures include that cost. With
 batching on and off, both services run side by side and each measurement on one is followed by the same on the
 other, so the ratios hold while background load drifts.
@@ -42,6 +47,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 try:  # python -m bench.load
     from bench.clips import encode_clip, moving_square_clip
@@ -373,11 +380,67 @@ def decode_floor(clip: bytes, repeat: int = 40) -> dict[str, float]:
             "cores": cores, "floor_clips_per_s": round(cores * 1000 / ms, 1)}
 
 
-def floor_shares(results: list[Result], floor: dict[str, float]) -> list[dict[str, Any]]:
-    """Cache-miss /caption throughput as a share of the decode-only floor, per concurrency and mode."""
-    return [{"concurrency": r.concurrency, "batching": r.batching, "rps": r.rps, "p99_ms": r.p99_ms,
-             "share_of_floor": round(r.rps / floor["floor_clips_per_s"], 3)}
-            for r in results if r.endpoint == "caption"]
+def floor_shares(results: list[Result], floor: dict[str, float], model: dict[str, Any] | None = None,
+                 familiarity: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+    """Cache-miss /caption throughput as a share of the decode-only floor, per concurrency and mode; with `model`
+    (model_floor), also as a share of the model's own floor at batch 1 and at batch 8, counting the familiarity
+    rebuild where that mode's server scores it (familiarity: mode -> on)."""
+    rows = []
+    for r in results:
+        if r.endpoint != "caption":
+            continue
+        row = {"concurrency": r.concurrency, "batching": r.batching, "rps": r.rps, "p99_ms": r.p99_ms,
+               "share_of_floor": round(r.rps / floor["floor_clips_per_s"], 3)}
+        if model is not None:
+            scored = (familiarity or {}).get(r.batching, True) and model["familiarity_ms"]["batch_1"] is not None
+            key = "with_familiarity" if scored else "without_familiarity"
+            row["model_floor_counts_familiarity"] = bool(scored)
+            for b in ("batch_1", "batch_8"):
+                row[f"share_of_model_floor_{b}"] = round(r.rps / model[key][b]["floor_clips_per_s"], 3)
+        rows.append(row)
+    return rows
+
+
+def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
+                version: str | None = None) -> dict[str, Any]:
+    """The model's own work on one cache-miss /caption, measured here with the service's engine (one intra-op
+    thread, as served): the upload made the model's input (`core.media.prepare_upload`: decode, sample, scale),
+    encoder_v, greedy captioning, and the familiarity score's rebuild (the video decoder and the signals; the
+    service computes it on every cache miss of a calibrated model unless SLR_FAMILIARITY=false). Per clip at batch 1
+    and at `batch` (the service's SLR_MAX_ENCODE_BATCH: what its batcher can reach under load); clips/s on all cores,
+    as for the decode-only floor."""
+    from core.familiarity import Calibration
+    from core.media import MediaLimits, prepare_upload
+    from service.engine import Engine
+
+    engine = Engine.load(artifacts, version, device="cpu", intra_op_threads=1)
+    cfg, limits = engine.config, MediaLimits()
+    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
+    prepare = median_ms(lambda: prepare_upload(clip, cfg, limits), repeat)
+    one = prepare_upload(clip, cfg, limits).array[None]
+    cores = os.cpu_count() or 1
+    report: dict[str, Any] = {"version": engine.version, "precision": engine.manifest.precision,
+                              "prepare_ms": round(prepare, 3), "cores": cores, "encode_ms": {}, "caption_ms": {},
+                              "familiarity_ms": {}, "without_familiarity": {}, "with_familiarity": {}}
+    for n in (1, batch):
+        video = np.repeat(one, n, axis=0)
+        mu, sigma = engine.encode(video, None)
+        encode = median_ms(lambda: engine.encode(video, None), repeat) / n
+        caption = median_ms(lambda: engine.decode_sentence(mu), repeat) / n
+        familiarity = None
+        if calibration is not None and engine.has_task("reconstruct"):
+            def score() -> Any:
+                rebuilt = engine.decode_video(mu, video[:, 0])
+                return calibration.familiarity(calibration.video_signals(video, rebuilt, mu, sigma))
+
+            familiarity = median_ms(score, repeat) / n
+        key = f"batch_{1 if n == 1 else 8}"
+        report["encode_ms"][key], report["caption_ms"][key] = round(encode, 3), round(caption, 3)
+        report["familiarity_ms"][key] = None if familiarity is None else round(familiarity, 3)
+        for total_key, total in (("without_familiarity", prepare + encode + caption),
+                                 ("with_familiarity", prepare + encode + caption + (familiarity or 0.0))):
+            report[total_key][key] = {"ms": round(total, 3), "floor_clips_per_s": round(cores * 1000 / total, 1)}
+    return report
 
 
 # ---------------------------------------------------------------- main
@@ -450,6 +513,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         words_file.write_text("\n".join(vocabulary_words(args.artifacts)) + "\n")
         runner = Runner(targets, words_file, args.words, args.timeout, log)
         report["decode_floor"] = floor = decode_floor(clip)
+        report["model_floor"] = model = model_floor(clip, args.artifacts) if args.artifacts else None
         log(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load average "
             f"{report['loadavg_before'][0]:.2f}; clip {frames}x{height}x{width} mp4 ({len(clip)} bytes)")
 
@@ -511,7 +575,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r.pop("detail", None)
     report["ratios"] = ratios(results)
     report["cache"] = cache_summary(results)
-    report["caption_miss_vs_floor"] = floor_shares(results, floor)
+    scored = {mode: not (settings_env.get("SLR_FAMILIARITY", "true").lower() in ("false", "0", "no", "off")
+                         or (args.switch == "SLR_FAMILIARITY" and mode == "off")) for mode in modes}
+    report["caption_miss_vs_floor"] = floor_shares(results, floor, model, scored)
     report["loadavg_after"] = os.getloadavg()
     report["busy_after"] = busy_processes({os.getpid()})
 
@@ -526,9 +592,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"\ndecode-only floor: {floor['decode_only_ms']} ms per clip, "
         f"{floor['clips_per_s_per_core']} clips/s per core, "
         f"{floor['floor_clips_per_s']} on {floor['cores']} cores")
+    if model is not None:
+        fam = model["familiarity_ms"]
+        log(f"model floor ({model['version']}, one intra-op thread): prepare_upload {model['prepare_ms']} ms + "
+            f"encoder_v {model['encode_ms']['batch_1']} + greedy caption {model['caption_ms']['batch_1']}"
+            + (f" + familiarity rebuild {fam['batch_1']}" if fam["batch_1"] is not None else "")
+            + f" ms per clip at batch 1 (at batch 8: encoder_v {model['encode_ms']['batch_8']}, caption "
+            f"{model['caption_ms']['batch_8']}" + (f", rebuild {fam['batch_8']}" if fam["batch_8"] is not None else "")
+            + " ms per clip)")
+        for key in ("without_familiarity", "with_familiarity"):
+            if key == "with_familiarity" and fam["batch_1"] is None:
+                continue
+            f1, f8 = model[key]["batch_1"], model[key]["batch_8"]
+            log(f"  {key.replace('_', ' ')}: {f1['ms']} ms per clip, {f1['floor_clips_per_s']} clips/s on "
+                f"{model['cores']} cores at batch 1; {f8['ms']} ms, {f8['floor_clips_per_s']} clips/s at batch 8")
     for row in report["caption_miss_vs_floor"]:
-        log(f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
-            f"{100 * row['share_of_floor']:.0f}% of the floor, p99 {row['p99_ms']} ms")
+        line = (f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
+                f"{100 * row['share_of_floor']:.0f}% of the decode-only floor")
+        if "share_of_model_floor_batch_1" in row:
+            line += (f", {100 * row['share_of_model_floor_batch_1']:.0f}% / "
+                     f"{100 * row['share_of_model_floor_batch_8']:.0f}% of the model floor at batch 1 / 8"
+                     f" ({'with' if row['model_floor_counts_familiarity'] else 'without'} familiarity)")
+        log(line + f", p99 {row['p99_ms']} ms")
     if report["cold_start_s"]:
         log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
     if report["rss_mb"]:

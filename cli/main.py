@@ -4,6 +4,7 @@
   slr train --data synthetic --preset demo --out runs/demo
   slr eval runs/demo --split test                        BLEU/METEOR/MSE/attribute tables
   slr export runs/demo --out artifacts                   ONNX graphs + manifest, parity-checked
+  slr export-variant artifacts --variant int8-static --version v-int8   a cheaper encoder beside a version
   slr serve --artifacts models/default --port 8000       the HTTP service and web page (no torch in this process)
   slr caption clip.mp4 other.gif                         caption local files with the same engine, no server
   slr generate "a red square moves to the right" -o out.gif
@@ -20,6 +21,7 @@ from typing import Any
 from core.config import PRESETS, preset
 
 CORPORA = ("synthetic", "msvd", "msrvtt")
+VARIANT_CHOICES = ("int8-static", "int8", "fp16", "optimized")  # export/quantize.py: VARIANTS (imported lazily)
 
 
 def synthetic_kwargs(preset_name: str, clips: int | None, seed: int) -> dict[str, Any]:
@@ -168,6 +170,57 @@ def cmd_export(args: argparse.Namespace) -> int:
         from cli.check import write_check
 
         check = write_check(args.out)
+        print(f"check figures (through the ONNX engine) in {check}:\n{check.read_text()}")
+    return 0
+
+
+def variant_clips(cfg: Any, data: str | None, split: str, n: int, seed: int) -> Any:
+    """[N,T,H,W,3] float32 clips at the model's frame shape: the first n of a saved corpus's split, or (no corpus)
+    n synthetic clips generated from `seed`."""
+    import numpy as np
+
+    if data:
+        from model.data.corpus import load_split
+
+        clips = load_split(data, split, n)
+    else:
+        from model.data.synthetic import generate
+
+        corpus = generate(n, seed=seed, frames=cfg.frames, height=cfg.height, width=cfg.width)
+        clips = [c for s in ("train", "val", "test") for c in corpus.splits[s]][:n]
+    if not clips or clips[0].frames is None:
+        raise SystemExit(f"no frames in the {split} split of {data}")
+    if clips[0].frames.shape != (cfg.frames, cfg.height, cfg.width, 3):
+        raise SystemExit(f"{data}: clips of {clips[0].frames.shape}, the model reads "
+                         f"{(cfg.frames, cfg.height, cfg.width, 3)}")
+    return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+
+
+VARIANT_CALIBRATION_SEED = 20261204  # generated calibration clips (no --calibration-data): a seed no run uses
+
+
+def cmd_export_variant(args: argparse.Namespace) -> int:
+    from core.manifest import Manifest, resolve_version_dir
+    from export.variants import derive_version
+
+    if args.check and not args.latest:
+        raise SystemExit("--check measures the root's latest version: pass --latest with it")
+    root = Path(args.root)
+    cfg = Manifest.read(resolve_version_dir(root, args.source)).model
+    calibration = None
+    if args.variant == "int8-static":
+        calibration = variant_clips(cfg, args.calibration_data, "train", args.calibration_clips,
+                                    VARIANT_CALIBRATION_SEED)
+    sample = variant_clips(cfg, args.calibration_data, "test", args.parity_clips, VARIANT_CALIBRATION_SEED + 1)
+    path = derive_version(root, args.source, args.version, args.variant, calibration=calibration,
+                          sample_video=sample, update_latest=args.latest)
+    report = Manifest.read(path).quantization or {}
+    print(f"exported {path} ({args.variant} encoder_v of {report.get('source_version')}): "
+          f"{json.dumps(report.get('encoder_v'))}")
+    if args.check:
+        from cli.check import write_check
+
+        check = write_check(root)
         print(f"check figures (through the ONNX engine) in {check}:\n{check.read_text()}")
     return 0
 
@@ -424,6 +477,25 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to calibrate on")
     add_data_args(cal, required=True)
     cal.set_defaults(func=cmd_calibrate)
+
+    var = sub.add_parser("export-variant",
+                         help="publish a cheaper copy of an exported version beside it: its video encoder replaced "
+                              "by a variant (no checkpoint needed)")
+    var.add_argument("root", help="artifacts root holding the source version (e.g. models/default)")
+    var.add_argument("--variant", required=True, choices=VARIANT_CHOICES,
+                     help="int8-static: QDQ int8, calibrated on training clips; int8: dynamic int8 (the convolutions "
+                          "stay fp32); fp16: fp16 weights; optimized: onnxruntime's extended optimisations, saved")
+    var.add_argument("--version", required=True, help="name of the new version")
+    var.add_argument("--from", dest="source", help="source version (default: the root's latest)")
+    var.add_argument("--calibration-data",
+                     help="a saved corpus (slr data synth): its train split calibrates, its test split is compared "
+                          "(default: synthetic clips generated at the model's frame shape)")
+    var.add_argument("--calibration-clips", type=int, default=512, help="training clips that calibrate int8-static")
+    var.add_argument("--parity-clips", type=int, default=256,
+                     help="test clips on which the variant is compared with its source")
+    var.add_argument("--latest", action="store_true", help="point the root's latest at the new version")
+    var.add_argument("--check", action="store_true", help="with --latest: rewrite the root's check.json")
+    var.set_defaults(func=cmd_export_variant)
 
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")

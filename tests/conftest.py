@@ -80,7 +80,8 @@ SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_e
               "test_default_version_and_latest_move_to_the_newest", "test_parity_failure_raises_and_publishes_nothing",
               "test_redis_stopped_mid_test_fails_no_request", "test_readme_quick_start_runs_as_written",
               "test_bench_runs_every_task_against_pytorch", "test_8_cli_version_caption_and_generate",
-              "test_quantised_export_reports_its_cost_and_serves", "test_a_few_training_steps_lower_the_loss"}
+              "test_quantised_export_reports_its_cost_and_serves", "test_a_few_training_steps_lower_the_loss",
+              "test_encoder_variants_prints_and_writes_every_figure"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -129,6 +129,22 @@ class Corpus:
         return cls(name=doc["name"], video_input=field_name, splits=splits, meta=doc["meta"])
 
 
+def load_split(directory: str | Path, split: str, limit: int | None = None) -> list[Clip]:
+    """The first `limit` clips (None: all) of one split of a saved corpus, without reading the other splits' arrays
+    (a quality corpus's training split alone is a gigabyte)."""
+    directory = Path(directory)
+    doc = json.loads((directory / CORPUS_JSON).read_text())
+    if doc.get("format") != FORMAT_VERSION:
+        raise ValueError(f"unsupported corpus format {doc.get('format')!r} in {directory}")
+    if split not in doc["splits"]:
+        raise ValueError(f"{directory} has no split {split!r}; it has {sorted(doc['splits'])}")
+    entry = doc["splits"][split]
+    arrays = _load_split_arrays(directory / f"{split}.npz", entry["layout"], len(entry["clips"]))
+    return [Clip(clip_id=c["clip_id"], captions=list(c["captions"]), attributes=dict(c["attributes"]),
+                 **{doc["video_input"]: array})
+            for c, array in list(zip(entry["clips"], arrays))[:limit]]
+
+
 # Arrays of one split are stacked into a single `data` array when every clip has the same shape
 # (synthetic frames: fast to read, one memory block); otherwise (MSVD features with varying Tf)
 # each clip gets its own key `c<i>`.

@@ -47,6 +47,36 @@ def test_load_quick_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
     assert set(report["cold_start_s"]) == {"on", "off"} and all(v > 0 for v in report["cold_start_s"].values())
     assert set(report["rss_mb"]) == {"on", "off"} and len(report["memory_runs_mb"]) == 1
     assert "req/s" in proc.stdout and "batching on / off" in proc.stdout  # the tables
+    check_floors(report)
+    assert "model floor (tiny-test" in proc.stdout and "of the model floor at batch 1 / 8" in proc.stdout
+
+
+def check_floors(report: dict) -> None:
+    """The decode-only floor and the model's floor (decode + encoder_v + greedy caption, and the familiarity rebuild
+    the service adds), and cache-miss /caption as a share of each: present, positive, and adding up."""
+    decode = report["decode_floor"]
+    assert decode["decode_only_ms"] > 0 and decode["cores"] >= 1
+    model = report["model_floor"]
+    assert model["version"] == "tiny-test" and model["precision"] == "fp32" and model["cores"] == decode["cores"]
+    assert model["prepare_ms"] > 0
+    for b in ("batch_1", "batch_8"):
+        parts = [model["prepare_ms"], model["encode_ms"][b], model["caption_ms"][b]]
+        assert all(x > 0 for x in parts), model
+        fam = model["familiarity_ms"][b]  # the tiny model is calibrated and draws video: the service scores it
+        assert fam is not None and fam > 0, model
+        for key, total in (("without_familiarity", sum(parts)), ("with_familiarity", sum(parts) + fam)):
+            floor = model[key][b]
+            assert floor["ms"] == pytest.approx(total, abs=0.01), (key, b, model)
+            assert floor["floor_clips_per_s"] == pytest.approx(model["cores"] * 1000 / floor["ms"], abs=0.1)
+    rows = report["caption_miss_vs_floor"]
+    assert {(r["batching"], r["concurrency"]) for r in rows} == {(m, c) for m in ("on", "off") for c in (1, 8)}
+    for r in rows:
+        assert r["model_floor_counts_familiarity"] is True  # both servers run the default SLR_FAMILIARITY=true
+        assert r["share_of_floor"] == pytest.approx(r["rps"] / decode["floor_clips_per_s"], abs=1e-3)
+        for b in ("batch_1", "batch_8"):
+            share = r[f"share_of_model_floor_{b}"]
+            assert share == pytest.approx(r["rps"] / model["with_familiarity"][b]["floor_clips_per_s"], abs=1e-3)
+            assert share > 0
 
 
 def test_roofline_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:

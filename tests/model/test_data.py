@@ -13,7 +13,7 @@ import pytest
 
 from model.data import attributes, synthetic
 from model.data.attributes import parse_attributes
-from model.data.corpus import Clip, Corpus
+from model.data.corpus import Clip, Corpus, load_split
 from model.data.load import load_corpus
 from model.data.msrvtt import load_msrvtt
 from model.data.msvd import load_msvd, scaled_split_sizes
@@ -218,6 +218,18 @@ def test_save_load_round_trip_frames(tmp_path: Path):
         assert a.frames.tobytes() == b.frames.tobytes() and b.frames.dtype == np.uint8
     assert load_corpus("synthetic", tmp_path / "syn").sizes() == original.sizes()
     assert len(load_corpus("synthetic", None, n_clips=5, frames=2, height=8, width=8)) == 5
+
+
+def test_load_split_reads_the_first_clips_of_one_split(tmp_path: Path):
+    original = generate(30, seed=5, frames=4, height=12, width=16, captions_per_clip=3)
+    original.save(tmp_path / "syn")
+    head = load_split(tmp_path / "syn", "train", 4)
+    assert [c.clip_id for c in head] == [c.clip_id for c in original.splits["train"][:4]]
+    assert all(a.frames.tobytes() == b.frames.tobytes() and a.attributes == b.attributes
+               for a, b in zip(original.splits["train"], head))
+    assert len(load_split(tmp_path / "syn", "test")) == len(original.splits["test"])
+    with pytest.raises(ValueError, match="no split"):
+        load_split(tmp_path / "syn", "dev")
 
 
 def test_save_load_round_trip_features_of_varying_length(tmp_path: Path):

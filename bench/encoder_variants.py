@@ -1,0 +1,340 @@
+"""What a cheaper video encoder gains in time and costs in captions: fp32 against each variant (export/quantize.py:
+VARIANTS), side by side in one run.
+
+    python -m bench.encoder_variants --artifacts models/default --data data/synthetic-quality --outside data/outside
+    python -m bench.encoder_variants --artifacts models/default --variants int8-static --clips 400    # quicker
+
+Each variant is derived from the source version as `slr export-variant` does (export/variants.py; int8-static
+calibrated on the first --calibration-clips clips of the corpus's training split) into a temporary root, and loaded
+by the service's engine with one intra-op thread (the service's default). Then:
+- time: encoder_v alone at batch 1 and batch 8 on test clips, --rounds rounds, each round running every graph in
+  turn, starting one further each round (A B C, B C A, ...), so that the machine's drifting load falls on all of
+  them alike; medians per clip;
+- captions: greedy, through the engine's sentence graphs, on the corpus's test split (colour / shape / motion / all
+  three, over all clips and by one or two objects, read as `slr eval` reads them) and on the outside set's files
+  (decoded by the service's own path, `core.media.prepare_upload`);
+- familiarity: the share of those clips the manifest's calibration flags as unfamiliar (the service's signals).
+A variant passes when no caption figure (colour, shape, motion, all three; over all test clips, one-object,
+two-object and held-out-combination clips, and the outside set's one- and two-object files) falls more than
+--max-drop points below fp32's, and fp32 takes at least --min-speedup times as long at both batch sizes.
+Without --data, synthetic clips are generated at the model's frame shape.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # `python bench/encoder_variants.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.manifest import LATEST, Manifest, resolve_version_dir  # noqa: E402
+
+FP32 = "fp32"
+DEFAULT_VARIANTS = ("int8-static", "int8", "fp16", "optimized")
+ATTRS = ("colour", "shape", "motion", "all")
+GENERATED_SEED = 20261204  # generated clips (no --data): a seed no training run uses
+
+
+# ---------------------------------------------------------------- inputs
+
+def corpus_clips(data: str | None, split: str, n: int | None, cfg: Any, seed: int) -> list[Any]:
+    """Clips of a saved corpus's split (the first n), or n generated at the model's frame shape."""
+    if data:
+        from model.data.corpus import load_split
+
+        return load_split(data, split, n)
+    from model.data.synthetic import generate
+
+    corpus = generate(n or 1000, seed=seed, frames=cfg.frames, height=cfg.height, width=cfg.width)
+    return [c for s in ("train", "val", "test") for c in corpus.splits[s]][:n]
+
+
+def as_video(clips: list[Any]) -> np.ndarray:
+    return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+
+
+def build_variants(artifacts: Path, version: str | None, variants: list[str], calibration: np.ndarray,
+                   sample: np.ndarray, work: Path) -> tuple[Path, dict[str, str]]:
+    """A temporary root holding the source version (as FP32) and one derived version per variant."""
+    from export.variants import derive_version
+
+    src = resolve_version_dir(artifacts, version)
+    root = work / "root"
+    root.mkdir()
+    shutil.copytree(src, root / src.name)
+    (root / LATEST).write_text(src.name + "\n")
+    names = {FP32: src.name}
+    for variant in variants:
+        started = time.perf_counter()
+        derive_version(root, src.name, f"{src.name}-{variant}", variant,
+                       calibration=calibration if variant == "int8-static" else None, sample_video=sample)
+        names[variant] = f"{src.name}-{variant}"
+        print(f"  derived {variant} in {time.perf_counter() - started:.1f} s", flush=True)
+    return root, names
+
+
+# ---------------------------------------------------------------- time
+
+def rotated(items: dict[str, Any], r: int) -> list[tuple[str, Any]]:
+    """The items in turn, starting one further each round: no graph always runs first (right after another's)."""
+    pairs = list(items.items())
+    k = r % len(pairs)
+    return pairs[k:] + pairs[:k]
+
+
+def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds: int,
+                  min_seconds: float = 0.15) -> dict[str, float]:
+    """Median ms per call of encoder_v at `batch`, the graphs alternating round by round."""
+    x = np.ascontiguousarray(video[:batch])
+    sessions = {name: e.graph("encoder_v") for name, e in engines.items()}
+    for s in sessions.values():  # warm-up, and how many calls fill min_seconds
+        for _ in range(3):
+            s.run(["mu", "sigma"], {"video": x})
+    started = time.perf_counter()
+    sessions[FP32].run(["mu", "sigma"], {"video": x})
+    calls = max(3, int(min_seconds / max(1e-4, time.perf_counter() - started)))
+    per_round: dict[str, list[float]] = {name: [] for name in sessions}
+    for r in range(rounds):
+        for name, s in rotated(sessions, r):
+            started = time.perf_counter()
+            for _ in range(calls):
+                s.run(["mu", "sigma"], {"video": x})
+            per_round[name].append(1000 * (time.perf_counter() - started) / calls)
+    return {name: round(statistics.median(ts), 3) for name, ts in per_round.items()}
+
+
+def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
+    """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
+    greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
+    from bench.load import make_clip, model_floor
+
+    frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
+    clip = make_clip(frames, height, width)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name, version in rotated(names, r):
+            runs[name].append(model_floor(clip, root, repeat=30, version=version))
+    out: dict[str, dict[str, float]] = {}
+    for name, fs in runs.items():
+        med = lambda get: round(statistics.median(get(f) for f in fs), 3)  # noqa: E731
+        out[name] = {"prepare_ms": med(lambda f: f["prepare_ms"])}
+        for b in ("batch_1", "batch_8"):
+            out[name][f"encode_ms_{b}"] = med(lambda f: f["encode_ms"][b])
+            out[name][f"floor_ms_{b}"] = med(lambda f: f["without_familiarity"][b]["ms"])
+            out[name][f"floor_with_familiarity_ms_{b}"] = med(lambda f: f["with_familiarity"][b]["ms"])
+    return out
+
+
+# ---------------------------------------------------------------- captions and familiarity
+
+def engine_outputs(engine: Any, video: np.ndarray, batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does."""
+    from core.familiarity import Calibration
+
+    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
+    captions: list[str] = []
+    mus, fams = [], []
+    for i in range(0, len(video), batch):
+        x = video[i: i + batch]
+        mu, sigma = engine.encode(x, None)
+        captions += [engine.vocab.decode(ids) for ids in engine.decode_sentence(mu)]
+        mus.append(mu)
+        if calibration is not None:
+            rebuilt = engine.decode_video(mu, x[:, 0])
+            fams.append(calibration.familiarity(calibration.video_signals(x, rebuilt, mu, np.asarray(sigma))))
+    flagged = None
+    if calibration is not None:
+        flagged = np.concatenate(fams) < calibration.threshold
+    return captions, np.concatenate(mus), flagged
+
+
+def synthetic_figures(captions: list[str], truths: list[dict[str, Any]]) -> dict[str, Any]:
+    from model.data.synthetic import attribute_accuracy
+
+    def pct(idx: list[int]) -> dict[str, float]:
+        acc = attribute_accuracy([captions[i] for i in idx], [truths[i] for i in idx])
+        return {**{a: round(100 * acc[a], 3) for a in ATTRS}, "n": len(idx)}
+
+    one = [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 1]
+    two = [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 2]
+    unseen = [i for i, t in enumerate(truths) if t.get("unseen_combo")]
+    out = {"all_clips": pct(list(range(len(truths))))}
+    if one:
+        out["one_object"] = pct(one)
+    if two:
+        out["two_objects"] = pct(two)
+    if unseen:
+        out["unseen_combos"] = pct(unseen)  # colour-shape-motion combinations held out of training
+    return out
+
+
+def outside_figures(engine: Any, files: list[tuple[Path, dict]], video: np.ndarray) -> dict[str, Any]:
+    """The outside set as `slr eval --outside` scores it: one-object files overall, two-object files apart."""
+    from model.data.outside import outside_accuracy
+
+    captions, _, flagged = engine_outputs(engine, video)
+    by_path = {str(p): c for (p, _), c in zip(files, captions)}
+    result = outside_accuracy(lambda path: by_path[str(path)], files)
+    out: dict[str, Any] = {}
+    for key, rates in (("one_object", result["overall"]), ("two_objects", result["by_objects"].get("two"))):
+        if rates:
+            out[key] = {**{a: round(100 * rates[a], 3) for a in ATTRS}, "n": rates["n"]}
+    if flagged is not None:
+        out["flagged_pct"] = round(100 * float(np.mean(flagged)), 2)
+    return out
+
+
+def verdict(figures: dict[str, Any], base: dict[str, Any], times: dict[str, dict[str, float]], name: str,
+            max_drop: float, min_speedup: float = 1.1) -> dict[str, Any]:
+    """Which caption figures fall more than max_drop points below fp32's, and whether the variant is faster: fp32's
+    time over its at least min_speedup at every batch size (identical graphs read 0.92-1.03x apart here)."""
+    drops, deltas = [], {}
+    for where in ("synthetic", "outside"):
+        for group, rates in base.get(where, {}).items():
+            if not isinstance(rates, dict):
+                continue
+            for a in ATTRS:
+                deltas[f"{where} {group} {a}"] = delta = figures[where][group][a] - rates[a]
+                if delta < -max_drop:
+                    drops.append(f"{where} {group} {a} {delta:+.2f}")
+    worst = min(deltas, key=deltas.__getitem__)
+    faster = all(t[FP32] / t[name] >= min_speedup for t in times.values())
+    return {"drops_beyond_limit": drops, "worst": f"{worst} {deltas[worst]:+.2f}", "faster_at_every_batch": faster,
+            "passes": faster and not drops}
+
+
+# ---------------------------------------------------------------- report
+
+def table(report: dict[str, Any]) -> str:
+    rows = []
+    head = ["variant", "enc B=1 ms", "enc B=8 ms/clip", "speed-up B=1 / B=8", "synthetic c / s / m / all",
+            "one obj all", "two obj all", "outside c / s / m / all", "outside two all", "same caption",
+            "max |d mu|", "flagged syn / out", "largest fall (points)", "passes"]
+    t1, t8 = report["time_ms"]["batch_1"], report["time_ms"]["batch_8"]
+    for name, r in report["variants"].items():
+        syn, out = r["synthetic"], r.get("outside", {})
+        f = lambda d: " / ".join(f"{d[a]:.1f}" for a in ATTRS) if d else "-"  # noqa: E731
+        rows.append([
+            name, f"{t1[name]:.3f}", f"{t8[name] / 8:.3f}",
+            f"{t1[FP32] / t1[name]:.2f}x / {t8[FP32] / t8[name]:.2f}x",
+            f(syn["all_clips"]), f"{syn.get('one_object', {}).get('all', float('nan')):.1f}",
+            f"{syn.get('two_objects', {}).get('all', float('nan')):.1f}",
+            f(out.get("one_object")), f"{out['two_objects']['all']:.1f}" if out.get("two_objects") else "-",
+            f"{100 * r['same_caption_as_fp32']:.1f}%", f"{r['max_abs_diff_mu']:.3f}",
+            f"{r.get('flagged_pct', float('nan')):.1f} / {out.get('flagged_pct', float('nan')):.1f}",
+            "-" if name == FP32 else r["verdict"]["worst"],
+            "-" if name == FP32 else ("yes" if r["verdict"]["passes"] else "no")])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--artifacts", type=Path, required=True, help="artifacts root (e.g. models/default)")
+    p.add_argument("--version", help="source version (default: the root's latest)")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated, of export VARIANTS")
+    p.add_argument("--data", help="a saved synthetic corpus: train split calibrates, test split is scored")
+    p.add_argument("--outside", help="the outside set's folder (slr data outside)")
+    p.add_argument("--clips", type=int, help="test clips to score (default: the whole split; 1000 generated)")
+    p.add_argument("--calibration-clips", type=int, default=512)
+    p.add_argument("--rounds", type=int, default=9, help="timing rounds (each runs every graph in turn)")
+    p.add_argument("--max-drop", type=float, default=0.5, help="points a caption figure may fall below fp32's")
+    p.add_argument("--min-speedup", type=float, default=1.1,
+                   help="fp32 time / variant time a variant must reach at batch 1 and 8 to count as faster")
+    p.add_argument("--floor-clip", metavar="FRAMESxHEIGHTxWIDTH",
+                   help="also the model's floor per cache-miss /caption (bench/load.py: model_floor) with each "
+                        "encoder, on an H.264 mp4 of this shape, alternating over --floor-rounds rounds")
+    p.add_argument("--floor-rounds", type=int, default=4)
+    p.add_argument("--json", help="write every figure to this file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from service.engine import Engine
+
+    args = parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    cfg = Manifest.read(resolve_version_dir(args.artifacts, args.version)).model
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    test = corpus_clips(args.data, "test", args.clips, cfg, GENERATED_SEED)
+    calibration = as_video(corpus_clips(args.data, "train", args.calibration_clips, cfg, GENERATED_SEED + 1))
+    video, truths = as_video(test), [c.attributes for c in test]
+    outside_files: list[tuple[Path, dict]] = []
+    outside_video = None
+    if args.outside:
+        from model.data.outside import decode_clip_file, load_outside_set
+
+        outside_files = load_outside_set(args.outside)
+        outside_video = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+                                  for p, _ in outside_files])
+    print(f"{len(test)} test clips, {len(calibration)} calibration clips, {len(outside_files)} outside files; "
+          f"load average {load_before[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="slr-variants-") as tmp:
+        root, names = build_variants(args.artifacts, args.version, variants, calibration, video[:256], Path(tmp))
+        engines = {name: Engine.load(root, version, device="cpu", intra_op_threads=1)
+                   for name, version in names.items()}
+        report: dict[str, Any] = {
+            "started": started, "source_version": names[FP32], "load_average_before": load_before,
+            "cpu_count": os.cpu_count(), "test_clips": len(test), "calibration_clips": len(calibration),
+            "outside_files": len(outside_files), "data": args.data, "outside": args.outside,
+            "time_ms": {f"batch_{b}": encoder_times(engines, video, b, args.rounds) for b in (1, 8)},
+            "variants": {}}
+        if args.floor_clip:
+            report["model_floor"] = model_floors(root, names, args.floor_clip, args.floor_rounds)
+        base_captions, base_mu = None, None
+        for name, engine in engines.items():
+            captions, mu, flagged = engine_outputs(engine, video)
+            if base_captions is None:
+                base_captions, base_mu = captions, mu
+            same = float(np.mean([a == b for a, b in zip(captions, base_captions)]))
+            r: dict[str, Any] = {"version": names[name], "precision": engine.manifest.precision,
+                                 "synthetic": synthetic_figures(captions, truths), "same_caption_as_fp32": same,
+                                 "max_abs_diff_mu": float(np.max(np.abs(mu - base_mu)))}
+            if flagged is not None:
+                r["flagged_pct"] = round(100 * float(np.mean(flagged)), 2)
+            if outside_video is not None:
+                r["outside"] = outside_figures(engine, outside_files, outside_video)
+            report["variants"][name] = r
+            print(f"  scored {name}", flush=True)
+    base = report["variants"][FP32]
+    for name in names:
+        if name != FP32:
+            report["variants"][name]["verdict"] = verdict(report["variants"][name], base, report["time_ms"], name,
+                                                          args.max_drop, args.min_speedup)
+    report["load_average_after"] = os.getloadavg()
+    print(f"\nsource {names[FP32]}; encoder_v with 1 intra-op thread, medians of {args.rounds} alternating rounds; "
+          f"captions greedy (percent); load average {load_before[0]:.2f} before, "
+          f"{report['load_average_after'][0]:.2f} after\n")
+    print(table(report))
+    for name, r in report["variants"].items():
+        if name != FP32 and r["verdict"]["drops_beyond_limit"]:
+            drops = ", ".join(r["verdict"]["drops_beyond_limit"])
+            print(f"{name}: more than {args.max_drop} points below fp32: {drops}")
+    if "model_floor" in report:
+        print(f"\nthe model's floor per cache-miss /caption, {args.floor_clip} mp4 (ms per clip, medians of "
+              f"{args.floor_rounds} alternating rounds; decode + encoder_v + greedy caption, then + familiarity "
+              "rebuild):")
+        for name, f in report["model_floor"].items():
+            print(f"  {name:<12} decode {f['prepare_ms']:.2f}, encoder_v {f['encode_ms_batch_1']:.3f} / "
+                  f"{f['encode_ms_batch_8']:.3f}; floor {f['floor_ms_batch_1']:.2f} / {f['floor_ms_batch_8']:.2f}, "
+                  f"with familiarity {f['floor_with_familiarity_ms_batch_1']:.2f} / "
+                  f"{f['floor_with_familiarity_ms_batch_8']:.2f} (batch 1 / 8)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

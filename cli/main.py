@@ -134,16 +134,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from export.calibrate import recalibrate
+    from model.data.corpus import load_split
     from model.evaluate import clip_boxes
 
-    source = corpus_source(args)
-    val = load_source(source).splits["val"][: args.calibration_clips]
+    val = load_split(args.data_dir, "val", args.calibration_clips)  # the training split (a gigabyte) stays on disk
     if not val or val[0].frames is None:
-        raise SystemExit("calibrate needs a corpus of frames with a validation split")
+        raise SystemExit(f"{args.data_dir}: calibrate needs a saved corpus of frames with a validation split")
     video = np.stack([c.frames for c in val]).astype(np.float32) / 255.0
-    corpus_name = Path(source["root"]).name if source["root"] else source["name"]
     calibration = recalibrate(Path(args.artifacts), args.model_version, video, clip_boxes(val),
-                              f"{len(val)} validation clips of {corpus_name}")
+                              f"{len(val)} validation clips of {Path(args.data_dir).name}")
     print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}: "
           f"threshold {calibration.threshold}")
     return 0
@@ -474,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(the manifest's `familiarity` entry; the graphs are untouched)")
     cal.add_argument("artifacts", help="artifacts root (or a version folder)")
     cal.add_argument("--model-version", help="version folder to recalibrate (default: the root's `latest`)")
+    cal.add_argument("--data-dir", required=True, help="a saved corpus (slr data synth): its validation clips")
     cal.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to calibrate on")
-    add_data_args(cal, required=True)
     cal.set_defaults(func=cmd_calibrate)
 
     var = sub.add_parser("export-variant",

@@ -56,8 +56,9 @@ def test_the_cli_calibrates_from_a_saved_corpus(artifacts_dir: Path, tiny_corpus
     root, data = tmp_path / "artifacts", tmp_path / "corpus"
     shutil.copytree(artifacts_dir, root)
     tiny_corpus.save(data)
-    out = subprocess.run([sys.executable, "-m", "cli.main", "calibrate", str(root), "--data-dir", str(data), "--calibration-clips", "8"],
-                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    command = [sys.executable, "-m", "cli.main", "calibrate", str(root), "--data-dir", str(data),
+               "--calibration-clips", "8"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert "on 8 validation clips of corpus" in out.stdout
     manifest = json.loads((resolve_version_dir(root, None) / MANIFEST).read_text())

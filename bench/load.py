@@ -409,7 +409,7 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
     service computes it on every cache miss of a calibrated model unless SLR_FAMILIARITY=false). Per clip at batch 1
     and at `batch` (the service's SLR_MAX_ENCODE_BATCH: what its batcher can reach under load); clips/s on all cores,
     as for the decode-only floor."""
-    from core.familiarity import Calibration
+    from core.familiarity import Calibration, video_signals
     from core.media import MediaLimits, prepare_upload
     from service.engine import Engine
 
@@ -417,21 +417,22 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
     cfg, limits = engine.config, MediaLimits()
     calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
     prepare = median_ms(lambda: prepare_upload(clip, cfg, limits), repeat)
-    one = prepare_upload(clip, cfg, limits).array[None]
+    prepared = prepare_upload(clip, cfg, limits)
+    one = prepared.array[None]
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {"version": engine.version, "precision": engine.manifest.precision,
                               "prepare_ms": round(prepare, 3), "cores": cores, "encode_ms": {}, "caption_ms": {},
                               "familiarity_ms": {}, "without_familiarity": {}, "with_familiarity": {}}
     for n in (1, batch):
         video = np.repeat(one, n, axis=0)
-        mu, sigma = engine.encode(video, None)
+        mu, _ = engine.encode(video, None)
         encode = median_ms(lambda: engine.encode(video, None), repeat) / n
         caption = median_ms(lambda: engine.decode_sentence(mu), repeat) / n
         familiarity = None
         if calibration is not None and engine.has_task("reconstruct"):
             def score() -> Any:
                 rebuilt = engine.decode_video(mu, video[:, 0])
-                return calibration.familiarity(calibration.video_signals(video, rebuilt, mu, sigma))
+                return calibration.familiarity(video_signals(video, rebuilt, [prepared.box] * n))
 
             familiarity = median_ms(score, repeat) / n
         key = f"batch_{1 if n == 1 else 8}"

@@ -82,12 +82,19 @@ def rebuild_miss(video: np.ndarray, rebuilt: np.ndarray,
                  boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
     """[B] the share of picture pixels the model's rebuild misses by more than MISS, once each frame's median
     difference (the rebuild's colour cast: a brown background rebuilt a shade too dark) is taken off. The median is
-    read on every 4th picture pixel: the cast is a property of the whole frame, and the full median costs 4x."""
+    read on every 4th picture pixel: the cast is a property of the whole frame, and the full median costs 4x (every
+    16th: 0.3 ms less per clip, and one more outside file of 50 flagged)."""
     masks = _frame_masks(video, boxes)
     diff = np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)  # [B,T,H,W,3]
-    out = np.zeros(len(diff))
-    for i, (d, mask) in enumerate(zip(diff, masks)):
-        inside = d[:, mask]  # [T, P, 3]
+    b, t, h, w, _ = diff.shape
+    out = np.zeros(b)
+    whole = masks.reshape(b, -1).all(axis=1)
+    if whole.any():  # clips that fill the frame: one vectorised pass (the service's usual batch)
+        d = diff[whole].reshape(int(whole.sum()), t, h * w, 3)
+        cast = np.median(d[:, :, ::4], axis=2, keepdims=True)
+        out[whole] = _over(d - cast, MISS).mean(axis=(1, 2))
+    for i in np.flatnonzero(~whole):  # letterboxed clips: their own picture each
+        inside = diff[i][:, masks[i]]  # [T, P, 3]
         cast = np.median(inside[:, ::4], axis=1, keepdims=True)
         out[i] = np.mean(_over(inside - cast, MISS))
     return out

@@ -79,6 +79,9 @@ class TrainConfig:
     # and shape; model/star.py: pose_loss, sprite_mask_loss); rows without it are left out, so 0 changes nothing else.
     lambda_pose: float = 0.0
     lambda_sprite_mask: float = 0.0
+    # The share of the video decoder's gradient that reaches z and the encoders (1: the paper; 0: the decoder reads
+    # z and never writes it, so the latent the captions read is shaped by the sentence side alone).
+    video_z_grad: float = 1.0
     kl_ramp_steps: int = 200  # KL weight ramps 0 -> lambda_kl (avoids posterior collapse early)
     seed: int = 0
     partial_lr_scale: float = 0.1  # the paper divides the learning rate by 10 for partial-model learning

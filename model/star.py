@@ -524,14 +524,15 @@ BOTH_MEDIA: frozenset[str] = frozenset(("video", "sentence"))
 def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor,
                 generator: torch.Generator | None = None, sample: bool = True,
                 noise: Tensor | None = None, inputs: frozenset[str] = BOTH_MEDIA,
-                outputs: frozenset[str] = BOTH_MEDIA) -> dict[str, Tensor]:
+                outputs: frozenset[str] = BOTH_MEDIA, video_z_grad: float = 1.0) -> dict[str, Tensor]:
     """The loss terms of one batch with the given per-sample input masks.
     sample=False decodes from z = mu (evaluation, and the deterministic LSTM baseline). `noise` ([B, Nz],
     drawn by the caller) replaces the draw from `generator`: a distributed rank's rows of one global draw.
     `inputs` / `outputs`: the media a phase ever switches on / learns to produce. An encoder outside `inputs`
     is not run (its features are the zeros its mask would make), nor a decoder outside `outputs` (its loss would be
     dropped), so a single-task baseline's step costs its own task's layers only, with the same gradients; the
-    alignment term needs both encoders and is computed only when both run."""
+    alignment term needs both encoders and is computed only when both run. `video_z_grad`: the share of the video
+    decoder's gradient that flows back into z (TrainConfig.video_z_grad); the forward is the same."""
     video = batch["video"] if "video" in inputs else None
     tokens = batch["tokens"] if "sentence" in inputs else None
     x_v, x_s = model.features(video, tokens, batch["lengths"])
@@ -551,7 +552,7 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
         # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
         first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)
         target = video_target(frames, batch.get("frames_centred"), mask_v)
-        pred = model.decode_video(z, first)
+        pred = model.decode_video(scale_gradient(z, video_z_grad), first)
         if isinstance(model.video_decoder, SpriteVideoDecoder) and batch.get("pose") is not None:
             # The auxiliary truths teach the decoder to read z, never the encoders what to write in it: from a
             # detached z (a second, cheap pass: no compositing). Measured: with them reaching the encoders
@@ -561,6 +562,13 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
         losses["video"] = video_loss(pred, target)
         losses["foreground"] = foreground_loss(pred, target)
     return losses
+
+
+def scale_gradient(x: Tensor, share: float) -> Tensor:
+    """x in the forward; `share` of the gradient in the backward (1: unchanged, 0: detached)."""
+    if share == 1.0:
+        return x
+    return x.detach() if share == 0.0 else x.detach() + share * (x - x.detach())
 
 
 def sprite_losses(sprite: Tensor, poses: Tensor, batch: dict[str, Tensor], mask_v: Tensor) -> dict[str, Tensor]:

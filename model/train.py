@@ -263,14 +263,14 @@ class LossModule(torch.nn.Module):
     """The training forward (all loss terms of a batch) as one module call: DDP synchronises the gradients
     of what runs inside its wrapper's forward, and StarModel's training path is star_losses, not forward."""
 
-    def __init__(self, model: StarModel) -> None:
+    def __init__(self, model: StarModel, video_z_grad: float = 1.0) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.video_z_grad = model, video_z_grad
 
     def forward(self, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor, noise: Tensor | None,
                 sample: bool, inputs: frozenset[str], outputs: frozenset[str]) -> dict[str, Tensor]:
         return star_losses(self.model, batch, mask_v, mask_s, sample=sample, noise=noise, inputs=inputs,
-                           outputs=outputs)
+                           outputs=outputs, video_z_grad=self.video_z_grad)
 
 
 class Trainer:
@@ -289,7 +289,7 @@ class Trainer:
         self.best_steps: dict[str, int] = {}  # converging phase -> the step whose weights it kept
         self._val_data: SplitTensors | None = None  # validation clips as tensors (loss figures), made once
         self.log_path = out / "train_log.jsonl"
-        self.forward: torch.nn.Module = LossModule(model)
+        self.forward: torch.nn.Module = LossModule(model, tc.video_z_grad)
 
     def distribute(self, find_unused_parameters: bool) -> None:
         """Wrap the training forward in DDP (after restore: DDP starts every rank from rank 0's weights).
@@ -309,7 +309,8 @@ class Trainer:
                                "the run folder must be one shared volume")
         if d.device.type == "cuda":
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.forward = DDP(LossModule(self.model), device_ids=[d.local_rank] if d.device.type == "cuda" else None,
+        self.forward = DDP(LossModule(self.model, self.tc.video_z_grad),
+                           device_ids=[d.local_rank] if d.device.type == "cuda" else None,
                            find_unused_parameters=find_unused_parameters)
 
     def kl_weight(self) -> float:

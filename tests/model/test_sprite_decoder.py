@@ -123,6 +123,31 @@ def test_without_pose_truth_the_aux_terms_are_left_out() -> None:
     assert float(losses["pose"]) == 0.0 and float(losses["sprite_mask"]) == 0.0
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_video_z_grad_scales_what_the_video_loss_teaches_the_encoders(share: float) -> None:
+    """TrainConfig.video_z_grad: the video loss's gradient reaches the video encoder scaled by `share` (0: none);
+    the video decoder learns from it all the same, and the forward is unchanged."""
+    corpus = generate(20, seed=2, frames=T, height=H, width=W)
+    clips = corpus.splits["train"]
+    vocab = Vocab.build(c for clip in clips for c in clip.captions)
+    batch = BatchStream(tensorize(clips, vocab, sprite_config(len(vocab))), 8, seed=0).next()
+
+    def grads(s: float) -> tuple[float, float, float]:
+        torch.manual_seed(0)
+        model = StarModel(sprite_config(len(vocab)))
+        loss = star_losses(model, batch, torch.ones(8), torch.zeros(8), sample=False, video_z_grad=s)["video"]
+        loss.backward()
+        enc = sum(float(p.grad.abs().sum()) for p in model.video_encoder.parameters() if p.grad is not None)
+        dec = sum(float(p.grad.abs().sum()) for p in model.video_decoder.parameters() if p.grad is not None)
+        return float(loss), enc, dec
+
+    loss, enc, dec = grads(share)
+    full_loss, full_enc, _ = grads(1.0)
+    assert loss == pytest.approx(full_loss) and dec > 0
+    assert enc == pytest.approx(share * full_enc, rel=1e-3, abs=1e-9)
+    assert full_enc > 0
+
+
 def test_sprite_decoder_exports_with_parity(tmp_path: Path) -> None:
     """GridSample (opset 16+) in the video decoder graph, checked against PyTorch pixel for pixel by export."""
     from export.onnx_export import export_run

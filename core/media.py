@@ -80,6 +80,24 @@ def detect_format(data: bytes) -> str:
     raise UnsupportedMedia(f"unsupported media type; send one of {', '.join(SUPPORTED)}")
 
 
+# Formats this service does not read, by their magic bytes: what an error tells a person their file looks like.
+OTHER_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
+                    (b"PK\x03\x04", "a zip archive"), (b"RIFF", "a RIFF file that is not an AVI (a WAV?)"),
+                    (b"ID3", "an MP3 file"), (b"OggS", "an Ogg file"), (b"BM", "a BMP image"))
+
+
+def looks_like(head: bytes) -> str:
+    """What an unsupported upload's first bytes look like, in words."""
+    for magic, what in OTHER_SIGNATURES:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes of no format it knows"
+    return "text" if text.strip() else "blank bytes"
+
+
 def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
     if cfg.frame_fit == "stretch":
         return min(width, PRE_SCALE * cfg.width), min(height, PRE_SCALE * cfg.height)

@@ -9,7 +9,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from core.media import SUPPORTED, MediaError, MediaLimitExceeded, UndecodableMedia, UnsupportedMedia
+from core.media import SUPPORTED, MediaError, MediaLimitExceeded, UndecodableMedia, UnsupportedMedia, looks_like
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -79,21 +79,7 @@ def media_status(exc: MediaError) -> int:
     return 415 if isinstance(exc, UnsupportedMedia) else 422
 
 
-_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
-               (b"PK\x03\x04", "a zip archive"), (b"RIFF", "a RIFF file that is not an AVI (a WAV?)"),
-               (b"ID3", "an MP3 file"), (b"OggS", "an Ogg file"), (b"BM", "a BMP image"))
 ACCEPTED = f"{', '.join(SUPPORTED[:-1])} file, or a .npy of frames"
-
-
-def _looks_like(head: bytes) -> str:
-    for magic, what in _SIGNATURES:
-        if head.startswith(magic):
-            return what
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "bytes of no format it knows"
-    return "text" if text.strip() else "blank bytes"
 
 
 def explain_media_error(exc: MediaError, filename: str | None, head: bytes) -> str:
@@ -103,7 +89,7 @@ def explain_media_error(exc: MediaError, filename: str | None, head: bytes) -> s
     if isinstance(exc, UnsupportedMedia) and message.startswith("unsupported media type"):
         ext = filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
         named = f", although its name ends in .{ext}" if ext in SUPPORTED else ""
-        return f"{name} is not a format this service reads: its contents look like {_looks_like(head)}{named}. " \
+        return f"{name} is not a format this service reads: its contents look like {looks_like(head)}{named}. " \
                f"Send an {ACCEPTED}"
     if isinstance(exc, UndecodableMedia):
         said = re.sub(r"\[Errno -?\d+\]\s*", "", message).replace(": '<none>'", "").rstrip(".")

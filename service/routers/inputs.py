@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import ValidationError
@@ -27,12 +27,15 @@ VIDEO_HELP = f"a clip: {', '.join(SUPPORTED[:-1])} (or .npy frames / features)"
 FILE_NAMES = ("file", "clip", "upload", "media", "movie", "data", "image", "gif", "mp4")
 
 
+Fields = TypeVar("Fields", bound=RequestFields)
+
+
 @dataclass(frozen=True)
-class BodySpec:
+class BodySpec(Generic[Fields]):
     """What one endpoint takes: its fields' model, its file field, its sources and how to say what to do."""
 
     endpoint: str
-    model: type[RequestFields]
+    model: type[Fields]
     sources: tuple[str, ...]  # the inputs an SLR can come from; at least one is required
     exclusive: bool = True  # exactly one source (media or latent_id); False: any of them (/encode)
     file_field: str | None = None
@@ -46,14 +49,14 @@ class BodySpec:
 
 
 @dataclass(frozen=True)
-class ParsedBody:
-    fields: Any  # an instance of spec.model
+class ParsedBody(Generic[Fields]):
+    fields: Fields  # validated by its spec's model: each endpoint reads its own fields, typed
     upload: Upload | None
 
 
 # ---- reading -----------------------------------------------------------------------------------------------
 
-async def parse_body(request: Request, spec: BodySpec) -> ParsedBody:
+async def parse_body(request: Request, spec: BodySpec[Fields]) -> ParsedBody[Fields]:
     """The request's fields (form or JSON) validated against spec.model, and its upload if any."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     upload: Upload | None = None
@@ -137,7 +140,7 @@ def _json_object(body: bytes, spec: BodySpec) -> dict[str, Any]:
 
 # ---- checking ----------------------------------------------------------------------------------------------
 
-def _validate(spec: BodySpec, raw: dict[str, Any]) -> Any:
+def _validate(spec: BodySpec[Fields], raw: dict[str, Any]) -> Fields:
     try:
         return spec.model.model_validate(raw)
     except ValidationError as exc:

@@ -6,7 +6,6 @@ their manifest; the dir is renamed into place and `latest` moved to it last.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 from core.manifest import VOCAB, Manifest, check_version_name, default_version
 from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
-from export.publish import publish, staging_dir, write_latest
+from export.publish import publish_version
 from export.quantize import MODES, quantize_graph
 from model.data.corpus import Clip
 from model.evaluate import familiarity_calibration
@@ -57,8 +56,7 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
     specs = graph_specs(cfg)
     samples = Samples.build(ckpt.vocab, cfg, sample_video, sample_sentences)
 
-    staging = staging_dir(root, version)
-    try:
+    def build(staging: Path) -> None:
         for spec in specs.values():
             export_graph(model, spec, staging / spec.file, opset)
         parity = check_parity(model, specs, staging, samples, atol)
@@ -69,13 +67,8 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
                        precision=quantize or "fp32", quantization=quantization,
                        familiarity=calibrate_familiarity(model, calibration_clips)
                        ).write(staging)
-        final = publish(staging, root, version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if update_latest:
-        write_latest(root, version)
-    return final
+
+    return publish_version(root, version, build, update_latest)
 
 
 def calibrate_familiarity(model: StarModel, clips: Sequence[Clip] | None) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@ reader)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from core.manifest import LATEST
@@ -34,3 +36,18 @@ def write_latest(root: Path, version: str) -> None:
         f.write(version + "\n")
     os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
     os.replace(tmp, root / LATEST)
+
+
+def publish_version(root: Path, version: str, build: Callable[[Path], None], update_latest: bool) -> Path:
+    """Build a version in a staging dir (`build` writes every file, the manifest last), rename it into place and
+    then move `latest` to it; when `build` raises, the staging dir is removed and nothing is published."""
+    staging = staging_dir(root, version)
+    try:
+        build(staging)
+        final = publish(staging, root, version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if update_latest:
+        write_latest(root, version)
+    return final

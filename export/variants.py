@@ -23,7 +23,7 @@ import onnxruntime as ort
 from core.manifest import MANIFEST, Manifest, check_version_name, resolve_version_dir, sha256_file
 from core.search import decode_with_graphs
 from export.parity import ExportParityError
-from export.publish import publish, staging_dir, write_latest
+from export.publish import publish_version
 from export.quantize import VARIANTS, quantize_graph
 
 # The largest |difference| from the source graph a variant may show on any output (mu and sigma of a latent whose
@@ -109,8 +109,7 @@ def derive_version(root: str | Path, source: str | None, version: str, variant: 
         if clips is not None and tuple(clips.shape[1:]) != shape:
             raise ValueError(f"{name} clips must be [N, {', '.join(map(str, shape))}], got {list(clips.shape)}")
 
-    staging = staging_dir(root, version)
-    try:
+    def build(staging: Path) -> None:
         for name in manifest.files:
             shutil.copy2(src / name, staging / name)
         report: dict[str, Any] = {"mode": variant, "graphs": list(graphs), "source_version": manifest.version,
@@ -138,10 +137,5 @@ def derive_version(root: str | Path, source: str | None, version: str, variant: 
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         derived.write(staging)
         Manifest.read(staging).verify_files(staging)  # what the engine will check, before anyone can see it
-        final = publish(staging, root, version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if update_latest:
-        write_latest(root, version)
-    return final
+
+    return publish_version(root, version, build, update_latest)

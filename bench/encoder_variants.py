@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +33,7 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python bench/encoder_variants.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.manifest import LATEST, Manifest, resolve_version_dir  # noqa: E402
+from core.manifest import LATEST, Manifest, resolve_version_dir
 
 FP32 = "fp32"
 DEFAULT_VARIANTS = ("int8-static", "int8", "fp16", "optimized")
@@ -116,7 +112,8 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
 def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
     """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
     greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
-    from bench.load import make_clip, model_floor
+    from bench.load import model_floor
+    from bench.support import make_clip
 
     frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
     clip = make_clip(frames, height, width)

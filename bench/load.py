@@ -1,10 +1,10 @@
 """Load benchmark of the HTTP service: requests/s, p50/p95/p99 latency and errors per endpoint and concurrency,
 batching on and off in the same run, cache hit vs miss, cold start and memory.
 
-    python bench/load.py --artifacts /tmp/a                      # starts the service itself (twice: batching on, off)
-    python bench/load.py --artifacts /tmp/a --quick              # a smoke run of a few seconds per mode
-    python bench/load.py --url http://127.0.0.1:8000             # a running service (one mode, no memory/cold start)
-    python bench/load.py ... --json out.json                     # also write every figure as JSON ('-': stdout)
+    python -m bench.load --artifacts /tmp/a                      # starts the service itself (twice: batching on, off)
+    python -m bench.load --artifacts /tmp/a --quick              # a smoke run of a few seconds per mode
+    python -m bench.load --url http://127.0.0.1:8000             # a running service (one mode, no memory/cold start)
+    python -m bench.load ... --json out.json                     # also write every figure as JSON ('-': stdout)
 
 The load comes from `wrk` (Debian package `wrk`), a compiled closed-loop generator: -c N connections each send
 the next request as soon as the last answer arrives, so N is the concurrency. A Python client would measure
@@ -50,14 +50,8 @@ from typing import Any
 
 import numpy as np
 
-try:  # python -m bench.load
-    from bench.clips import encode_clip, moving_square_clip
-    from bench.decode import decode_only, median_ms
-    from bench.processes import Server, redis_installed, redis_server, uvicorn_server
-except ImportError:  # python bench/load.py: bench/ itself is on sys.path
-    from clips import encode_clip, moving_square_clip
-    from decode import decode_only, median_ms
-    from processes import Server, redis_installed, redis_server, uvicorn_server
+from bench.decode import decode_only, median_ms
+from bench.support import Server, http_post, make_clip, redis_installed, redis_server, uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lua" / "post.lua"
@@ -71,11 +65,6 @@ FALLBACK_WORDS = ("a", "the", "red", "green", "blue", "yellow", "circle", "squar
 
 
 # ---------------------------------------------------------------- request bodies
-
-def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
-    """A real H.264 mp4 of a coloured square sliding over a dark background (bench/clips.py: imageio + PyAV)."""
-    return encode_clip(moving_square_clip(frames, height, width, seed), "mp4")
-
 
 def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, int]:
     """A multipart/form-data body and the offset of the file's first byte in it."""
@@ -156,30 +145,6 @@ def vocabulary_words(artifacts: Path | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the service and its machine
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def http_post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> int:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
 
 def rss_mb(pid: int) -> float | None:
     try:

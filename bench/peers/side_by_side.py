@@ -49,7 +49,6 @@ from bench.load import (
     busy_processes,
     fmt_table,
     machine_info,
-    make_clip,
     multipart,
     private_redis,
     run_wrk,
@@ -57,7 +56,7 @@ from bench.load import (
     to_result,
     write_json,
 )
-from bench.processes import free_port
+from bench.support import free_port, make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("star-slr", "star-slr-threads", "bentoml", "litserve")

@@ -67,14 +67,14 @@ system-deps:
 	bash .ci/system-deps
 
 bench: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
-	$(PY) bench/load.py --artifacts $(SERVE_ARTIFACTS)
+	$(PY) -m bench.load --artifacts $(SERVE_ARTIFACTS)
 
 # A longer schema fuzz than the one in `make test` (about 5,500 cases).
 fuzz: install system-deps
 	SLR_FUZZ_EXAMPLES=$${SLR_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q -s tests/service/test_fuzz.py
 
 soak: install system-deps $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
-	$(PY) bench/soak.py --artifacts $(SERVE_ARTIFACTS)
+	$(PY) -m bench.soak --artifacts $(SERVE_ARTIFACTS)
 
 # The paper's tables on the synthetic benchmark (3 seeds; writes docs/results.md).
 paper-tables: install system-deps

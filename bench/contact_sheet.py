@@ -10,16 +10,12 @@ person can see them; the probe's figures for each row are written beside it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-if __package__ in (None, ""):  # `python bench/contact_sheet.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.vocab import tokenize  # noqa: E402
+from core.vocab import tokenize
 
 SENTENCES = (
     "a red circle moves to the right", "a blue square moves to the left", "a green triangle moves up",

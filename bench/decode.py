@@ -16,7 +16,6 @@ import argparse
 import io
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +24,11 @@ from typing import Any
 import av
 import numpy as np
 
-if __package__ in (None, ""):  # `python bench/decode.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import media  # noqa: E402
-from core.config import ModelConfig  # noqa: E402
-from core.frames import prepare_clip  # noqa: E402
-from core.manifest import Manifest, resolve_version_dir  # noqa: E402
-from core.tables import md_table  # noqa: E402
+from core import media
+from core.config import ModelConfig
+from core.frames import prepare_clip
+from core.manifest import Manifest, resolve_version_dir
+from core.tables import md_table
 
 CLIPS = {"160x120": (160, 120), "320x240": (320, 240), "640x480": (640, 480)}
 FRAMES = 48

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +33,7 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python bench/encoder_variants.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.manifest import LATEST, Manifest, resolve_version_dir  # noqa: E402
+from core.manifest import LATEST, Manifest, resolve_version_dir
 
 FP32 = "fp32"
 DEFAULT_VARIANTS = ("int8-static", "int8", "fp16", "optimized")
@@ -116,7 +112,8 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
 def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
     """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
     greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
-    from bench.load import make_clip, model_floor
+    from bench.load import model_floor
+    from bench.support import make_clip
 
     frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
     clip = make_clip(frames, height, width)
@@ -137,21 +134,24 @@ def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int
 
 # ---------------------------------------------------------------- captions and familiarity
 
-def engine_outputs(engine: Any, video: np.ndarray, batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does."""
-    from core.familiarity import Calibration
+def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = None,
+                   batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does;
+    `boxes`: where each clip's picture lies in its frames (None: they fill them)."""
+    from core.familiarity import Calibration, video_signals
 
     calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
     captions: list[str] = []
     mus, fams = [], []
     for i in range(0, len(video), batch):
         x = video[i: i + batch]
-        mu, sigma = engine.encode(x, None)
+        mu, _ = engine.encode(x, None)
         captions += [engine.vocab.decode(ids) for ids in engine.decode_sentence(mu)]
         mus.append(mu)
         if calibration is not None:
             rebuilt = engine.decode_video(mu, x[:, 0])
-            fams.append(calibration.familiarity(calibration.video_signals(x, rebuilt, mu, np.asarray(sigma))))
+            where = None if boxes is None else boxes[i: i + batch]
+            fams.append(calibration.familiarity(video_signals(x, rebuilt, where)))
     flagged = None
     if calibration is not None:
         flagged = np.concatenate(fams) < calibration.threshold
@@ -159,7 +159,7 @@ def engine_outputs(engine: Any, video: np.ndarray, batch: int = 32) -> tuple[lis
 
 
 def synthetic_figures(captions: list[str], truths: list[dict[str, Any]]) -> dict[str, Any]:
-    from model.data.synthetic import attribute_accuracy
+    from model.data.attributes import attribute_accuracy
 
     def pct(idx: list[int]) -> dict[str, float]:
         acc = attribute_accuracy([captions[i] for i in idx], [truths[i] for i in idx])
@@ -261,6 +261,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from model.evaluate import clip_boxes
     from service.engine import Engine
 
     args = parse_args(argv)
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["model_floor"] = model_floors(root, names, args.floor_clip, args.floor_rounds)
         base_captions, base_mu = None, None
         for name, engine in engines.items():
-            captions, mu, flagged = engine_outputs(engine, video)
+            captions, mu, flagged = engine_outputs(engine, video, clip_boxes(test))
             if base_captions is None:
                 base_captions, base_mu = captions, mu
             same = float(np.mean([a == b for a, b in zip(captions, base_captions)]))

@@ -23,11 +23,8 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python bench/engine.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.channels import REGISTRY, ChannelConfig  # noqa: E402  (torch-free)
-from core.config import ModelConfig  # noqa: E402
+from core.channels import REGISTRY, ChannelConfig  # torch-free
+from core.config import ModelConfig
 
 TASKS = tuple(REGISTRY)
 

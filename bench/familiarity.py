@@ -3,7 +3,7 @@ decoded by the service's own path (core.media.prepare_upload). Prints the share 
 
     python -m bench.familiarity --artifacts models/default [--outside data/outside] [--data data/synthetic-quality]
 
-Groups: the uploads the test suite sends (bench.clips.moving_square_clip, a square of a random colour sliding over a
+Groups: the uploads the test suite sends (bench.support.moving_square_clip, a square of a random colour sliding over a
 dark background, in every container), synthetic clips drawn at 240 x 320 and encoded as mp4 (what `make serve`'s
 users send when they try the model as meant), the outside set's files (ffmpeg and Pillow, real encoders), and the
 out-of-domain set (model/data/ood.py) encoded as mp4; with --data, the saved corpus' test split (its own frames,
@@ -13,18 +13,14 @@ the corpus' own frames; this is the number a user of the service meets.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python bench/familiarity.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.clips import encode_clip, moving_square_clip  # noqa: E402
-from core.familiarity import Calibration, video_signals  # noqa: E402
-from core.media import MediaLimits, prepare_upload  # noqa: E402
-from core.tables import md_table  # noqa: E402
+from bench.support import encode_clip, moving_square_clip
+from core.familiarity import Calibration, video_signals
+from core.media import MediaLimits, prepare_upload
+from core.tables import md_table
 
 TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
 

@@ -4,23 +4,19 @@ Draws clips with the synthetic generator at an ordinary video size, encodes each
 avi / mov by PyAV, gif by Pillow), POSTs it to /caption and scores the caption's colour, shape and motion:
 
     make serve &   # or any deployment
-    python bench/http_captions.py --url http://127.0.0.1:8000 --per-format 10
+    python -m bench.http_captions --url http://127.0.0.1:8000 --per-format 10
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.tables import md_table  # noqa: E402
-from model.data.attributes import attribute_accuracy  # noqa: E402
-from model.data.augment import encode_frames  # noqa: E402
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, render_clip  # noqa: E402
+from core.tables import md_table
+from model.data.attributes import attribute_accuracy
+from model.data.augment import encode_frames
+from model.data.synthetic import COLOURS, MOTIONS, SHAPES, render_clip
 
 FORMATS: dict[str, str] = {"mp4": "h264", "webm": "vp9", "avi": "mpeg4", "mov": "h264_mov", "gif": "gif"}
 

@@ -1,10 +1,10 @@
 """Load benchmark of the HTTP service: requests/s, p50/p95/p99 latency and errors per endpoint and concurrency,
 batching on and off in the same run, cache hit vs miss, cold start and memory.
 
-    python bench/load.py --artifacts /tmp/a                      # starts the service itself (twice: batching on, off)
-    python bench/load.py --artifacts /tmp/a --quick              # a smoke run of a few seconds per mode
-    python bench/load.py --url http://127.0.0.1:8000             # a running service (one mode, no memory/cold start)
-    python bench/load.py ... --json out.json                     # also write every figure as JSON ('-': stdout)
+    python -m bench.load --artifacts /tmp/a                      # starts the service itself (twice: batching on, off)
+    python -m bench.load --artifacts /tmp/a --quick              # a smoke run of a few seconds per mode
+    python -m bench.load --url http://127.0.0.1:8000             # a running service (one mode, no memory/cold start)
+    python -m bench.load ... --json out.json                     # also write every figure as JSON ('-': stdout)
 
 The load comes from `wrk` (Debian package `wrk`), a compiled closed-loop generator: -c N connections each send
 the next request as soon as the last answer arrives, so N is the concurrency. A Python client would measure
@@ -43,21 +43,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-try:  # python -m bench.load
-    from bench.clips import encode_clip, moving_square_clip
-    from bench.decode import decode_only, median_ms
-    from bench.processes import Server, redis_installed, redis_server, uvicorn_server
-except ImportError:  # python bench/load.py: bench/ itself is on sys.path
-    from clips import encode_clip, moving_square_clip
-    from decode import decode_only, median_ms
-    from processes import Server, redis_installed, redis_server, uvicorn_server
+from bench.decode import decode_only, median_ms
+from bench.support import Server, http_post, make_clip, redis_installed, redis_server, uvicorn_server
+from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lua" / "post.lua"
@@ -68,14 +63,10 @@ ENDPOINTS = ("encode_miss", "encode_hit", "caption", "caption_hit", "paraphrase"
 CONCURRENCY = (1, 8, 32, 64)
 FALLBACK_WORDS = ("a", "the", "red", "green", "blue", "yellow", "circle", "square", "triangle", "moves", "left",
                   "right", "up", "down", "grows", "shrinks", "bounces", "slowly", "quickly", "small", "big")
+Log = Callable[[str], None]  # where progress lines and tables go
 
 
 # ---------------------------------------------------------------- request bodies
-
-def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
-    """A real H.264 mp4 of a coloured square sliding over a dark background (bench/clips.py: imageio + PyAV)."""
-    return encode_clip(moving_square_clip(frames, height, width, seed), "mp4")
-
 
 def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, int]:
     """A multipart/form-data body and the offset of the file's first byte in it."""
@@ -156,30 +147,6 @@ def vocabulary_words(artifacts: Path | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the service and its machine
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def http_post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> int:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
 
 def rss_mb(pid: int) -> float | None:
     try:
@@ -288,7 +255,7 @@ def to_result(endpoint: str, batching: str, concurrency: int, raw: dict[str, Any
 
 class Runner:
     def __init__(self, targets: dict[str, Target], words_file: Path, n_words: int, timeout_s: float,
-                 log: Any) -> None:
+                 log: Log) -> None:
         self.targets, self.words_file, self.n_words, self.timeout_s, self.log = targets, words_file, n_words, \
             timeout_s, log
         self.nonce = random.randrange(256)
@@ -320,19 +287,11 @@ class Runner:
 
 # ---------------------------------------------------------------- tables
 
-def fmt_table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
-                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
-
-
 def results_table(results: list[Result]) -> str:
     rows = [[r.endpoint, r.batching or "-", r.concurrency, f"{r.rps:.1f}", f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}",
              f"{r.p99_ms:.1f}", r.errors] for r in results]
-    return fmt_table(["endpoint", "batching", "conc.", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+    return "\n".join(md_table(["endpoint", "batching", "conc.", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows,
+                              right=True))
 
 
 def ratios(results: list[Result]) -> list[dict[str, Any]]:
@@ -350,9 +309,9 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
 
 
 def ratio_table(rows: list[dict[str, Any]]) -> str:
-    return fmt_table(["endpoint", "conc.", "req/s on/off", "p50 on/off", "p99 on/off"],
-                     [[r["endpoint"], r["concurrency"], r["rps_on_over_off"], r["p50_on_over_off"],
-                       r["p99_on_over_off"]] for r in rows])
+    return "\n".join(md_table(["endpoint", "conc.", "req/s on/off", "p50 on/off", "p99 on/off"],
+                              [[r["endpoint"], r["concurrency"], r["rps_on_over_off"], r["p50_on_over_off"],
+                                r["p99_on_over_off"]] for r in rows], right=True))
 
 
 def cache_summary(results: list[Result]) -> dict[str, Any] | None:
@@ -440,11 +399,13 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
         report["familiarity_ms"][key] = None if familiarity is None else round(familiarity, 3)
         for total_key, total in (("without_familiarity", prepare + encode + caption),
                                  ("with_familiarity", prepare + encode + caption + (familiarity or 0.0))):
-            report[total_key][key] = {"ms": round(total, 3), "floor_clips_per_s": round(cores * 1000 / total, 1)}
+            ms = round(total, 3)  # the rate from the ms reported, so that the two agree to the digits shown
+            report[total_key][key] = {"ms": ms, "floor_clips_per_s": round(cores * 1000 / ms, 1)}
     return report
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- main: the options, one run, the report
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -477,150 +438,245 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+@dataclass
+class Plan:
+    """What one run measures, read from the options."""
+
+    endpoints: list[str]
+    levels: list[int]  # concurrency levels
+    modes: list[str]  # on, off (servers started here, differing in --switch) or "" (a given URL)
+    frames: int
+    height: int
+    width: int
+    settings_env: dict[str, str]  # the SLR_* settings of the servers started here
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The run's endpoints, concurrency levels, modes, clip size and service settings; SystemExit on a bad option."""
     endpoints = [e for e in args.endpoints.split(",") if e]
     unknown = set(endpoints) - set(ENDPOINTS)
     if unknown:
         raise SystemExit(f"unknown endpoints {sorted(unknown)}; choose from {ENDPOINTS}")
     levels = [int(c) for c in args.concurrency.split(",") if c]
     modes = [m for m in args.batching.split(",") if m] if args.artifacts else [""]
-    out = sys.stderr if args.json == "-" else sys.stdout
-    log = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     frames, height, width = (int(x) for x in args.clip.lower().split("x"))
-
     settings_env = {"SLR_LOG_LEVEL": "warning"}  # everything else: the service's defaults
     for kv in args.env:
         k, _, v = kv.partition("=")
         settings_env[k] = v
+    return Plan(endpoints, levels, modes, frames, height, width, settings_env)
 
-    report: dict[str, Any] = {"switch": args.switch, "machine": machine_info(),
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              "loadavg_before": os.getloadavg(), "busy_before": busy_processes({os.getpid()}),
-                              "config": {"endpoints": endpoints, "concurrency": levels, "duration_s": args.duration,
-                                         "warmup_s": args.warmup, "clip": {"frames": frames, "height": height,
-                                                                           "width": width},
-                                         "settings": settings_env, "quick": args.quick,
-                                         "url": args.url, "artifacts": str(args.artifacts) if args.artifacts else None},
-                              "results": [], "cold_start_s": {}, "rss_mb": {}, "memory_runs_mb": []}
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="slr-load-") as tmp:
-        work = Path(tmp)
-        clip = make_clip(frames, height, width)
-        targets = build_targets(work, clip)
-        words_file = work / "words.txt"
-        words_file.write_text("\n".join(vocabulary_words(args.artifacts)) + "\n")
-        runner = Runner(targets, words_file, args.words, args.timeout, log)
-        report["decode_floor"] = floor = decode_floor(clip)
-        report["model_floor"] = model = model_floor(clip, args.artifacts) if args.artifacts else None
-        log(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load average "
-            f"{report['loadavg_before'][0]:.2f}; clip {frames}x{height}x{width} mp4 ({len(clip)} bytes)")
 
-        if args.url:
-            for endpoint in endpoints:
-                for c in levels:
-                    results.append(runner.run(args.url, endpoint, "", c, args.duration, args.warmup))
-        else:
-            with contextlib.ExitStack() as stack:
-                redis_url = args.redis_url
-                if redis_url == "private":
-                    redis_url = stack.enter_context(private_redis())
-                report["config"]["redis"] = "private redis-server" if args.redis_url == "private" and redis_url \
-                    else (redis_url or "none (in-process LRU)")
-                manifest_dir = args.artifacts
-                latest = args.artifacts / "latest"
-                if latest.is_file():
-                    manifest_dir = args.artifacts / latest.read_text().strip()
-                with contextlib.suppress(OSError, ValueError):
-                    m = json.loads((manifest_dir / "manifest.json").read_text())
-                    report["model"] = {"version": m.get("version"), **{k: m["model"].get(k) for k in (
-                        "frames", "height", "width", "latent_dim", "hidden", "vocab_size", "max_words")}}
-                # Both services run side by side (an idle one costs nothing) and every endpoint/concurrency is
-                # measured on one right after the other: on/off ratios hold even while the machine's background
-                # load drifts. Each is started alone, so its cold start is its own.
-                servers: dict[str, Server] = {}
-                for mode in modes:
-                    env = {**settings_env, "SLR_REDIS_URL": redis_url,
-                           args.switch: "true" if mode == "on" else "false"}
-                    servers[mode] = server = stack.enter_context(start_server(args.artifacts, env,
-                                                                              work / f"server-{mode}.log"))
-                    report["cold_start_s"][mode] = round(server.cold_start_s, 3)
-                    log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "
-                        f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
-                for endpoint in endpoints:
-                    for c in levels:
-                        for mode, server in servers.items():
-                            results.append(runner.run(server.url, endpoint, mode, c, args.duration, args.warmup))
-                for mode, server in servers.items():
-                    report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
-                log(f"RSS after the sweep: {report['rss_mb']} MB")
-                if args.memory_repeats > 0:  # the same load again and again: RSS must level off
-                    mode, server = next(iter(servers.items()))
-                    top = max(levels)
-                    for i in range(args.memory_repeats):
-                        for endpoint in endpoints:
-                            runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
-                        report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
-                        log(f"memory pass {i + 1} (batching {mode}, every endpoint at c={top}): "
-                            f"RSS {report['memory_runs_mb'][-1]:.0f} MB")
-                for mode in servers:
-                    with contextlib.suppress(OSError):
-                        tail = (work / f"server-{mode}.log").read_text()[-3000:]
-                        if "Traceback" in tail:
-                            report.setdefault("server_log_tail", {})[mode] = tail
+def make_log(json_target: str | None) -> Log:
+    """Progress and tables go to stdout, or to stderr when the JSON report takes stdout ('-')."""
+    out = sys.stderr if json_target == "-" else sys.stdout
+    return lambda msg: print(msg, file=out, flush=True)
 
+
+def new_report(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
+    """The report before any load: the machine, how busy it is, and what the run will measure."""
+    return {"switch": args.switch, "machine": machine_info(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg_before": os.getloadavg(), "busy_before": busy_processes({os.getpid()}),
+            "config": {"endpoints": plan.endpoints, "concurrency": plan.levels, "duration_s": args.duration,
+                       "warmup_s": args.warmup,
+                       "clip": {"frames": plan.frames, "height": plan.height, "width": plan.width},
+                       "settings": plan.settings_env, "quick": args.quick,
+                       "url": args.url, "artifacts": str(args.artifacts) if args.artifacts else None},
+            "results": [], "cold_start_s": {}, "rss_mb": {}, "memory_runs_mb": []}
+
+
+def make_runner(work: Path, clip: bytes, args: argparse.Namespace, log: Log) -> Runner:
+    """The request bodies and the words post.lua draws sentences from, written to `work`, and a Runner over them."""
+    targets = build_targets(work, clip)
+    words_file = work / "words.txt"
+    words_file.write_text("\n".join(vocabulary_words(args.artifacts)) + "\n")
+    return Runner(targets, words_file, args.words, args.timeout, log)
+
+
+def measure_floors(clip: bytes, artifacts: Path | None, report: dict[str, Any]) -> None:
+    """The decode-only floor always; the model's floor only with the artifacts at hand (not for a given URL)."""
+    report["decode_floor"] = decode_floor(clip)
+    report["model_floor"] = model_floor(clip, artifacts) if artifacts else None
+
+
+def sweep(runner: Runner, urls: dict[str, str], plan: Plan, args: argparse.Namespace) -> list[Result]:
+    """Every endpoint at every concurrency, on each server (mode -> URL) right after the other: on/off ratios hold
+    even while the machine's background load drifts."""
+    return [runner.run(url, endpoint, mode, c, args.duration, args.warmup)
+            for endpoint in plan.endpoints for c in plan.levels for mode, url in urls.items()]
+
+
+def open_redis(choice: str, stack: contextlib.ExitStack) -> str:
+    """The Redis URL the servers use: a private redis-server ('private'), none (''), or the URL given."""
+    return stack.enter_context(private_redis()) if choice == "private" else choice
+
+
+def served_model(artifacts: Path) -> dict[str, Any] | None:
+    """The served version and its sizes, read from its manifest; None when it cannot be read."""
+    manifest_dir = artifacts
+    latest = artifacts / "latest"
+    if latest.is_file():
+        manifest_dir = artifacts / latest.read_text().strip()
+    with contextlib.suppress(OSError, ValueError):
+        m = json.loads((manifest_dir / "manifest.json").read_text())
+        return {"version": m.get("version"), **{k: m["model"].get(k) for k in (
+            "frames", "height", "width", "latent_dim", "hidden", "vocab_size", "max_words")}}
+    return None
+
+
+def start_servers(args: argparse.Namespace, plan: Plan, redis_url: str, work: Path, stack: contextlib.ExitStack,
+                  report: dict[str, Any], log: Log) -> dict[str, Server]:
+    """One service per mode, side by side (an idle one costs nothing), each started alone so that its cold start
+    is its own."""
+    servers: dict[str, Server] = {}
+    for mode in plan.modes:
+        env = {**plan.settings_env, "SLR_REDIS_URL": redis_url, args.switch: "true" if mode == "on" else "false"}
+        servers[mode] = server = stack.enter_context(start_server(args.artifacts, env, work / f"server-{mode}.log"))
+        report["cold_start_s"][mode] = round(server.cold_start_s, 3)
+        log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "
+            f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
+    return servers
+
+
+def memory_passes(runner: Runner, servers: dict[str, Server], plan: Plan, args: argparse.Namespace,
+                  report: dict[str, Any], log: Log) -> None:
+    """The same load again and again on the first server, RSS recorded after each pass: it must level off."""
+    mode, server = next(iter(servers.items()))
+    top = max(plan.levels)
+    for i in range(args.memory_repeats):
+        for endpoint in plan.endpoints:
+            runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
+        report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
+        log(f"memory pass {i + 1} (batching {mode}, every endpoint at c={top}): "
+            f"RSS {report['memory_runs_mb'][-1]:.0f} MB")
+
+
+def keep_server_tracebacks(servers: dict[str, Server], work: Path, report: dict[str, Any]) -> None:
+    """The end of a server's log into the report when it holds a traceback (the log itself goes with `work`)."""
+    for mode in servers:
+        with contextlib.suppress(OSError):
+            tail = (work / f"server-{mode}.log").read_text()[-3000:]
+            if "Traceback" in tail:
+                report.setdefault("server_log_tail", {})[mode] = tail
+
+
+def run_servers(args: argparse.Namespace, plan: Plan, runner: Runner, work: Path, report: dict[str, Any],
+                log: Log) -> list[Result]:
+    """Start Redis and one service per mode, sweep them, then the memory passes; everything stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        redis_url = open_redis(args.redis_url, stack)
+        report["config"]["redis"] = "private redis-server" if args.redis_url == "private" and redis_url \
+            else (redis_url or "none (in-process LRU)")
+        model = served_model(args.artifacts)
+        if model is not None:
+            report["model"] = model
+        servers = start_servers(args, plan, redis_url, work, stack, report, log)
+        results = sweep(runner, {mode: server.url for mode, server in servers.items()}, plan, args)
+        for mode, server in servers.items():
+            report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
+        log(f"RSS after the sweep: {report['rss_mb']} MB")
+        if args.memory_repeats > 0:
+            memory_passes(runner, servers, plan, args, report, log)
+        keep_server_tracebacks(servers, work, report)
+    return results
+
+
+def familiarity_scored(plan: Plan, switch: str) -> dict[str, bool]:
+    """Whether each mode's server scores familiarity: not when the settings turn it off for both, nor on the 'off'
+    server when the two differ in SLR_FAMILIARITY."""
+    off_for_all = plan.settings_env.get("SLR_FAMILIARITY", "true").lower() in ("false", "0", "no", "off")
+    return {mode: not (off_for_all or (switch == "SLR_FAMILIARITY" and mode == "off")) for mode in plan.modes}
+
+
+def summarise(report: dict[str, Any], results: list[Result], plan: Plan, switch: str) -> None:
+    """The results, on/off ratios, cache hit vs miss and the floor shares into the report, and how busy the
+    machine was at the end."""
     report["results"] = [asdict(r) for r in results]
     for r in report["results"]:
         r.pop("detail", None)
     report["ratios"] = ratios(results)
     report["cache"] = cache_summary(results)
-    scored = {mode: not (settings_env.get("SLR_FAMILIARITY", "true").lower() in ("false", "0", "no", "off")
-                         or (args.switch == "SLR_FAMILIARITY" and mode == "off")) for mode in modes}
-    report["caption_miss_vs_floor"] = floor_shares(results, floor, model, scored)
+    report["caption_miss_vs_floor"] = floor_shares(results, report["decode_floor"], report["model_floor"],
+                                                   familiarity_scored(plan, switch))
     report["loadavg_after"] = os.getloadavg()
     report["busy_after"] = busy_processes({os.getpid()})
 
+
+def model_floor_lines(model: dict[str, Any]) -> list[str]:
+    """The model's floor per clip: its parts at batch 1 and 8, then the totals with and without familiarity."""
+    fam = model["familiarity_ms"]
+    lines = [f"model floor ({model['version']}, one intra-op thread): prepare_upload {model['prepare_ms']} ms + "
+             f"encoder_v {model['encode_ms']['batch_1']} + greedy caption {model['caption_ms']['batch_1']}"
+             + (f" + familiarity rebuild {fam['batch_1']}" if fam["batch_1"] is not None else "")
+             + f" ms per clip at batch 1 (at batch 8: encoder_v {model['encode_ms']['batch_8']}, caption "
+             f"{model['caption_ms']['batch_8']}" + (f", rebuild {fam['batch_8']}" if fam["batch_8"] is not None else "")
+             + " ms per clip)"]
+    for key in ("without_familiarity", "with_familiarity"):
+        if key == "with_familiarity" and fam["batch_1"] is None:
+            continue
+        f1, f8 = model[key]["batch_1"], model[key]["batch_8"]
+        lines.append(f"  {key.replace('_', ' ')}: {f1['ms']} ms per clip, {f1['floor_clips_per_s']} clips/s on "
+                     f"{model['cores']} cores at batch 1; {f8['ms']} ms, {f8['floor_clips_per_s']} clips/s at batch 8")
+    return lines
+
+
+def floor_share_line(row: dict[str, Any]) -> str:
+    """One row of floor_shares in words."""
+    line = (f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
+            f"{100 * row['share_of_floor']:.0f}% of the decode-only floor")
+    if "share_of_model_floor_batch_1" in row:
+        line += (f", {100 * row['share_of_model_floor_batch_1']:.0f}% / "
+                 f"{100 * row['share_of_model_floor_batch_8']:.0f}% of the model floor at batch 1 / 8"
+                 f" ({'with' if row['model_floor_counts_familiarity'] else 'without'} familiarity)")
+    return line + f", p99 {row['p99_ms']} ms"
+
+
+def print_report(report: dict[str, Any], results: list[Result], switch: str, log: Log) -> None:
+    """The tables, the cache and the floors, then what the machine did (cold start, RSS, other busy processes)."""
     log("\n" + results_table(results))
     if report["ratios"]:
-        switch = "batching" if args.switch == "SLR_BATCHING" else args.switch
-        log(f"\n{switch} on / off\n" + ratio_table(report["ratios"]))
+        name = "batching" if switch == "SLR_BATCHING" else switch
+        log(f"\n{name} on / off\n" + ratio_table(report["ratios"]))
     if report["cache"]:
         c = report["cache"]
         log(f"\n/encode of a video at concurrency {c['concurrency']}: miss p50 {c['miss_p50_ms']} ms, hit p50 "
             f"{c['hit_p50_ms']} ms ({c['speedup_p50']}x)")
+    floor = report["decode_floor"]
     log(f"\ndecode-only floor: {floor['decode_only_ms']} ms per clip, "
         f"{floor['clips_per_s_per_core']} clips/s per core, "
         f"{floor['floor_clips_per_s']} on {floor['cores']} cores")
-    if model is not None:
-        fam = model["familiarity_ms"]
-        log(f"model floor ({model['version']}, one intra-op thread): prepare_upload {model['prepare_ms']} ms + "
-            f"encoder_v {model['encode_ms']['batch_1']} + greedy caption {model['caption_ms']['batch_1']}"
-            + (f" + familiarity rebuild {fam['batch_1']}" if fam["batch_1"] is not None else "")
-            + f" ms per clip at batch 1 (at batch 8: encoder_v {model['encode_ms']['batch_8']}, caption "
-            f"{model['caption_ms']['batch_8']}" + (f", rebuild {fam['batch_8']}" if fam["batch_8"] is not None else "")
-            + " ms per clip)")
-        for key in ("without_familiarity", "with_familiarity"):
-            if key == "with_familiarity" and fam["batch_1"] is None:
-                continue
-            f1, f8 = model[key]["batch_1"], model[key]["batch_8"]
-            log(f"  {key.replace('_', ' ')}: {f1['ms']} ms per clip, {f1['floor_clips_per_s']} clips/s on "
-                f"{model['cores']} cores at batch 1; {f8['ms']} ms, {f8['floor_clips_per_s']} clips/s at batch 8")
+    if report["model_floor"] is not None:
+        for line in model_floor_lines(report["model_floor"]):
+            log(line)
     for row in report["caption_miss_vs_floor"]:
-        line = (f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
-                f"{100 * row['share_of_floor']:.0f}% of the decode-only floor")
-        if "share_of_model_floor_batch_1" in row:
-            line += (f", {100 * row['share_of_model_floor_batch_1']:.0f}% / "
-                     f"{100 * row['share_of_model_floor_batch_8']:.0f}% of the model floor at batch 1 / 8"
-                     f" ({'with' if row['model_floor_counts_familiarity'] else 'without'} familiarity)")
-        log(line + f", p99 {row['p99_ms']} ms")
+        log(floor_share_line(row))
     if report["cold_start_s"]:
         log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
     if report["rss_mb"]:
         log(f"RSS after each sweep: {report['rss_mb']} MB; after each memory pass: {report['memory_runs_mb']} MB")
     if report["busy_before"] or report["busy_after"]:
         log(f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    plan = make_plan(args)
+    log = make_log(args.json)
+    report = new_report(args, plan)
+    with tempfile.TemporaryDirectory(prefix="slr-load-") as tmp:
+        work = Path(tmp)
+        clip = make_clip(plan.frames, plan.height, plan.width)
+        runner = make_runner(work, clip, args, log)
+        measure_floors(clip, args.artifacts, report)
+        log(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load average "
+            f"{report['loadavg_before'][0]:.2f}; clip {plan.frames}x{plan.height}x{plan.width} mp4 ({len(clip)} bytes)")
+        results = (sweep(runner, {"": args.url}, plan, args) if args.url
+                   else run_servers(args, plan, runner, work, report, log))
+    summarise(report, results, plan, args.switch)
+    print_report(report, results, args.switch, log)
     write_json(report, args.json)
     return report
 

@@ -1,7 +1,7 @@
 """Roofline of a caption: FLOPs of one caption counted from the exported graphs, the achieved FLOP/s of the
 engine captioning a batch, as a share of this machine's measured fp32 matrix-multiply peak.
 
-    python bench/roofline.py --artifacts /tmp/a [--batch 32] [--threads 1,2] [--json out.json]
+    python -m bench.roofline --artifacts /tmp/a [--batch 32] [--threads 1,2] [--json out.json]
 
 FLOPs: every node of encoder_v, sentence_init and sentence_step is run once in onnxruntime with all its
 intermediate tensors exposed, so each node's real input/output shapes are known; Conv, ConvTranspose, Gemm,
@@ -27,10 +27,7 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.tables import md_table  # noqa: E402
+from core.tables import md_table
 
 
 def _prod(xs: Any) -> int:

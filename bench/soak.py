@@ -1,8 +1,8 @@
 """Soak: N mixed requests at concurrency C against a real server; prints requests served, errors and RSS growth.
 
-    python bench/soak.py --artifacts models/default                      # 10,000 requests at concurrency 64
-    python bench/soak.py --artifacts DIR --requests 1000 --json          # the shorter soak the tests run
-    python bench/soak.py --url http://127.0.0.1:8000 --pid 1234          # a server you started (RSS read by pid)
+    python -m bench.soak --artifacts models/default                      # 10,000 requests at concurrency 64
+    python -m bench.soak --artifacts DIR --requests 1000 --json          # the shorter soak the tests run
+    python -m bench.soak --url http://127.0.0.1:8000 --pid 1234          # a server you started (RSS read by pid)
 
 The load comes from Debian's `wrk` (a compiled client; a Python client would measure itself, see DESIGN.md
 "Measuring a server on this machine") driven by a generated Lua script that cycles through a fixed mix:
@@ -33,12 +33,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-try:  # python -m bench.soak
-    from bench.clips import encode_clip, moving_square_clip
-    from bench.processes import redis_installed, redis_server, uvicorn_server
-except ImportError:  # python bench/soak.py: bench/ itself is on sys.path
-    from clips import encode_clip, moving_square_clip
-    from processes import redis_installed, redis_server, uvicorn_server
+from bench.support import encode_clip, moving_square_clip, redis_installed, redis_server, uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("a", "the", "red", "blue", "green", "yellow", "square", "circle", "triangle", "moves", "slides", "left",

@@ -1,7 +1,7 @@
 """Helpers for the service tests: real encoded clips, a real uvicorn process, a private redis-server.
 
-Not a conftest: plain functions and context managers the service test modules import. The clips come from
-bench/clips.py and the processes from bench/processes.py, the same code the benches run.
+Not a conftest: plain functions and context managers the service test modules import. The clips and the
+processes come from bench/support.py, the same code the benches run.
 """
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from bench.clips import VIDEO_CODECS, encode_clip, moving_square_clip
-from bench.processes import ROOT, free_port, redis_server, stop_process, wait_ready
-from bench.processes import uvicorn_server as _uvicorn_server
+from bench.support import (
+    ROOT,
+    VIDEO_CODECS,
+    encode_clip,
+    free_port,
+    moving_square_clip,
+    redis_server,
+    stop_process,
+    wait_ready,
+)
+from bench.support import uvicorn_server as _uvicorn_server
 
 __all__ = ["ROOT", "VIDEO_CODECS", "encode_clip", "free_port", "moving_square_clip", "receive_then_disconnect",
            "redis_server", "stop_process", "uvicorn_server", "wait_ready"]

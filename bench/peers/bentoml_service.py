@@ -26,15 +26,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 import bentoml
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `bentoml serve` imports this file from the working directory
-    sys.path.insert(0, str(ROOT))
 
 ARTIFACTS = os.environ.get("SLR_ARTIFACTS", str(ROOT / "models" / "default"))
 # onnxruntime threads per graph call: star-slr's setting and default (SLR_INTRA_OP_THREADS, 1), so the engine is the

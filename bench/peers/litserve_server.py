@@ -16,15 +16,12 @@ encoder on the misses of the batch (stacked) and greedy decoding on every row; `
 import argparse
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 import litserve as ls
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 ARTIFACTS = os.environ.get("SLR_ARTIFACTS", str(ROOT / "models" / "default"))
 # onnxruntime threads per graph call: star-slr's setting and default (SLR_INTRA_OP_THREADS, 1), so the engine is the

@@ -47,9 +47,7 @@ from bench.load import (
     Runner,
     build_targets,
     busy_processes,
-    fmt_table,
     machine_info,
-    make_clip,
     multipart,
     private_redis,
     run_wrk,
@@ -57,7 +55,8 @@ from bench.load import (
     to_result,
     write_json,
 )
-from bench.processes import free_port
+from bench.support import free_port, make_clip
+from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("star-slr", "star-slr-threads", "bentoml", "litserve")
@@ -265,17 +264,18 @@ def leads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]], cache: dict[str, str]) -> str:
     order = {s: i for i, s in enumerate(SERVERS)}
     rows = sorted(rows, key=lambda r: (ENDPOINTS.index(r["endpoint"]), r["concurrency"], order.get(r["server"], 9)))
-    return fmt_table(["mode", "conc.", "server", "cache", "req/s", "p50 ms", "p99 ms", "errors", "star-slr req/s ÷"],
-                     [[r["mode"], r["concurrency"], r["server"], cache.get(r["server"], ""), f"{r['rps']:.1f}",
-                       f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", r["errors"],
-                       "" if r["server"] == "star-slr" else f"{r['star_over_this_rps']:.2f}x"
-                       if r["star_over_this_rps"] else "-"] for r in rows])
+    return "\n".join(md_table(
+        ["mode", "conc.", "server", "cache", "req/s", "p50 ms", "p99 ms", "errors", "star-slr req/s ÷"],
+        [[r["mode"], r["concurrency"], r["server"], cache.get(r["server"], ""), f"{r['rps']:.1f}", f"{r['p50_ms']:.1f}",
+          f"{r['p99_ms']:.1f}", r["errors"],
+          "" if r["server"] == "star-slr" else f"{r['star_over_this_rps']:.2f}x" if r["star_over_this_rps"] else "-"]
+         for r in rows], right=True))
 
 
 def lead_table(rows: list[dict[str, Any]]) -> str:
-    return fmt_table(["mode", "conc.", "better peer", "star-slr req/s ÷ its", "star-slr p99 ÷ its"],
-                     [[r["mode"], r["concurrency"], r["best_peer"], f"{r['rps_ratio']}x", f"{r['p99_ratio']}x"]
-                      for r in rows])
+    return "\n".join(md_table(["mode", "conc.", "better peer", "star-slr req/s ÷ its", "star-slr p99 ÷ its"],
+                              [[r["mode"], r["concurrency"], r["best_peer"], f"{r['rps_ratio']}x", f"{r['p99_ratio']}x"]
+                               for r in rows], right=True))
 
 
 # ---------------------------------------------------------------- main

@@ -28,7 +28,7 @@ def run_bench(args: list[str], timeout: int) -> subprocess.CompletedProcess:
 def test_load_quick_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "load.json"
     endpoints = "encode_miss,encode_hit,caption,paraphrase"
-    proc = run_bench(["bench/load.py", "--artifacts", str(artifacts_dir), "--quick", "--endpoints", endpoints,
+    proc = run_bench(["-m", "bench.load", "--artifacts", str(artifacts_dir), "--quick", "--endpoints", endpoints,
                       "--json", str(out)], timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -81,7 +81,7 @@ def check_floors(report: dict) -> None:
 
 def test_roofline_json_shape(artifacts_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "roofline.json"
-    proc = run_bench(["bench/roofline.py", "--artifacts", str(artifacts_dir), "--batch", "4", "--threads", "1",
+    proc = run_bench(["-m", "bench.roofline", "--artifacts", str(artifacts_dir), "--batch", "4", "--threads", "1",
                       "--repeats", "2", "--json", str(out)], timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -96,7 +96,7 @@ def test_http_captions_of_the_shipped_model_name_what_real_files_show(redis_url:
     """bench/http_captions.py through a real uvicorn on the shipped model: files by real encoders, 5 formats."""
     env = {"SLR_ARTIFACTS": str(ROOT / "models" / "default"), "SLR_REDIS_URL": redis_url}
     with uvicorn_server(env, tmp_path / "server.log") as base:
-        proc = run_bench(["bench/http_captions.py", "--url", base, "--per-format", "3", "--size", "120x160"],
+        proc = run_bench(["-m", "bench.http_captions", "--url", base, "--per-format", "3", "--size", "120x160"],
                          timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line.split("|")[2:7] for line in proc.stdout.splitlines()

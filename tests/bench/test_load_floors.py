@@ -1,10 +1,11 @@
 """bench/load.py's floors without a server: cache-miss /caption as a share of the decode-only floor and of the
-model's floor, counting the familiarity rebuild only where that mode's server scores it."""
+model's floor, counting the familiarity rebuild only where that mode's server scores it; and which servers score it,
+read from the options."""
 from __future__ import annotations
 
 import pytest
 
-from bench.load import Result, floor_shares
+from bench.load import Result, familiarity_scored, floor_shares, make_plan, parse_args
 
 
 def result(endpoint: str, mode: str, rps: float) -> Result:
@@ -36,3 +37,20 @@ def test_an_uncalibrated_model_floor_never_counts_familiarity() -> None:
              "with_familiarity": {"batch_1": {"floor_clips_per_s": 200.0}, "batch_8": {"floor_clips_per_s": 200.0}}}
     (row,) = floor_shares([result("caption", "on", 100.0)], {"floor_clips_per_s": 400.0}, model, {"on": True})
     assert row["model_floor_counts_familiarity"] is False and row["share_of_model_floor_batch_1"] == 0.5
+
+
+def scored(*argv: str) -> dict[str, bool]:
+    args = parse_args(list(argv))
+    return familiarity_scored(make_plan(args), args.switch)
+
+
+def test_familiarity_is_scored_unless_a_setting_or_the_switch_turns_it_off() -> None:
+    assert scored("--artifacts", "a") == {"on": True, "off": True}
+    assert scored("--artifacts", "a", "--switch", "SLR_FAMILIARITY") == {"on": True, "off": False}
+    assert scored("--artifacts", "a", "--env", "SLR_FAMILIARITY=off") == {"on": False, "off": False}
+    assert scored("--url", "http://127.0.0.1:1") == {"": True}  # a given URL: one mode, as it is configured
+
+
+def test_an_unknown_endpoint_is_refused_before_any_load() -> None:
+    with pytest.raises(SystemExit, match="unknown endpoints"):
+        make_plan(parse_args(["--url", "http://127.0.0.1:1", "--endpoints", "caption,captions"]))

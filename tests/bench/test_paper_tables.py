@@ -350,7 +350,7 @@ def test_msvd_fixture_runs_the_sentence_tasks_only(tmp_path: Path):
     data = tmp_path / "msvd"
     write_msvd_fixture(data)
     out = tmp_path / "out"
-    proc = run_script(["bench/paper_tables.py", "--data", "msvd", "--data-dir", str(data), "--size", "tiny",
+    proc = run_script(["-m", "bench.paper_tables", "--data", "msvd", "--data-dir", str(data), "--size", "tiny",
                        "--seeds", "0", "--no-meteor", "--jobs", "2", "--out", str(out),
                        "--work", str(tmp_path / "work")])
     assert "skipping reconstruct, sentence_to_video" in proc.stdout

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import make_clip, start_server
+from bench.load import start_server
 from bench.peers.side_by_side import caption_once, start_peer
+from bench.support import make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "default"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = ("core", "model", "export", "service", "cli")
+PACKAGES = ("core", "model", "export", "service", "cli", "bench")  # the rooms and the benches
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -35,10 +35,14 @@ def test_the_tree_keeps_every_contract() -> None:
     ("service/predictor.py", "import fastapi", "the predictor side"),
     ("model/data/corpus.py", "import model.data.load", "model.data is layered"),
     ("model/data/msrvtt.py", "import model.data.msvd", "model.data is layered"),
+    ("service/cache.py", "import bench.support", "no room imports the benches"),
+    ("cli/main.py", "from bench.load import Result", "no room imports the benches"),
+    ("bench/support.py", "import service.app", "the tests' support imports no room"),
+    ("bench/support.py", "import torch", "the tests' support imports no room"),
 ])
 def test_a_deliberate_violation_breaks_its_contract(tmp_path: Path, file: str, line: str, contract: str) -> None:
-    for room in ROOMS:
-        shutil.copytree(ROOT / room, tmp_path / room, ignore=shutil.ignore_patterns("__pycache__"))
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / file
     target.write_text(target.read_text() + f"\n{line}  # deliberate violation\n")

@@ -32,7 +32,7 @@ import pytest
 import tomllib
 import yaml
 
-from bench.load import http_get  # the one GET helper of tests and benches
+from bench.support import http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

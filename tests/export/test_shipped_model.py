@@ -52,8 +52,8 @@ def test_shipped_model_flags_what_it_does_not_know_and_passes_what_it_does(engin
     """The familiarity calibration in the shipped manifest, through the service's decode path: synthetic clips as
     mp4 uploads pass; a road scene and a screen recording (model/data/ood.py) are flagged. bench/familiarity.py
     prints every group's share."""
-    from bench.clips import encode_clip
     from bench.familiarity import scores, synthetic_uploads
+    from bench.support import encode_clip
     from core.familiarity import Calibration
     from model.data.ood import road_clip, ui_clip
 

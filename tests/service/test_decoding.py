@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.clips import FORMATS, encode_clip, moving_square_clip
+from bench.support import FORMATS, encode_clip, moving_square_clip
 from core.config import ModelConfig
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, UndecodableMedia, prepare_upload
 from service.decoding import (

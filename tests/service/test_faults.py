@@ -10,7 +10,6 @@ import json
 import random
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -23,8 +22,8 @@ import httpx
 import pytest
 import redis
 
-from bench.processes import spawn_uvicorn, start_redis
-from tests.service_fixtures import ROOT, encode_clip, free_port, moving_square_clip, stop_process, uvicorn_server
+from bench.support import spawn_uvicorn, start_redis
+from tests.service_fixtures import encode_clip, free_port, moving_square_clip, stop_process, uvicorn_server
 
 ENV = {"SLR_LOG_LEVEL": "warning", "SLR_INTRA_OP_THREADS": "1", "SLR_MAX_UPLOAD_BYTES": str(1024 * 1024)}
 WORDS = ("a", "the", "red", "blue", "green", "square", "circle", "triangle", "moves", "slides", "left", "right",
@@ -289,11 +288,8 @@ def test_short_soak(artifacts_dir: Path) -> None:
     """bench/soak.py at a tenth of its size: 1,000 mixed requests at concurrency 64, zero errors, bounded RSS."""
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk): the soak needs a compiled load generator")
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import soak
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    from bench import soak
+
     with tempfile.TemporaryDirectory() as tmp, soak.local_server(artifacts_dir, Path(tmp),
                                                                   {"SLR_INTRA_OP_THREADS": "1"}) as (base, pid):
         result = soak.soak(base, pid, requests=1000, concurrency=64, threads=2, warmup=200, clips=8)

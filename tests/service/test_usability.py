@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from bench.processes import free_port, stop_process, wait_ready
+from bench.support import free_port, stop_process, wait_ready
 from tests.service_fixtures import ROOT, encode_clip, moving_square_clip
 
 RUN = uuid.uuid4().int % 10**6

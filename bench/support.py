@@ -1,12 +1,15 @@
-"""Process plumbing shared by the benches and the tests: a free loopback port, a private redis-server, the service
-under uvicorn, and stopping a process the way an orchestrator does (SIGTERM, a grace period, then SIGKILL).
+"""What the tests and the benches share, and nothing they measure: clips and real files of them, the service and a
+private redis-server as processes, stopping a process the way an orchestrator does (SIGTERM, a grace period, then
+SIGKILL), and plain HTTP calls.
 
-Standard library only, so `from bench.processes import ...` (tests, `python -m bench.x`) and `from processes
-import ...` (`python bench/x.py`, bench/ on sys.path) both work.
+Standard library, numpy and (lazily, for the files) imageio + PyAV only: importing it loads none of the rooms, so a
+test that starts the service in a process keeps torch and the service's modules out of its own (an import-linter
+contract in pyproject.toml).
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -20,6 +23,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 UVICORN = (sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app")
@@ -150,3 +155,64 @@ def uvicorn_server(env: dict[str, str], log_path: Path | None = None, extra_args
             yield Server(url, proc, time.monotonic() - start)
         finally:
             stop_process(proc, grace_s)
+
+
+# ---------------------------------------------------------------- clips and files of them
+
+# container -> (imageio extension, PyAV codec); yuv420p needs even sizes (the default clip is 64x48).
+VIDEO_CODECS = {"mp4": ("mp4", "libx264"), "mov": ("mov", "libx264"), "webm": ("webm", "libvpx"),
+                "avi": ("avi", "mpeg4")}
+FORMATS = (*VIDEO_CODECS, "gif", "npy")
+
+
+def moving_square_clip(n_frames: int = 12, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """A square of a seeded colour sliding left to right over a dark background: uint8 [N,H,W,3]."""
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(80, 256, size=3, dtype=np.uint8)
+    clip = np.full((n_frames, height, width, 3), 16, dtype=np.uint8)
+    size = max(2, height // 3)
+    for t in range(n_frames):
+        x = int((width - size) * t / max(1, n_frames - 1))
+        clip[t, height // 3: height // 3 + size, x: x + size] = colour
+    return clip
+
+
+def encode_clip(frames: np.ndarray, fmt: str, fps: int = 8) -> bytes:
+    """uint8 frames as a real file of the given format (a key of VIDEO_CODECS, 'gif' or 'npy')."""
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, frames, allow_pickle=False)
+        return buf.getvalue()
+    import imageio.v3 as iio
+
+    if fmt == "gif":
+        return iio.imwrite("<bytes>", frames, extension=".gif", duration=int(1000 / fps), loop=0)
+    ext, codec = VIDEO_CODECS[fmt]
+    return iio.imwrite("<bytes>", frames, extension=f".{ext}", plugin="pyav", codec=codec, fps=fps)
+
+
+def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
+    """A real H.264 mp4 of the moving square: the upload the load benchmarks send."""
+    return encode_clip(moving_square_clip(frames, height, width, seed), "mp4")
+
+
+# ---------------------------------------------------------------- plain HTTP (stdlib: no client to install)
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """(status, body) of GET url; an HTTP error status is an answer, not an exception."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def http_post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> int:
+    """The status of POST url with the body; the answer is read and dropped."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code

@@ -409,17 +409,15 @@ UNKNOWN_SENTENCES = ("bonjour le monde", "der hund bellt laut", "el gato come pe
 
 
 @torch.no_grad()
-def rebuild(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rebuilt clips, mu, sigma) of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs: the
-    video decoder from z = mu and the clip's first frame."""
+def rebuild(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """The model's rebuilds of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs: the video
+    decoder from z = mu and the clip's first frame."""
     model.eval()
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[np.ndarray] = []
     for i in range(0, len(video), batch):
         v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
-        latent = model.encode(video=v)
-        parts.append((model.decode_video(latent.mu, v[:, 0]).numpy(), latent.mu.numpy(), latent.sigma.numpy()))
-    rebuilt, mu, sigma = (np.concatenate(p) for p in zip(*parts))
-    return rebuilt, mu, sigma
+        parts.append(model.decode_video(model.encode(video=v).mu, v[:, 0]).numpy())
+    return np.concatenate(parts)
 
 
 def clip_boxes(clips: Sequence[Clip]) -> list[Box | None]:
@@ -433,12 +431,12 @@ def familiarity_calibration(model: StarModel, clips: Sequence[Clip] | None) -> C
     if not clips or model.cfg.video_input != "frames" or model.video_decoder is None:
         return None
     video = _true_frames(clips)
-    return Calibration.fit(video, rebuild(model, video)[0], clip_boxes(clips), f"{len(clips)} validation clips")
+    return Calibration.fit(video, rebuild(model, video), clip_boxes(clips), f"{len(clips)} validation clips")
 
 
 def familiarity_scores(model: StarModel, calibration: Calibration, video: np.ndarray,
                        boxes: Sequence[Box | None]) -> np.ndarray:
-    return calibration.familiarity(video_signals(video, rebuild(model, video)[0], boxes))
+    return calibration.familiarity(video_signals(video, rebuild(model, video), boxes))
 
 
 def _flagged(scores: np.ndarray, threshold: float) -> dict[str, float]:

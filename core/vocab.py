@@ -15,6 +15,8 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 MAX_WORDS = 35  # the paper's sentence length
+# Words of room above a corpus's longest caption (word_cap): a paraphrase may say a little more than any caption.
+CAP_ROOM = 2
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -22,6 +24,16 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 def tokenize(sentence: str) -> list[str]:
     """Lowercased words; punctuation and symbols are dropped (the paper's preprocessing)."""
     return _WORD.findall(sentence.lower())
+
+
+def word_cap(sentences: Iterable[str], percentile: float = 100.0, room: int = CAP_ROOM) -> int:
+    """The longest sentence a model trained on `sentences` takes and says: their length in words at `percentile`
+    (100: the longest; a real corpus's rare run-on captions are cut below it) plus `room`. A cap taken from the
+    corpus, not a preset, so no caption of the training world is ever cut mid-clause."""
+    lengths = np.fromiter((len(tokenize(s)) for s in sentences), dtype=np.int64)
+    if lengths.size == 0:
+        raise ValueError("no captions to take a length cap from")
+    return int(np.ceil(np.percentile(lengths, percentile))) + room
 
 
 @dataclass

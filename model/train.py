@@ -107,8 +107,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelConfig:
-    """The preset's sizes, with the data's own shape: frame size and T, or feature width."""
+    """The preset's sizes, with the data's own shape: frame size and T, or feature width, and (max_words 0) the
+    longest caption of its training split plus room (core/vocab.py: word_cap)."""
     cfg = ModelConfig.from_dict({**base.to_dict(), "vocab_size": len(vocab), "video_input": corpus.video_input})
+    if cfg.max_words <= 0:
+        cfg.max_words = word_cap(corpus.all_captions("train"))
     clip = corpus.splits["train"][0]
     if corpus.video_input == "frames":
         cfg.frames, cfg.height, cfg.width = (int(x) for x in clip.frames.shape[:3])

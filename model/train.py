@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from core import channels
 from core.config import ModelConfig, Preset, TrainConfig
-from core.vocab import Vocab
+from core.vocab import Vocab, word_cap
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, tensorize
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss

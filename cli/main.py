@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.release import add_release_parser
 from core.config import PRESETS, preset
 
 CORPORA = ("synthetic", "msvd", "msrvtt")
@@ -162,8 +163,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             sample_video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
             calibration = corpus.splits["val"][: args.calibration_clips]
         sample_sentences = [c.captions[0] for c in clips]
+    if args.check and not args.latest:
+        raise SystemExit("--check measures the root's latest: slr release rewrites check.json when latest moves")
     path = export_run(run, args.out, version=args.version, sample_video=sample_video,
-                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_clips=calibration)
+                      sample_sentences=sample_sentences, quantize=args.quantize, calibration_clips=calibration,
+                      update_latest=args.latest)
     print(f"exported {path}")
     if args.check:
         from cli.check import write_check
@@ -464,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
     ex.add_argument("--calibration-clips", type=int, default=1000,
                     help="validation clips that calibrate the familiarity score (core/familiarity.py)")
+    ex.add_argument("--no-latest", dest="latest", action="store_false",
+                    help="publish the version beside the others without moving `latest` (slr release does, "
+                         "through the release gate)")
     ex.add_argument("--check", action="store_true",
                     help="write check.json: caption accuracy of the exported graphs on a fixed check set "
                          "(what a shipped model is re-tested against)")
@@ -495,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     var.add_argument("--latest", action="store_true", help="point the root's latest at the new version")
     var.add_argument("--check", action="store_true", help="with --latest: rewrite the root's check.json")
     var.set_defaults(func=cmd_export_variant)
+
+    add_release_parser(sub)
 
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")

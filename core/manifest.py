@@ -148,6 +148,9 @@ class Manifest:
     quantization: dict[str, Any] | None = None
     # The familiarity calibration (core/familiarity.py: Calibration.to_dict); None: the model answers familiarity null.
     familiarity: dict[str, Any] | None = None
+    # The release gate's record when the version was made `latest` (export/gate.py): the figures against the
+    # version before it, and the reason where a regression was let through.
+    release: dict[str, Any] | None = None
     format: int = FORMAT
 
     @property
@@ -185,6 +188,8 @@ class Manifest:
             d["quantization"] = self.quantization
         if self.familiarity is not None:
             d["familiarity"] = self.familiarity
+        if self.release is not None:
+            d["release"] = self.release
         return d
 
     def write(self, directory: Path) -> Path:
@@ -209,7 +214,8 @@ class Manifest:
                 tasks={k: TaskEntry(**t) for k, t in d["tasks"].items()},
                 files={str(k): str(v) for k, v in d["files"].items()}, parity=dict(d.get("parity", {})),
                 unsupported_tasks=dict(d.get("unsupported_tasks", {})), vocab=str(d.get("vocab", VOCAB)),
-                quantization=d.get("quantization"), familiarity=d.get("familiarity"))
+                quantization=d.get("quantization"), familiarity=d.get("familiarity"),
+                release=d.get("release"))
         except (TypeError, ValueError, AttributeError) as e:
             raise ArtifactError(f"{where} does not match the artifacts contract: {e}") from None
 

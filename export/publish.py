@@ -29,6 +29,14 @@ def publish(staging: Path, root: Path, version: str) -> Path:
     return final
 
 
+def read_latest(root: Path) -> str | None:
+    """The version root/latest names; None where there is none yet."""
+    try:
+        return (root / LATEST).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def write_latest(root: Path, version: str) -> None:
     """root/latest names `version`, replaced by rename so a reader sees the old name or the new one."""
     fd, tmp = tempfile.mkstemp(prefix=".latest-", dir=root)

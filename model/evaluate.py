@@ -172,20 +172,25 @@ def contrast(frames: np.ndarray, colour: str) -> float:
     return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
 
 
-def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Share of generated clips whose probed colour / motion match the attributes they were asked for, and
-    their mean contrast (each inside its picture's box when it has one)."""
-    if not truths:
-        return {}
-    # A letterboxed clip is probed inside its picture: the bars' black would pass for the background.
+def probe_hits(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per generated clip, whether the probe reads the colour, shape and motion it was asked for (bool [N] each,
+    the outcomes a paired test compares: export/gate.py), and its contrast (float [N]); each clip inside its
+    picture's box when it has one: a letterboxed clip's bars would pass for the background."""
     videos = [crop_box(v, t.get("frame_box")) for v, t in zip(videos, truths)]
     probes = [probe_video(v) for v in videos]
     return {
-        "colour": float(np.mean([p.colour == t.get("colour") for p, t in zip(probes, truths)])),
-        "motion": float(np.mean([p.motion == t.get("motion") for p, t in zip(probes, truths)])),
-        "shape": float(np.mean([p.shape == t.get("shape") for p, t in zip(probes, truths)])),
-        "contrast": float(np.mean([contrast(v, t["colour"]) for v, t in zip(videos, truths)])),
+        **{a: np.asarray([getattr(p, a) == t.get(a) for p, t in zip(probes, truths)], dtype=bool)
+           for a in PROBE_READINGS},
+        "contrast": np.asarray([contrast(v, t["colour"]) for v, t in zip(videos, truths)], dtype=np.float64),
     }
+
+
+def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of generated clips whose probed colour / shape / motion match the attributes they were asked for,
+    and their mean contrast."""
+    if not truths:
+        return {}
+    return {k: float(v.mean()) for k, v in probe_hits(videos, truths).items()}
 
 
 def probe_report(pred: np.ndarray, true: np.ndarray, truths: Sequence[dict[str, Any]], rows: Sequence[int],
@@ -393,7 +398,7 @@ def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam
     labelled = load_outside_set(directory)
     result = outside_accuracy(caption, labelled, cfg.frames, cfg.height, cfg.width, fit=cfg.frame_fit)
     if model.video_decoder is not None and clips:
-        truths = [_outside_truth(label, cfg) for _, label in labelled]
+        truths = [outside_truth(label, cfg) for _, label in labelled]
         rows = [i for i, (_, label) in enumerate(labelled) if not label.get("objects")]  # the probe reads one
         result["reconstruct"] = probe_report(reconstruct_clips(model, clips), _true_frames(clips), truths, rows, [])
     return result
@@ -470,7 +475,7 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
 
             pairs = load_outside_set(outside)
             files = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in pairs])
-            video["outside set"] = _flagged(scores(files, [_outside_box(label, cfg) for _, label in pairs]),
+            video["outside set"] = _flagged(scores(files, [outside_box(label, cfg) for _, label in pairs]),
                                             calibration.threshold)
         ood = ood_set(per_kind)
         ood_scores = scores(np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
@@ -490,15 +495,15 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
     return out
 
 
-def _outside_box(label: dict[str, Any], cfg: ModelConfig) -> Box | None:
+def outside_box(label: dict[str, Any], cfg: ModelConfig) -> Box | None:
     """Where an outside file's picture lies in the model's frame; None when it fills it."""
     w, h = (int(v) for v in label["size"].split("x"))
     return picture_box(h, w, cfg.height, cfg.width, cfg.frame_fit)
 
 
-def _outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
+def outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
-    box = _outside_box(label, cfg)
+    box = outside_box(label, cfg)
     return {**label, "frame_box": list(box)} if box else label
 
 

@@ -187,6 +187,9 @@ class ReadyResponse(BaseModel):
     redis: Literal["up", "down", "disabled"] = Field(description="down/disabled: SLRs cached in process only")
     providers: dict[str, list[str]] = {}
     reasons: list[str] = []
+    release_override: str | None = Field(
+        None, description="why the served version was made latest although the release gate found a figure worse "
+                          "than the version before it (slr release --reason); null when it passed the gate")
 
 
 class VocabResponse(BaseModel):

@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from model.data.synthetic import COLOUR_RGB, MOTION_SYNONYMS, SHAPE_SYNONYMS
 
 
@@ -56,19 +58,24 @@ def described_object(parsed: dict[str, str | None], truth: dict[str, Any]) -> di
     return max(objects, key=lambda o: sum(parsed.get(a) == o.get(a) for a in ATTRIBUTES))
 
 
-def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Share of captions naming the right colour, shape and motion (and all three at once)."""
-    if not truths:
-        return {}
-    hits = {a: 0 for a in (*ATTRIBUTES, "all")}
+def attribute_hits(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per caption, whether it names the right colour, shape and motion (and all three at once): bool [N] each,
+    the outcomes a paired test compares (export/gate.py)."""
+    rows = []
     for hyp, truth in zip(hypotheses, truths):
         parsed = parse_attributes(hyp)
         named = described_object(parsed, truth)
         ok = [parsed.get(a) == named.get(a) for a in ATTRIBUTES]
-        for a, good in zip(ATTRIBUTES, ok):
-            hits[a] += good
-        hits["all"] += all(ok)
-    return {a: hits[a] / len(truths) for a in hits}
+        rows.append([*ok, all(ok)])
+    table = np.asarray(rows, dtype=bool).reshape(-1, len(ATTRIBUTES) + 1)
+    return {a: table[:, i] for i, a in enumerate((*ATTRIBUTES, "all"))}
+
+
+def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of captions naming the right colour, shape and motion (and all three at once)."""
+    if not truths:
+        return {}
+    return {a: float(hits.mean()) for a, hits in attribute_hits(hypotheses, truths).items()}
 
 
 # Where a two-object caption's second clause begins (`_caption`'s joiners before `_clause`'s openings); "up and
@@ -76,18 +83,23 @@ def attribute_accuracy(hypotheses: Sequence[str], truths: Sequence[dict[str, Any
 _CLAUSE_BREAK = re.compile(r"(?:,? and|,? while| as) (?=(?:there|we|another|a|an|one|the)\b)")
 
 
-def object_binding(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Binding on clips of two objects, each clause of a caption read on its own: an object is bound when one
-    clause names its colour, shape and motion all three. `first`: the first clause binds one of the objects (the
-    attribute scores read that one); `both`: both objects are bound; `n`: two-object clips scored."""
-    first = both = n = 0
+def binding_hits(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """On clips of two objects (the others left out), each clause of a caption read on its own: `first`, the first
+    clause binds one of the objects (colour, shape and motion all three); `both`, both objects are bound. bool [n]."""
+    first, both = [], []
     for hyp, truth in zip(hypotheses, truths):
         objects = truth.get("objects") or []
         if len(objects) != 2:
             continue
-        n += 1
         clauses = [parse_attributes(c) for c in _CLAUSE_BREAK.split(hyp)]
         bound = [[all(c.get(a) == o[a] for a in ATTRIBUTES) for o in objects] for c in clauses]
-        first += any(bound[0])
-        both += all(any(row[j] for row in bound) for j in range(2))
-    return {"first": first / n, "both": both / n, "n": n} if n else {}
+        first.append(any(bound[0]))
+        both.append(all(any(row[j] for row in bound) for j in range(2)))
+    return {"first": np.asarray(first, dtype=bool), "both": np.asarray(both, dtype=bool)}
+
+
+def object_binding(hypotheses: Sequence[str], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Binding on clips of two objects (binding_hits): the shares `first` and `both`, and `n`, the clips scored."""
+    hits = binding_hits(hypotheses, truths)
+    n = len(hits["first"])
+    return {"first": float(hits["first"].mean()), "both": float(hits["both"].mean()), "n": n} if n else {}

@@ -1,7 +1,7 @@
 """Operations: GET /models, /vocab, /healthz (and HEAD), /readyz, /metrics (health endpoints never need the API key)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -50,6 +50,12 @@ async def healthz_head() -> Response:
     return Response(status_code=200)
 
 
+def release_override(record: dict[str, Any] | None) -> str | None:
+    """The reason a version was released past the gate's refusal (export/gate.py), if it was."""
+    reason = (record or {}).get("override_reason")
+    return str(reason) if reason else None
+
+
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}},
             summary="Readiness (degraded: serving, but SLRs are cached in process only)")
 async def readyz(request: Request) -> JSONResponse:
@@ -63,7 +69,7 @@ async def readyz(request: Request) -> JSONResponse:
     reasons = [] if redis == "up" else [f"redis {redis}: SLR cache is in process only"]
     body = ReadyResponse(status="ready" if not reasons else "degraded", model_version=predictor.engine.version,
                          redis=redis, providers={k: list(v) for k, v in predictor.engine.providers.items()},
-                         reasons=reasons)
+                         reasons=reasons, release_override=release_override(predictor.engine.manifest.release))
     return JSONResponse(body.model_dump())
 
 

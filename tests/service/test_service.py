@@ -275,6 +275,7 @@ def test_models_health_ready_metrics(client: httpx.Client, model: dict) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["redis"] == "up" and ready["model_version"] == model["version"]
+    assert ready["release_override"] is None  # released without one (export/gate.py)
     text = client.get("/metrics").text
     for name in ("slr_requests_total", "slr_request_latency_seconds_bucket", "slr_cache_hits_total",
                  "slr_cache_misses_total", "slr_batch_size_bucket", "slr_redis_up 1.0"):

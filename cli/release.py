@@ -1,0 +1,57 @@
+"""`slr release`: make an exported version its root's `latest` through the release gate (export/gate.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+REFUSED = 3  # exit status of a refused release (2 is a usage error)
+
+
+def add_release_parser(sub: Any) -> None:
+    rel = sub.add_parser(
+        "release", help="make an exported version `latest`, only if no caption, video or familiarity figure falls "
+                        "against the current latest past noise (a paired test on the same clips)")
+    rel.add_argument("root", help="artifacts root holding both versions (e.g. models/default)")
+    rel.add_argument("--model-version", required=True, help="the candidate version folder")
+    rel.add_argument("--data-dir", required=True, help="a saved corpus (slr data synth): its test split is compared")
+    rel.add_argument("--outside", help="the outside set's folder (slr data outside): its files are compared too")
+    rel.add_argument("--max-clips", type=int, help="compare on the first N test clips only (default: all)")
+    rel.add_argument("--reason", help="publish despite regressions; the reason is kept in the manifest and "
+                                      "shown by /readyz")
+    rel.set_defaults(func=cmd_release)
+
+
+def refresh_check(root: Path) -> None:
+    """check.json describes the root's latest (cli/check.py): rewritten when latest moves."""
+    from cli.check import CHECK_FILE, write_check
+
+    if (root / CHECK_FILE).exists():
+        write_check(root)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from export.gate import GateRefused, release
+    from model.data.corpus import load_split
+    from model.data.outside import load_outside_set
+
+    clips = load_split(args.data_dir, "test", args.max_clips)
+    if not clips or clips[0].frames is None or not clips[0].attributes:
+        print(f"slr release: {args.data_dir} has no test clips with frames and attributes (slr data synth)",
+              file=sys.stderr)
+        return 2
+    files = load_outside_set(args.outside) if args.outside else []
+    try:
+        result = release(Path(args.root), args.model_version, clips, files, args.reason)
+    except GateRefused as refused:
+        print(f"slr release: refused: {refused}", file=sys.stderr)
+        return REFUSED
+    refresh_check(Path(args.root))
+    if not result.comparisons:
+        print(f"released {result.candidate} as latest (nothing to compare with: latest was {result.baseline})")
+        return 0
+    print(result.table())
+    note = f" despite {', '.join(result.regressions)}: {result.reason}" if result.regressions else ""
+    print(f"released {result.candidate} as latest of {args.root} (was {result.baseline}){note}")
+    return 0

@@ -1,0 +1,257 @@
+"""The release gate: a version becomes a root's `latest` only when no figure its users rely on falls past noise.
+
+Both versions are run through their own exported graphs (what the service runs; a shipped version may have no
+checkpoint) on the same clips: the corpus' test split and the outside set's files. Every figure is a per-clip
+outcome (right or wrong), so the two versions are compared clip by clip with an exact one-sided McNemar test
+(core/stats.py): a figure regresses when the candidate is lower *and* chance alone would make its losses outnumber
+its wins so far less than 5% of the time. Three clips of 596 is noise; a fall the clips agree on is a loss. A
+refusal can be overridden only with a reason, which the manifest records (`release`) and /readyz shows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.familiarity import Calibration, video_signals
+from core.manifest import MANIFEST, Manifest, encoder_graph, resolve_version_dir
+from core.search import decode_with_graphs
+from core.stats import ALPHA, mcnemar_fall_p
+from core.vocab import Vocab, pad_tokens
+from export.parity import open_cpu_session
+from export.publish import read_latest, write_latest
+from model.data.attributes import attribute_hits, binding_hits
+from model.data.corpus import Clip
+from model.data.outside import decode_clip_file
+from model.evaluate import clip_boxes, outside_box, outside_truth, probe_hits
+
+BATCH = 64
+ATTRIBUTE_KEYS = ("colour", "shape", "motion", "all")
+PROBE_KEYS = ("colour", "shape", "motion")
+
+
+class GateRefused(Exception):
+    """The candidate regressed on at least one figure and no reason was given."""
+
+
+@dataclass
+class GraphModel:
+    """One exported version's graphs on the CPU, run as the service runs them (greedy captions, z = mu)."""
+
+    directory: Path
+    manifest: Manifest
+    vocab: Vocab
+    sessions: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: Path, version: str | None) -> GraphModel:
+        directory = resolve_version_dir(root, version)
+        manifest = Manifest.read(directory)
+        manifest.verify_files(directory)
+        sessions = {name: open_cpu_session(directory / g.file) for name, g in manifest.graphs.items()}
+        return cls(directory, manifest, Vocab.load(directory / manifest.vocab), sessions)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def video_mu(self, video: np.ndarray) -> np.ndarray:
+        enc = self.sessions[encoder_graph("v")]
+        return np.concatenate([enc.run(["mu"], {"video": np.ascontiguousarray(video[i:i + BATCH], np.float32)})[0]
+                               for i in range(0, len(video), BATCH)])
+
+    def sentence_mu(self, sentences: Sequence[str]) -> np.ndarray:
+        enc, cap = self.sessions[encoder_graph("s")], self.manifest.model.max_words
+        parts = []
+        for i in range(0, len(sentences), BATCH):
+            tokens, lengths = pad_tokens([self.vocab.encode(s, cap) for s in sentences[i:i + BATCH]])
+            parts.append(enc.run(["mu"], {"tokens": tokens, "lengths": lengths})[0])
+        return np.concatenate(parts)
+
+    def captions(self, mu: np.ndarray) -> list[str]:
+        init, step = self.sessions["sentence_init"], self.sessions["sentence_step"]
+        max_len = self.manifest.model.max_words + 1
+        out: list[str] = []
+        for i in range(0, len(mu), BATCH):
+            out += [self.vocab.decode(ids) for ids in decode_with_graphs(init, step, mu[i:i + BATCH], 1, max_len)]
+        return out
+
+    def frames(self, mu: np.ndarray, first: np.ndarray) -> np.ndarray:
+        dec = self.sessions["video_decoder"]
+        return np.concatenate([dec.run(["frames"], {"z": mu[i:i + BATCH],
+                                                    "first_frame": np.ascontiguousarray(first[i:i + BATCH])})[0]
+                               for i in range(0, len(mu), BATCH)])
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return Calibration.from_dict(self.manifest.familiarity) if self.manifest.familiarity else None
+
+
+def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
+    return {f"{prefix}.{k}": hits[k] for k in keys}
+
+
+def not_flagged(model: GraphModel, video: np.ndarray, rebuilt: np.ndarray, boxes: Sequence[Any]) -> np.ndarray:
+    """Per familiar clip, True where the familiarity score lets it pass (a false alarm is False)."""
+    calibration = model.calibration
+    assert calibration is not None
+    return calibration.familiarity(video_signals(video, rebuilt, boxes)) >= calibration.threshold
+
+
+def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+    """Per-clip outcomes on corpus clips: captions (every clip; one-object clips; two-object first clause), the
+    video probe of both video tasks on one-object clips, and the familiarity score's passes."""
+    truths = [c.attributes for c in clips]
+    video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+    mu = model.video_mu(video)
+    hyps = model.captions(mu)
+    one = np.array([len(t.get("objects", [None])) == 1 for t in truths])
+    out = _named("caption", attribute_hits(hyps, truths), ATTRIBUTE_KEYS)
+    out.update(_named("caption_one_object", attribute_hits([h for h, o in zip(hyps, one) if o],
+                                                           [t for t, o in zip(truths, one) if o]), ATTRIBUTE_KEYS))
+    out["two_objects.first_clause"] = binding_hits(hyps, truths)["first"]
+    if "video_decoder" not in model.sessions:
+        return out
+    idx = np.flatnonzero(one)
+    rebuilt = model.frames(mu, video[:, 0])
+    out.update(_named("reconstruct", probe_hits(list(rebuilt[idx]), [truths[i] for i in idx]), PROBE_KEYS))
+    s_mu = model.sentence_mu([clips[i].captions[0] for i in idx])
+    drawn = model.frames(s_mu, np.zeros_like(video[idx, 0]))
+    full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
+    out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
+    if model.calibration is not None:
+        passes = not_flagged(model, video, rebuilt, clip_boxes(clips))
+        out["familiarity.passes_one_object"] = passes[one]
+        out["familiarity.passes_two_objects"] = passes[~one]
+    return out
+
+
+def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, Any]]]) -> dict[str, np.ndarray]:
+    """Per-file outcomes on the outside set (files drawn and encoded by other software, decoded as an upload is):
+    captions of the one-object files, their reconstructions' probe and the familiarity score's passes."""
+    cfg = model.manifest.model
+    files = [(p, label) for p, label in files if not label.get("objects")]
+    video = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in files])
+    truths = [outside_truth(label, cfg) for _, label in files]
+    mu = model.video_mu(video)
+    out = _named("outside", attribute_hits(model.captions(mu), truths), ATTRIBUTE_KEYS)
+    if "video_decoder" not in model.sessions:
+        return out
+    rebuilt = model.frames(mu, video[:, 0])
+    out.update(_named("outside_reconstruct", probe_hits(list(rebuilt), truths), PROBE_KEYS))
+    if model.calibration is not None:
+        out["familiarity.passes_outside"] = not_flagged(model, video, rebuilt,
+                                                        [outside_box(label, cfg) for _, label in files])
+    return out
+
+
+def outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]
+             ) -> dict[str, np.ndarray]:
+    return {**split_outcomes(model, clips), **(outside_outcomes(model, files) if files else {})}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One figure, old against new on the same clips."""
+
+    figure: str
+    n: int
+    old: float
+    new: float
+    lost: int  # clips the old version had right and the new one wrong
+    won: int
+    p: float  # one-sided exact McNemar: how likely losses this lopsided are by chance
+
+    @property
+    def regressed(self) -> bool:
+        return self.new < self.old and self.p < ALPHA
+
+    def row(self) -> list[str]:
+        verdict = "REGRESSED" if self.regressed else ("better" if self.new > self.old else "same")
+        return [self.figure, str(self.n), f"{100 * self.old:.1f}", f"{100 * self.new:.1f}", str(self.lost),
+                str(self.won), f"{self.p:.3g}", verdict]
+
+
+def compare(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[Comparison]:
+    """Every figure both versions have (a figure only one has, e.g. familiarity of a version without a calibration,
+    is left out: there is nothing to pair)."""
+    rows = []
+    for figure in sorted(old.keys() & new.keys()):
+        a, b = np.asarray(old[figure], bool), np.asarray(new[figure], bool)
+        if len(a) != len(b) or len(a) == 0:
+            continue
+        rows.append(Comparison(figure, len(a), float(a.mean()), float(b.mean()), int((a & ~b).sum()),
+                               int((b & ~a).sum()), mcnemar_fall_p(list(a), list(b))))
+    return rows
+
+
+@dataclass(frozen=True)
+class GateResult:
+    baseline: str | None
+    candidate: str
+    comparisons: tuple[Comparison, ...]
+    reason: str | None = None
+
+    @property
+    def regressions(self) -> list[str]:
+        return [c.figure for c in self.comparisons if c.regressed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+    def table(self) -> str:
+        head = ["figure", "clips", f"{self.baseline} %", f"{self.candidate} %", "lost", "won", "p", "verdict"]
+        rows = [head, ["---"] * len(head)] + [c.row() for c in self.comparisons]
+        return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's `release` entry."""
+        return {"baseline": self.baseline, "passed": self.passed, "regressions": self.regressions,
+                "override_reason": self.reason if not self.passed else None, "alpha": ALPHA,
+                "test": "exact one-sided McNemar on per-clip outcomes, same clips",
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "figures": {c.figure: {"n": c.n, "old": round(c.old, 4), "new": round(c.new, 4), "lost": c.lost,
+                                       "won": c.won, "p": round(c.p, 6)} for c in self.comparisons}}
+
+
+def run_gate(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
+             reason: str | None = None) -> GateResult:
+    """Compare `candidate` with the root's current latest (nothing to compare with: it passes)."""
+    baseline = read_latest(root)
+    new = GraphModel.open(root, candidate)
+    if baseline is None or baseline == new.version:
+        return GateResult(baseline, new.version, (), reason)
+    old = GraphModel.open(root, baseline)
+    return GateResult(baseline, new.version, tuple(compare(outcomes(old, clips, files), outcomes(new, clips, files))),
+                      reason)
+
+
+def record_release(root: Path, result: GateResult) -> None:
+    """Write the gate's record into the candidate's manifest atomically (graphs and their sha256s untouched)."""
+    version_dir = resolve_version_dir(root, result.candidate)
+    manifest = dataclasses.replace(Manifest.read(version_dir), release=result.record())
+    tmp = version_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, version_dir / MANIFEST)
+
+
+def release(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
+            reason: str | None = None) -> GateResult:
+    """The gate, then `latest` moved to the candidate when it passed or a reason overrides it; GateRefused (with the
+    table) otherwise, `latest` untouched."""
+    result = run_gate(root, candidate, clips, files, reason)
+    if not result.passed and not reason:
+        raise GateRefused(f"{result.candidate} regresses against {result.baseline} on "
+                          f"{', '.join(result.regressions)}; `latest` not moved (give --reason to override)\n"
+                          + result.table())
+    record_release(root, result)
+    write_latest(root, result.candidate)
+    return result

@@ -92,7 +92,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         p.train.threads = args.threads
     apply_overrides(p, args.set or [])
     # Under torchrun every rank runs this command; rank 0 alone writes and reports (model/train.py).
-    ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source, device=args.device)
+    if args.again and not args.resume:
+        print("slr train: --again runs a finished phase of a run once more: pass --resume with it", file=sys.stderr)
+        return 2
+    ckpt = train(corpus, p, args.out, seed=args.seed, resume=args.resume, source=source, device=args.device,
+                 again=tuple(args.again or ()))
     if os.environ.get("RANK", "0") == "0":
         print(f"checkpoint: {ckpt}")
     return 0
@@ -436,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-steps", type=int, help="add task fine-tuning (video-to-sentence) steps")
     train.add_argument("--time-budget", type=float, help="seconds for all phases (0 = no budget)")
     train.add_argument("--resume", action="store_true", help="continue after the last finished phase")
+    train.add_argument("--again", action="append", metavar="PHASE", choices=("full", "partial", "finetune",
+                                                                          "finetune_video"),
+                       help="with --resume: run this finished phase once more from the checkpoint's weights, with the "
+                            "preset's and --set's settings (e.g. finetune_video with a new term; repeatable)")
     train.add_argument("--set", action="append", metavar="NAME=VALUE",
                        help="override a ModelConfig / TrainConfig field of the preset (repeatable; value as JSON)")
     train.add_argument("--threads", type=int,

@@ -17,7 +17,8 @@ class ModelConfig:
     width: int = 64
     feature_dim: int = 9216  # features input: VGG fc6 4096 + C3D fc6 4096 + ... as in the paper
     vocab_size: int = 0  # set from the vocabulary
-    max_words: int = 35  # 0: the training corpus's longest caption plus room (model/train.py: model_config_for)
+    # At least; training raises it to the corpus's longest caption plus room (model/train.py: model_config_for).
+    max_words: int = 35
     embed_dim: int = 256
     hidden: int = 512  # LSTM hidden size of the sentence encoder and both decoders
     x_dim: int = 512  # x_v and x_s
@@ -79,6 +80,9 @@ class TrainConfig:
     # and shape; model/star.py: pose_loss, sprite_mask_loss); rows without it are left out, so 0 changes nothing else.
     lambda_pose: float = 0.0
     lambda_sprite_mask: float = 0.0
+    # The sprite decoder's anchor (where it finds the first frame's object, whose glimpse colours the rebuilt sprite)
+    # against the true first pose (model/star.py: anchor_loss).
+    lambda_anchor: float = 0.0
     # The share of the video decoder's gradient that reaches z and the encoders (1: the paper; 0: the decoder reads
     # z and never writes it, so the latent the captions read is shaped by the sentence side alone).
     video_z_grad: float = 1.0
@@ -142,13 +146,13 @@ PRESET_TABLE: dict[str, PresetSpec] = {
     # The test session: seconds, not minutes.
     "tiny": PresetSpec(
         model=dict(frames=6, height=12, width=16, embed_dim=16, hidden=32, x_dim=32, latent_dim=16, cnn_channels=8,
-                   frame_embed=32, max_words=0, attention_heads=1, frame_fit="pad"),
+                   frame_embed=32, max_words=12, attention_heads=1, frame_fit="pad"),
         train=dict(batch_size=16, lr=3e-3, full_steps=25, partial_steps=15, kl_ramp_steps=10),
         corpus_clips=160, aspect_share=0.25, description="tests only: trains in seconds, learns little"),
     # About 8 minutes on 2 quiet cores: half the paper's frame size, the "layers" video decoder.
     "demo": PresetSpec(
         model=dict(frames=8, height=18, width=32, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                   cnn_channels=24, frame_embed=128, max_words=0, video_decoder="layers", frame_fit="pad"),
+                   cnn_channels=24, frame_embed=128, max_words=16, video_decoder="layers", frame_fit="pad"),
         train=dict(batch_size=32, lr=1e-3, full_steps=400, partial_steps=3800, kl_ramp_steps=400,
                    partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
         corpus_clips=6000, aspect_share=0.25,
@@ -156,7 +160,7 @@ PRESET_TABLE: dict[str, PresetSpec] = {
     # The shipped model (quality-v7, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder.
     "quality": PresetSpec(
         model=dict(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
-                   cnn_channels=32, frame_embed=128, max_words=0, attention_heads=2, video_decoder="sprite",
+                   cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
                    frame_fit="pad"),
         train=dict(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
                    partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,

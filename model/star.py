@@ -471,6 +471,14 @@ def pose_loss(poses: Tensor, target: Tensor, known: Tensor) -> Tensor:
     return (per_row * known).sum() / known.sum().clamp(min=1.0)
 
 
+def anchor_loss(anchor: Tensor, batch: dict[str, Tensor], mask_v: Tensor) -> Tensor:
+    """Squared error of the anchor (where the decoder finds the first frame's object, [B, 3]) against the true
+    first pose, mean over the rows that show the decoder a first frame (video on) and whose truth is known."""
+    rows = batch["pose_known"] * (mask_v > 0).to(anchor.dtype)
+    per_row = (anchor - batch["pose"][:, 0]).pow(2).sum(dim=-1)
+    return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
+
+
 def sprite_mask_loss(sprite: Tensor, shape_id: Tensor, masks: Tensor) -> Tensor:
     """Binary cross-entropy of the sprite's alpha against its shape's mask (masks [K, S, S]; model/data/synthetic.py:
     shape_masks), mean over pixels and over the rows whose shape is known (shape_id >= 0)."""
@@ -559,6 +567,8 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
             # (quality-v7's first run) caption shape fell from 93.4 to 76.9 (models/default/README.md).
             sprite, poses = model.video_decoder.shape_and_track(z.detach(), first)
             losses.update(sprite_losses(sprite, poses, batch, mask_v))
+            # Where the first frame's object is: the glimpse that gives a rebuilt sprite its colour reads there.
+            losses["anchor"] = anchor_loss(model.video_decoder.anchor(first)[0], batch, mask_v)
         losses["video"] = video_loss(pred, target)
         losses["foreground"] = foreground_loss(pred, target)
     return losses
@@ -607,6 +617,8 @@ def total_loss(losses: dict[str, Tensor], tc: TrainConfig, kl_weight: float) -> 
         loss = loss + tc.lambda_pose * losses["pose"]
     if "sprite_mask" in losses and tc.lambda_sprite_mask:
         loss = loss + tc.lambda_sprite_mask * losses["sprite_mask"]
+    if "anchor" in losses and tc.lambda_anchor:
+        loss = loss + tc.lambda_anchor * losses["anchor"]
     return loss
 
 

@@ -107,11 +107,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelConfig:
-    """The preset's sizes, with the data's own shape: frame size and T, or feature width, and (max_words 0) the
-    longest caption of its training split plus room (core/vocab.py: word_cap)."""
+    """The preset's sizes, with the data's own shape: frame size and T, or feature width; and a sentence cap of at
+    least the training split's longest caption plus room (core/vocab.py: word_cap), so none is cut mid-clause."""
     cfg = ModelConfig.from_dict({**base.to_dict(), "vocab_size": len(vocab), "video_input": corpus.video_input})
-    if cfg.max_words <= 0:
-        cfg.max_words = word_cap(corpus.all_captions("train"))
+    cfg.max_words = max(cfg.max_words, word_cap(corpus.all_captions("train")))
     clip = corpus.splits["train"][0]
     if corpus.video_input == "frames":
         cfg.frames, cfg.height, cfg.width = (int(x) for x in clip.frames.shape[:3])
@@ -121,8 +120,11 @@ def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelCo
     return cfg
 
 
+VIDEO_TERMS = frozenset({"foreground", "pose", "sprite_mask", "anchor"})  # the video decoder's terms beside "video"
+
+
 def select_losses(losses: dict[str, Tensor], outputs: frozenset[str]) -> dict[str, Tensor]:
-    keep = {"kl", "align"} | set(outputs) | ({"foreground", "pose", "sprite_mask"} if "video" in outputs else set())
+    keep = {"kl", "align"} | set(outputs) | (VIDEO_TERMS if "video" in outputs else set())
     return {k: v for k, v in losses.items() if k in keep}
 
 
@@ -494,13 +496,15 @@ def phase_budgets(phases: list[Phase], total_s: float | None) -> Iterator[float 
 
 def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progress: bool = True,
           resume: bool = False, phases: list[Phase] | None = None, vae: bool = True,
-          source: dict[str, Any] | None = None, device: str = "auto") -> Path:
-    """Train the star model on a corpus; returns the checkpoint path. Resumes after the last finished phase.
-    Under torchrun, every rank runs this with the same arguments (see the module's docstring)."""
+          source: dict[str, Any] | None = None, device: str = "auto", again: tuple[str, ...] = ()) -> Path:
+    """Train the star model on a corpus; returns the checkpoint path. Resumes after the last finished phase;
+    the phases named in `again` run once more from the checkpoint's weights (e.g. the video decoder's own phase with
+    new terms, the encoders and the latent the captions read untouched). Under torchrun, every rank runs this with
+    the same arguments (see the module's docstring)."""
     out = Path(out)
     dist = init_distributed(device)
     try:
-        return _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist)
+        return _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist, again)
     finally:
         if dist.active:
             import torch.distributed
@@ -509,7 +513,8 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
 
 
 def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool, resume: bool,
-           phases: list[Phase] | None, vae: bool, source: dict[str, Any] | None, dist: Dist) -> Path:
+           phases: list[Phase] | None, vae: bool, source: dict[str, Any] | None, dist: Dist,
+           again: tuple[str, ...] = ()) -> Path:
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
     tc = TrainConfig.from_dict({**preset.train.to_dict(), "seed": seed})
@@ -543,7 +548,7 @@ def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool,
                             "lr": tc.lr},
         }, indent=2, default=str))
     for phase, budget in zip(todo, phase_budgets(todo, tc.time_budget_s)):
-        if phase.name in trainer.done_phases:
+        if phase.name in trainer.done_phases and phase.name not in again:
             continue
         trainer.run_phase(phase, stream, gen, budget)
     if not todo:

@@ -234,6 +234,22 @@ def test_trained_run_resumes_after_finished_phases(tiny_run: Path, tiny_corpus) 
     assert after.extra["global_step"] == before.extra["global_step"]  # nothing left to do
 
 
+def test_again_runs_a_finished_phase_once_more_from_the_checkpoint(tiny_run: Path, tiny_corpus, tmp_path) -> None:
+    """--again: the phase's steps run once more from the run's weights (the video decoder's own phase with new
+    terms, say); the other phases are not rerun."""
+    import shutil
+
+    from model.train import train
+
+    run = tmp_path / "again"
+    shutil.copytree(tiny_run, run)
+    before = load_checkpoint(run / "checkpoint.pt")
+    train(tiny_corpus, preset("tiny"), run, seed=0, progress=False, resume=True, again=("partial",))
+    after = load_checkpoint(run / "checkpoint.pt")
+    assert after.extra["global_step"] == before.extra["global_step"] + preset("tiny").train.partial_steps
+    assert after.extra["done_phases"] == ["full", "partial", "partial"]
+
+
 def test_evaluation_numbers_on_hand_checked_cases() -> None:
     refs = {"a": ["a red circle moves left"], "b": ["a blue square grows"]}
     perfect = caption_scores(refs, {"a": "a red circle moves left", "b": "a blue square grows"}, meteor=False)

@@ -15,7 +15,7 @@ from core.vocab import Vocab
 from model.data.dataset import BatchStream, tensorize
 from model.data.synthetic import SHAPES, SPRITE_MARGIN, generate, render_clip, shape_masks
 from model.evaluate import probe_accuracy, probe_video
-from model.star import SpriteVideoDecoder, StarModel, save_checkpoint, star_losses, total_loss
+from model.star import SpriteVideoDecoder, StarModel, anchor_loss, save_checkpoint, star_losses, total_loss
 
 T, H, W, S = 6, 18, 32, 16
 
@@ -194,3 +194,14 @@ def test_the_probe_shape_of_a_blob_is_not_the_asked_shape_too_often() -> None:
     truths = [{"colour": "red", "shape": s, "motion": "still"} for s in ("star", "cross", "triangle")]
     assert probe_accuracy([blob] * 3, truths)["shape"] == 0.0
     assert probe_video(crop_box(blob, None)).shape in ("circle", "diamond", "square")
+
+
+def test_the_anchor_term_reads_only_rows_with_a_first_frame_and_a_known_truth() -> None:
+    truth = torch.tensor([[[0.5, -0.2, 0.3]] * 2, [[0.1, 0.1, 0.2]] * 2])  # [B=2, T=2, 3]
+    batch = {"pose": truth, "pose_known": torch.tensor([1.0, 1.0])}
+    right = truth[:, 0].clone()
+    assert float(anchor_loss(right, batch, torch.ones(2))) == 0.0
+    wrong = right + torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert float(anchor_loss(wrong, batch, torch.ones(2))) == pytest.approx(0.5)  # one row of two, 1.0 off
+    assert float(anchor_loss(wrong, batch, torch.tensor([1.0, 0.0]))) == 0.0  # the wrong row draws from a sentence
+    assert float(anchor_loss(wrong, {**batch, "pose_known": torch.tensor([1.0, 0.0])}, torch.ones(2))) == 0.0

@@ -18,6 +18,9 @@ def add_release_parser(sub: Any) -> None:
     rel.add_argument("--data-dir", required=True, help="a saved corpus (slr data synth): its test split is compared")
     rel.add_argument("--outside", help="the outside set's folder (slr data outside): its files are compared too")
     rel.add_argument("--max-clips", type=int, help="compare on the first N test clips only (default: all)")
+    rel.add_argument("--dry-run", action="store_true",
+                     help="print the comparison (and exit 3 where the gate would refuse) without moving latest")
+    rel.add_argument("--against", help="compare with this version instead of the current latest (with --dry-run)")
     rel.add_argument("--reason", help="publish despite regressions; the reason is kept in the manifest and "
                                       "shown by /readyz")
     rel.set_defaults(func=cmd_release)
@@ -32,7 +35,7 @@ def refresh_check(root: Path) -> None:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from export.gate import GateRefused, release
+    from export.gate import GateRefused, release, run_gate
     from model.data.corpus import load_split
     from model.data.outside import load_outside_set
 
@@ -42,6 +45,15 @@ def cmd_release(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     files = load_outside_set(args.outside) if args.outside else []
+    if args.against and not args.dry_run:
+        print("slr release: --against compares with another version than latest: only with --dry-run", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        result = run_gate(Path(args.root), args.model_version, clips, files, baseline=args.against)
+        print(result.table())
+        print(f"{result.candidate} against {result.baseline}: "
+              + ("passes" if result.passed else f"would be refused ({', '.join(result.regressions)})"))
+        return 0 if result.passed else REFUSED
     try:
         result = release(Path(args.root), args.model_version, clips, files, args.reason)
     except GateRefused as refused:

@@ -223,9 +223,10 @@ class GateResult:
 
 
 def run_gate(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
-             reason: str | None = None) -> GateResult:
-    """Compare `candidate` with the root's current latest (nothing to compare with: it passes)."""
-    baseline = read_latest(root)
+             reason: str | None = None, baseline: str | None = None) -> GateResult:
+    """Compare `candidate` with `baseline` (default: the root's current latest; nothing to compare with: it
+    passes)."""
+    baseline = baseline or read_latest(root)
     new = GraphModel.open(root, candidate)
     if baseline is None or baseline == new.version:
         return GateResult(baseline, new.version, (), reason)

@@ -73,7 +73,7 @@ SLOW_MODULES = {
     "tests/service/test_hostile_input.py", "tests/service/test_security.py", "tests/deploy/test_deploy.py",
     "tests/deploy/test_k8s.py", "tests/model/test_distributed.py", "tests/export/test_shipped_model.py",
     "tests/bench/test_gpu_check.py",
-    "tests/service/test_decoding.py", "tests/model/test_convergence.py",
+    "tests/service/test_decoding.py", "tests/model/test_convergence.py", "tests/export/test_gate.py",
 }
 SLOW_TESTS = {"test_meteor_runs_and_closes_its_java_process", "test_cli_trains_evaluates_and_explains",
               "test_baselines_train_one_task_each", "test_video_fine_tuning_moves_the_video_decoder_alone",

@@ -13,7 +13,6 @@ import torch
 
 from cli.main import main
 from core.manifest import Manifest
-from core.stats import mcnemar_fall_p
 from core.vocab import EOS_ID
 from export.gate import GateRefused, compare, release, run_gate
 from export.onnx_export import export_run
@@ -55,18 +54,6 @@ def root(tmp_path_factory, tiny_run, tiny_corpus) -> Path:
     return root
 
 
-def test_mcnemar_tells_a_loss_from_noise() -> None:
-    same = [True] * 50 + [False] * 50
-    assert mcnemar_fall_p(same, same) == 1.0
-    noise = same[:]  # 3 lost, 2 won of 100
-    for i in (0, 1, 2):
-        noise[i] = False
-    noise[50], noise[51] = True, True
-    assert mcnemar_fall_p(same, noise) > 0.05
-    loss = [False] * 10 + same[10:]  # 10 lost, none won
-    assert mcnemar_fall_p(same, loss) < 0.01
-
-
 def test_compare_pairs_figures_clip_by_clip() -> None:
     old = {"caption.shape": np.array([True] * 20 + [False] * 5), "only_old": np.array([True])}
     new = {"caption.shape": np.array([False] * 12 + [True] * 8 + [False] * 5)}
@@ -96,6 +83,7 @@ def test_the_cli_refuses_then_a_reason_overrides_and_is_kept(root: Path, tiny_co
     data = tmp_path / "corpus"  # the clips the tiny model knows as the test split the gate compares on
     Corpus(tiny_corpus.name, tiny_corpus.video_input, {"test": list(clips)}).save(data)
     args = ["release", str(root), "--model-version", "v-mute", "--data-dir", str(data)]
+    assert main([*args, "--dry-run"]) == 3 and "would be refused" in capsys.readouterr().out
     assert main(args) == 3
     assert "regresses against v1" in capsys.readouterr().err and read_latest(root) == "v1"
     assert main([*args, "--reason", "a test of the override"]) == 0

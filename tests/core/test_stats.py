@@ -1,0 +1,35 @@
+"""core/stats.py: the paired test the release gate and the graph variants decide with."""
+from __future__ import annotations
+
+import pytest
+
+from core.stats import binomial_tail, mcnemar_fall_p, proportion_fall_p
+
+
+def test_mcnemar_tells_a_loss_from_noise() -> None:
+    same = [True] * 50 + [False] * 50
+    assert mcnemar_fall_p(same, same) == 1.0
+    noise = same[:]  # 3 lost, 2 won of 100
+    for i in (0, 1, 2):
+        noise[i] = False
+    noise[50], noise[51] = True, True
+    assert mcnemar_fall_p(same, noise) > 0.05
+    loss = [False] * 10 + same[10:]  # 10 lost, none won
+    assert mcnemar_fall_p(same, loss) < 0.01
+
+
+def test_binomial_tail_by_hand() -> None:
+    assert binomial_tail(0, 5) == 1.0 and binomial_tail(3, 0) == 1.0
+    assert binomial_tail(5, 5) == pytest.approx(1 / 32)
+    assert binomial_tail(4, 5) == pytest.approx(6 / 32)
+
+
+def test_mcnemar_needs_paired_outcomes() -> None:
+    with pytest.raises(ValueError, match="length"):
+        mcnemar_fall_p([True], [True, False])
+
+
+def test_two_proportions_when_outcomes_were_not_kept() -> None:
+    assert proportion_fall_p(90, 100, 90, 100) == pytest.approx(0.5)
+    assert proportion_fall_p(93, 100, 80, 100) < 0.01
+    assert proportion_fall_p(80, 100, 93, 100) > 0.99

@@ -36,6 +36,9 @@ class ModelConfig:
     # How a clip of another aspect ratio meets height x width (core/frames.py): "stretch" (models up to quality-v4)
     # or "pad" (letterboxed, shapes kept). Training and serving read it from here, so they always agree.
     frame_fit: FrameFit = "stretch"
+    # The sprite decoder keeps a letterboxed first frame's bars black, exactly (model/star.py: picture_mask): without
+    # it the quarter-size background cannot place the bars' edges and hedges, darkening every clip's top and bottom.
+    exact_bars: bool = False
 
     @property
     def frame_pixels(self) -> int:

@@ -236,6 +236,19 @@ def background_field(dec: nn.Module, z: Tensor, first_frame: Tensor) -> Tensor:
     return F.interpolate(bg, size=(dec.cfg.height, dec.cfg.width), mode="bilinear", align_corners=False)
 
 
+# core/frames.py letterboxes with exact black; a decoded picture is never that dark from edge to edge.
+BAR_LEVEL = 1.0 / 255.0
+
+
+def picture_mask(first_frame: Tensor) -> Tensor:
+    """[B, H, W]: 0 on a letterboxed first frame's bars (rows or columns black from edge to edge), 1 elsewhere, and
+    1 everywhere for a clip without a first frame (sentence-to-video). Float ops only, for ONNX."""
+    dark = (first_frame.amax(dim=-1) < BAR_LEVEL).to(first_frame.dtype)  # B, H, W
+    bars = torch.maximum(dark.amin(dim=2, keepdim=True), dark.amin(dim=1, keepdim=True))
+    has_first = (first_frame.flatten(1).amax(dim=1) > 0).to(first_frame.dtype).view(-1, 1, 1)
+    return 1.0 - bars * has_first
+
+
 def coordinate_planes(height: int, width: int) -> Tensor:
     """[1, 2, H, W]: x and y of each pixel's centre in [-1, 1] (grid_sample's align_corners=False convention)."""
     ys = ((torch.arange(height) + 0.5) / height * 2 - 1).view(1, 1, -1, 1).expand(1, 1, height, width)
@@ -352,6 +365,8 @@ class SpriteVideoDecoder(nn.Module):
         bg = background_field(self, z, first_frame).unsqueeze(1)
         alpha = layer[:, :, 3:]
         frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg
+        if cfg.exact_bars:
+            frames = frames * picture_mask(first_frame)[:, None, None]
         return frames.permute(0, 1, 3, 4, 2), sprite, poses
 
     def forward(self, z: Tensor, first_frame: Tensor) -> Tensor:

@@ -15,7 +15,15 @@ from core.vocab import Vocab
 from model.data.dataset import BatchStream, tensorize
 from model.data.synthetic import SHAPES, SPRITE_MARGIN, generate, render_clip, shape_masks
 from model.evaluate import probe_accuracy, probe_video
-from model.star import SpriteVideoDecoder, StarModel, anchor_loss, save_checkpoint, star_losses, total_loss
+from model.star import (
+    SpriteVideoDecoder,
+    StarModel,
+    anchor_loss,
+    picture_mask,
+    save_checkpoint,
+    star_losses,
+    total_loss,
+)
 
 T, H, W, S = 6, 18, 32, 16
 
@@ -148,16 +156,19 @@ def test_video_z_grad_scales_what_the_video_loss_teaches_the_encoders(share: flo
     assert full_enc > 0
 
 
-def test_sprite_decoder_exports_with_parity(tmp_path: Path) -> None:
-    """GridSample (opset 16+) in the video decoder graph, checked against PyTorch pixel for pixel by export."""
+@pytest.mark.parametrize("exact_bars", [False, True])
+def test_sprite_decoder_exports_with_parity(tmp_path: Path, exact_bars: bool) -> None:
+    """GridSample (opset 16+) in the video decoder graph, and the bars kept black, checked against PyTorch pixel
+    for pixel by export (a letterboxed sample clip among the real inputs)."""
     from export.onnx_export import export_run
 
     vocab = Vocab.build(["a red square moves right", "a blue circle grows"])
     torch.manual_seed(0)
-    model = StarModel(sprite_config(len(vocab))).eval()
+    model = StarModel(replace(sprite_config(len(vocab)), exact_bars=exact_bars)).eval()
     save_checkpoint(tmp_path / "checkpoint.pt", model, vocab, preset("tiny").train)
     video = np.stack([render_clip({"colour": "red", "shape": "square", "motion": "right"}, T, H, W,
                                   np.random.default_rng(i)) for i in range(2)]).astype(np.float32) / 255
+    video[1, :, :3] = video[1, :, -3:] = 0.0  # letterboxed: bars at the top and bottom
     version = export_run(tmp_path, tmp_path / "art", version="sprite", sample_video=video,
                          sample_sentences=["a red square moves right", "a blue circle grows"])
     import json
@@ -205,3 +216,20 @@ def test_the_anchor_term_reads_only_rows_with_a_first_frame_and_a_known_truth() 
     assert float(anchor_loss(wrong, batch, torch.ones(2))) == pytest.approx(0.5)  # one row of two, 1.0 off
     assert float(anchor_loss(wrong, batch, torch.tensor([1.0, 0.0]))) == 0.0  # the wrong row draws from a sentence
     assert float(anchor_loss(wrong, {**batch, "pose_known": torch.tensor([1.0, 0.0])}, torch.ones(2))) == 0.0
+
+
+def test_exact_bars_keep_a_letterboxed_first_frames_bars_black_and_nothing_else() -> None:
+    first = torch.full((3, H, W, 3), 0.8)
+    first[0, :2], first[0, -2:] = 0.0, 0.0  # bars above and below
+    first[1, :, :4] = 0.0  # a bar at the left
+    first[2] = 0.0  # no first frame: sentence-to-video
+    mask = picture_mask(first)
+    assert mask[0, :2].eq(0).all() and mask[0, -2:].eq(0).all() and mask[0, 2:-2].eq(1).all()
+    assert mask[1, :, :4].eq(0).all() and mask[1, :, 4:].eq(1).all()
+    assert mask[2].eq(1).all()
+    torch.manual_seed(0)
+    decoder = SpriteVideoDecoder(replace(sprite_config(), exact_bars=True))
+    z = torch.randn(3, decoder.cfg.latent_dim)
+    frames = decoder(z, first)  # B, T, H, W, 3
+    assert frames[0, :, :2].abs().max() == 0 and frames[0, :, 2:-2].abs().max() > 0
+    assert frames[2].abs().max() > 0  # a sentence's clip is drawn whole

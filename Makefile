@@ -45,7 +45,12 @@ QUALITY_VERSION ?= quality-v8
 quality-model: install system-deps
 	$(SLR) data synth --preset quality --codec-share 0.2 --seed 0 --out data/synthetic-quality
 	$(SLR) data outside --out data/outside
-	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality
+	# The latent first (full + partial phases; the video decoder reads z and never writes it: video_z_grad 0), then
+	# the video decoder's own phase on the frozen encoders, its letterbox bars exact (quality-v8 was made so).
+	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality \
+		--set exact_bars=false --set finetune_video_steps=0
+	$(SLR) train --data synthetic --data-dir data/synthetic-quality --preset quality --seed 0 --out runs/quality \
+		--resume
 	$(SLR) eval runs/quality --split test --outside data/outside --ood
 	$(SLR) export runs/quality --out $(SHIPPED) --version $(QUALITY_VERSION) --no-latest
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality --outside data/outside

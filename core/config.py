@@ -160,15 +160,15 @@ PRESET_TABLE: dict[str, PresetSpec] = {
                    partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
         corpus_clips=6000, aspect_share=0.25,
         description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores"),
-    # The shipped model (quality-v7, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder.
+    # The shipped model (quality-v8, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder.
     "quality": PresetSpec(
         model=dict(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
                    cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
-                   frame_fit="pad"),
+                   frame_fit="pad", exact_bars=True),
         train=dict(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
                    partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
-                   lambda_foreground=3.0, finetune_video_steps=1000, lambda_pose=1.0, lambda_sprite_mask=1.0,
-                   video_z_grad=0.0),
+                   lambda_foreground=3.0, finetune_video_steps=1000, finetune_video_lr_scale=0.3, lambda_pose=1.0,
+                   lambda_sprite_mask=1.0, video_z_grad=0.0),
         corpus_clips=24000, aspect_share=0.25,
         description="quality model: 9,003 steps + 1,000 of video fine-tuning, about 45 minutes on 2 cores"),
     # The paper's sizes: 512 everywhere, 35 words, batch 100.

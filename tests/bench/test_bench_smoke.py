@@ -104,3 +104,12 @@ def test_http_captions_of_the_shipped_model_name_what_real_files_show(redis_url:
     assert set(rows) == {"mp4", "webm", "avi", "mov", "gif", "all"}
     clips, colour, shape, motion, _ = (float(x) for x in rows["all"])
     assert clips == 15 and colour >= 70 and shape >= 60 and motion >= 70, proc.stdout
+
+
+def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None:
+    from bench import hit_cost
+
+    report = hit_cost.main(["--artifacts", str(artifacts_dir), "--requests", "8", "--rounds", "2",
+                            "--concurrency", "4", "--clip", "8x48x64", "--profile", "3"])
+    assert len(report["rounds_on"]) == len(report["rounds_off"]) == 2
+    assert report["rps_on"] > 0 and report["cpu_ms_off"] > 0 and set(report["calls_per_request"]) == {"on", "off"}

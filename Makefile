@@ -13,7 +13,7 @@ DEMO_ARTIFACTS := artifacts
 SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
 
 .PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps \
-	gpu-check lint
+	gpu-check lint variant-check
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,12 @@ system-deps:
 
 bench: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
 	$(PY) -m bench.load --artifacts $(SERVE_ARTIFACTS)
+
+# The cheaper video encoder (int8-static) of the shipped model's `latest`, judged by a paired McNemar test per caption
+# figure on the test split and the outside set (bench/encoder_variants.py); needs `make quality-model`'s data.
+variant-check: install
+	$(PY) -m bench.encoder_variants --artifacts $(SHIPPED) --variants int8-static --data data/synthetic-quality \
+		--outside data/outside --json variant-check.json
 
 # A longer schema fuzz than the one in `make test` (about 5,500 cases).
 fuzz: install system-deps

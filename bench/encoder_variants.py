@@ -15,9 +15,11 @@ by the service's engine with one intra-op thread (the service's default). Then:
   (decoded by the service's own path, `core.media.prepare_upload`);
 - familiarity: the share of those clips the manifest's calibration flags as unfamiliar (the service's signals).
 A variant passes when no caption figure (colour, shape, motion, all three; over all test clips, one-object,
-two-object and held-out-combination clips, and the outside set's one- and two-object files) falls more than
---max-drop points below fp32's, and fp32 takes at least --min-speedup times as long at both batch sizes.
-Without --data, synthetic clips are generated at the model's frame shape.
+two-object and held-out-combination clips, and the outside set's one- and two-object files) falls below fp32's
+beyond noise: a one-sided exact McNemar test per figure on the same clips at --alpha (export/variants.py:
+caption_falls; 95% by default), and fp32 takes at least --min-speedup times as long at both batch sizes.
+Without --data, synthetic clips are generated at the model's frame shape. `make variant-check` runs it on the
+shipped model's `latest` with int8-static.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from core.manifest import LATEST, Manifest, resolve_version_dir
+from core.stats import ALPHA
 
 FP32 = "fp32"
 DEFAULT_VARIANTS = ("int8-static", "int8", "fp16", "optimized")
@@ -158,59 +161,82 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
     return captions, np.concatenate(mus), flagged
 
 
-def synthetic_figures(captions: list[str], truths: list[dict[str, Any]]) -> dict[str, Any]:
-    from model.data.attributes import attribute_accuracy
+Outcomes = dict[str, list[bool]]  # "<where> <group> <attribute>" -> per clip: captioned right or not
 
-    def pct(idx: list[int]) -> dict[str, float]:
-        acc = attribute_accuracy([captions[i] for i in idx], [truths[i] for i in idx])
-        return {**{a: round(100 * acc[a], 3) for a in ATTRS}, "n": len(idx)}
 
-    one = [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 1]
-    two = [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 2]
-    unseen = [i for i, t in enumerate(truths) if t.get("unseen_combo")]
-    out = {"all_clips": pct(list(range(len(truths))))}
-    if one:
-        out["one_object"] = pct(one)
-    if two:
-        out["two_objects"] = pct(two)
-    if unseen:
-        out["unseen_combos"] = pct(unseen)  # colour-shape-motion combinations held out of training
+def clip_outcomes(captions: list[str], truths: list[dict[str, Any]]) -> dict[str, list[bool]]:
+    """Per attribute (and all three) whether each caption names it right, read as `slr eval` reads them
+    (model.data.attributes: a two-object caption against the object it names)."""
+    from model.data.attributes import ATTRIBUTES, described_object, parse_attributes
+
+    out: dict[str, list[bool]] = {a: [] for a in ATTRS}
+    for caption, truth in zip(captions, truths, strict=True):
+        parsed = parse_attributes(caption)
+        named = described_object(parsed, truth)
+        ok = [parsed.get(a) == named.get(a) for a in ATTRIBUTES]
+        for a, good in zip(ATTRIBUTES, ok):
+            out[a].append(good)
+        out["all"].append(all(ok))
     return out
 
 
-def outside_figures(engine: Any, files: list[tuple[Path, dict]], video: np.ndarray) -> dict[str, Any]:
-    """The outside set as `slr eval --outside` scores it: one-object files overall, two-object files apart."""
-    from model.data.outside import outside_accuracy
+def synthetic_groups(truths: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The test split's groups: all clips, one object, two objects, held-out colour-shape-motion combinations."""
+    groups = {"all_clips": list(range(len(truths))),
+              "one_object": [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 1],
+              "two_objects": [i for i, t in enumerate(truths) if len(t.get("objects") or [t]) == 2],
+              "unseen_combos": [i for i, t in enumerate(truths) if t.get("unseen_combo")]}
+    return {g: idx for g, idx in groups.items() if idx or g == "all_clips"}
 
-    captions, _, flagged = engine_outputs(engine, video)
-    by_path = {str(p): c for (p, _), c in zip(files, captions)}
-    result = outside_accuracy(lambda path: by_path[str(path)], files)
+
+def outside_groups(labels: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The outside set as `slr eval --outside` groups it: one-object files (its "overall") and two-object files."""
+    groups = {"one_object": [i for i, label in enumerate(labels) if not label.get("objects")],
+              "two_objects": [i for i, label in enumerate(labels) if label.get("objects")]}
+    return {g: idx for g, idx in groups.items() if idx}
+
+
+def grouped_outcomes(where: str, captions: list[str], truths: list[dict[str, Any]],
+                     groups: dict[str, list[int]]) -> Outcomes:
+    per_clip = clip_outcomes(captions, truths)
+    return {f"{where} {group} {a}": [per_clip[a][i] for i in idx] for group, idx in groups.items() for a in ATTRS}
+
+
+def figures(outcomes: Outcomes, where: str) -> dict[str, Any]:
+    """Percentages per group and attribute, with each group's clip count, of one side's outcomes."""
     out: dict[str, Any] = {}
-    for key, rates in (("one_object", result["overall"]), ("two_objects", result["by_objects"].get("two"))):
-        if rates:
-            out[key] = {**{a: round(100 * rates[a], 3) for a in ATTRS}, "n": rates["n"]}
-    if flagged is not None:
-        out["flagged_pct"] = round(100 * float(np.mean(flagged)), 2)
+    for name, ok in outcomes.items():
+        w, group, a = name.split(" ")
+        if w == where:
+            out.setdefault(group, {})[a] = round(100 * float(np.mean(ok)), 3)
+            out[group]["n"] = len(ok)
     return out
 
 
-def verdict(figures: dict[str, Any], base: dict[str, Any], times: dict[str, dict[str, float]], name: str,
-            max_drop: float, min_speedup: float = 1.1) -> dict[str, Any]:
-    """Which caption figures fall more than max_drop points below fp32's, and whether the variant is faster: fp32's
-    time over its at least min_speedup at every batch size (identical graphs read 0.92-1.03x apart here)."""
-    drops, deltas = [], {}
-    for where in ("synthetic", "outside"):
-        for group, rates in base.get(where, {}).items():
-            if not isinstance(rates, dict):
-                continue
-            for a in ATTRS:
-                deltas[f"{where} {group} {a}"] = delta = figures[where][group][a] - rates[a]
-                if delta < -max_drop:
-                    drops.append(f"{where} {group} {a} {delta:+.2f}")
-    worst = min(deltas, key=deltas.__getitem__)
+def synthetic_figures(captions: list[str], truths: list[dict[str, Any]]) -> dict[str, Any]:
+    return figures(grouped_outcomes("synthetic", captions, truths, synthetic_groups(truths)), "synthetic")
+
+
+def outside_outcomes(engine: Any, labels: list[dict[str, Any]], video: np.ndarray) -> tuple[Outcomes, float | None]:
+    """The outside set's per-file outcomes (as `slr eval --outside` scores them) and the share flagged unfamiliar."""
+    captions, _, flagged = engine_outputs(engine, video)
+    outcomes = grouped_outcomes("outside", captions, labels, outside_groups(labels))
+    return outcomes, None if flagged is None else round(100 * float(np.mean(flagged)), 2)
+
+
+def verdict(outcomes: Outcomes, base: Outcomes, times: dict[str, dict[str, float]], name: str,
+            alpha: float = ALPHA, min_speedup: float = 1.1) -> dict[str, Any]:
+    """The caption figures that fall below fp32's beyond noise (one-sided exact McNemar on the same clips, p < alpha:
+    export/variants.py), the figure closest to a fall, and whether the variant is faster: fp32's time over its at
+    least min_speedup at every batch size (identical graphs read 0.92-1.03x apart here)."""
+    from export.variants import paired_figures
+
+    paired = paired_figures(base, outcomes)
+    closest = min(paired, key=lambda f: (f.p_fall, f.delta_points))
+    falls = [f.text() for f in paired if f.falls(alpha)]
     faster = all(t[FP32] / t[name] >= min_speedup for t in times.values())
-    return {"drops_beyond_limit": drops, "worst": f"{worst} {deltas[worst]:+.2f}", "faster_at_every_batch": faster,
-            "passes": faster and not drops}
+    return {"falls": falls, "closest": closest.text(), "alpha": alpha, "faster_at_every_batch": faster,
+            "passes": faster and not falls}
 
 
 # ---------------------------------------------------------------- report
@@ -219,7 +245,7 @@ def table(report: dict[str, Any]) -> str:
     rows = []
     head = ["variant", "enc B=1 ms", "enc B=8 ms/clip", "speed-up B=1 / B=8", "synthetic c / s / m / all",
             "one obj all", "two obj all", "outside c / s / m / all", "outside two all", "same caption",
-            "max |d mu|", "flagged syn / out", "largest fall (points)", "passes"]
+            "max |d mu|", "flagged syn / out", "closest to a fall (McNemar)", "passes"]
     t1, t8 = report["time_ms"]["batch_1"], report["time_ms"]["batch_8"]
     for name, r in report["variants"].items():
         syn, out = r["synthetic"], r.get("outside", {})
@@ -232,7 +258,7 @@ def table(report: dict[str, Any]) -> str:
             f(out.get("one_object")), f"{out['two_objects']['all']:.1f}" if out.get("two_objects") else "-",
             f"{100 * r['same_caption_as_fp32']:.1f}%", f"{r['max_abs_diff_mu']:.3f}",
             f"{r.get('flagged_pct', float('nan')):.1f} / {out.get('flagged_pct', float('nan')):.1f}",
-            "-" if name == FP32 else r["verdict"]["worst"],
+            "-" if name == FP32 else r["verdict"]["closest"],
             "-" if name == FP32 else ("yes" if r["verdict"]["passes"] else "no")])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
@@ -249,7 +275,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, help="test clips to score (default: the whole split; 1000 generated)")
     p.add_argument("--calibration-clips", type=int, default=512)
     p.add_argument("--rounds", type=int, default=9, help="timing rounds (each runs every graph in turn)")
-    p.add_argument("--max-drop", type=float, default=0.5, help="points a caption figure may fall below fp32's")
+    p.add_argument("--alpha", type=float, default=ALPHA,
+                   help="a caption figure falls when a one-sided exact McNemar test against fp32 on the same clips "
+                        "gives p below this")
     p.add_argument("--min-speedup", type=float, default=1.1,
                    help="fp32 time / variant time a variant must reach at batch 1 and 8 to count as faster")
     p.add_argument("--floor-clip", metavar="FRAMESxHEIGHTxWIDTH",
@@ -295,34 +323,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.floor_clip:
             report["model_floor"] = model_floors(root, names, args.floor_clip, args.floor_rounds)
         base_captions, base_mu = None, None
+        outcomes: dict[str, Outcomes] = {}
         for name, engine in engines.items():
             captions, mu, flagged = engine_outputs(engine, video, clip_boxes(test))
             if base_captions is None:
                 base_captions, base_mu = captions, mu
             same = float(np.mean([a == b for a, b in zip(captions, base_captions)]))
+            outcomes[name] = grouped_outcomes("synthetic", captions, truths, synthetic_groups(truths))
             r: dict[str, Any] = {"version": names[name], "precision": engine.manifest.precision,
-                                 "synthetic": synthetic_figures(captions, truths), "same_caption_as_fp32": same,
+                                 "synthetic": figures(outcomes[name], "synthetic"), "same_caption_as_fp32": same,
                                  "max_abs_diff_mu": float(np.max(np.abs(mu - base_mu)))}
             if flagged is not None:
                 r["flagged_pct"] = round(100 * float(np.mean(flagged)), 2)
             if outside_video is not None:
-                r["outside"] = outside_figures(engine, outside_files, outside_video)
+                found, outside_flagged = outside_outcomes(engine, [label for _, label in outside_files], outside_video)
+                outcomes[name].update(found)
+                r["outside"] = figures(found, "outside")
+                if outside_flagged is not None:
+                    r["outside"]["flagged_pct"] = outside_flagged
             report["variants"][name] = r
             print(f"  scored {name}", flush=True)
-    base = report["variants"][FP32]
     for name in names:
         if name != FP32:
-            report["variants"][name]["verdict"] = verdict(report["variants"][name], base, report["time_ms"], name,
-                                                          args.max_drop, args.min_speedup)
+            report["variants"][name]["verdict"] = verdict(outcomes[name], outcomes[FP32], report["time_ms"], name,
+                                                          args.alpha, args.min_speedup)
     report["load_average_after"] = os.getloadavg()
     print(f"\nsource {names[FP32]}; encoder_v with 1 intra-op thread, medians of {args.rounds} alternating rounds; "
           f"captions greedy (percent); load average {load_before[0]:.2f} before, "
           f"{report['load_average_after'][0]:.2f} after\n")
     print(table(report))
     for name, r in report["variants"].items():
-        if name != FP32 and r["verdict"]["drops_beyond_limit"]:
-            drops = ", ".join(r["verdict"]["drops_beyond_limit"])
-            print(f"{name}: more than {args.max_drop} points below fp32: {drops}")
+        if name != FP32:
+            falls = "; ".join(r["verdict"]["falls"]) or "none"
+            print(f"{name}: figures below fp32's beyond noise (one-sided exact McNemar, p < {args.alpha:g}): {falls}; "
+                  f"closest: {r['verdict']['closest']}")
     if "model_floor" in report:
         print(f"\nthe model's floor per cache-miss /caption, {args.floor_clip} mp4 (ms per clip, medians of "
               f"{args.floor_rounds} alternating rounds; decode + encoder_v + greedy caption, then + familiarity "

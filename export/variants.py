@@ -8,11 +8,17 @@ Every other file is copied unchanged; the manifest is the source's with the new 
 costs against it (max |difference| of the graph's outputs on the given clips and random inputs, and how many greedy
 captions stay the same). A variant further than its tolerance from the source raises ExportParityError and publishes
 nothing. Torch-free: the source graphs are the reference.
+
+Whether a variant keeps the captions is `caption_falls`: each caption figure (a share of clips captioned right) of the
+variant against its source's on the same clips, by a one-sided exact McNemar test at core.stats.ALPHA, so that a few
+clips flipping either way (3 of 596 is 0.5 points) is noise and a fall that chance would rarely give is a loss
+(`python -m bench.encoder_variants` applies it to the test split and the outside set).
 """
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ import onnxruntime as ort
 
 from core.manifest import MANIFEST, Manifest, check_version_name, resolve_version_dir, sha256_file
 from core.search import decode_with_graphs
+from core.stats import ALPHA, mcnemar_fall_p
 from export.parity import ExportParityError
 from export.publish import publish_version
 from export.quantize import VARIANTS, quantize_graph
@@ -31,6 +38,51 @@ from export.quantize import VARIANTS, quantize_graph
 # unit scale (measured on quality-v7's encoder_v: int8-static 0.02-0.05, fp16 under 0.01).
 TOLERANCE = {"optimized": 1e-4, "fp16": 0.05, "int8": 0.25, "int8-static": 0.25}
 VIDEO_GRAPHS = ("encoder_v",)  # graphs whose only input is `video`: the ones calibration clips can feed
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedFigure:
+    """One caption figure of a variant against its source on the same clips: clips it got wrong that the source got
+    right (lost), the reverse (won), the change in points and the one-sided exact McNemar p-value of a fall."""
+
+    name: str
+    clips: int
+    lost: int
+    won: int
+    p_fall: float
+
+    @property
+    def delta_points(self) -> float:
+        return 100.0 * (self.won - self.lost) / self.clips if self.clips else 0.0
+
+    def falls(self, alpha: float = ALPHA) -> bool:
+        return self.p_fall < alpha
+
+    def text(self) -> str:
+        return (f"{self.name} {self.delta_points:+.2f} points ({self.lost} clips lost, {self.won} won of "
+                f"{self.clips}; p {self.p_fall:.3g})")
+
+
+def paired_figures(source: Mapping[str, Sequence[bool]], variant: Mapping[str, Sequence[bool]]) -> list[PairedFigure]:
+    """Per figure (its name -> whether each clip was captioned right, the same clips in the same order on both
+    sides) the variant's change against the source's, with the p-value that it fell."""
+    missing = sorted(set(source) ^ set(variant))
+    if missing:
+        raise ValueError(f"figures on one side only: {missing}")
+    out = []
+    for name, old in source.items():
+        new = variant[name]
+        lost = sum(1 for a, b in zip(old, new, strict=True) if a and not b)
+        won = sum(1 for a, b in zip(old, new, strict=True) if b and not a)
+        out.append(PairedFigure(name, len(old), lost, won, mcnemar_fall_p(old, new)))
+    return out
+
+
+def caption_falls(source: Mapping[str, Sequence[bool]], variant: Mapping[str, Sequence[bool]],
+                  alpha: float = ALPHA) -> list[PairedFigure]:
+    """The figures on which the variant is worse than its source beyond noise: one-sided exact McNemar p < alpha
+    (95% by default). Empty: the variant keeps every caption figure."""
+    return [f for f in paired_figures(source, variant) if f.falls(alpha)]
 
 
 def _session(path: Path) -> ort.InferenceSession:

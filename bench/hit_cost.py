@@ -3,6 +3,7 @@ on and off, the same cached clip, measured in alternating rounds so that driftin
 
     python -m bench.hit_cost --artifacts models/default               # whatever `latest` names
     python -m bench.hit_cost --artifacts models/default --profile 15  # also each mode's top functions (cProfile)
+    python -m bench.hit_cost --artifacts models/default --version quality-v6   # another version of the root
 
 Requests go through httpx's ASGI transport (no socket, no HTTP parser): what is left is the app's own work on the
 event loop (multipart parsing, the cache lookup, the verdict, the response) plus the greedy caption in the engine
@@ -61,8 +62,8 @@ def top_functions(prof: cProfile.Profile, limit: int) -> str:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    base = Settings(artifacts=str(args.artifacts), log_level="warning", decode_processes=0,
-                    redis_url=args.redis_url)
+    base = Settings(artifacts=str(args.artifacts), model_version=args.version, log_level="warning",
+                    decode_processes=0, redis_url=args.redis_url)
     engine = load_engine(base)
     clip = make_clip(args.frames, args.height, args.width)
     rates: dict[str, list[float]] = {m: [] for m in MODES}
@@ -102,6 +103,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", type=Path, default=Path("models/default"), help="artifacts root (serves `latest`)")
+    p.add_argument("--version", help="version to serve (default: the root's `latest`)")
     p.add_argument("--requests", type=int, default=400, help="requests per mode per round")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--concurrency", type=int, default=32)

@@ -7,6 +7,7 @@ writes the endpoint's OpenAPI request body, with prefills that make Swagger UI's
 from __future__ import annotations
 
 import json
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -25,6 +26,8 @@ from service.schemas import LATENT_EXAMPLE, SENTENCE_EXAMPLE, RequestFields
 VIDEO_FORMATS = ", ".join(SUPPORTED[:-1]) + " or " + SUPPORTED[-1]
 VIDEO_HELP = f"a clip: {', '.join(SUPPORTED[:-1])} (or .npy frames / features)"
 FILE_NAMES = ("file", "clip", "upload", "media", "movie", "data", "image", "gif", "mp4")
+_SHORT = reprlib.Repr()  # what a message quotes of a rejected value: bounded, as it may be nested hundreds deep
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
 
 
 Fields = TypeVar("Fields", bound=RequestFields)
@@ -124,18 +127,33 @@ def _json_object(body: bytes, spec: BodySpec) -> dict[str, Any]:
     if not body.strip():
         raise InvalidInput(f"the JSON body is empty; {_example(spec)}")
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"the body is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
                            f"{_example(spec)}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"the body is not valid JSON (it is not UTF-8 text); {_example(spec)}") from None
+    except RecursionError:  # the parser's own depth guard: a body nested deeper than the stack allows
+        raise InvalidInput(f"the JSON body is nested too deeply to read (every field is a plain string or number); "
+                           f"{_example(spec)}") from None
+    except ValueError as e:  # what the parser refuses past JSON's grammar: an integer of over 4300 digits
+        raise InvalidInput(f"the JSON body could not be read ({str(e).split(';')[0]}); {_example(spec)}") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"the JSON body must be an object, not {type(data).__name__}; {_example(spec)}")
     if spec.file_field and spec.file_field in data:
         raise InvalidInput(f"'{spec.file_field}' cannot travel in JSON: send the clip as a file part of a "
                            f"multipart form (curl -F {spec.file_field}=@clip.mp4), or send a 'latent_id'")
     return data
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each sent once: a repeated key is refused, as a repeated form field is, rather
+    than the last one silently winning."""
+    keys = Counter(k for k, _ in pairs)
+    repeated = next((k for k, n in keys.items() if n > 1), None)
+    if repeated is not None:
+        raise DuplicateField(f"'{repeated}' was sent {keys[repeated]} times in the JSON object; send it once")
+    return dict(pairs)
 
 
 # ---- checking ----------------------------------------------------------------------------------------------
@@ -154,7 +172,7 @@ def _error_text(spec: BodySpec, e: Any) -> str:
                                         if spec.file_field and name.lower() in FILE_NAMES else "")
         return f"{spec.endpoint} takes no field '{name}'" + (f" ({hint})" if hint else "") + \
             f"; it takes: {spec.accepted()}"
-    got = repr(e.get("input"))
+    got = _SHORT.repr(e.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
     return f"{name}: {str(e.get('msg', 'invalid')).removeprefix('Value error, ')} (got {got})"
 

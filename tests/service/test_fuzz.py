@@ -108,3 +108,75 @@ def test_schema_fuzz(server: str, schema, real_inputs: dict[str, object], mode: 
         metrics = client.get(f"{server}/metrics").text
         assert 'status="500"' not in metrics and client.get(f"{server}/healthz").status_code == 200
     print(f"\nfuzz {mode.value}: {sum(session_statuses.values())} cases, statuses {dict(session_statuses)}")
+
+
+# ---- bodies the parsers cannot read: generated nesting, numbers, bytes and boundaries ----------------------------
+
+BODY_PATHS = ("/encode", "/caption", "/paraphrase", "/reconstruct", "/sentence-to-video")
+VALID_JSON = b'{"sentence": "a red square moves", "seed": 3}'
+
+
+@st.composite
+def unreadable_json(draw: st.DrawFn) -> bytes:
+    """JSON that Python's parser refuses, or reads into something no field takes."""
+    kind = draw(st.sampled_from(["nested", "number", "constant", "bytes", "truncated", "duplicate"]))
+    if kind == "nested":
+        depth = draw(st.integers(1, 200_000))
+        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        inner = opener * depth + b"1" * (opener != b"[") + closer * depth * draw(st.booleans())
+        return b'{"sentence": "a red square", "seed": ' + inner + b"}" if draw(st.booleans()) else inner
+    if kind == "number":
+        digits = draw(st.integers(1, 20_000))
+        number = draw(st.sampled_from([b"1" + b"0" * digits, b"1e" + b"9" * min(digits, 30), b"-0." + b"0" * digits]))
+        return b'{"sentence": "a red square", "' + draw(st.sampled_from([b"seed", b"fps", b"scale"])) + b'": ' + \
+            number + b"}"
+    if kind == "constant":
+        return b'{"sentence": "a red square", "fps": ' + draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity"])) + \
+            b"}"
+    if kind == "bytes":  # a valid body with some bytes replaced by arbitrary ones (invalid UTF-8 among them)
+        body = bytearray(VALID_JSON)
+        for i, b in draw(st.lists(st.tuples(st.integers(0, len(body) - 1), st.integers(0, 255)), min_size=1,
+                                  max_size=4)):
+            body[i] = b
+        return bytes(body)
+    if kind == "truncated":
+        return VALID_JSON[:draw(st.integers(1, len(VALID_JSON) - 1))]
+    return b'{"sentence": "a red square", "sentence": "a blue circle"}'
+
+
+@st.composite
+def odd_multipart(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A multipart form with an odd boundary (empty, long, quoted, absent) or damaged parts."""
+    boundary = draw(st.sampled_from(["", "x", "b" * 5000, '"a b"', "é"]))
+    part = b'--x\r\nContent-Disposition: form-data; name="seed"\r\n' + \
+        b"X-A: b\r\n" * draw(st.integers(0, 3000)) + b"\r\n1\r\n--x--\r\n"
+    body = draw(st.sampled_from([part, part[:draw(st.integers(1, len(part)))], b"--" + boundary.encode() + b"\r\n",
+                                 b"\x00\x01garbage"]))
+    header = "multipart/form-data" + (f"; boundary={boundary}" if draw(st.booleans()) else "")
+    return header, body
+
+
+def test_unreadable_bodies_are_refused_as_such(server: str) -> None:
+    """Bodies no parser reads, from the JSON and multipart parsers' edges: a 4xx in the JSON error shape each,
+    never a 5xx (a JSON body nested deeply enough was a 500: RecursionError in the parser)."""
+    statuses: collections.Counter[int] = collections.Counter()
+    with httpx.Client(base_url=server, timeout=30) as client:
+        @given(path=st.sampled_from(BODY_PATHS),
+               request=st.one_of(unreadable_json().map(lambda b: ("application/json", b)),
+                                 unreadable_json().map(lambda b: ("text/plain", b)), odd_multipart()))
+        @settings(max_examples=EXAMPLES * 10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def run(path: str, request: tuple[str, bytes]) -> None:
+            ctype, body = request
+            r = client.post(path, content=body, headers={"content-type": ctype.encode()})  # bytes: "é" travels
+            statuses[r.status_code] += 1
+            TALLY["cases"] += 1
+            TALLY[f"unreadable body {r.status_code}"] += 1
+            assert r.status_code < 500, (path, ctype, body[:200], r.text[:300])
+            if r.status_code >= 400:
+                error = r.json()["error"]
+                assert set(error) == {"code", "message"} and error["message"], error
+
+        run()
+        assert 'status="500"' not in client.get("/metrics").text
+    assert sum(n for s, n in statuses.items() if 400 <= s < 500) > 0
+    print(f"\nunreadable bodies: {sum(statuses.values())} cases, statuses {dict(statuses)}")

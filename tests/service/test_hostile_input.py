@@ -164,9 +164,13 @@ HOSTILE_SENTENCES: list[tuple[str, str, set[int]]] = [
 
 
 @pytest.fixture(scope="module")
-def server(artifacts_dir: Path, tmp_path_factory) -> Iterator[str]:
-    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts_dir), **ENV},
-                        tmp_path_factory.mktemp("logs") / "hostile.log") as base:
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs") / "hostile.log"
+
+
+@pytest.fixture(scope="module")
+def server(artifacts_dir: Path, server_log: Path) -> Iterator[str]:
+    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts_dir), **ENV}, server_log) as base:
         yield base
 
 
@@ -215,6 +219,73 @@ def test_hostile_sentences(server: str, name: str, sentence: str, allowed: set[i
                 assert isinstance(answer["sentence"], str) and answer["sentence"].isprintable()
                 assert len(answer["alternatives"]) <= 1 and answer["sentence"] not in answer["alternatives"]
         assert c.get("/healthz").status_code == 200
+
+
+# ---- bodies the parsers cannot read: a 4xx in the JSON shape each, never a 500 -----------------------------------
+
+JSON_BODY = {"content-type": "application/json"}
+DEEP = 100_000
+
+
+def _multipart(boundary: str, body: bytes) -> tuple[dict[str, str], bytes]:
+    return {"content-type": f"multipart/form-data; boundary={boundary}"}, body
+
+
+def hostile_bodies() -> list[tuple[str, str, dict[str, str], bytes, str]]:
+    """(name, endpoint, headers, body, expected error code) for bodies that no parser reads as the API's fields."""
+    named_part = b'--x\r\nContent-Disposition: form-data; name="seed"\r\n'
+    return [
+        ("JSON arrays nested 100,000 deep", "/paraphrase", JSON_BODY, b"[" * DEEP + b"]" * DEEP, "invalid_input"),
+        ("JSON objects nested 100,000 deep", "/sentence-to-video", JSON_BODY,
+         b'{"a":' * DEEP + b"1" + b"}" * DEEP, "invalid_input"),
+        ("a field nested 100,000 deep", "/caption", JSON_BODY,
+         b'{"latent_id": ' + b"[" * DEEP + b"]" * DEEP + b"}", "invalid_input"),
+        ("a field nested 900 deep (the parser reads it)", "/paraphrase", JSON_BODY,
+         b'{"sentence": ' + b"[" * 900 + b"]" * 900 + b"}", "invalid_input"),
+        ("deep JSON sent as text/plain", "/encode", {"content-type": "text/plain"}, b"[" * DEEP, "invalid_input"),
+        ("an integer of 5,000 digits", "/paraphrase", JSON_BODY,
+         b'{"sentence": "a red square", "seed": 1' + b"0" * 5000 + b"}", "invalid_input"),
+        ("a number past the float range", "/paraphrase", JSON_BODY,
+         b'{"sentence": "a red square", "seed": 1e999999}', "invalid_input"),
+        ("NaN", "/paraphrase", JSON_BODY, b'{"sentence": "a red square", "seed": NaN}', "invalid_input"),
+        ("Infinity", "/sentence-to-video", JSON_BODY, b'{"sentence": "a red square", "fps": Infinity}',
+         "invalid_input"),
+        ("-Infinity", "/sentence-to-video", JSON_BODY, b'{"sentence": "a red square", "scale": -Infinity}',
+         "invalid_input"),
+        ("invalid UTF-8", "/paraphrase", JSON_BODY, b'{"sentence": "a red \xff\xfe square"}', "invalid_input"),
+        ("a lone surrogate as a key", "/paraphrase", JSON_BODY, b'{"\\ud800": 1}', "invalid_input"),
+        ("a key sent twice", "/paraphrase", JSON_BODY, b'{"sentence": "a red square", "sentence": "a blue circle"}',
+         "duplicate_field"),
+        ("truncated JSON", "/encode", JSON_BODY, b'{"sentence": "a red sq', "invalid_input"),
+        ("multipart without a boundary", "/caption", {"content-type": "multipart/form-data"}, b"--x\r\n",
+         "invalid_input"),
+        ("multipart with a 5,000-character boundary", "/caption",
+         *_multipart("b" * 5000, b"--" + b"b" * 5000 + b"\r\n"), "invalid_input"),
+        ("multipart, a part without a name", "/caption",
+         *_multipart("x", b"--x\r\nContent-Disposition: form-data\r\n\r\n1\r\n--x--\r\n"), "invalid_input"),
+        ("multipart of garbage", "/encode", *_multipart("x", b"\x00\x01garbage"), "invalid_input"),
+        ("multipart, a part header without a colon", "/caption",
+         *_multipart("x", b"--x\r\nContent-Disposition form-data\r\n\r\n1\r\n--x--\r\n"), "invalid_input"),
+        ("multipart, 20,000 part headers", "/caption",
+         *_multipart("x", named_part + b"X-A: b\r\n" * 20000 + b"\r\n1\r\n--x--\r\n"), "invalid_input"),
+        ("urlencoded, 100 fields", "/paraphrase", {"content-type": "application/x-www-form-urlencoded"},
+         b"&".join(b"f%d=1" % i for i in range(100)), "invalid_input"),
+    ]
+
+
+def test_hostile_bodies(server: str, server_log: Path) -> None:
+    """Each is refused with its 4xx and a message, quickly; the server logs no traceback ("Exception in ASGI
+    application" was a JSON body nested deeply enough: RecursionError in the parser), and stays healthy."""
+    with httpx.Client(base_url=server, timeout=30) as c:
+        for name, endpoint, headers, body, code in hostile_bodies():
+            start = time.monotonic()
+            r = c.post(endpoint, content=body, headers=headers)
+            _check(r, {413, 415, 422}, code, time.monotonic() - start, f"{name} -> {endpoint}")
+            assert r.json()["error"]["message"].strip(), name
+        assert c.get("/healthz").status_code == 200
+        assert 'status="500"' not in c.get("/metrics").text
+    logged = server_log.read_text(errors="replace")
+    assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged[-3000:]
 
 
 # ---- the limits themselves, at the media layer ------------------------------------------------------------------

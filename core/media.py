@@ -128,9 +128,11 @@ def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
 # long clips never uses them: it sets skip_frame packet by packet, which frame threads would apply out of order.
 THREAD_MIN_PIXELS = 1 << 40
 # A clip longer than this is captioned as its first WINDOW_S seconds: the model samples its T frames there, so the
-# cost of a cache miss stops growing with the clip's length. 3 s keeps every clip of the outside set (2-3 s) and
-# of the test suite whole, with today's exact frames.
+# cost of a cache miss stops growing with the clip's length. 3 s keeps every clip of the outside set (2-3 s) whole,
+# and the window never holds fewer than WINDOW_MIN_FRAMES frames, so low-rate clips of a few dozen frames (the test
+# suite's 48 frames at 8 fps) keep today's exact frames too.
 WINDOW_S = 3.0
+WINDOW_MIN_FRAMES = 96
 FALLBACK_FPS = 30.0  # for containers that state no frame rate
 # Packets demuxed past the window before its frames' presentation order is known: B-frames arrive after the
 # frames that follow them on screen, by at most the codec's reorder depth (H.264: 16).
@@ -155,7 +157,7 @@ def window_frames(stream: Any, limits: MediaLimits) -> int:
     """How many frames make the first WINDOW_S seconds of this stream, from its stated frame rate."""
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate and 0 < float(rate) < 1000 else FALLBACK_FPS
-    return max(1, min(math.ceil(WINDOW_S * fps), limits.max_frames + 1))
+    return max(WINDOW_MIN_FRAMES, min(math.ceil(WINDOW_S * fps), limits.max_frames + 1))
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def test_a_long_clip_costs_what_its_first_seconds_cost(monkeypatch: pytest.Monke
     """20 s and 60 s clips decode the same frames, as many as the 3 s window needs (no more as the clip grows),
     and give the frames a decode in order of that window picks: a long clip reads as its first seconds would."""
     cfg = ModelConfig(frames=8, height=12, width=16)
-    window = round(media.WINDOW_S * 30)
+    window = max(media.WINDOW_MIN_FRAMES, round(media.WINDOW_S * 30))
     decoded, outputs = [], []
     for seconds in (20, 60):
         data = long_h264(30 * seconds)

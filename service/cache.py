@@ -8,6 +8,7 @@ cache never fails a request, it only logs, reports `redis_up = False` and retrie
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import time
@@ -26,6 +27,7 @@ from redis.typing import EncodableT, FieldT
 
 from core.familiarity import VIDEO_SIGNALS
 from core.frames import Box
+from core.media import Source
 
 log = logging.getLogger("service.cache")
 
@@ -49,15 +51,23 @@ class SlrEntry:
     sentence_familiarity: float | None = None  # the share of known words: no calibration involved
 
 
-def canonical_digest(video_bytes: bytes | None, token_ids: list[int] | None) -> str:
-    """sha256 of the canonical input: the raw upload (a hit must skip decoding) and the sentence's word ids
-    (so case, punctuation and unknown words that the model cannot tell apart share one entry)."""
+def canonical_digest(video: Source | None, token_ids: list[int] | None) -> str:
+    """sha256 of the canonical input: the raw upload (a hit must skip decoding; a spooled one is read in chunks)
+    and the sentence's word ids (so case, punctuation and unknown words that the model cannot tell apart share one
+    entry)."""
     h = hashlib.sha256()
-    if video_bytes is not None:
-        h.update(b"video\0" + hashlib.sha256(video_bytes).digest())
+    if video is not None:
+        h.update(b"video\0" + _sha256(video))
     if token_ids is not None:
         h.update(b"tokens\0" + np.asarray(token_ids, dtype="<i8").tobytes())
     return h.hexdigest()
+
+
+def _sha256(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).digest()
+    source.seek(0)
+    return hashlib.file_digest(cast(io.BufferedReader, source), "sha256").digest()
 
 
 def make_key(version: str, config: str, digest: str) -> str:

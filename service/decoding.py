@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
 import json
 import logging
 import multiprocessing
@@ -46,6 +47,7 @@ from core.media import (
     MediaLimitExceeded,
     MediaLimits,
     PreparedVideo,
+    Source,
     UndecodableMedia,
     UnsupportedMedia,
     prepare_upload,
@@ -55,6 +57,7 @@ log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
 PREFIX = struct.Struct("!QI")  # JSON body size, number of raw buffers
 ATTEMPTS = 2  # a worker that dies on an upload is replaced and the upload tried once more
+MAX_FDS = 4  # file descriptors one request may carry (one spooled upload today)
 
 
 class WorkerDied(RuntimeError):
@@ -90,21 +93,27 @@ def _serve(sock: socket.socket, parent: int) -> None:
     sock.setblocking(True)
     while True:
         try:
-            body, buffers = read_blocking(sock)
+            body, buffers, fds = read_blocking(sock)
         except (EOFError, OSError):
             return
+        files = [os.fdopen(fd, "rb") for fd in fds]  # spooled uploads: decoded where they lie, closed after
         try:
             request = json.loads(body)
-            parts = pack_reply(True, function(request["call"])(*decode(request["args"], buffers)))
+            parts = pack_reply(True, function(request["call"])(*decode(request["args"], buffers, files)))
         except Exception as exc:  # noqa: BLE001 (the server re-raises it: media errors keep their type)
             parts = pack_reply(False, exc)
+        finally:
+            for f in files:
+                f.close()
         for part in parts:
             sock.sendall(part)
 
 
 # ---- messages on a worker socket, both ways: a prefix (body size, number of buffers, their sizes), a JSON body,
 # then raw memory (upload bytes, arrays) as it lies: never copied into the body, only by the kernel into the socket.
-# Nothing is pickled: the server does not run what a worker that just handled hostile bytes sends back, and a
+# A spooled upload travels as its file descriptor (SCM_RIGHTS, beside the prefix): the worker reads the same
+# anonymous temporary file, so a large upload is never copied into either process. Nothing is pickled: the
+# server does not run what a worker that just handled hostile bytes sends back, and a
 # request names its function (module:name) instead of carrying code.
 
 def function(name: str) -> Callable[..., Any]:
@@ -118,8 +127,12 @@ def frame(body: bytes, raws: list[memoryview]) -> list[bytes | memoryview]:
     return [PREFIX.pack(len(body), len(raws)) + sizes, body, *raws]
 
 
-def encode(value: Any, raws: list[memoryview]) -> Any:
-    """A value as JSON, its bytes and arrays appended to `raws` (the types the decode path passes, nothing else)."""
+def encode(value: Any, raws: list[memoryview], fds: list[int] | None = None) -> Any:
+    """A value as JSON, its bytes and arrays appended to `raws`, its files' descriptors to `fds` (the types the
+    decode path passes, nothing else)."""
+    if isinstance(value, io.IOBase) and fds is not None:
+        fds.append(value.fileno())
+        return {"file": len(fds) - 1}
     if isinstance(value, np.ndarray):
         raws.append(np.ascontiguousarray(value).data.cast("B"))
         return {"array": len(raws) - 1, "dtype": value.dtype.str, "shape": list(value.shape)}
@@ -133,17 +146,19 @@ def encode(value: Any, raws: list[memoryview]) -> Any:
     if isinstance(value, MediaLimits):
         return {"media_limits": asdict(value)}
     if isinstance(value, (list, tuple)):
-        return [encode(x, raws) for x in value]
+        return [encode(x, raws, fds) for x in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"a decode worker message does not carry {type(value).__name__}")
 
 
-def decode(value: Any, buffers: list[bytearray]) -> Any:
+def decode(value: Any, buffers: list[bytearray], files: list[Any] | None = None) -> Any:
     if isinstance(value, list):
-        return [decode(x, buffers) for x in value]
+        return [decode(x, buffers, files) for x in value]
     if not isinstance(value, dict):
         return value
+    if "file" in value and files is not None:
+        return files[value["file"]]
     if "prepared" in value:
         array, first, box = (decode(x, buffers) for x in value["prepared"])
         return PreparedVideo(array, first, tuple(box) if box is not None else None)
@@ -168,10 +183,12 @@ def pack_reply(ok: bool, value: Any) -> list[bytes | memoryview]:
     return frame(json.dumps(head).encode(), raws)
 
 
-def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[bytes | memoryview]:
+def pack_request(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[list[bytes | memoryview], list[int]]:
+    """A request's parts and the file descriptors that go with its first part."""
     raws: list[memoryview] = []
-    body = {"call": f"{fn.__module__}:{fn.__qualname__}", "args": encode(list(args), raws)}
-    return frame(json.dumps(body).encode(), raws)
+    fds: list[int] = []
+    body = {"call": f"{fn.__module__}:{fn.__qualname__}", "args": encode(list(args), raws, fds)}
+    return frame(json.dumps(body).encode(), raws), fds
 
 
 def unpack_reply(body: bytes | bytearray, buffers: list[bytearray]) -> tuple[bool, Any]:
@@ -198,14 +215,21 @@ def _unpacker() -> Generator[int, bytearray, tuple[bytearray, list[bytearray]]]:
     return body, buffers
 
 
-def read_blocking(sock: socket.socket) -> tuple[bytearray, list[bytearray]]:
+def read_blocking(sock: socket.socket) -> tuple[bytearray, list[bytearray], list[int]]:
+    """One request: (body, buffers, the file descriptors that came with its prefix)."""
     reader = _unpacker()
     need = next(reader)
+    first, fds, _, _ = socket.recv_fds(sock, need, MAX_FDS)  # the descriptors ride on the prefix's first byte
+    if not first:
+        raise EOFError
+    chunk = bytearray(first) + _recv_exactly_blocking(sock, need - len(first))
     while True:
         try:
-            need = reader.send(_recv_exactly_blocking(sock, need))
+            need = reader.send(chunk)
+            chunk = _recv_exactly_blocking(sock, need)
         except StopIteration as done:
-            return done.value
+            body, buffers = done.value
+            return body, buffers, fds
 
 
 async def read_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[bytearray, list[bytearray]]:
@@ -286,7 +310,7 @@ class DecodePool:
         """Wait until every worker has imported core and answers (before the server reports ready)."""
         await asyncio.gather(*(self.call(loaded_modules, []) for _ in self._workers))
 
-    async def prepare(self, data: bytes, cfg: ModelConfig, limits: MediaLimits) -> PreparedVideo:
+    async def prepare(self, data: Source, cfg: ModelConfig, limits: MediaLimits) -> PreparedVideo:
         return await self.call(prepare_upload, data, cfg, limits)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -315,7 +339,11 @@ class DecodePool:
     async def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
         loop = asyncio.get_running_loop()
         try:
-            for part in pack_request(fn, args):
+            parts, fds = pack_request(fn, args)
+            if fds:  # on the prefix, a few bytes on an idle socket: sent at once with its descriptors
+                sent = socket.send_fds(w.sock, [parts[0]], fds)
+                parts = [parts[0][sent:], *parts[1:]]
+            for part in parts:
                 await loop.sock_sendall(w.sock, part)
             return unpack_reply(*await read_async(loop, w.sock))
         except OSError:

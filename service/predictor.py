@@ -21,7 +21,7 @@ from core.config import ModelConfig
 from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
 from core.frames import Box
 from core.manifest import Manifest, encoder_graph
-from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
+from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, Source
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
@@ -35,7 +35,7 @@ log = logging.getLogger("service.predictor")
 
 RETRY_AFTER_S = 1
 SAMPLE_ROUNDS = 4  # rounds of draws looking for distinct samples (the first is the plain seeded draw)
-DIGEST_INLINE_BYTES = 1 << 20  # sha256 runs ~1 GB/s: past 1 MB (~1 ms) it leaves the event loop
+DIGEST_INLINE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,17 @@ class EngineLike(Protocol):
     def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray: ...
 
 
+def _hashed_off_loop(data: Source) -> bool:
+    """sha256 runs ~1 GB/s: past 1 MB (~1 ms), or from a spooled file, it leaves the event loop."""
+    return not isinstance(data, bytes) or len(data) > DIGEST_INLINE_BYTES
+
+
 @dataclass(frozen=True)
 class Upload:
-    """An uploaded file as bytes; its name is kept for messages only (the bytes decide the format)."""
+    """An uploaded file as bytes, or in its spooled temporary file when large; its name is kept for messages only
+    (the bytes decide the format)."""
 
-    data: bytes
+    data: Source
     filename: str | None = None
 
 
@@ -196,7 +202,7 @@ class Predictor:
         if encoder_graph(config) not in self.engine.manifest.graphs:
             raise TaskUnavailable(f"model {self.engine.version} has no encoder for inputs {config!r}")
         data = video.data if video else None
-        if data is not None and len(data) > DIGEST_INLINE_BYTES:  # sha256 of a big upload: off the event loop
+        if data is not None and _hashed_off_loop(data):
             digest = await self._in_media_pool(canonical_digest, data, tokens)
         else:
             digest = canonical_digest(data, tokens)

@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     cache_lru_size: int = Field(4096, ge=1,
                                 description="entries kept in process (always; the only cache without Redis)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_upload_bytes: int = Field(32 * MiB, ge=1024, description="largest request body; rejected while streaming")
+    max_upload_bytes: int = Field(256 * MiB, ge=1024, description="largest request body, rejected while streaming "
+                                  "(a minute of 1080p phone video; past 1 MiB a file part is spooled to disk)")
     max_video_frames: int = Field(2000, ge=1)
     max_video_pixels: int = Field(1920 * 1080, ge=1, description="largest width x height of an uploaded video")
     max_decode_s: float = Field(10.0, gt=0)

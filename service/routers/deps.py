@@ -49,7 +49,7 @@ async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Secu
 ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
     401: ("missing or wrong API key", "unauthorized", "missing or wrong X-API-Key header"),
     404: ("unknown or expired latent_id", "unknown_latent_id", "unknown or expired latent_id; encode the input again"),
-    413: ("request body over the limit", "payload_too_large", "request body over 33554432 bytes"),
+    413: ("request body over the limit", "payload_too_large", "request body over 268435456 bytes"),
     415: ("a body or file format this endpoint does not take", "unsupported_media_type",
           ("video 'notes.mp4' is not a format this service reads: its contents look like text, although its name "
            "ends in .mp4. Send an mp4, mov, webm, avi, gif file, or a .npy of frames")),

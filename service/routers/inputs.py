@@ -10,12 +10,13 @@ import json
 import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartParser
 
 from core.media import SUPPORTED
 from core.vocab import Vocab
@@ -114,13 +115,22 @@ async def _read_form(request: Request, spec: BodySpec) -> tuple[dict[str, Any], 
 
 
 async def _form_file(spec: BodySpec, key: str, value: UploadFile) -> Upload | None:
-    data = await value.read()
-    if not data and not value.filename:
+    if not value.size and not value.filename:
         return None  # a file input left empty
     if key != spec.file_field:
         where = f"send it as '{spec.file_field}'" if spec.file_field else f"{spec.endpoint} takes no file"
         raise InvalidInput(f"a file came in the field '{key}'; {where}. {spec.endpoint} takes: {spec.accepted()}")
-    return Upload(data, value.filename)
+    return Upload(_body_of(value), value.filename)
+
+
+def _body_of(value: UploadFile) -> bytes | IO[bytes]:
+    """A small file's bytes; a large one stays in the temporary file Starlette spooled it to while it streamed in
+    (past MultiPartParser.spool_max_size, 1 MiB), and is hashed and decoded from there, never held in memory.
+    That file is anonymous: it goes when its last descriptor closes, on every path (an error, a client gone)."""
+    if (value.size or 0) <= MultiPartParser.spool_max_size:
+        value.file.seek(0)
+        return value.file.read()
+    return value.file
 
 
 def _json_object(body: bytes, spec: BodySpec) -> dict[str, Any]:

@@ -3,11 +3,14 @@ limits and bad input raise."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
+from core import media
 from core.config import ModelConfig
 from core.frames import fit_box, prepare_clip, resize_frame
 from core.media import (
@@ -135,3 +138,76 @@ def test_pad_models_decode_a_portrait_upload_letterboxed(fmt: str) -> None:
     assert prepared.box == (0, 3, 12, 9)  # the picture's place, kept with the SLR for /reconstruct
     assert prepared.array[:, :, :3].max() < 0.05 and prepared.array[:, :, 12:].max() < 0.05
     assert np.abs(prepared.array - prepare_clip(clip, 6, 12, 16, "pad")).mean() < 0.02
+
+
+def long_h264(n_frames: int, fps: int = 30, gop: int = 48) -> bytes:
+    """A small H.264 mp4 (64x48, a keyframe every `gop` frames, B-frames on) of a square that moves every frame."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"g": str(gop), "bf": "3"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for t in range(n_frames):
+            frame = np.full((48, 64, 3), 20, np.uint8)
+            frame[16:32, t % 48: t % 48 + 16] = (200, 60, 30)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return buf.getvalue()
+
+
+def counting_decoded_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every frame the decoder gives (each passes the limits check once)."""
+    seen: list[int] = []
+    check = media._check_frame
+    monkeypatch.setattr(media, "_check_frame", lambda *a: (seen.append(1), check(*a))[1])
+    return seen
+
+
+def test_a_long_clip_costs_what_its_first_seconds_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 s and 60 s clips decode the same frames, as many as the 3 s window needs (no more as the clip grows),
+    and give the frames a decode in order of that window picks: a long clip reads as its first seconds would."""
+    cfg = ModelConfig(frames=8, height=12, width=16)
+    window = max(media.WINDOW_MIN_FRAMES, round(media.WINDOW_S * 30))
+    decoded, outputs = [], []
+    for seconds in (20, 60):
+        data = long_h264(30 * seconds)
+        assert len(data) < 200_000  # small in bytes, long in frames
+        seen = counting_decoded_frames(monkeypatch)
+        outputs.append(media.decode_video(data, cfg, MediaLimits(max_frames=window + media.REORDER)))
+        decoded.append(len(seen))
+    assert decoded[0] == decoded[1] < window + media.REORDER
+    assert np.array_equal(outputs[0], outputs[1])
+    picks = set(media.sample_indices(window, 8).tolist())
+    in_order, _ = media._decode_in_order(long_h264(30 * 20), cfg, MediaLimits(), picks, window, 1e12)
+    assert np.array_equal(outputs[0], np.stack([in_order[i] for i in sorted(picks)]))
+
+
+def test_a_short_clip_decodes_every_frame_and_keeps_its_sampling() -> None:
+    cfg = ModelConfig(frames=8, height=12, width=16)
+    data = long_h264(60)  # 2 s: within the window
+    assert not media.probe(data, MediaLimits()).long
+    whole, n = media._decode_in_order(data, cfg, MediaLimits(), set(range(60)), 60, 1e12)
+    assert n == 60
+    expected = np.stack([whole[i] for i in media.sample_indices(60, 8).tolist()])
+    assert np.array_equal(media.decode_video(data, cfg, MediaLimits()), expected)
+
+
+@pytest.mark.parametrize("cut", (0.05, 0.3, 0.7))
+def test_a_truncated_long_clip_is_a_media_error_or_its_decodable_start(cut: float, tmp_path: Path) -> None:
+    """The index (moov first) promises a minute; the bytes stop early: an answer from what is there, or a media
+    error (a 4xx), never another exception or a hang."""
+    data = long_h264(30 * 60)
+    moov_first = tmp_path / "moov-first.mp4"  # faststart rewrites the file: a path, not a buffer
+    with av.open(io.BytesIO(data)) as src, av.open(str(moov_first), "w", options={"movflags": "faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = out
+                dst.mux(packet)
+    whole = moov_first.read_bytes()
+    assert whole[4:8] == b"ftyp" and b"moov" in whole[:4096]
+    cut_data = whole[: int(len(whole) * cut)]
+    try:
+        frames = media.decode_video(cut_data, ModelConfig(frames=8, height=12, width=16), MediaLimits(max_decode_s=5))
+    except media.MediaError:
+        return
+    assert frames.shape[0] == 8

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -80,7 +81,9 @@ def round_trip(ok: bool, value: object) -> tuple[bool, object]:
     a, b = socket.socketpair()
     writer = threading.Thread(target=lambda: [a.sendall(part) for part in pack_reply(ok, value)])
     writer.start()
-    got = unpack_reply(*read_blocking(b))
+    body, buffers, fds = read_blocking(b)
+    assert fds == []
+    got = unpack_reply(body, buffers)
     writer.join()
     a.close()
     b.close()
@@ -106,11 +109,42 @@ def test_replies_carry_arrays_of_any_layout_and_errors_without_pickle() -> None:
 
 def test_a_request_names_its_function_and_carries_the_upload_as_raw_bytes() -> None:
     data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
-    head, body, upload = pack_request(prepare_upload, (data, CFG, LIMITS))
+    (head, body, upload), fds = pack_request(prepare_upload, (data, CFG, LIMITS))
     request = json.loads(body)
+    assert fds == []
     assert request["call"] == "core.media:prepare_upload" and bytes(upload) == data
     assert function(request["call"]) is prepare_upload
     assert decode(request["args"], [bytearray(upload)]) == [data, CFG, LIMITS]
+
+
+def spooled(data: bytes) -> tempfile.SpooledTemporaryFile:
+    """An upload as Starlette holds a file part past its spool size: an anonymous temporary file on disk."""
+    f = tempfile.SpooledTemporaryFile(max_size=1024)
+    f.write(data)
+    f.fileno()  # rolled to disk, as Starlette's parser leaves a part larger than its spool size
+    return f
+
+
+def holds(pid: int | None, f: tempfile.SpooledTemporaryFile) -> bool:
+    """Whether a process has this (anonymous, unlinked) file open."""
+    fd_dir, inode = Path(f"/proc/{pid}/fd"), os.fstat(f.fileno()).st_ino
+    return any(os.readlink(fd_dir / n).startswith(f"/tmp/#{inode} ") for n in os.listdir(fd_dir))
+
+
+def test_a_spooled_upload_is_decoded_from_its_file_by_descriptor(pool: DecodePool) -> None:
+    """A large upload goes to the worker as its file descriptor (no copy of its bytes in either process), decodes
+    as its bytes do, and the worker lets go of the file once it has answered, on success and on a media error."""
+    data = encode_clip(moving_square_clip(40, 90, 160, seed=5), "mp4")
+    with spooled(data) as f:
+        (head, body, *raws), fds = pack_request(prepare_upload, (f, CFG, LIMITS))
+        assert fds == [f.fileno()] and raws == []  # the bytes do not travel
+        there = run(pool.prepare(f, CFG, LIMITS))
+        assert np.array_equal(there.array, prepare_upload(data, CFG, LIMITS).array)
+        assert not any(holds(pid, f) for pid in pool.pids)
+        with spooled(data[: len(data) // 4]) as cut:
+            with pytest.raises(UndecodableMedia):
+                run(pool.prepare(cut, CFG, LIMITS))
+            assert not any(holds(pid, cut) for pid in pool.pids)
 
 
 def test_a_reply_cannot_smuggle_objects() -> None:

@@ -479,4 +479,4 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings()
     assert s.cors_origins == ["http://a.example", "http://b.example"]
     assert s.redis_url == "" and s.api_key is None and s.max_batch == 4
-    assert s.max_upload_bytes == 32 * 1024 * 1024 and s.graceful_timeout_s == 10 and s.port == 8000
+    assert s.max_upload_bytes == 256 * 1024 * 1024 and s.graceful_timeout_s == 10 and s.port == 8000

@@ -23,7 +23,7 @@ def sheet(rows: list[tuple[str, np.ndarray]], label_w: int = LABEL_W) -> Image.I
     """Labelled rows of frames, one image; a row is as tall as its frames or its label, whichever is taller."""
     images = [frames_row(f) for _, f in rows]
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    heights = [max(i.height, draw.multiline_textbbox((0, 0), label)[3] + 8) for (label, _), i in zip(rows, images)]
+    heights = [max(i.height, int(draw.multiline_textbbox((0, 0), label)[3]) + 8) for (label, _), i in zip(rows, images)]
     width = label_w + max(i.width for i in images) + 2 * PAD
     height = sum(h + PAD for h in heights) + PAD
     out = Image.new("RGB", (width, height), (250, 250, 250))

@@ -27,8 +27,9 @@ FORMATS = {"msrvtt": ("mp4",), "msvd": ("avi",), "plain": ("webm", "mp4")}
 
 @pytest.fixture(scope="module")
 def clips() -> list[tuple[str, np.ndarray, list[str], str]]:
-    """A few dozen generated clips (48x64, 8 frames) with their captions and splits; ids in MSVD's shape."""
-    corpus = generate(CLIPS, seed=3, frames=8, height=48, width=64, captions_per_clip=4)
+    """A few dozen generated clips (48x96, 8 frames: letterboxed into the tiny preset's 12x16) with their captions and
+    splits; ids in MSVD's shape."""
+    corpus = generate(CLIPS, seed=3, frames=8, height=48, width=96, captions_per_clip=4)
     return [(f"clip{split}{i}_0_4", c.frames, c.captions, split)
             for split in ("train", "val", "test") for i, c in enumerate(corpus.splits[split])]
 
@@ -66,7 +67,7 @@ def test_each_layout_prepares_as_the_service_decodes_and_resumes(layout, folders
     entry = next(e for e in plan.entries if e.clip_id == clip.clip_id)
     served = prepare_upload(Path(entry.file).read_bytes(), cfg, MediaLimits())
     np.testing.assert_array_equal(clip.frames.astype(np.float32) / 255.0, served.array)  # bit for bit
-    assert clip.attributes.get("frame_box") == list(served.box)  # 48x64 letterboxed into 12x16 pad frames
+    assert served.box is not None and clip.attributes["frame_box"] == list(served.box)  # where the picture lies
     again = prepare_store(read_folder(folders[layout]), tmp_path / "store", cfg, "tiny", workers=2)
     assert (again.decoded, again.skipped) == (0, CLIPS)
 

@@ -31,7 +31,7 @@ def load_corpus(name: str, root: str | Path | None = None, **kw: Any) -> Corpus:
 
         return generate(**kw)
     if root is None:
-        raise ValueError(f"corpus {name!r} needs a root directory")
+        raise DataError(f"corpus {name!r} needs its folder: pass --data-dir")
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--data-dir {root} is not a folder")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +118,12 @@ def read_plain(path: Path) -> tuple[dict[str, list[str]], dict[str, str], dict[s
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["file", "caption"]:
         rows = rows[1:]
+    ids = plain_clip_ids(list(dict.fromkeys(r[0].strip() for r in rows if r[0].strip())))
     for line, row in enumerate(rows, 2):
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise DataError(f"{path}: row {line} is {row!r}; expected file,caption[,split]")
         file = row[0].strip()
-        clip_id = str(Path(file).with_suffix("")).replace("/", "__")
+        clip_id = ids[file]
         files[clip_id] = file
         captions.setdefault(clip_id, []).append(row[1].strip())
         if len(row) > 2 and row[2].strip():
@@ -129,6 +131,13 @@ def read_plain(path: Path) -> tuple[dict[str, list[str]], dict[str, str], dict[s
     if not captions:
         raise DataError(f"{path} holds no captions; expected file,caption[,split] rows")
     return captions, files, splits
+
+
+def plain_clip_ids(files: list[str]) -> dict[str, str]:
+    """Each file's clip id: its name without extension, or its path where two folders hold the same name."""
+    stems = Counter(Path(f).stem for f in files)
+    return {f: Path(f).stem if stems[Path(f).stem] == 1 else str(Path(f).with_suffix("")).replace("/", "__")
+            for f in files}
 
 
 def read_msrvtt(root: Path, annotations: list[Path]) -> tuple[dict[str, list[str]], dict[str, str]]:

@@ -108,13 +108,13 @@ def test_training_reads_the_store_memory_mapped(folders, tmp_path):
     corpus = load_store(tmp_path / "store")
     assert isinstance(corpus.splits["train"][0].frames, np.memmap)
     vocab = Vocab.build(corpus.all_captions("train"), min_count=2)
-    cfg.max_words, cfg.vocab_size = 20, len(vocab)
+    cfg.max_words, cfg.vocab_size, cfg.video_decoder = 20, len(vocab), "layers"  # demo's decoder: centred targets
     data = split_tensors(corpus, "train", vocab, cfg)
     assert data.rows is not None and len(data) == len(corpus.splits["train"])
     batch = make_batch(data, torch.tensor([2, 0]), torch.Generator().manual_seed(0))
     want = np.stack([corpus.splits["train"][i].frames for i in (2, 0)]).astype(np.float32) / 255.0
     np.testing.assert_array_equal(batch["video"].numpy(), want)
-    assert batch["frames_centred"].shape == batch["video"].shape  # tiny's layers decoder: centred targets, mapped
+    assert batch["frames_centred"].shape == batch["video"].shape  # computed once beside the store, mapped
 
 
 def test_changed_files_refuse_the_old_store(folders, tmp_path):
@@ -163,7 +163,7 @@ def test_no_video_data_refuses_unless_sentences_only(folders, tmp_path, capsys):
     shutil.rmtree(folder / "videos")
     code, err = run_slr(["data", "prepare", str(folder), "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and err.count("\n") == 1 and "--sentences-only" in err
-    assert slr(["data", "prepare", str(folder), "--out", str(tmp_path / "s"), "--sentences-only"]) == 0
+    assert run_slr(["data", "prepare", str(folder), "--out", str(tmp_path / "s"), "--sentences-only"], capsys)[0] == 0
     code, err = run_slr(["train", "--data", "store", "--data-dir", str(tmp_path / "s"), "--preset", "tiny",
                          "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and err.count("\n") == 1 and "no video data" in err

@@ -10,7 +10,8 @@ PORT ?= 8000
 # The default model ships in the repository; a demo model is trained into artifacts/ only if it is missing.
 SHIPPED := models/default
 DEMO_ARTIFACTS := artifacts
-SERVE_ARTIFACTS = $(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS))
+# `make serve ARTIFACTS=artifacts/mine` serves a model of your own (README: "Train on your own videos").
+SERVE_ARTIFACTS = $(or $(ARTIFACTS),$(if $(wildcard $(SHIPPED)/latest),$(SHIPPED),$(DEMO_ARTIFACTS)))
 
 .PHONY: install serve test test-fast demo-model quality-model fuzz soak bench paper-tables check-deploy clean system-deps \
 	gpu-check lint variant-check
@@ -25,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[train,cpu,dev,peers]'
 	touch $@
 
-serve: install $(if $(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
+serve: install $(if $(ARTIFACTS)$(wildcard $(SHIPPED)/latest),,$(DEMO_ARTIFACTS)/latest)
 	SLR_ARTIFACTS=$(SERVE_ARTIFACTS) $(SLR) serve --host $(HOST) --port $(PORT)
 
 # Until a default model ships: generate the synthetic corpus, train the demo preset, export it (progress bars).

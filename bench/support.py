@@ -196,6 +196,54 @@ def make_clip(frames: int, height: int, width: int, seed: int = 0) -> bytes:
     return encode_clip(moving_square_clip(frames, height, width, seed), "mp4")
 
 
+# ---------------------------------------------------------------- folders of video files, as people bring them
+
+FolderClip = tuple[str, np.ndarray, Sequence[str], str]  # (id, uint8 frames [T,H,W,3], captions, split)
+MSRVTT_SPLIT = {"train": "train", "val": "validate", "test": "test"}
+MSVD_COLUMNS = ("VideoID", "Start", "End", "WorkerID", "Source", "AnnotationTime", "Language", "Description")
+
+
+def write_video_folder(root: str | Path, layout: str, clips: Sequence[FolderClip],
+                       formats: Sequence[str] = ("mp4",), fps: int = 8) -> dict[str, Path]:
+    """Clips as real video files (formats taken in turn, keys of VIDEO_CODECS) and annotations in one of the three
+    layouts slr data prepare reads: `msrvtt` (videos/ + the two videodatainfo json), `msvd` (YouTubeClips/ +
+    video_corpus.csv, ids `<VideoID>_<Start>_<End>`, one French row per clip that must be dropped) or `plain`
+    (clips/ + captions.csv). Returns clip id -> its file."""
+    import csv
+    import json
+
+    root = Path(root)
+    folder = root / {"msrvtt": "videos", "msvd": "YouTubeClips", "plain": "clips"}[layout]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for i, (clip_id, frames, _, _) in enumerate(clips):
+        fmt = formats[i % len(formats)]
+        files[clip_id] = folder / f"{clip_id}.{fmt}"
+        files[clip_id].write_bytes(encode_clip(frames, fmt, fps))
+    if layout == "msrvtt":
+        for name, wanted in (("train_val_videodatainfo.json", {"train", "val"}), ("test_videodatainfo.json", {"test"})):
+            mine = [c for c in clips if c[3] in wanted]
+            doc = {"videos": [{"video_id": cid, "split": MSRVTT_SPLIT[split]} for cid, _, _, split in mine],
+                   "sentences": [{"video_id": cid, "caption": text, "sen_id": j}
+                                 for cid, _, caps, _ in mine for j, text in enumerate(caps)]}
+            (root / name).write_text(json.dumps(doc))
+    elif layout == "msvd":
+        with open(root / "video_corpus.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(MSVD_COLUMNS)
+            for cid, _, caps, _ in clips:
+                vid, start, end = cid.rsplit("_", 2)
+                w.writerow([vid, start, end, 1, "clean", 10, "French", "une phrase en français"])
+                w.writerows([vid, start, end, 1, "clean", 10, "English", text] for text in caps)
+    else:
+        with open(root / "captions.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "caption", "split"])
+            w.writerows([files[cid].relative_to(root).as_posix(), text, split]
+                        for cid, _, caps, split in clips for text in caps)
+    return files
+
+
 # ---------------------------------------------------------------- plain HTTP (stdlib: no client to install)
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

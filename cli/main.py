@@ -1,7 +1,9 @@
 """`slr`: generate data, train, evaluate, export and serve the star model.
 
   slr data synth --out data/synthetic --preset demo      generate the synthetic corpus
+  slr data prepare my_videos --out data/mine --preset demo   your own video files + captions -> a frame store
   slr train --data synthetic --preset demo --out runs/demo
+  slr train --data store --data-dir data/mine --preset demo --out runs/mine
   slr eval runs/demo --split test                        BLEU/METEOR/MSE/attribute tables
   slr export runs/demo --out artifacts                   ONNX graphs + manifest, parity-checked
   slr export-variant artifacts --variant int8-static --version v-int8   a cheaper encoder beside a version
@@ -21,7 +23,7 @@ from typing import Any
 from cli.release import add_release_parser
 from core.config import PRESETS, preset
 
-CORPORA = ("synthetic", "msvd", "msrvtt")
+CORPORA = ("synthetic", "msvd", "msrvtt", "store")
 VARIANT_CHOICES = ("int8-static", "int8", "fp16", "optimized")  # export/quantize.py: VARIANTS (imported lazily)
 
 
@@ -76,11 +78,56 @@ def cmd_data_outside(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    """A folder of video files + captions (MSR-VTT, MSVD or captions.csv) -> a frame store (model/data/store.py)."""
+    from tqdm.auto import tqdm
+
+    from model.data.folder import read_folder
+    from model.data.store import REPORT, prepare_store
+
+    plan = read_folder(args.folder, args.layout, args.annotations, args.seed, args.allow_missing, args.sentences_only)
+    cfg = preset(args.preset).model
+    sizes = {s: sum(e.split == s for e in plan.entries) for s in ("train", "val", "test")}
+    print(f"{plan.layout} layout: {len(plan.entries)} clips ({', '.join(f'{k} {v}' for k, v in sizes.items())}; "
+          f"splits from {plan.split_source}), {sum(len(e.captions) for e in plan.entries)} captions; frames "
+          f"{cfg.frames}x{cfg.height}x{cfg.width} ({args.preset}, {cfg.frame_fit})"
+          + (", captions only" if plan.sentences_only else ""))
+    workers = args.workers or max(1, os.cpu_count() or 1)
+    with tqdm(total=len(plan.entries), desc="prepare", unit="clip", dynamic_ncols=True) as bar:
+        outcome = prepare_store(plan, args.out, cfg, args.preset, workers, args.force, args.retry_failed,
+                                progress=bar.update)
+        bar.update(outcome.skipped)
+    print(f"{args.out}: decoded {outcome.decoded} clips in {outcome.seconds:.1f} s ({outcome.clips_per_s:.1f} clips/s, "
+          f"{workers} workers), {outcome.skipped} already done, {outcome.failed} unreadable")
+    if outcome.failed:
+        print(f"unreadable files are listed with their reason in {Path(args.out) / REPORT} (skipped; "
+              "--retry-failed tries them again)", file=sys.stderr)
+    return 0
+
+
+def check_video_data(corpus: Any, sentences_only: bool) -> None:
+    """A corpus without video refuses to train unless the person asked for the sentence tasks alone."""
+    from model.data.corpus import DataError
+
+    if corpus.meta.get("sentences_only") and not sentences_only:
+        raise DataError(f"{corpus.name}: no video data (no feature folder or video files): the video channel would "
+                        "learn nothing; pass --sentences-only to train on the captions alone (paraphrase only)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import warnings
+
     from model.train import train
 
     source = corpus_source(args)
-    corpus = load_source(source)
+    with warnings.catch_warnings():  # what a loader warns of is checked and said below
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_source(source)
+    check_video_data(corpus, args.sentences_only)
+    if args.min_count is not None:
+        corpus.meta["vocab_min_count"] = args.min_count
+    if args.word_percentile is not None:
+        corpus.meta["word_percentile"] = args.word_percentile
     p = preset(args.preset)
     if args.steps:
         p.train.full_steps, p.train.partial_steps = args.steps, max(1, args.steps // 3)
@@ -126,11 +173,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from model.data.outside import build_outside_set
 
         build_outside_set(args.outside, seed=0)
-    results = evaluate_checkpoint(run / "checkpoint.pt", load_source(source), args.split, args.beam,
+    corpus = load_source(source)
+    results = evaluate_checkpoint(run / "checkpoint.pt", corpus, args.split, args.beam,
                                   args.max_clips, meteor=not args.no_meteor, outside=args.outside, ood=args.ood)
     js, md = write_report(results, run, f"eval_{args.split}")
     print(markdown_table(results))
     print(f"wrote {js} and {md}")
+    if args.sheet and corpus.splits[args.split] and corpus.splits[args.split][0].frames is not None:
+        from model.evaluate import caption_sheet
+
+        print(caption_sheet(run / "checkpoint.pt", corpus.splits[args.split][:args.sheet_clips], args.sheet,
+                            args.beam))
     return 0
 
 
@@ -402,10 +455,36 @@ def cmd_samples(args: argparse.Namespace) -> int:
 def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--data", choices=CORPORA, required=required, default=None if not required else "synthetic",
                    help="which corpus: the generated synthetic one, or MSVD / MSR-VTT annotation + feature files")
-    p.add_argument("--data-dir", help="a saved corpus (slr data synth), or the MSVD / MSR-VTT folder "
-                                      "(annotations + features/<clip>.npy)")
+    p.add_argument("--data-dir", help="a saved corpus (slr data synth), a frame store (slr data prepare), or the "
+                                      "MSVD / MSR-VTT folder (video_corpus.csv or AllVideoDescriptions.txt / "
+                                      "train_val_videodatainfo.json + test_videodatainfo.json, and "
+                                      "features/<clip>.npy)")
     p.add_argument("--clips", type=int, help="synthetic clips to generate when no --data-dir (default: the preset's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated synthetic corpus")
+
+
+def add_prepare_parser(data: Any) -> None:
+    from model.data.folder import LAYOUTS
+
+    prep = data.add_parser(
+        "prepare", help="decode a folder of your own video files + captions once into a frame store to train on",
+        description="Layouts: MSR-VTT (videos/<video_id>.mp4 + train_val_videodatainfo.json / "
+                    "test_videodatainfo.json), MSVD (YouTubeClips/<VideoID>_<Start>_<End>.avi + video_corpus.csv "
+                    "or AllVideoDescriptions.txt), or plain (captions.csv: file,caption[,split], several rows per "
+                    "file). Each file is decoded as the service decodes an upload, at the preset's frame size.")
+    prep.add_argument("folder", help="the folder holding the videos and their annotations")
+    prep.add_argument("--out", required=True, help="the frame store to write (a second run resumes it)")
+    prep.add_argument("--preset", choices=PRESETS, default="demo", help="the model whose frame size to decode to")
+    prep.add_argument("--layout", choices=LAYOUTS, help="the folder's layout (default: from what it holds)")
+    prep.add_argument("--annotations", action="append", metavar="FILE",
+                      help="annotation file(s) under another name (repeatable)")
+    prep.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    prep.add_argument("--seed", type=int, default=0, help="seed of the split where the annotations name none")
+    prep.add_argument("--allow-missing", action="store_true", help="prepare the videos present when some are absent")
+    prep.add_argument("--sentences-only", action="store_true", help="captions alone when the folder has no videos")
+    prep.add_argument("--retry-failed", action="store_true", help="try the files reported unreadable again")
+    prep.add_argument("--force", action="store_true", help="start the store over")
+    prep.set_defaults(func=cmd_data_prepare)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     outside.add_argument("--seed", type=int, default=0)
     outside.add_argument("--per-kind", type=int, default=8, help="clips per (drawing source, container)")
     outside.set_defaults(func=cmd_data_outside)
+    add_prepare_parser(data)
 
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")
     add_data_args(train, required=True)
@@ -451,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="auto: a GPU when torch sees one (under torchrun: one per local rank, nccl), else the "
                             "CPU (gloo); the preset's batch size is the global batch over all processes")
+    train.add_argument("--sentences-only", action="store_true",
+                       help="train on captions alone where the corpus has no video data (otherwise refused)")
+    train.add_argument("--min-count", type=int,
+                       help="words seen fewer times in the training split are read as <unk> (store default: 2)")
+    train.add_argument("--word-percentile", type=float,
+                       help="captions are cut at this percentile of their lengths, plus room (store default: 99)")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a run: BLEU@1-4, METEOR, MSE, attribute accuracy")
@@ -465,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ood", action="store_true",
                     help="also measure the familiarity score: the share flagged on the split, the outside set and an "
                          "out-of-domain set (photos, textures, crowds, text, a road, a UI, empty clips)")
+    ev.add_argument("--sheet", help="also write a contact sheet (PNG): clips of the split with their captions")
+    ev.add_argument("--sheet-clips", type=int, default=12, help="clips on the contact sheet")
     ev.set_defaults(func=cmd_eval, preset="demo")
 
     ex = sub.add_parser("export", help="export a run to ONNX per channel configuration, parity-checked")
@@ -551,8 +639,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model.data.corpus import DataError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except DataError as e:  # a folder or corpus not as expected: one line, the usage error status
+        print(f"slr: error: {e}", file=sys.stderr)
+        return BAD_INPUT
 
 
 if __name__ == "__main__":

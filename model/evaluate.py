@@ -4,6 +4,7 @@ by an analytic probe). One function per measurement; `evaluate_checkpoint` runs 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from core.frames import Box, crop_box, picture_box, prepare_clip
 from core.tables import md_table
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
 from model.data.attributes import attribute_accuracy, object_binding
-from model.data.corpus import Clip, Corpus
+from model.data.corpus import Clip, Corpus, has_truth
 from model.data.synthetic import COLOUR_RGB, SHAPES, shape_sdf
 from model.star import StarModel, load_checkpoint
 
@@ -341,7 +342,7 @@ def evaluate_tasks(model: StarModel, vocab: Vocab, clips: Sequence[Clip], beam_s
     """Every task a model supports, on one split: text metrics, MSE, attribute and probe accuracy."""
     model.eval()
     tasks = tasks or ["caption", "paraphrase", "reconstruct", "sentence_to_video"]
-    synthetic = bool(clips and clips[0].attributes)
+    synthetic = bool(clips and has_truth(clips[0]))
     truths = [c.attributes for c in clips]
     unseen = [i for i, c in enumerate(clips) if c.attributes.get("unseen_combo")]
     results: dict[str, Any] = {"clips": len(clips)}
@@ -519,6 +520,25 @@ def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "te
         results["familiarity"] = evaluate_familiarity(ck.model, ck.vocab, corpus, split, outside)
     results.update({"split": split, "beam_size": beam_size, "checkpoint_sha256": ck.sha256})
     return results
+
+
+def caption_sheet(checkpoint: str | Path, clips: Sequence[Clip], out: str | Path, beam_size: int = 1) -> str:
+    """A contact sheet of clips (the frames the model reads) with the model's caption and the first reference
+    beside each; returns the line to print."""
+    from core.sheet import save_sheet, sheet
+
+    ck = load_checkpoint(checkpoint)
+    hyps = caption_clips(ck.model, ck.vocab, clips, beam_size)
+    rows = [(f"{c.clip_id}\nmodel: {_wrap(h)}\nreference: {_wrap(c.captions[0])}",
+             np.asarray(c.frames, dtype=np.float32) / 255.0) for c, h in zip(clips, hyps)]
+    return save_sheet(sheet(rows), out)
+
+
+SHEET_LABEL_CHARS = 46  # characters per label line at the sheet's label width
+
+
+def _wrap(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, SHEET_LABEL_CHARS)) or "(nothing)"
 
 
 # ---------------------------------------------------------------- reports

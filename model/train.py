@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from core import channels
 from core.config import ModelConfig, Preset, TrainConfig
 from core.vocab import Vocab, word_cap
-from model.data.corpus import Clip, Corpus
-from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, tensorize
+from model.data.corpus import Clip, Corpus, caption_policy, has_truth
+from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, split_tensors, tensorize
 from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
 
 CHECKPOINT = "checkpoint.pt"
@@ -110,7 +110,8 @@ def model_config_for(corpus: Corpus, base: ModelConfig, vocab: Vocab) -> ModelCo
     """The preset's sizes, with the data's own shape: frame size and T, or feature width; and a sentence cap of at
     least the training split's longest caption plus room (core/vocab.py: word_cap), so none is cut mid-clause."""
     cfg = ModelConfig.from_dict({**base.to_dict(), "vocab_size": len(vocab), "video_input": corpus.video_input})
-    cfg.max_words = max(cfg.max_words, word_cap(corpus.all_captions("train")))
+    # a real corpus's policy (a frame store's meta) may cut its rare run-on captions at a percentile
+    cfg.max_words = max(cfg.max_words, word_cap(corpus.all_captions("train"), caption_policy(corpus)[1]))
     clip = corpus.splits["train"][0]
     if corpus.video_input == "frames":
         cfg.frames, cfg.height, cfg.width = (int(x) for x in clip.frames.shape[:3])
@@ -451,7 +452,7 @@ class Trainer:
 
     def figures(self, model: StarModel) -> dict[str, dict[str, float]]:
         """Attribute and probe figures on synthetic clips; the negative loss where clips have no attributes."""
-        if self.val_clips[0].attributes:
+        if has_truth(self.val_clips[0]):
             from model.evaluate import validation_figures
 
             return validation_figures(model, self.vocab, self.val_clips, self.tc.val_tasks)
@@ -521,8 +522,10 @@ def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool,
     gen = seed_everything(seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    vocab = Vocab.build(corpus.all_captions("train"))
+    vocab = Vocab.build(corpus.all_captions("train"), min_count=caption_policy(corpus)[0])
     cfg = model_config_for(corpus, preset.model, vocab)
+    if dist.main and progress:
+        tqdm.write(caption_note(corpus, vocab, cfg, preset.model.max_words > 0))
     model = StarModel(cfg)
     trainer = Trainer(model, vocab, tc, out, progress, vae, corpus.splits.get("val", [])[:tc.val_clips], dist)
     if resume and (out / CHECKPOINT).exists():
@@ -531,7 +534,7 @@ def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool,
     # Phases that keep only some inputs or outputs (task fine-tuning, baselines) leave layers without gradients.
     media = frozenset(channels.MEDIA)
     trainer.distribute(any(p.outputs != media or p.inputs != media for p in todo))
-    data = tensorize(corpus.splits["train"], vocab, cfg)
+    data = split_tensors(corpus, "train", vocab, cfg)  # a frame store's split stays memory-mapped
     augment = augmenter(tc, cfg)
     if dist.active:
         stream: BatchStream = ShardStream(data, tc.batch_size, seed, dist.rank, dist.world, augment, tc.word_dropout)
@@ -554,6 +557,14 @@ def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool,
     if not todo:
         trainer.save()
     return out / CHECKPOINT
+
+
+def caption_note(corpus: Corpus, vocab: Vocab, cfg: ModelConfig, preset_cap: bool) -> str:
+    """The caption policy of a run, in one line: vocabulary size and minimum count, the word cap and its source."""
+    min_count, percentile = caption_policy(corpus)
+    cap = "the preset's" if preset_cap else f"the {percentile:g}th percentile of caption lengths + room"
+    return (f"captions: {len(vocab)} words (seen at least {min_count}x in the training split, others read as <unk>); "
+            f"at most {cfg.max_words} words ({cap})")
 
 
 def distributed_backend(dist: Dist) -> str | None:

@@ -20,6 +20,11 @@ CORPUS_JSON = "corpus.json"
 VideoInput = Literal["frames", "features"]
 
 
+class DataError(ValueError):
+    """A person's data folder is not as expected: the message is one line saying what was expected (the command
+    line prints it and exits 2)."""
+
+
 @dataclass
 class Clip:
     """One video with its descriptions; exactly one of `frames` / `features` is set for real data."""
@@ -44,6 +49,18 @@ class Clip:
     def video(self) -> np.ndarray | None:
         """Whichever array this clip carries (frames first)."""
         return self.frames if self.frames is not None else self.features
+
+
+def has_truth(clip: Clip) -> bool:
+    """Whether a clip carries the generator's ground truth (colour, shape, motion) that the attribute figures read;
+    a real clip's attributes hold at most where its picture lies (`frame_box`)."""
+    return "colour" in clip.attributes
+
+
+def caption_policy(corpus: "Corpus") -> tuple[int, float]:
+    """(minimum count of a word in the vocabulary, percentile of caption lengths the word cap takes) of a corpus:
+    real captions (a frame store) set them in meta; generated ones keep every word and the longest caption."""
+    return int(corpus.meta.get("vocab_min_count", 1)), float(corpus.meta.get("word_percentile", 100.0))
 
 
 @dataclass

@@ -5,8 +5,10 @@ vectorised index operations: no DataLoader workers to fight over 2 cores.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ from torch import Tensor
 from core.config import ModelConfig
 from core.frames import crop_box, resize_frame
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
-from model.data.corpus import Clip
+from model.data.corpus import Clip, Corpus
 from model.data.synthetic import SHAPES
 
 
@@ -44,9 +46,12 @@ class SplitTensors:
     pose_centred: Tensor | None = None
     pose_known: Tensor | None = None
     shape_id: Tensor | None = None
+    # The rows of video / frames / frames_centred that hold this split's clips, in order, where those are the
+    # whole frame store's memory map (map_store_split); None: row i is clip i.
+    rows: Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.video.shape[0])
+        return int(self.video.shape[0]) if self.rows is None else len(self.rows)
 
 
 def _clip_video(clip: Clip, cfg: ModelConfig) -> np.ndarray:
@@ -106,6 +111,19 @@ def centre_clip(frames: np.ndarray, shift: tuple[int, int] | None = None) -> np.
     return out
 
 
+def caption_tensors(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """Padded caption ids [N, C, L], their lengths [N, C] (0: no caption in that slot), captions per clip [N]."""
+    ids = [[vocab.encode(s, cfg.max_words) or [UNK_ID] for s in c.captions] for c in clips]
+    n_cap = max(len(x) for x in ids)
+    caps = np.full((len(clips), n_cap, cfg.max_words), PAD_ID, dtype=np.int64)
+    lens = np.zeros((len(clips), n_cap), dtype=np.int64)
+    for i, sents in enumerate(ids):
+        for j, s in enumerate(sents):
+            caps[i, j, : len(s)] = s
+            lens[i, j] = len(s)
+    return torch.from_numpy(caps), torch.from_numpy(lens), torch.tensor([len(x) for x in ids], dtype=torch.long)
+
+
 def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors:
     """Stack a split. Captions are cut to cfg.max_words; clips with different feature lengths are mean-padded."""
     if not clips:
@@ -117,16 +135,7 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
         videos = [np.concatenate([v, np.repeat(v.mean(0, keepdims=True), tf - len(v), 0)]) for v in videos]
     video = torch.from_numpy(np.stack(videos))
     frames = video if cfg.video_input == "frames" else None
-    ids = [[vocab.encode(s, cfg.max_words) or [UNK_ID] for s in c.captions] for c in clips]
-    n_cap = max(len(x) for x in ids)
-    caps = np.full((len(clips), n_cap, cfg.max_words), PAD_ID, dtype=np.int64)
-    lens = np.zeros((len(clips), n_cap), dtype=np.int64)
-    for i, sents in enumerate(ids):
-        for j, s in enumerate(sents):
-            caps[i, j, : len(s)] = s
-            lens[i, j] = len(s)
-    data = SplitTensors(video, frames, torch.from_numpy(caps), torch.from_numpy(lens),
-                        torch.tensor([len(x) for x in ids], dtype=torch.long))
+    data = SplitTensors(video, frames, *caption_tensors(clips, vocab, cfg))
     # The drawing decoders learn sentence-to-video against centred clips (model/star.py: video_target).
     if frames is not None and cfg.video_output and cfg.video_decoder in ("layers", "sprite"):
         unboxed = [unbox_clip(v, c.attributes.get("frame_box")) for v, c in zip(videos, clips)]
@@ -135,6 +144,50 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
         if cfg.video_decoder == "sprite":
             add_pose_truth(data, clips, shifts, cfg)
     return data
+
+
+def centred_map(store: Path, frames: np.ndarray, clips: list[Clip], rows: list[int]) -> np.ndarray:
+    """The drawing decoders' centred targets of a store's rows, computed once into `centred.u8` beside the frames
+    (clip by clip: memory stays bounded) and memory-mapped like them; a file is complete or absent (renamed)."""
+    from model.data.store import CENTRED
+
+    path = store / CENTRED
+    if not path.exists():
+        tmp = store / f".{CENTRED}.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=frames.shape)
+        for clip, row in zip(clips, rows):
+            out[row] = centre_clip(unbox_clip(np.asarray(frames[row]), clip.attributes.get("frame_box")))
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    return np.load(path, mmap_mode="c")
+
+
+def map_store_split(clips: list[Clip], rows: list[int], store: str | Path, vocab: Vocab,
+                    cfg: ModelConfig) -> SplitTensors:
+    """A split of a frame store (model/data/store.py) without reading it: the video tensors wrap the store's
+    memory map, and a batch reads its own rows only (make_batch), so a corpus larger than memory trains."""
+    from model.data.store import load_store_frames
+
+    if not clips:
+        raise ValueError("empty split")
+    frames = load_store_frames(Path(store))
+    video = torch.from_numpy(frames)
+    data = SplitTensors(video, video, *caption_tensors(clips, vocab, cfg), rows=torch.tensor(rows, dtype=torch.long))
+    if cfg.video_output and cfg.video_decoder in ("layers", "sprite"):
+        centred = centred_map(Path(store), frames, clips, rows)
+        data.frames_centred = torch.from_numpy(centred)
+        if cfg.video_decoder == "sprite":
+            add_pose_truth(data, clips, [(0, 0)] * len(clips), cfg)  # real clips carry no track: pose unknown
+    return data
+
+
+def split_tensors(corpus: Corpus, split: str, vocab: Vocab, cfg: ModelConfig) -> SplitTensors:
+    """A split as tensors: a frame store's memory-mapped, any other corpus stacked in memory."""
+    store = corpus.meta.get("frame_store")
+    if store and corpus.video_input == "frames" and cfg.video_input == "frames":
+        return map_store_split(corpus.splits[split], corpus.meta["rows"][split], store, vocab, cfg)
+    return tensorize(corpus.splits[split], vocab, cfg)
 
 
 def _pose(track: np.ndarray, box: list[int]) -> np.ndarray:
@@ -201,7 +254,8 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: A
     tmax = int(tgt_len.max())
     target_in, target_out = decoder_io(tgt_words[:, :tmax], tgt_len)
     keep = slice(None) if rows is None else rows
-    video = data.video[idx[keep]]
+    pick = (idx if data.rows is None else data.rows[idx])[keep]  # rows of the video arrays (a store's map)
+    video = data.video[pick]
     batch = {
         "video": video.float() / 255.0 if video.dtype == torch.uint8 else video,
         "tokens": in_words[keep, : max(lmax, 1)],
@@ -214,7 +268,7 @@ def make_batch(data: SplitTensors, idx: Tensor, gen: torch.Generator, augment: A
     if data.frames is not None:
         batch["frames"] = batch["video"]
         if data.frames_centred is not None:
-            batch["frames_centred"] = data.frames_centred[idx[keep]].float() / 255.0
+            batch["frames_centred"] = data.frames_centred[pick].float() / 255.0
         if data.pose is not None:
             for key in ("pose", "pose_centred", "pose_known", "shape_id"):
                 batch[key] = getattr(data, key)[idx[keep]]

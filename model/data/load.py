@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from model.data.corpus import CORPUS_JSON, Corpus
+from model.data.corpus import CORPUS_JSON, Corpus, DataError
 
 
 def load_corpus(name: str, root: str | Path | None = None, **kw: Any) -> Corpus:
@@ -31,8 +31,17 @@ def load_corpus(name: str, root: str | Path | None = None, **kw: Any) -> Corpus:
 
         return generate(**kw)
     if root is None:
-        raise ValueError(f"corpus {name!r} needs a root directory")
+        raise DataError(f"corpus {name!r} needs its folder: pass --data-dir")
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root} is not a folder")
+    if name == "store":
+        from model.data.store import is_store, load_store
+
+        if not is_store(root):
+            raise DataError(f"{root} is not a frame store (no store.json): make one with slr data prepare FOLDER "
+                            f"--out {root}")
+        return load_store(root)
     if name == "msvd":
         from model.data.msvd import load_msvd
 
@@ -51,14 +60,16 @@ def load_corpus(name: str, root: str | Path | None = None, **kw: Any) -> Corpus:
             p for p in (root / "train_val_videodatainfo.json", root / "test_videodatainfo.json") if p.exists()
         ]
         if not files:
-            raise FileNotFoundError(f"no MSR-VTT annotation json in {root}")
+            others = ", ".join(sorted(p.name for p in root.glob("*.json"))[:5])
+            raise DataError(f"no MSR-VTT annotation file in {root}: looked for train_val_videodatainfo.json, "
+                            f"test_videodatainfo.json" + (f"; found {others}: rename it" if others else ""))
         features_dir = kw.pop("features_dir", root / "features")
         return load_msrvtt(files, Path(features_dir), **kw)
-    raise ValueError(f"unknown corpus {name!r}; expected synthetic, msvd or msrvtt")
+    raise DataError(f"unknown corpus {name!r}; expected synthetic, msvd, msrvtt or store")
 
 
 def _first_existing(*paths: Path) -> Path:
     for p in paths:
         if p.exists():
             return p
-    raise FileNotFoundError(f"none of {', '.join(str(p) for p in paths)} exists")
+    raise DataError(f"no MSVD annotation file: looked for {', '.join(str(p) for p in paths)}")

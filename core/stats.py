@@ -22,7 +22,7 @@ def binomial_tail(k: int, n: int) -> float:
     """P(X >= k) for X ~ Binomial(n, 1/2); 1.0 when n is 0 (no discordant item: no evidence of a fall)."""
     if n == 0 or k <= 0:
         return 1.0
-    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0 ** n
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n  # integers: exact for any n, no float overflow
 
 
 def proportion_fall_p(old_right: int, old_n: int, new_right: int, new_n: int) -> float:

@@ -22,6 +22,7 @@ def test_binomial_tail_by_hand() -> None:
     assert binomial_tail(0, 5) == 1.0 and binomial_tail(3, 0) == 1.0
     assert binomial_tail(5, 5) == pytest.approx(1 / 32)
     assert binomial_tail(4, 5) == pytest.approx(6 / 32)
+    assert binomial_tail(1500, 3000) == pytest.approx(0.5, abs=0.01)  # a test split's worth of discordant clips
 
 
 def test_mcnemar_needs_paired_outcomes() -> None:

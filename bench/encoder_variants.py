@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from core.graph_contract import ENCODER_V
 from core.manifest import LATEST, Manifest, resolve_version_dir
 
 FP32 = "fp32"
@@ -92,7 +93,7 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
                   min_seconds: float = 0.15) -> dict[str, float]:
     """Median ms per call of encoder_v at `batch`, the graphs alternating round by round."""
     x = np.ascontiguousarray(video[:batch])
-    sessions = {name: e.graph("encoder_v") for name, e in engines.items()}
+    sessions = {name: e.graph(ENCODER_V) for name, e in engines.items()}
     for s in sessions.values():  # warm-up, and how many calls fill min_seconds
         for _ in range(3):
             s.run(["mu", "sigma"], {"video": x})

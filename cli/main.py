@@ -207,6 +207,7 @@ VARIANT_CALIBRATION_SEED = 20261204  # generated calibration clips (no --calibra
 
 
 def cmd_export_variant(args: argparse.Namespace) -> int:
+    from core.graph_contract import ENCODER_V
     from core.manifest import Manifest, resolve_version_dir
     from export.variants import derive_version
 
@@ -223,7 +224,7 @@ def cmd_export_variant(args: argparse.Namespace) -> int:
                           sample_video=sample, update_latest=args.latest)
     report = Manifest.read(path).quantization or {}
     print(f"exported {path} ({args.variant} encoder_v of {report.get('source_version')}): "
-          f"{json.dumps(report.get('encoder_v'))}")
+          f"{json.dumps(report.get(ENCODER_V))}")
     if args.check:
         from cli.check import write_check
 

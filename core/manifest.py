@@ -14,6 +14,7 @@ from typing import Any
 
 from core.channels import REGISTRY, ChannelConfig
 from core.config import ModelConfig
+from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, encoder_graph
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -89,17 +90,12 @@ class TaskEntry:
     graphs: list[str]
 
 
-def encoder_graph(key: str) -> str:
-    """The encoder graph of an input configuration ('v', 's', 'vs')."""
-    return f"encoder_{key}"
-
-
 def task_graphs(task: ChannelConfig) -> list[str]:
     graphs = [encoder_graph(task.input_key)]
     if "sentence" in task.outputs:
-        graphs += ["sentence_init", "sentence_step"]
+        graphs += SENTENCE_GRAPHS
     if "video" in task.outputs:
-        graphs.append("video_decoder")
+        graphs.append(VIDEO_DECODER)
     return graphs
 
 

@@ -19,7 +19,8 @@ from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
 from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
 from core.frames import Box
-from core.manifest import Manifest, encoder_graph
+from core.graph_contract import encoder_graph, resolve_max_len
+from core.manifest import Manifest
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
@@ -350,8 +351,7 @@ class Predictor:
 
     def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)
-        default = self.cfg.max_words + 1
-        limits = [n or default for _, n in items]
+        limits = [resolve_max_len(n, self.cfg.max_words) for _, n in items]
         rows = self.engine.decode_sentence(z, beam_size=beam_size, max_len=max(limits))
         return [ids[:n] for ids, n in zip(rows, limits)]
 

@@ -139,9 +139,9 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
                    batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does;
     `boxes`: where each clip's picture lies in its frames (None: they fill them)."""
-    from core.familiarity import Calibration, video_signals
+    from core.familiarity import video_signals
 
-    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
+    calibration = engine.manifest.familiarity
     captions: list[str] = []
     mus, fams = [], []
     for i in range(0, len(video), batch):

@@ -368,13 +368,13 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
     service computes it on every cache miss of a calibrated model unless SLR_FAMILIARITY=false). Per clip at batch 1
     and at `batch` (the service's SLR_MAX_ENCODE_BATCH: what its batcher can reach under load); clips/s on all cores,
     as for the decode-only floor."""
-    from core.familiarity import Calibration, video_signals
+    from core.familiarity import video_signals
     from core.media import MediaLimits, prepare_upload
     from service.engine import Engine
 
     engine = Engine.load(artifacts, version, device="cpu", intra_op_threads=1)
     cfg, limits = engine.config, MediaLimits()
-    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
+    calibration = engine.manifest.familiarity
     prepare = median_ms(lambda: prepare_upload(clip, cfg, limits), repeat)
     prepared = prepare_upload(clip, cfg, limits)
     one = prepared.array[None]

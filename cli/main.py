@@ -315,8 +315,8 @@ async def caption_files(args: argparse.Namespace) -> int:
                 print(f"{path}: error: {local_error(e, Path(path).name, data[:64]) or e}", file=sys.stderr)
                 continue
             print(f"{path}: " + " | ".join([out.caption, *out.samples]))
-            for warning in predictor.verdict(latent).warnings:
-                print(f"{path}: warning: {warning}", file=sys.stderr)
+            for w in [*predictor.verdict(latent).warnings, *out.cut_off()]:
+                print(f"{path}: warning: {w.message}", file=sys.stderr)
             if len(out.samples) < args.num - 1:
                 print(f"{path}: note: {1 + len(out.samples)} distinct captions of {args.num} asked", file=sys.stderr)
     finally:

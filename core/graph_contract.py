@@ -5,6 +5,7 @@ a person reads; tests/export/test_contract_doc.py holds it to this module). Stan
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.channels import INPUT_KEYS, has_sentence, has_video
@@ -73,6 +74,12 @@ def decode_length(max_words: int) -> int:
     """Decode steps for a model of max_words: every word, plus the step that emits <eos>. A decode that runs all
     of them without <eos> was cut by the cap (core/search.py reports it; the service marks it `truncated`)."""
     return max_words + 1
+
+
+def reached_cap(word_ids: Sequence[int], max_len: int) -> bool:
+    """Whether a decode of max_len steps ran every step without <eos> (core/search.py: such a row holds max_len
+    words; a row that ended holds fewer): the sentence was cut off, not finished."""
+    return len(word_ids) >= max_len
 
 
 def resolve_max_len(max_len: int | None, max_words: int) -> int:

@@ -37,12 +37,12 @@ def recalibrate(root: Path, version: str | None, video: np.ndarray, boxes: Seque
     """Calibrate on familiar clips (the training corpus' validation split) and write the version's manifest
     atomically (a temporary file renamed over it, so a reader never sees half a manifest)."""
     version_dir = resolve_version_dir(root, version)
-    manifest = Manifest.read(version_dir)
+    manifest = Manifest.read(version_dir, drop_calibration=True)  # the old one may be of another layout
     manifest.verify_files(version_dir)
     if manifest.model.video_input != "frames" or VIDEO_DECODER not in manifest.graphs:
         raise ValueError(f"{version_dir}: a model without frames input and a video decoder has no familiarity score")
     calibration = Calibration.fit(video, rebuild_with_graphs(version_dir, manifest, video), boxes, source)
-    updated = dataclasses.replace(manifest, familiarity=calibration.to_dict())
+    updated = dataclasses.replace(manifest, familiarity=calibration)
     staging = version_dir / f".{MANIFEST}.tmp"
     staging.mkdir(exist_ok=True)
     try:

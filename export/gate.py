@@ -91,7 +91,7 @@ class GraphModel:
 
     @property
     def calibration(self) -> Calibration | None:
-        return Calibration.from_dict(self.manifest.familiarity) if self.manifest.familiarity else None
+        return self.manifest.familiarity
 
 
 def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:

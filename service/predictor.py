@@ -15,11 +15,12 @@ from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
+from core.answer_warnings import AnswerWarning, warning
 from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
-from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
+from core.familiarity import Verdict, sentence_familiarity, verdict, video_signals
 from core.frames import Box
-from core.graph_contract import encoder_graph, resolve_max_len
+from core.graph_contract import encoder_graph, reached_cap, resolve_max_len
 from core.manifest import Manifest
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo
 from core.vocab import UNK_ID, Vocab, tokenize
@@ -99,6 +100,12 @@ class Captions:
     caption: str
     samples: list[str]
     latent: Latent
+    truncated: bool = False  # the caption ran to the length cap without <eos>: cut off (the answer says so)
+    cap: int = 0  # that cap, in words
+
+    def cut_off(self) -> list[AnswerWarning]:
+        """The warning of a caption that reached the length cap without ending (none when it ended)."""
+        return [warning("truncated", max_len=self.cap)] if self.truncated else []
 
 
 def unique_new(texts: list[str], seen: set[str], limit: int) -> list[str]:
@@ -114,8 +121,7 @@ class Predictor:
     def __init__(self, engine: EngineLike, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
         self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
         self.cfg = engine.config
-        familiarity = getattr(engine.manifest, "familiarity", None)  # test doubles may have no calibration
-        self.calibration = Calibration.from_dict(familiarity) if familiarity and settings.familiarity else None
+        self.calibration = engine.manifest.familiarity if settings.familiarity else None
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool)
@@ -271,7 +277,11 @@ class Predictor:
         return entry.mu[None, :] + entry.sigma[None, :] * eps
 
     async def sentences(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[str]:
-        """One sentence per row of zs. Rows of every concurrent request with the same beam size decode as one
+        """One sentence per row of zs (sentence_ids, in words)."""
+        return [self.engine.vocab.decode(ids) for ids in await self.sentence_ids(zs, beam_size, max_len)]
+
+    async def sentence_ids(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[list[int]]:
+        """One sentence's word ids per row of zs. Rows of every concurrent request with the same beam size decode as one
         batch (beam search included: its rows are item*K + k). Greedy rows share a batch whatever their
         max_len (a greedy sentence cut at n words equals the first n words of a longer one); beam rows
         also need the same max_len, since a shorter limit changes which hypotheses finish."""
@@ -281,7 +291,7 @@ class Predictor:
             rows = [await self._submit(key, (zs[0], max_len))]
         else:
             rows = await asyncio.gather(*(self._submit(key, (z, max_len)) for z in zs))
-        return [self.engine.vocab.decode(ids) for ids in rows]
+        return list(rows)
 
     async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None,
                        distinct: bool = False) -> Captions:
@@ -291,16 +301,19 @@ class Predictor:
         zs = latent.entry.mu[None, :]
         if samples > 0:
             zs = np.concatenate([zs, self.sample(latent.entry, samples, seed)])
-        texts = await self.sentences(zs, beam_size, max_len)
+        rows = await self.sentence_ids(zs, beam_size, max_len)
+        texts = [self.engine.vocab.decode(ids) for ids in rows]
+        cap = resolve_max_len(max_len, self.cfg.max_words)
+        truncated = reached_cap(rows[0], cap)
         if not distinct:
-            return Captions(texts[0], texts[1:], latent)
+            return Captions(texts[0], texts[1:], latent, truncated, cap)
         found = unique_new(texts[1:], {texts[0]}, samples)
         for extra in range(1, SAMPLE_ROUNDS):
             if len(found) >= samples:
                 break
             more = await self.sentences(self.sample(latent.entry, samples, seed + extra * 7919), beam_size, max_len)
             found += unique_new(more, {texts[0], *found}, samples - len(found))
-        return Captions(texts[0], found, latent)
+        return Captions(texts[0], found, latent, truncated, cap)
 
     async def video(self, latent: Latent, condition_on_first_frame: bool) -> np.ndarray:
         """f32 [T,H,W,3]: reconstruct conditions on the input's first frame; sentence-to-video on zeros."""

@@ -16,10 +16,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.release import add_release_parser
 from core.config import PRESETS, preset
+
+if TYPE_CHECKING:  # numpy is imported by the commands that need it: `slr --version` stays light
+    import numpy as np
 
 CORPORA = ("synthetic", "msvd", "msrvtt")
 VARIANT_CHOICES = ("int8-static", "int8", "fp16", "optimized")  # export/quantize.py: VARIANTS (imported lazily)
@@ -136,7 +139,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """The familiarity calibration of an exported version, from its own graphs and the corpus' validation clips."""
-    import numpy as np
 
     from export.calibrate import recalibrate
     from model.data.corpus import load_split
@@ -145,7 +147,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     val = load_split(args.data_dir, "val", args.calibration_clips)  # the training split (a gigabyte) stays on disk
     if not val or val[0].frames is None:
         raise SystemExit(f"{args.data_dir}: calibrate needs a saved corpus of frames with a validation split")
-    video = np.stack([c.frames for c in val]).astype(np.float32) / 255.0
+    video = clip_frames(val)
     calibration = recalibrate(Path(args.artifacts), args.model_version, video, clip_boxes(val),
                               f"{len(val)} validation clips of {Path(args.data_dir).name}")
     print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}: "
@@ -184,7 +186,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def variant_clips(cfg: Any, data: str | None, split: str, n: int, seed: int) -> Any:
     """[N,T,H,W,3] float32 clips at the model's frame shape: the first n of a saved corpus's split, or (no corpus)
     n synthetic clips generated from `seed`."""
-    import numpy as np
 
     if data:
         from model.data.corpus import load_split
@@ -200,7 +201,17 @@ def variant_clips(cfg: Any, data: str | None, split: str, n: int, seed: int) -> 
     if clips[0].frames.shape != (cfg.frames, cfg.height, cfg.width, 3):
         raise SystemExit(f"{data}: clips of {clips[0].frames.shape}, the model reads "
                          f"{(cfg.frames, cfg.height, cfg.width, 3)}")
-    return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+    return clip_frames(clips)
+
+
+def clip_frames(clips: list[Any]) -> np.ndarray:
+    """[N,T,H,W,3] float32 in [0, 1] of clips that all carry frames (their callers checked the corpus reads frames)."""
+    import numpy as np
+
+    frames = [c.frames for c in clips if c.frames is not None]
+    if len(frames) != len(clips):
+        raise SystemExit("some clips carry no frames: this needs a corpus of frames")
+    return np.stack(frames).astype(np.float32) / 255.0
 
 
 VARIANT_CALIBRATION_SEED = 20261204  # generated calibration clips (no --calibration-data): a seed no run uses

@@ -214,7 +214,8 @@ def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPS
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and LSTM batch-size warnings are expected and harmless here
-        torch.onnx.export(spec.wrapper(model), tuple(args[n] for n in spec.inputs), buf, dynamo=False,
+        # torch types `f` as a path, but the TorchScript exporter (dynamo=False) writes to a file object as well.
+        torch.onnx.export(spec.wrapper(model), tuple(args[n] for n in spec.inputs), buf, dynamo=False,  # type: ignore[arg-type]
                           input_names=list(spec.inputs), output_names=list(spec.outputs),
                           dynamic_axes=spec.dynamic_axes(cfg), opset_version=opset, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
@@ -227,13 +228,14 @@ def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPS
 
 def encoder_cases(key: str) -> Callable[[StarModel, Samples], list[Case]]:
     def cases(model: StarModel, s: Samples) -> list[Case]:
-        if (has_video(key) and s.video is None) or (has_sentence(key) and s.tokens is None):
-            return []
-        n = min(len(x) for x in (s.video, s.tokens) if x is not None)
-        case: Case = {"video": s.video[:n]} if has_video(key) else {}
+        wanted = {"video": s.video} if has_video(key) else {}
         if has_sentence(key):
-            case.update(tokens=s.tokens[:n], lengths=s.lengths[:n])
-        return [case]
+            wanted.update(tokens=s.tokens, lengths=s.lengths)
+        given = {name: x for name, x in wanted.items() if x is not None}
+        if len(given) < len(wanted):  # a sample this encoder needs is missing
+            return []
+        n = min(len(x) for x in given.values())
+        return [{name: x[:n] for name, x in given.items()}]
     return cases
 
 

@@ -70,6 +70,8 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
     if video is not None:
         feed["video"] = video.numpy()
     if tokens is not None:
+        if lengths is None:
+            raise ValueError("tokens come with their lengths")
         feed["tokens"], feed["lengths"] = tokens.numpy(), lengths.numpy()
     return sessions[encoder_graph(key)].run(["mu"], feed)[0]
 

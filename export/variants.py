@@ -120,7 +120,7 @@ def derive_version(root: str | Path, source: str | None, version: str, variant: 
                                   "tolerance": tolerance}
         if manifest.quantization is not None:
             report["source_quantization"] = manifest.quantization
-        if variant == "int8-static":
+        if calibration is not None and variant == "int8-static":  # required (checked above) for int8-static
             report["calibration_clips"] = int(len(calibration))
         for g in graphs:
             file = manifest.graphs[g].file

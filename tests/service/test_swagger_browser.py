@@ -23,7 +23,7 @@ SERVER_ENV = {"SLR_LOG_LEVEL": "warning"}  # the shared `server` (tests/service/
 @pytest.fixture(scope="module")
 def browser_page():
     with offline_page() as (page, refused):
-        page.blocked = refused  # type: ignore[attr-defined]
+        page.blocked = refused
         yield page
 
 

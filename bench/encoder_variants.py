@@ -114,9 +114,10 @@ def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int
     """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
     greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
     from bench.load import model_floor
+    from bench.support import clip_shape as parse_clip_shape
     from bench.support import make_clip
 
-    frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
+    frames, height, width = parse_clip_shape(clip_shape)
     clip = make_clip(frames, height, width)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(rounds):

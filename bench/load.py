@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from bench.decode import decode_only, median_ms
-from bench.support import Server, http_post, make_clip, redis_installed, redis_server, uvicorn_server
+from bench.support import Server, clip_shape, http_post, make_clip, redis_installed, redis_server, uvicorn_server
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -459,7 +459,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise SystemExit(f"unknown endpoints {sorted(unknown)}; choose from {ENDPOINTS}")
     levels = [int(c) for c in args.concurrency.split(",") if c]
     modes = [m for m in args.batching.split(",") if m] if args.artifacts else [""]
-    frames, height, width = (int(x) for x in args.clip.lower().split("x"))
+    frames, height, width = clip_shape(args.clip)
     settings_env = {"SLR_LOG_LEVEL": "warning"}  # everything else: the service's defaults
     for kv in args.env:
         k, _, v = kv.partition("=")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol, cast, overload
 
 import numpy as np
 
@@ -53,6 +53,16 @@ class BatchKey:
     def graph(self) -> str:
         """The metrics' label: encoder_<config>, sentence or video."""
         return f"encoder_{self.config}" if self.kind == "encode" else self.kind
+
+
+# What goes through the batcher, per BatchKey.kind: an encoder's (frames, word ids, picture box) -> (mu, sigma,
+# familiarity signals); a sentence decoder's (z, max_len) -> word ids; the video decoder's (z, first frame) -> frames.
+EncodeItem = tuple[np.ndarray | None, list[int] | None, Box | None]
+EncodeResult = tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]
+SentenceItem = tuple[np.ndarray, int | None]
+VideoItem = tuple[np.ndarray, np.ndarray | None]
+BatchItem = EncodeItem | SentenceItem | VideoItem
+BatchResult = EncodeResult | list[int] | np.ndarray
 
 
 class EngineLike(Protocol):
@@ -181,7 +191,8 @@ class Predictor:
             raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
 
     # ---- infer --------------------------------------------------------------------------------------
-    async def _submit(self, key: BatchKey, item: Any) -> Any:
+    async def _submit(self, key: BatchKey, item: BatchItem) -> Any:
+        """The batch's answer for this item: the type that goes with key.kind (see BatchItem above)."""
         try:
             return await self.batcher.submit(key, item)
         except QueueFull:
@@ -336,17 +347,17 @@ class Predictor:
         return await self._in_media_pool(encode_png_frames, frames, scale)
 
     # ---- the engine side (runs in the engine threads) -----------------------------------------------
-    def _run_batch(self, key: BatchKey, items: list[Any]) -> list[Any]:
+    def _run_batch(self, key: BatchKey, items: list[BatchItem]) -> Sequence[BatchResult]:
+        # The batcher groups items by key, and each kind submits one item type: the casts say which.
         if key.kind == "encode":
-            return self._run_encode(key.config, items)
+            return self._run_encode(key.config, cast(list[EncodeItem], items))
         if key.kind == "sentence":
-            return self._run_sentences(key.beam_size, items)
+            return self._run_sentences(key.beam_size, cast(list[SentenceItem], items))
         if key.kind == "video":
-            return self._run_video(items)
+            return self._run_video(cast(list[VideoItem], items))
         raise ValueError(f"unknown batch key {key!r}")
 
-    def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None, Box | None]]
-                    ) -> list[Any]:
+    def _run_encode(self, config: str, items: list[EncodeItem]) -> list[EncodeResult]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
         video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
         tokens = [t for _, t, _ in items if t is not None] if has_sentence(config) else None
@@ -362,13 +373,13 @@ class Predictor:
             signals = [tuple(float(v) for v in row) for row in rows]
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, signals)]
 
-    def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
+    def _run_sentences(self, beam_size: int, items: list[SentenceItem]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)
         limits = [resolve_max_len(n, self.cfg.max_words) for _, n in items]
         rows = self.engine.decode_sentence(z, beam_size=beam_size, max_len=max(limits))
         return [ids[:n] for ids, n in zip(rows, limits)]
 
-    def _run_video(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[np.ndarray]:
+    def _run_video(self, items: list[VideoItem]) -> list[np.ndarray]:
         z = np.stack([z for z, _ in items]).astype(np.float32)
         first = None
         if any(f is not None for _, f in items):

@@ -55,7 +55,7 @@ from bench.load import (
     to_result,
     write_json,
 )
-from bench.support import free_port, make_clip
+from bench.support import clip_shape, free_port, make_clip
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = sys.stderr if args.json == "-" else sys.stdout
     def log(msg):
         print(msg, file=out, flush=True)
-    frames, height, width = (int(x) for x in args.clip.lower().split("x"))
+    frames, height, width = clip_shape(args.clip)
     versions = {}
     for mod in ("bentoml", "litserve", "onnxruntime", "uvicorn", "fastapi"):
         with contextlib.suppress(Exception):

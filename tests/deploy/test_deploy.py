@@ -32,7 +32,7 @@ import pytest
 import tomllib
 import yaml
 
-from bench.support import http_get
+from bench.support import free_port, http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -82,12 +82,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     """An environment without the caller's SLR_/REDIS_/compose variables, so that only the files under test count."""
     keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
     return {**keep, **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -448,7 +442,7 @@ def test_redis_accepts_the_compose_command_line(compose, tmp_path):
     """redis-server started with the compose command (port and dir aside) has the cache settings in force."""
     command = [str(x) for x in compose["services"]["redis"]["command"]]
     assert command[0] == "redis-server"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([_tool("redis-server"), *command[1:], "--port", str(port), "--dir", str(tmp_path),
                              "--bind", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -803,7 +797,7 @@ def test_service_starts_as_compose_runs_it(artifacts_dir, tmp_path):
     config = load_compose(COMPOSE)
     api = config["services"]["api"]
     argv = [*api["entrypoint"], *[str(c) for c in api["command"]]]
-    port = _free_port()
+    port = free_port()
     assert "--port" in argv
     argv[argv.index("--port") + 1] = str(port)  # the only change to the command line
 

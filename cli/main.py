@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.release import add_release_parser
-from core.config import PRESETS, preset
+from core.config import PRESET_TABLE, PRESETS, preset
 
 if TYPE_CHECKING:  # numpy is imported by the commands that need it: `slr --version` stays light
     import numpy as np
@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")
     add_data_args(train, required=True)
     train.add_argument("--preset", choices=PRESETS, default="demo",
-                       help="demo: <= 5 min on 2 cores; quality: <= 30 min; paper: the paper's sizes")
+                       help="; ".join(f"{name}: {spec.description}" for name, spec in PRESET_TABLE.items()))
     train.add_argument("--out", required=True, help="run folder: checkpoint.pt, vocab.json, run.json, train_log.jsonl")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, help="override full-model steps (partial = steps / 3)")

@@ -86,3 +86,4 @@ def test_redoc_renders_offline(server: str, browser_page) -> None:
     page.wait_for_selector("h2:has-text('Caption a video')", timeout=20000)
     for summary in ("Paraphrase a sentence", "Generate a video from a sentence", "Reconstruct a video through the SLR"):
         assert page.locator(f"h2:has-text('{summary}')").count() == 1, summary
+    assert not [u for u in page.blocked if "redoc" in u], page.blocked  # its logo too is served by the app

@@ -113,7 +113,7 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
 def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
     """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
     greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
-    from bench.load import model_floor
+    from bench.load_floors import model_floor
     from bench.support import clip_shape as parse_clip_shape
     from bench.support import make_clip
 

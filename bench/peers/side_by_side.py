@@ -42,19 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import (
-    BOUNDARY,
-    Runner,
-    build_targets,
-    busy_processes,
-    machine_info,
-    multipart,
-    private_redis,
-    run_wrk,
-    start_server,
-    to_result,
-    write_json,
-)
+from bench.load import Runner, busy_processes, machine_info, private_redis, run_wrk, start_server, to_result, write_json
+from bench.load_targets import BOUNDARY, build_targets, multipart
 from bench.support import clip_shape, free_port, make_clip
 from core.tables import md_table
 

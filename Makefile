@@ -57,12 +57,12 @@ quality-model: install system-deps
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality --outside data/outside
 	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
 
-# Style, the rooms' import rules and types: ruff ([tool.ruff]), import-linter's contracts, mypy ([tool.mypy]) on the
-# rooms the serving image ships.
+# Style, the rooms' import rules and types: ruff ([tool.ruff]), import-linter's contracts, mypy ([tool.mypy]) on every
+# room.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy core service
+	$(VENV)/bin/mypy core service model export cli bench
 
 # Everything (CI); the suite prints its wall time at the end.
 test: install system-deps

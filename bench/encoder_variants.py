@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from core.graph_contract import ENCODER_V
 from core.manifest import LATEST, Manifest, resolve_version_dir
 from core.stats import ALPHA
 
@@ -95,7 +96,7 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
                   min_seconds: float = 0.15) -> dict[str, float]:
     """Median ms per call of encoder_v at `batch`, the graphs alternating round by round."""
     x = np.ascontiguousarray(video[:batch])
-    sessions = {name: e.graph("encoder_v") for name, e in engines.items()}
+    sessions = {name: e.graph(ENCODER_V) for name, e in engines.items()}
     for s in sessions.values():  # warm-up, and how many calls fill min_seconds
         for _ in range(3):
             s.run(["mu", "sigma"], {"video": x})
@@ -115,10 +116,11 @@ def encoder_times(engines: dict[str, Any], video: np.ndarray, batch: int, rounds
 def model_floors(root: Path, names: dict[str, str], clip_shape: str, rounds: int) -> dict[str, dict[str, float]]:
     """Median over alternating rounds of the model's floor per clip (ms) with each encoder: decode, encoder_v and
     greedy caption, with and without the familiarity rebuild, at batch 1 and 8."""
-    from bench.load import model_floor
+    from bench.load_floors import model_floor
+    from bench.support import clip_shape as parse_clip_shape
     from bench.support import make_clip
 
-    frames, height, width = (int(x) for x in clip_shape.lower().split("x"))
+    frames, height, width = parse_clip_shape(clip_shape)
     clip = make_clip(frames, height, width)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(rounds):
@@ -141,9 +143,9 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
                    batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does;
     `boxes`: where each clip's picture lies in its frames (None: they fill them)."""
-    from core.familiarity import Calibration, video_signals
+    from core.familiarity import video_signals
 
-    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
+    calibration = engine.manifest.familiarity
     captions: list[str] = []
     mus, fams = [], []
     for i in range(0, len(video), batch):

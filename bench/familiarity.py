@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", help="also draw one clip per group, the clip and the model's rebuild, to this PNG")
     args = ap.parse_args(argv)
     engine = Engine.load(args.artifacts)
-    if not engine.manifest.familiarity:
+    calibration = engine.manifest.familiarity
+    if calibration is None:
         raise SystemExit(f"{args.artifacts}: this model carries no familiarity calibration")
-    calibration = Calibration.from_dict(engine.manifest.familiarity)
     groups: dict[str, list[bytes]] = {"test-suite uploads (5 containers)": test_uploads(args.clips),
                                       "synthetic clips, 240x320 mp4": synthetic_uploads(args.clips)}
     if args.outside:

@@ -48,103 +48,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.decode import decode_only, median_ms
-from bench.support import Server, http_post, make_clip, redis_installed, redis_server, uvicorn_server
+from bench.load_floors import decode_floor, floor_share_line, model_floor, model_floor_lines
+from bench.load_targets import Target, build_targets, vocabulary_words
+from bench.support import Server, clip_shape, http_post, make_clip, redis_installed, redis_server, uvicorn_server
+from core.manifest import ArtifactError, Manifest, resolve_version_dir
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lua" / "post.lua"
-BOUNDARY = "----slrbenchboundary7f3a9c"
-X264_TEXT = b"videolan.org"  # inside the x264 encoder-info SEI of every libx264 stream: decoders ignore it
 
 ENDPOINTS = ("encode_miss", "encode_hit", "caption", "caption_hit", "paraphrase", "reconstruct", "sentence_to_video")
 CONCURRENCY = (1, 8, 32, 64)
-FALLBACK_WORDS = ("a", "the", "red", "green", "blue", "yellow", "circle", "square", "triangle", "moves", "left",
-                  "right", "up", "down", "grows", "shrinks", "bounces", "slowly", "quickly", "small", "big")
 Log = Callable[[str], None]  # where progress lines and tables go
 
 
 # ---------------------------------------------------------------- request bodies
-
-def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes) -> tuple[bytes, int]:
-    """A multipart/form-data body and the offset of the file's first byte in it."""
-    parts = b"".join(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                     for k, v in fields.items())
-    head = parts + (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-                    f"Content-Type: application/octet-stream\r\n\r\n").encode()
-    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode(), len(head)
-
-
-@dataclass
-class Target:
-    """One benchmarked endpoint: path, body file, content type and how post.lua varies the body."""
-
-    name: str
-    path: str
-    body_file: Path
-    content_type: str
-    mode: str  # same | tag | words
-    offset: int = 0
-    length: int = 0
-    prime: bool = False  # send one request first (the cache-hit endpoints)
-
-    def lua_args(self, nonce: str, words_file: Path, n_words: int) -> list[str]:
-        if self.mode == "same":
-            return [str(self.body_file), self.content_type, "same"]
-        if self.mode == "tag":
-            return [str(self.body_file), self.content_type, "tag", str(self.offset), str(self.length), nonce]
-        return [str(self.body_file), self.content_type, "words", str(self.offset), str(self.length), str(words_file),
-                str(n_words)]
-
-
-def build_targets(workdir: Path, clip: bytes) -> dict[str, Target]:
-    tag_at = clip.find(X264_TEXT)
-    if tag_at < 0:
-        raise SystemExit("the benchmark clip has no x264 encoder-info text to vary; is PyAV's libx264 missing?")
-    form = f"multipart/form-data; boundary={BOUNDARY}"
-    targets: dict[str, Target] = {}
-
-    def video_target(name: str, path: str, mode: str, fields: dict[str, str] | None = None) -> None:
-        body, start = multipart(fields or {}, "video", "clip.mp4", clip)
-        f = workdir / f"{name}.body"
-        f.write_bytes(body)
-        targets[name] = Target(name, path, f, form, mode, start + tag_at, len(X264_TEXT), prime=mode == "same")
-
-    def json_target(name: str, path: str, body: dict[str, Any]) -> None:
-        placeholder = "@" * 16
-        text = json.dumps({"sentence": placeholder, **body}).encode()
-        f = workdir / f"{name}.body"
-        f.write_bytes(text)
-        targets[name] = Target(name, path, f, "application/json", "words", text.index(placeholder.encode()),
-                               len(placeholder))
-
-    video_target("encode_miss", "/encode", "tag")
-    video_target("encode_hit", "/encode", "same")
-    video_target("caption", "/caption", "tag")
-    video_target("caption_hit", "/caption", "same")
-    json_target("paraphrase", "/paraphrase", {})
-    video_target("reconstruct", "/reconstruct", "tag")
-    json_target("sentence_to_video", "/sentence-to-video", {})
-    return targets
-
-
-def vocabulary_words(artifacts: Path | None) -> list[str]:
-    """Real words of the served model (so sentences are not all <unk>, which would share one cache entry)."""
-    if artifacts is not None:
-        root = artifacts
-        latest = root / "latest"
-        version_dir = root / latest.read_text().strip() if latest.is_file() else root
-        vocab_file = version_dir / "vocab.json"
-        if vocab_file.is_file():
-            data = json.loads(vocab_file.read_text())
-            words = data.get("itos") or data.get("words") or data.get("tokens") or []
-            words = [w for w in words if isinstance(w, str) and w.isalpha()]
-            if len(words) >= 10:
-                return words
-    return list(FALLBACK_WORDS)
-
 
 # ---------------------------------------------------------------- the service and its machine
 
@@ -330,15 +248,6 @@ def cache_summary(results: list[Result]) -> dict[str, Any] | None:
             "miss_rps": miss.rps, "hit_rps": hit.rps}
 
 
-def decode_floor(clip: bytes, repeat: int = 40) -> dict[str, float]:
-    """What PyAV alone reaches on the benchmark clip: clips/s on one core, and on all of them (the ceiling of
-    any cache-miss path, which must at least decode the upload)."""
-    ms = median_ms(lambda: decode_only(clip), repeat)
-    cores = os.cpu_count() or 1
-    return {"decode_only_ms": round(ms, 2), "clips_per_s_per_core": round(1000 / ms, 1),
-            "cores": cores, "floor_clips_per_s": round(cores * 1000 / ms, 1)}
-
-
 def floor_shares(results: list[Result], floor: dict[str, float], model: dict[str, Any] | None = None,
                  familiarity: dict[str, bool] | None = None) -> list[dict[str, Any]]:
     """Cache-miss /caption throughput as a share of the decode-only floor, per concurrency and mode; with `model`
@@ -358,50 +267,6 @@ def floor_shares(results: list[Result], floor: dict[str, float], model: dict[str
                 row[f"share_of_model_floor_{b}"] = round(r.rps / model[key][b]["floor_clips_per_s"], 3)
         rows.append(row)
     return rows
-
-
-def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
-                version: str | None = None) -> dict[str, Any]:
-    """The model's own work on one cache-miss /caption, measured here with the service's engine (one intra-op
-    thread, as served): the upload made the model's input (`core.media.prepare_upload`: decode, sample, scale),
-    encoder_v, greedy captioning, and the familiarity score's rebuild (the video decoder and the signals; the
-    service computes it on every cache miss of a calibrated model unless SLR_FAMILIARITY=false). Per clip at batch 1
-    and at `batch` (the service's SLR_MAX_ENCODE_BATCH: what its batcher can reach under load); clips/s on all cores,
-    as for the decode-only floor."""
-    from core.familiarity import Calibration, video_signals
-    from core.media import MediaLimits, prepare_upload
-    from service.engine import Engine
-
-    engine = Engine.load(artifacts, version, device="cpu", intra_op_threads=1)
-    cfg, limits = engine.config, MediaLimits()
-    calibration = Calibration.from_dict(engine.manifest.familiarity) if engine.manifest.familiarity else None
-    prepare = median_ms(lambda: prepare_upload(clip, cfg, limits), repeat)
-    prepared = prepare_upload(clip, cfg, limits)
-    one = prepared.array[None]
-    cores = os.cpu_count() or 1
-    report: dict[str, Any] = {"version": engine.version, "precision": engine.manifest.precision,
-                              "prepare_ms": round(prepare, 3), "cores": cores, "encode_ms": {}, "caption_ms": {},
-                              "familiarity_ms": {}, "without_familiarity": {}, "with_familiarity": {}}
-    for n in (1, batch):
-        video = np.repeat(one, n, axis=0)
-        mu, _ = engine.encode(video, None)
-        encode = median_ms(lambda: engine.encode(video, None), repeat) / n
-        caption = median_ms(lambda: engine.decode_sentence(mu), repeat) / n
-        familiarity = None
-        if calibration is not None and engine.has_task("reconstruct"):
-            def score() -> Any:
-                rebuilt = engine.decode_video(mu, video[:, 0])
-                return calibration.familiarity(video_signals(video, rebuilt, [prepared.box] * n))
-
-            familiarity = median_ms(score, repeat) / n
-        key = f"batch_{1 if n == 1 else 8}"
-        report["encode_ms"][key], report["caption_ms"][key] = round(encode, 3), round(caption, 3)
-        report["familiarity_ms"][key] = None if familiarity is None else round(familiarity, 3)
-        for total_key, total in (("without_familiarity", prepare + encode + caption),
-                                 ("with_familiarity", prepare + encode + caption + (familiarity or 0.0))):
-            ms = round(total, 3)  # the rate from the ms reported, so that the two agree to the digits shown
-            report[total_key][key] = {"ms": ms, "floor_clips_per_s": round(cores * 1000 / ms, 1)}
-    return report
 
 
 # ---------------------------------------------------------------- main: the options, one run, the report
@@ -459,7 +324,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise SystemExit(f"unknown endpoints {sorted(unknown)}; choose from {ENDPOINTS}")
     levels = [int(c) for c in args.concurrency.split(",") if c]
     modes = [m for m in args.batching.split(",") if m] if args.artifacts else [""]
-    frames, height, width = (int(x) for x in args.clip.lower().split("x"))
+    frames, height, width = clip_shape(args.clip)
     settings_env = {"SLR_LOG_LEVEL": "warning"}  # everything else: the service's defaults
     for kv in args.env:
         k, _, v = kv.partition("=")
@@ -514,13 +379,9 @@ def open_redis(choice: str, stack: contextlib.ExitStack) -> str:
 
 def served_model(artifacts: Path) -> dict[str, Any] | None:
     """The served version and its sizes, read from its manifest; None when it cannot be read."""
-    manifest_dir = artifacts
-    latest = artifacts / "latest"
-    if latest.is_file():
-        manifest_dir = artifacts / latest.read_text().strip()
-    with contextlib.suppress(OSError, ValueError):
-        m = json.loads((manifest_dir / "manifest.json").read_text())
-        return {"version": m.get("version"), **{k: m["model"].get(k) for k in (
+    with contextlib.suppress(ArtifactError):
+        m = Manifest.read(resolve_version_dir(artifacts, None))
+        return {"version": m.version, **{k: getattr(m.model, k) for k in (
             "frames", "height", "width", "latent_dim", "hidden", "vocab_size", "max_words")}}
     return None
 
@@ -601,35 +462,6 @@ def summarise(report: dict[str, Any], results: list[Result], plan: Plan, switch:
                                                    familiarity_scored(plan, switch))
     report["loadavg_after"] = os.getloadavg()
     report["busy_after"] = busy_processes({os.getpid()})
-
-
-def model_floor_lines(model: dict[str, Any]) -> list[str]:
-    """The model's floor per clip: its parts at batch 1 and 8, then the totals with and without familiarity."""
-    fam = model["familiarity_ms"]
-    lines = [f"model floor ({model['version']}, one intra-op thread): prepare_upload {model['prepare_ms']} ms + "
-             f"encoder_v {model['encode_ms']['batch_1']} + greedy caption {model['caption_ms']['batch_1']}"
-             + (f" + familiarity rebuild {fam['batch_1']}" if fam["batch_1"] is not None else "")
-             + f" ms per clip at batch 1 (at batch 8: encoder_v {model['encode_ms']['batch_8']}, caption "
-             f"{model['caption_ms']['batch_8']}" + (f", rebuild {fam['batch_8']}" if fam["batch_8"] is not None else "")
-             + " ms per clip)"]
-    for key in ("without_familiarity", "with_familiarity"):
-        if key == "with_familiarity" and fam["batch_1"] is None:
-            continue
-        f1, f8 = model[key]["batch_1"], model[key]["batch_8"]
-        lines.append(f"  {key.replace('_', ' ')}: {f1['ms']} ms per clip, {f1['floor_clips_per_s']} clips/s on "
-                     f"{model['cores']} cores at batch 1; {f8['ms']} ms, {f8['floor_clips_per_s']} clips/s at batch 8")
-    return lines
-
-
-def floor_share_line(row: dict[str, Any]) -> str:
-    """One row of floor_shares in words."""
-    line = (f"  cache-miss /caption c={row['concurrency']} batching {row['batching'] or '-'}: {row['rps']} req/s = "
-            f"{100 * row['share_of_floor']:.0f}% of the decode-only floor")
-    if "share_of_model_floor_batch_1" in row:
-        line += (f", {100 * row['share_of_model_floor_batch_1']:.0f}% / "
-                 f"{100 * row['share_of_model_floor_batch_8']:.0f}% of the model floor at batch 1 / 8"
-                 f" ({'with' if row['model_floor_counts_familiarity'] else 'without'} familiarity)")
-    return line + f", p99 {row['p99_ms']} ms"
 
 
 def print_report(report: dict[str, Any], results: list[Result], switch: str, log: Log) -> None:

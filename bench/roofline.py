@@ -27,6 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from core.graph_contract import (
+    ENCODER_V,
+    SENTENCE_INIT,
+    SENTENCE_INIT_IO,
+    SENTENCE_STEP,
+    SENTENCE_STEP_IO,
+    decode_length,
+    encoder_io,
+)
 from core.tables import md_table
 
 
@@ -143,17 +152,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     video = rng.random((args.batch, *cfg.video_shape), dtype=np.float32)
 
     # FLOPs of one caption (batch 1): encoder, init, one step; then per step count of the real captions.
-    enc1, enc_ops = graph_flops(directory / "encoder_v.onnx", {"video": video[:1]})
+    enc1, enc_ops = graph_flops(directory / encoder_io("v").file, {"video": video[:1]})
     z1 = np.zeros((1, cfg.latent_dim), np.float32)
-    init1, _ = graph_flops(directory / "sentence_init.onnx", {"z": z1})
+    init1, _ = graph_flops(directory / SENTENCE_INIT_IO.file, {"z": z1})
     h = np.zeros((1, 1, cfg.hidden), np.float32)
-    step1, step_ops = graph_flops(directory / "sentence_step.onnx",
+    step1, step_ops = graph_flops(directory / SENTENCE_STEP_IO.file,
                                   {"token": np.array([1], np.int64), "h": h, "c": h.copy(),
                                    "z_state": z1[None]})
     mu, _ = engine.encode(video, None)
     captions = engine.decode_sentence(mu)
     lengths = [len(c) + 1 for c in captions]  # words + the <eos> step
-    steps_run = min(max(lengths), cfg.max_words + 1)
+    steps_run = min(max(lengths), decode_length(cfg.max_words))
     per_caption = enc1 + init1 + step1 * float(np.mean(lengths))
     executed = args.batch * (enc1 + init1 + step1 * steps_run)
 
@@ -194,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "numpy_blas": _blas()},
               "model": {"version": engine.version, "frames": cfg.frames, "height": cfg.height, "width": cfg.width,
                         "hidden": cfg.hidden, "latent_dim": cfg.latent_dim, "vocab_size": cfg.vocab_size},
-              "flops": {"encoder_v": enc1, "encoder_v_by_op": enc_ops, "sentence_init": init1, "sentence_step": step1,
+              "flops": {ENCODER_V: enc1, f"{ENCODER_V}_by_op": enc_ops, SENTENCE_INIT: init1, SENTENCE_STEP: step1,
                         "sentence_step_by_op": step_ops, "mean_steps": round(float(np.mean(lengths)), 2),
                         "one_caption": int(per_caption), f"batch_{args.batch}_executed": int(executed),
                         "steps_run": steps_run},

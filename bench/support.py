@@ -31,9 +31,19 @@ UVICORN = (sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app
 
 
 def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it), for a server a test or bench starts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def clip_shape(text: str) -> tuple[int, int, int]:
+    """A benchmark clip's FRAMESxHEIGHTxWIDTH (as `16x72x128`) as (frames, height, width)."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"clip shape {text!r}: want FRAMESxHEIGHTxWIDTH, e.g. 16x72x128")
+    frames, height, width = (int(p) for p in parts)
+    return frames, height, width
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 20.0) -> None:

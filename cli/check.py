@@ -29,7 +29,7 @@ def check_figures(root: str | Path, n_clips: int = CHECK_CLIPS, seed: int = CHEC
     cfg = engine.config
     corpus = generate(n_clips, seed=seed, frames=cfg.frames, height=cfg.height, width=cfg.width)
     clips = [c for split in ("train", "val", "test") for c in corpus.splits[split]]
-    video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+    video = np.stack([f for c in clips if (f := c.frames) is not None]).astype(np.float32) / 255.0  # generated: all
     captions: list[str] = []
     for i in range(0, len(clips), 32):
         mu, _ = engine.encode(video[i: i + 32], None)

@@ -18,10 +18,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.release import add_release_parser
-from core.config import PRESETS, preset
+from core.config import PRESET_TABLE, PRESETS, preset
+
+if TYPE_CHECKING:  # numpy is imported by the commands that need it: `slr --version` stays light
+    import numpy as np
 
 CORPORA = ("synthetic", "msvd", "msrvtt", "store")
 VARIANT_CHOICES = ("int8-static", "int8", "fp16", "optimized")  # export/quantize.py: VARIANTS (imported lazily)
@@ -189,7 +192,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """The familiarity calibration of an exported version, from its own graphs and the corpus' validation clips."""
-    import numpy as np
 
     from export.calibrate import recalibrate
     from model.data.corpus import load_split
@@ -198,7 +200,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     val = load_split(args.data_dir, "val", args.calibration_clips)  # the training split (a gigabyte) stays on disk
     if not val or val[0].frames is None:
         raise SystemExit(f"{args.data_dir}: calibrate needs a saved corpus of frames with a validation split")
-    video = np.stack([c.frames for c in val]).astype(np.float32) / 255.0
+    video = clip_frames(val)
     calibration = recalibrate(Path(args.artifacts), args.model_version, video, clip_boxes(val),
                               f"{len(val)} validation clips of {Path(args.data_dir).name}")
     print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}: "
@@ -237,7 +239,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def variant_clips(cfg: Any, data: str | None, split: str, n: int, seed: int) -> Any:
     """[N,T,H,W,3] float32 clips at the model's frame shape: the first n of a saved corpus's split, or (no corpus)
     n synthetic clips generated from `seed`."""
-    import numpy as np
 
     if data:
         from model.data.corpus import load_split
@@ -253,13 +254,24 @@ def variant_clips(cfg: Any, data: str | None, split: str, n: int, seed: int) -> 
     if clips[0].frames.shape != (cfg.frames, cfg.height, cfg.width, 3):
         raise SystemExit(f"{data}: clips of {clips[0].frames.shape}, the model reads "
                          f"{(cfg.frames, cfg.height, cfg.width, 3)}")
-    return np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
+    return clip_frames(clips)
+
+
+def clip_frames(clips: list[Any]) -> np.ndarray:
+    """[N,T,H,W,3] float32 in [0, 1] of clips that all carry frames (their callers checked the corpus reads frames)."""
+    import numpy as np
+
+    frames = [c.frames for c in clips if c.frames is not None]
+    if len(frames) != len(clips):
+        raise SystemExit("some clips carry no frames: this needs a corpus of frames")
+    return np.stack(frames).astype(np.float32) / 255.0
 
 
 VARIANT_CALIBRATION_SEED = 20261204  # generated calibration clips (no --calibration-data): a seed no run uses
 
 
 def cmd_export_variant(args: argparse.Namespace) -> int:
+    from core.graph_contract import ENCODER_V
     from core.manifest import Manifest, resolve_version_dir
     from export.variants import derive_version
 
@@ -276,7 +288,7 @@ def cmd_export_variant(args: argparse.Namespace) -> int:
                           sample_video=sample, update_latest=args.latest)
     report = Manifest.read(path).quantization or {}
     print(f"exported {path} ({args.variant} encoder_v of {report.get('source_version')}): "
-          f"{json.dumps(report.get('encoder_v'))}")
+          f"{json.dumps(report.get(ENCODER_V))}")
     if args.check:
         from cli.check import write_check
 
@@ -367,8 +379,8 @@ async def caption_files(args: argparse.Namespace) -> int:
                 print(f"{path}: error: {local_error(e, Path(path).name, data[:64]) or e}", file=sys.stderr)
                 continue
             print(f"{path}: " + " | ".join([out.caption, *out.samples]))
-            for warning in predictor.verdict(latent).warnings:
-                print(f"{path}: warning: {warning}", file=sys.stderr)
+            for w in [*predictor.verdict(latent).warnings, *out.cut_off()]:
+                print(f"{path}: warning: {w.message}", file=sys.stderr)
             if len(out.samples) < args.num - 1:
                 print(f"{path}: note: {1 + len(out.samples)} distinct captions of {args.num} asked", file=sys.stderr)
     finally:
@@ -513,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the star model: full-model, partial-model, optional fine-tuning")
     add_data_args(train, required=True)
     train.add_argument("--preset", choices=PRESETS, default="demo",
-                       help="demo: <= 5 min on 2 cores; quality: <= 30 min; paper: the paper's sizes")
+                       help="; ".join(f"{name}: {spec.description}" for name, spec in PRESET_TABLE.items()))
     train.add_argument("--out", required=True, help="run folder: checkpoint.pt, vocab.json, run.json, train_log.jsonl")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, help="override full-model steps (partial = steps / 3)")

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.answer_warnings import AnswerWarning, warning
 from core.frames import Box
 
 Side = Literal["high", "both"]
@@ -47,13 +48,7 @@ QUANTILE_PROBS: tuple[float, ...] = tuple(np.round(np.concatenate([
 # The calibrated share of clips like the training data that are flagged (at 0.02, quality-v7 flagged 6.0% of two-object
 # test clips; at 0.01 3.4%, with the out-of-domain set still 96%).
 FALSE_ALARM = 0.01
-MIN_KNOWN_SHARE = 0.5
-
-UNFAMILIAR_CLIP = ("this clip looks unlike anything the model was trained on: coloured shapes on plain backgrounds; "
-                   "the answer is likely wrong")
-NO_KNOWN_WORDS = "none of these words are in the model's vocabulary: the answer says nothing about the input"
-FEW_KNOWN_WORDS = "most of these words are not in the model's vocabulary: the answer is likely wrong"
-SOME_UNKNOWN_WORDS = "some words are not in the model's vocabulary and were ignored: {words}"
+MIN_KNOWN_SHARE = 0.5  # a rule of the sentence score, not calibrated: it lives here, not in the manifest
 
 
 def picture_masks(boxes: Sequence[Box | Sequence[int] | None], height: int, width: int) -> np.ndarray:
@@ -148,7 +143,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"signals": list(self.signals), "sides": list(SIDES), "probs": list(QUANTILE_PROBS),
                 "quantiles": [list(q) for q in self.quantiles], "threshold": self.threshold, "clips": self.clips,
-                "source": self.source, "min_known_share": MIN_KNOWN_SHARE}
+                "source": self.source}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
@@ -206,14 +201,14 @@ def sentence_familiarity(token_ids: list[int], unk_id: int) -> float:
 class Verdict:
     familiarity: float | None  # None: the model carries no calibration (or the input kind has none)
     familiar: bool | None
-    warnings: list[str]
+    warnings: list[AnswerWarning]
 
 
 def verdict(video: float | None, sentence: float | None, threshold: float | None,
             unknown_words: list[str] | None = None) -> Verdict:
     """What an answer says about its input: the lower of the two media's familiarity, whether it passes, and why not
-    in words. `video` None: no video input or no calibration; `sentence` None: no sentence input."""
-    warnings: list[str] = []
+    (core/answer_warnings.py). `video` None: no video input or no calibration; `sentence` None: no sentence input."""
+    warnings: list[AnswerWarning] = []
     scores: list[float] = []
     passes: list[bool] = []
     if video is not None and threshold is not None:
@@ -221,16 +216,16 @@ def verdict(video: float | None, sentence: float | None, threshold: float | None
         scores.append(video)
         passes.append(video >= threshold)
         if video < threshold:
-            warnings.append(UNFAMILIAR_CLIP)
+            warnings.append(warning("unfamiliar_clip"))
     if sentence is not None:
         scores.append(sentence)
         passes.append(sentence >= MIN_KNOWN_SHARE)
         if sentence == 0.0:
-            warnings.append(NO_KNOWN_WORDS)
+            warnings.append(warning("no_known_words"))
         elif sentence < MIN_KNOWN_SHARE:
-            warnings.append(FEW_KNOWN_WORDS)
+            warnings.append(warning("few_known_words"))
         elif unknown_words:
-            warnings.append(SOME_UNKNOWN_WORDS.format(words=", ".join(unknown_words)))
+            warnings.append(warning("some_unknown_words", words=", ".join(unknown_words)))
     if not scores:
         return Verdict(None, None, warnings)
     return Verdict(round(float(min(scores)), 4), all(passes), warnings)

@@ -10,10 +10,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.channels import REGISTRY, ChannelConfig
 from core.config import ModelConfig
+from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, encoder_graph
+
+if TYPE_CHECKING:  # numpy comes with the calibration only when a manifest carries one (from_dict imports it then)
+    from core.familiarity import Calibration
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -89,17 +93,12 @@ class TaskEntry:
     graphs: list[str]
 
 
-def encoder_graph(key: str) -> str:
-    """The encoder graph of an input configuration ('v', 's', 'vs')."""
-    return f"encoder_{key}"
-
-
 def task_graphs(task: ChannelConfig) -> list[str]:
     graphs = [encoder_graph(task.input_key)]
     if "sentence" in task.outputs:
-        graphs += ["sentence_init", "sentence_step"]
+        graphs += SENTENCE_GRAPHS
     if "video" in task.outputs:
-        graphs.append("video_decoder")
+        graphs.append(VIDEO_DECODER)
     return graphs
 
 
@@ -129,6 +128,16 @@ def dims(cfg: ModelConfig) -> dict[str, Any]:
             "max_words": cfg.max_words, "state_layers": 1}
 
 
+def _calibration(d: Any) -> Calibration | None:
+    """The manifest's `familiarity` entry, typed; a calibration of another layout fails here, loudly (ValueError:
+    `slr calibrate` rewrites it, reading the manifest with drop_calibration)."""
+    if d is None:
+        return None
+    from core.familiarity import Calibration
+
+    return Calibration.from_dict(d)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """manifest.json, field for field (CONTRIBUTING.md, "The artifacts contract")."""
@@ -146,8 +155,8 @@ class Manifest:
     unsupported_tasks: dict[str, str] = field(default_factory=dict)
     vocab: str = VOCAB
     quantization: dict[str, Any] | None = None
-    # The familiarity calibration (core/familiarity.py: Calibration.to_dict); None: the model answers familiarity null.
-    familiarity: dict[str, Any] | None = None
+    # The familiarity calibration (core/familiarity.py); None: the model answers familiarity null.
+    familiarity: Calibration | None = None
     # The release gate's record when the version was made `latest` (export/gate.py): the figures against the
     # version before it, and the reason where a regression was let through.
     release: dict[str, Any] | None = None
@@ -164,7 +173,7 @@ class Manifest:
     @classmethod
     def build(cls, *, version: str, cfg: ModelConfig, graphs: dict[str, GraphEntry], directory: Path,
               checkpoint_sha256: str, opset: int, parity: dict[str, Any], precision: str = "fp32",
-              quantization: dict[str, Any] | None = None, familiarity: dict[str, Any] | None = None) -> "Manifest":
+              quantization: dict[str, Any] | None = None, familiarity: Calibration | None = None) -> "Manifest":
         """The manifest of a finished version directory: checksums of every file already in it."""
         tasks, unsupported = tasks_for(cfg)
         files = {p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
@@ -187,7 +196,7 @@ class Manifest:
         if self.quantization is not None:
             d["quantization"] = self.quantization
         if self.familiarity is not None:
-            d["familiarity"] = self.familiarity
+            d["familiarity"] = self.familiarity.to_dict()
         if self.release is not None:
             d["release"] = self.release
         return d
@@ -198,7 +207,9 @@ class Manifest:
         return path
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = MANIFEST) -> "Manifest":
+    def from_dict(cls, d: Any, where: str = MANIFEST, drop_calibration: bool = False) -> "Manifest":
+        """drop_calibration: read the manifest without its familiarity entry (recalibration replaces it, whatever
+        its layout)."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             found = d.get("format") if isinstance(d, dict) else None
             raise ArtifactError(f"{where}: unsupported manifest format {found!r}")
@@ -214,13 +225,13 @@ class Manifest:
                 tasks={k: TaskEntry(**t) for k, t in d["tasks"].items()},
                 files={str(k): str(v) for k, v in d["files"].items()}, parity=dict(d.get("parity", {})),
                 unsupported_tasks=dict(d.get("unsupported_tasks", {})), vocab=str(d.get("vocab", VOCAB)),
-                quantization=d.get("quantization"), familiarity=d.get("familiarity"),
-                release=d.get("release"))
-        except (TypeError, ValueError, AttributeError) as e:
+                quantization=d.get("quantization"), release=d.get("release"),
+                familiarity=None if drop_calibration else _calibration(d.get("familiarity")))
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
             raise ArtifactError(f"{where} does not match the artifacts contract: {e}") from None
 
     @classmethod
-    def read(cls, directory: Path) -> "Manifest":
+    def read(cls, directory: Path, drop_calibration: bool = False) -> "Manifest":
         path = directory / MANIFEST
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -228,7 +239,7 @@ class Manifest:
             raise ArtifactError(f"{path} is missing") from None
         except (OSError, ValueError) as e:
             raise ArtifactError(f"{path} is unreadable: {e}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(data, str(path), drop_calibration)
 
     def verify_files(self, directory: Path) -> None:
         """Every graph and the vocabulary must be listed with a checksum, exist, and match it."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.graph_contract import SENTENCE_INIT_IO, SENTENCE_STEP_IO
 from core.vocab import BOS_ID, EOS_ID
 
 State = tuple[Any, ...]
@@ -113,12 +114,14 @@ def decode_with_graphs(init: Session, step_graph: Session, z: np.ndarray, beam_s
                        max_len: int) -> list[list[int]]:
     """Search over the exported sentence_init and sentence_step graphs (onnxruntime sessions): the
     engine and the export parity check run this one function."""
-    state = tuple(init.run(["h", "c", "z_state"], {"z": z}))
+    state = tuple(init.run(list(SENTENCE_INIT_IO.outputs), {SENTENCE_INIT_IO.inputs[0]: z}))
 
     def step(tokens: Sequence[int], st: State) -> tuple[np.ndarray, State]:
         h, c, zs = st
-        lp, h2, c2 = step_graph.run(None, {"token": np.asarray(tokens, dtype=np.int64), "h": h, "c": c, "z_state": zs})
-        return lp, (h2, c2, zs)
+        token = np.asarray(tokens, dtype=np.int64)
+        feed = dict(zip(SENTENCE_STEP_IO.inputs, (token, h, c, zs), strict=True))
+        lp, h2, c2 = step_graph.run(list(SENTENCE_STEP_IO.outputs), feed)
+        return lp, (h2, c2, zs)  # z rides unchanged beside h and c
 
     if beam_size <= 1:
         return greedy_search(step, state, len(z), max_len)

@@ -12,7 +12,8 @@ import numpy as np
 
 from core.familiarity import Calibration
 from core.frames import Box
-from core.manifest import MANIFEST, Manifest, encoder_graph, resolve_version_dir
+from core.graph_contract import ENCODER_V, VIDEO_DECODER
+from core.manifest import MANIFEST, Manifest, resolve_version_dir
 from export.parity import open_cpu_session
 
 BATCH = 64
@@ -21,8 +22,8 @@ BATCH = 64
 def rebuild_with_graphs(version_dir: Path, manifest: Manifest, video: np.ndarray) -> np.ndarray:
     """The model's rebuild of clips [N,T,H,W,3] in [0, 1] through its graphs, as the service computes it: the video
     encoder's mu, then the video decoder from it and the clip's first frame."""
-    encoder = open_cpu_session(version_dir / manifest.graphs[encoder_graph("v")].file)
-    decoder = open_cpu_session(version_dir / manifest.graphs["video_decoder"].file)
+    encoder = open_cpu_session(version_dir / manifest.graphs[ENCODER_V].file)
+    decoder = open_cpu_session(version_dir / manifest.graphs[VIDEO_DECODER].file)
     parts = []
     for i in range(0, len(video), BATCH):
         v = np.ascontiguousarray(video[i:i + BATCH], dtype=np.float32)
@@ -36,12 +37,12 @@ def recalibrate(root: Path, version: str | None, video: np.ndarray, boxes: Seque
     """Calibrate on familiar clips (the training corpus' validation split) and write the version's manifest
     atomically (a temporary file renamed over it, so a reader never sees half a manifest)."""
     version_dir = resolve_version_dir(root, version)
-    manifest = Manifest.read(version_dir)
+    manifest = Manifest.read(version_dir, drop_calibration=True)  # the old one may be of another layout
     manifest.verify_files(version_dir)
-    if manifest.model.video_input != "frames" or "video_decoder" not in manifest.graphs:
+    if manifest.model.video_input != "frames" or VIDEO_DECODER not in manifest.graphs:
         raise ValueError(f"{version_dir}: a model without frames input and a video decoder has no familiarity score")
     calibration = Calibration.fit(video, rebuild_with_graphs(version_dir, manifest, video), boxes, source)
-    updated = dataclasses.replace(manifest, familiarity=calibration.to_dict())
+    updated = dataclasses.replace(manifest, familiarity=calibration)
     staging = version_dir / f".{MANIFEST}.tmp"
     staging.mkdir(exist_ok=True)
     try:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from core.familiarity import Calibration, video_signals
-from core.manifest import MANIFEST, Manifest, encoder_graph, resolve_version_dir
+from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, VIDEO_DECODER, decode_length, encoder_graph
+from core.manifest import MANIFEST, Manifest, resolve_version_dir
 from core.search import decode_with_graphs
 from core.stats import ALPHA, mcnemar_fall_p
 from core.vocab import Vocab, pad_tokens
@@ -76,22 +77,22 @@ class GraphModel:
         return np.concatenate(parts)
 
     def captions(self, mu: np.ndarray) -> list[str]:
-        init, step = self.sessions["sentence_init"], self.sessions["sentence_step"]
-        max_len = self.manifest.model.max_words + 1
+        init, step = self.sessions[SENTENCE_INIT], self.sessions[SENTENCE_STEP]
+        max_len = decode_length(self.manifest.model.max_words)
         out: list[str] = []
         for i in range(0, len(mu), BATCH):
             out += [self.vocab.decode(ids) for ids in decode_with_graphs(init, step, mu[i:i + BATCH], 1, max_len)]
         return out
 
     def frames(self, mu: np.ndarray, first: np.ndarray) -> np.ndarray:
-        dec = self.sessions["video_decoder"]
+        dec = self.sessions[VIDEO_DECODER]
         return np.concatenate([dec.run(["frames"], {"z": mu[i:i + BATCH],
                                                     "first_frame": np.ascontiguousarray(first[i:i + BATCH])})[0]
                                for i in range(0, len(mu), BATCH)])
 
     @property
     def calibration(self) -> Calibration | None:
-        return Calibration.from_dict(self.manifest.familiarity) if self.manifest.familiarity else None
+        return self.manifest.familiarity
 
 
 def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -117,7 +118,7 @@ def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nda
     out.update(_named("caption_one_object", attribute_hits([h for h, o in zip(hyps, one) if o],
                                                            [t for t, o in zip(truths, one) if o]), ATTRIBUTE_KEYS))
     out["two_objects.first_clause"] = binding_hits(hyps, truths)["first"]
-    if "video_decoder" not in model.sessions:
+    if VIDEO_DECODER not in model.sessions:
         return out
     idx = np.flatnonzero(one)
     rebuilt = model.frames(mu, video[:, 0])
@@ -142,7 +143,7 @@ def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, An
     truths = [outside_truth(label, cfg) for _, label in files]
     mu = model.video_mu(video)
     out = _named("outside", attribute_hits(model.captions(mu), truths), ATTRIBUTE_KEYS)
-    if "video_decoder" not in model.sessions:
+    if VIDEO_DECODER not in model.sessions:
         return out
     rebuilt = model.frames(mu, video[:, 0])
     out.update(_named("outside_reconstruct", probe_hits(list(rebuilt), truths), PROBE_KEYS))

@@ -18,12 +18,20 @@ from torch import Tensor, nn
 
 from core.channels import INPUT_KEYS, has_sentence, has_video
 from core.config import ModelConfig
-from core.manifest import GraphEntry, encoder_graph
+from core.graph_contract import (
+    DECODER_STATE,
+    SENTENCE_INIT_IO,
+    SENTENCE_STEP_IO,
+    STEP_OUTPUTS,
+    VIDEO_DECODER_IO,
+    GraphIO,
+    encoder_io,
+)
+from core.manifest import GraphEntry
 from core.vocab import BOS_ID, Vocab, pad_tokens
 from model.star import StarModel
 
 OPSET = 17
-ENCODER_OUTPUTS = ("mu", "sigma")
 
 Case = dict[str, Tensor]
 
@@ -70,16 +78,26 @@ class GraphSpec:
     StarModel for tracing, the real inputs its parity check runs, and when a model has it at all. Adding a
     graph is one entry in `GRAPHS`; export, parity, the manifest and the tests read that list."""
 
-    name: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    io: GraphIO  # name, inputs, outputs: core/graph_contract.py owns them
     build: Callable[[StarModel], nn.Module]
     real_cases: Callable[[StarModel, Samples], list[Case]]
     present: Callable[[ModelConfig], bool] = lambda cfg: True
 
     @property
+    def name(self) -> str:
+        return self.io.name
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.io.inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.io.outputs
+
+    @property
     def file(self) -> str:
-        return f"{self.name}.onnx"
+        return self.io.file
 
     def manifest_entry(self) -> GraphEntry:
         return GraphEntry(self.file, list(self.inputs), list(self.outputs))
@@ -91,7 +109,7 @@ class GraphSpec:
         """Batch is dynamic everywhere (axis 1 of the [1,B,Hd] LSTM state); L for tokens; Tf for features."""
         axes: dict[str, dict[int, str]] = {}
         for name in self.inputs + self.outputs:
-            axes[name] = {1: "B"} if name in DECODER_STATE else {0: "B"}
+            axes[name] = {1: "B"} if name in BATCH_ON_AXIS_1 else {0: "B"}
         if "tokens" in axes:
             axes["tokens"][1] = "L"
         if "video" in axes and cfg.video_input == "features":
@@ -185,7 +203,7 @@ def example_inputs(cfg: ModelConfig, names: Sequence[str], batch: int, seq_len: 
 
 
 # The sentence decoder's state between steps: batch on axis 1, as core/search.py reorders it.
-DECODER_STATE = ("h", "c", "z_state", "h_out", "c_out")
+BATCH_ON_AXIS_1 = (*DECODER_STATE, *STEP_OUTPUTS[1:])
 
 
 def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPSET) -> onnx.ModelProto:
@@ -196,7 +214,8 @@ def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPS
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and LSTM batch-size warnings are expected and harmless here
-        torch.onnx.export(spec.wrapper(model), tuple(args[n] for n in spec.inputs), buf, dynamo=False,
+        # torch types `f` as a path, but the TorchScript exporter (dynamo=False) writes to a file object as well.
+        torch.onnx.export(spec.wrapper(model), tuple(args[n] for n in spec.inputs), buf, dynamo=False,  # type: ignore[arg-type]
                           input_names=list(spec.inputs), output_names=list(spec.outputs),
                           dynamic_axes=spec.dynamic_axes(cfg), opset_version=opset, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
@@ -209,13 +228,14 @@ def export_graph(model: StarModel, spec: GraphSpec, path: Path, opset: int = OPS
 
 def encoder_cases(key: str) -> Callable[[StarModel, Samples], list[Case]]:
     def cases(model: StarModel, s: Samples) -> list[Case]:
-        if (has_video(key) and s.video is None) or (has_sentence(key) and s.tokens is None):
-            return []
-        n = min(len(x) for x in (s.video, s.tokens) if x is not None)
-        case: Case = {"video": s.video[:n]} if has_video(key) else {}
+        wanted = {"video": s.video} if has_video(key) else {}
         if has_sentence(key):
-            case.update(tokens=s.tokens[:n], lengths=s.lengths[:n])
-        return [case]
+            wanted.update(tokens=s.tokens, lengths=s.lengths)
+        given = {name: x for name, x in wanted.items() if x is not None}
+        if len(given) < len(wanted):  # a sample this encoder needs is missing
+            return []
+        n = min(len(x) for x in given.values())
+        return [{name: x[:n] for name, x in given.items()}]
     return cases
 
 
@@ -248,18 +268,15 @@ def video_decoder_cases(model: StarModel, s: Samples) -> list[Case]:
 
 
 def encoder_spec(key: str) -> GraphSpec:
-    inputs = (("video",) if has_video(key) else ()) + (("tokens", "lengths") if has_sentence(key) else ())
-    return GraphSpec(encoder_graph(key), inputs, ENCODER_OUTPUTS, lambda m: EncoderGraph(m, key), encoder_cases(key))
+    return GraphSpec(encoder_io(key), lambda m: EncoderGraph(m, key), encoder_cases(key))
 
 
 # Every graph of the contract, in export order.
 GRAPHS: tuple[GraphSpec, ...] = (
     *(encoder_spec(k) for k in INPUT_KEYS),
-    GraphSpec("sentence_init", ("z",), ("h", "c", "z_state"), SentenceInitGraph, sentence_init_cases),
-    GraphSpec("sentence_step", ("token", "h", "c", "z_state"), ("logprobs", "h_out", "c_out"), SentenceStepGraph,
-              sentence_step_cases),
-    GraphSpec("video_decoder", ("z", "first_frame"), ("frames",), VideoDecoderGraph, video_decoder_cases,
-              present=lambda cfg: cfg.video_output),
+    GraphSpec(SENTENCE_INIT_IO, SentenceInitGraph, sentence_init_cases),
+    GraphSpec(SENTENCE_STEP_IO, SentenceStepGraph, sentence_step_cases),
+    GraphSpec(VIDEO_DECODER_IO, VideoDecoderGraph, video_decoder_cases, present=lambda cfg: cfg.video_output),
 )
 
 

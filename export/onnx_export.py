@@ -65,17 +65,10 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         Manifest.build(version=version, cfg=cfg, graphs={name: spec.manifest_entry() for name, spec in specs.items()},
                        directory=staging, checkpoint_sha256=ckpt.sha256, opset=opset, parity=parity,
                        precision=quantize or "fp32", quantization=quantization,
-                       familiarity=calibrate_familiarity(model, calibration_clips)
+                       familiarity=familiarity_calibration(model, calibration_clips)
                        ).write(staging)
 
     return publish_version(root, version, build, update_latest)
-
-
-def calibrate_familiarity(model: StarModel, clips: Sequence[Clip] | None) -> dict[str, Any] | None:
-    """The manifest's familiarity entry, from clips like the training data; None for a model that cannot rebuild
-    video (features input or no video output) or when no clips are given."""
-    calibration = familiarity_calibration(model, clips)
-    return None if calibration is None else calibration.to_dict()
 
 
 def quantize_in_place(directory: Path, specs: dict[str, GraphSpec], mode: str, model: StarModel,

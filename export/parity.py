@@ -11,7 +11,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
-from core.manifest import encoder_graph
+from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, decode_length, encoder_graph
 from core.search import decode_with_graphs
 from export.graphs import Case, GraphSpec, Samples, example_inputs
 from model.star import StarModel
@@ -70,6 +70,8 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
     if video is not None:
         feed["video"] = video.numpy()
     if tokens is not None:
+        if lengths is None:
+            raise ValueError("tokens come with their lengths")
         feed["tokens"], feed["lengths"] = tokens.numpy(), lengths.numpy()
     return sessions[encoder_graph(key)].run(["mu"], feed)[0]
 
@@ -77,7 +79,7 @@ def onnx_encode(sessions: Mapping[str, ort.InferenceSession], video: Tensor | No
 def onnx_sentences(sessions: Mapping[str, ort.InferenceSession], z: np.ndarray, beam_size: int,
                    max_len: int) -> list[list[int]]:
     """The same search the engine runs (core.search), over the init and step graphs."""
-    return decode_with_graphs(sessions["sentence_init"], sessions["sentence_step"], z, beam_size, max_len)
+    return decode_with_graphs(sessions[SENTENCE_INIT], sessions[SENTENCE_STEP], z, beam_size, max_len)
 
 
 def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor | None, Tensor | None, Tensor | None]]:
@@ -98,7 +100,7 @@ def caption_inputs(model: StarModel, s: Samples, seed: int) -> list[tuple[Tensor
 def caption_parity(model: StarModel, sessions: Mapping[str, ort.InferenceSession], s: Samples,
                    seed: int) -> dict[str, Any]:
     """Greedy (and beam) captions: ONNX encoder + ONNX search vs model.encode + model.generate_sentences."""
-    max_len = model.cfg.max_words + 1
+    max_len = decode_length(model.cfg.max_words)
     greedy_equal = beam_equal = True
     compared = mismatched = 0
     for video, tokens, lengths in caption_inputs(model, s, seed):
@@ -151,7 +153,7 @@ def compare_graph_sets(specs: Mapping[str, GraphSpec], ref_dir: Path, new_dir: P
         cases = random_cases(model, spec, seed) + spec.real_cases(model, samples)
         report[name] = {"max_abs_diff_vs_fp32": max(
             max_abs_diff(onnx_outputs(ref[name], spec, c), onnx_outputs(new[name], spec, c)) for c in cases)}
-    max_len = model.cfg.max_words + 1
+    max_len = decode_length(model.cfg.max_words)
     same = total = 0
     for video, tokens, lengths in caption_inputs(model, samples, seed):
         a = onnx_sentences(ref, onnx_encode(ref, video, tokens, lengths), 1, max_len)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from core.graph_contract import ENCODER_V, SENTENCE_INIT, SENTENCE_STEP, decode_length
 from core.manifest import MANIFEST, Manifest, check_version_name, resolve_version_dir, sha256_file
 from core.search import decode_with_graphs
 from core.stats import ALPHA, mcnemar_fall_p
@@ -37,7 +38,7 @@ from export.quantize import VARIANTS, quantize_graph
 # prior is N(0, 1)): fp32 rewrites agree to rounding; reduced precision moves the latent by a small fraction of its
 # unit scale (measured on quality-v7's encoder_v: int8-static 0.02-0.05, fp16 under 0.01).
 TOLERANCE = {"optimized": 1e-4, "fp16": 0.05, "int8": 0.25, "int8-static": 0.25}
-VIDEO_GRAPHS = ("encoder_v",)  # graphs whose only input is `video`: the ones calibration clips can feed
+VIDEO_GRAPHS = (ENCODER_V,)  # graphs whose only input is `video`: the ones calibration clips can feed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +112,10 @@ def compare_encoders(ref_dir: Path, new_dir: Path, manifest: Manifest, graph: st
         worst = max(worst, *(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
         mus.append((a[0], b[0]))
     report: dict[str, Any] = {"max_abs_diff_vs_source": worst, "clips_compared": int(len(video))}
-    if "sentence_init" in manifest.graphs and len(video):
-        init = _session(ref_dir / manifest.graphs["sentence_init"].file)
-        step = _session(ref_dir / manifest.graphs["sentence_step"].file)
-        max_len = manifest.model.max_words + 1
+    if SENTENCE_INIT in manifest.graphs and len(video):
+        init = _session(ref_dir / manifest.graphs[SENTENCE_INIT].file)
+        step = _session(ref_dir / manifest.graphs[SENTENCE_STEP].file)
+        max_len = decode_length(manifest.model.max_words)
         same = total = 0
         for a, b in mus[2:]:
             ca, cb = decode_with_graphs(init, step, a, 1, max_len), decode_with_graphs(init, step, b, 1, max_len)
@@ -171,7 +172,7 @@ def derive_version(root: str | Path, source: str | None, version: str, variant: 
                                   "tolerance": tolerance}
         if manifest.quantization is not None:
             report["source_quantization"] = manifest.quantization
-        if variant == "int8-static":
+        if calibration is not None and variant == "int8-static":  # required (checked above) for int8-static
             report["calibration_clips"] = int(len(calibration))
         for g in graphs:
             file = manifest.graphs[g].file

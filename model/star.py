@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.config import ModelConfig, TrainConfig
+from core.graph_contract import resolve_max_len
 from core.search import beam_search, greedy_search
 from core.vocab import PAD_ID, Vocab
 from model.data.synthetic import SPRITE_MARGIN, shape_masks
@@ -442,7 +443,7 @@ class StarModel(nn.Module):
     def generate_sentences(self, z: Tensor, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]:
         """Word ids per row of z: greedy at beam 1, beam search above."""
         dec = self.sentence_decoder
-        max_len = max_len or self.cfg.max_words + 1
+        max_len = resolve_max_len(max_len, self.cfg.max_words)
 
         def step(tokens: list[int], state: tuple[Tensor, ...]) -> tuple[np.ndarray, tuple[Tensor, ...]]:
             h, c, zs = state

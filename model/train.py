@@ -504,13 +504,28 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     the same arguments (see the module's docstring)."""
     out = Path(out)
     dist = init_distributed(device)
-    try:
+    if not dist.active:
         return _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist, again)
-    finally:
-        if dist.active:
-            import torch.distributed
+    checkpoint = _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist, again)
+    close_distributed()  # only after a run every rank finished: on an error, tearing down could wait on a peer
+    return checkpoint
 
-            torch.distributed.destroy_process_group()
+
+def close_distributed() -> None:
+    """Tear the process group down while the interpreter is whole. Without it (issue 36: 1 run in 17 ended with
+    rank 1 killed by SIGABRT, "terminate called without an active exception", after the checkpoint was written),
+    the last collective's tensors can still be held by gloo's worker thread when the rank's interpreter finalises:
+    releasing a tensor that holds a Python object then needs the GIL of a dying interpreter, and C++ aborts. So:
+    every rank waits for the others (no rank tears down while a peer's last send is in flight), frees what Python
+    still holds of the run's tensors, and shuts gloo down before returning to the caller."""
+    import gc
+
+    import torch.distributed as tdist
+
+    tdist.barrier()
+    gc.collect()
+    tdist.destroy_process_group()
+    gc.collect()  # the process group's Python wrapper, if a cycle held it: its C++ side goes now, not at exit
 
 
 def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool, resume: bool,

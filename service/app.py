@@ -19,6 +19,7 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import build_predictor
+from service.redoc import add_redoc
 from service.routers import encode, ops, page, sentences, videos
 from service.schemas import Sample
 from service.settings import Settings, get_settings
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = FastAPIOffline(title="star-slr", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS,
-                         lifespan=lifespan, swagger_ui_parameters={"tryItOutEnabled": False})
+                         lifespan=lifespan, swagger_ui_parameters={"tryItOutEnabled": False}, redoc_url=None)
+    add_redoc(app)  # fastapi-offline's ReDoc still fetches its logo from a CDN
     app.state.settings, app.state.metrics = settings, Metrics()
     app.state.preloaded_engine, app.state.predictor = engine, None
     install_error_handlers(app)

@@ -17,7 +17,15 @@ import numpy as np
 import onnxruntime as ort
 
 from core.channels import INPUT_KEYS, has_sentence, has_video, key_of
-from core.manifest import ArtifactError, Manifest, encoder_graph, resolve_version_dir
+from core.graph_contract import (
+    ENCODER_OUTPUTS,
+    SENTENCE_INIT,
+    SENTENCE_STEP,
+    VIDEO_DECODER,
+    encoder_graph,
+    resolve_max_len,
+)
+from core.manifest import ArtifactError, Manifest, resolve_version_dir
 from core.search import decode_with_graphs
 from core.vocab import PAD_ID, Vocab, pad_tokens
 
@@ -149,7 +157,7 @@ class Engine:
         if video is not None and tokens is not None and len(feed["video"]) != len(feed["tokens"]):
             raise ValueError(f"video batch {len(feed['video'])} != tokens batch {len(feed['tokens'])}")
         key = key_of(video=video is not None, sentence=tokens is not None)
-        mu, sigma = self.graph(encoder_graph(key)).run(["mu", "sigma"], feed)
+        mu, sigma = self.graph(encoder_graph(key)).run(list(ENCODER_OUTPUTS), feed)
         return mu, sigma
 
     def decode_sentence(self, z: np.ndarray, beam_size: int = 1, max_len: int | None = None) -> list[list[int]]:
@@ -157,8 +165,8 @@ class Engine:
         z = self._check_z(z)
         if len(z) == 0:
             return []
-        max_len = max_len or self.config.max_words + 1
-        return decode_with_graphs(self.graph("sentence_init"), self.graph("sentence_step"), z, beam_size, max_len)
+        max_len = resolve_max_len(max_len, self.config.max_words)
+        return decode_with_graphs(self.graph(SENTENCE_INIT), self.graph(SENTENCE_STEP), z, beam_size, max_len)
 
     def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray:
         """Frames [B,T,H,W,3] in [0,1]; first_frame [B,H,W,3] seeds the decoder (zeros: sentence-to-video)."""
@@ -169,7 +177,7 @@ class Engine:
         first_frame = np.ascontiguousarray(first_frame, dtype=np.float32)
         if first_frame.shape != (len(z), cfg.height, cfg.width, 3):
             raise ValueError(f"first_frame must be {(len(z), cfg.height, cfg.width, 3)}, got {first_frame.shape}")
-        return self.graph("video_decoder").run(["frames"], {"z": z, "first_frame": first_frame})[0]
+        return self.graph(VIDEO_DECODER).run(["frames"], {"z": z, "first_frame": first_frame})[0]
 
     def warmup(self) -> None:
         """One batch-1 call through every graph, so the first request does not pay for lazy initialisation."""
@@ -180,7 +188,7 @@ class Engine:
                 self.encode(video if has_video(key) else None, [[PAD_ID]] if has_sentence(key) else None)
         z = np.zeros((1, cfg.latent_dim), dtype=np.float32)
         self.decode_sentence(z, max_len=1)
-        if "video_decoder" in self.sessions:
+        if VIDEO_DECODER in self.sessions:
             self.decode_video(z)
 
     # -- input checks -------------------------------------------------------------------------------

@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol, cast, overload
 
 import numpy as np
 
+from core.answer_warnings import AnswerWarning, warning
 from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
-from core.familiarity import Calibration, Verdict, sentence_familiarity, verdict, video_signals
+from core.familiarity import Verdict, sentence_familiarity, verdict, video_signals
 from core.frames import Box
-from core.manifest import Manifest, encoder_graph
+from core.graph_contract import encoder_graph, reached_cap, resolve_max_len
+from core.manifest import Manifest
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, Source
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
@@ -52,6 +54,16 @@ class BatchKey:
     def graph(self) -> str:
         """The metrics' label: encoder_<config>, sentence or video."""
         return f"encoder_{self.config}" if self.kind == "encode" else self.kind
+
+
+# What goes through the batcher, per BatchKey.kind: an encoder's (frames, word ids, picture box) -> (mu, sigma,
+# familiarity signals); a sentence decoder's (z, max_len) -> word ids; the video decoder's (z, first frame) -> frames.
+EncodeItem = tuple[np.ndarray | None, list[int] | None, Box | None]
+EncodeResult = tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]
+SentenceItem = tuple[np.ndarray, int | None]
+VideoItem = tuple[np.ndarray, np.ndarray | None]
+BatchItem = EncodeItem | SentenceItem | VideoItem
+BatchResult = EncodeResult | list[int] | np.ndarray
 
 
 class EngineLike(Protocol):
@@ -105,6 +117,12 @@ class Captions:
     caption: str
     samples: list[str]
     latent: Latent
+    truncated: bool = False  # the caption ran to the length cap without <eos>: cut off (the answer says so)
+    cap: int = 0  # that cap, in words
+
+    def cut_off(self) -> list[AnswerWarning]:
+        """The warning of a caption that reached the length cap without ending (none when it ended)."""
+        return [warning("truncated", max_len=self.cap)] if self.truncated else []
 
 
 def unique_new(texts: list[str], seen: set[str], limit: int) -> list[str]:
@@ -120,8 +138,7 @@ class Predictor:
     def __init__(self, engine: EngineLike, cache: SlrCache, metrics: Metrics, settings: Settings) -> None:
         self.engine, self.cache, self.metrics, self.settings = engine, cache, metrics, settings
         self.cfg = engine.config
-        familiarity = getattr(engine.manifest, "familiarity", None)  # test doubles may have no calibration
-        self.calibration = Calibration.from_dict(familiarity) if familiarity and settings.familiarity else None
+        self.calibration = engine.manifest.familiarity if settings.familiarity else None
         # A cache hit brings back signals already scored here: the score of one row through numpy costs ~0.3 ms,
         # a quarter of a hit's event-loop time under load (issue 35); memoised, a dict lookup.
         self._video_score = functools.lru_cache(maxsize=settings.cache_lru_size)(self._score_signals)
@@ -184,7 +201,8 @@ class Predictor:
             raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
 
     # ---- infer --------------------------------------------------------------------------------------
-    async def _submit(self, key: BatchKey, item: Any) -> Any:
+    async def _submit(self, key: BatchKey, item: BatchItem) -> Any:
+        """The batch's answer for this item: the type that goes with key.kind (see BatchItem above)."""
         try:
             return await self.batcher.submit(key, item)
         except QueueFull:
@@ -284,7 +302,11 @@ class Predictor:
         return entry.mu[None, :] + entry.sigma[None, :] * eps
 
     async def sentences(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[str]:
-        """One sentence per row of zs. Rows of every concurrent request with the same beam size decode as one
+        """One sentence per row of zs (sentence_ids, in words)."""
+        return [self.engine.vocab.decode(ids) for ids in await self.sentence_ids(zs, beam_size, max_len)]
+
+    async def sentence_ids(self, zs: np.ndarray, beam_size: int, max_len: int | None) -> list[list[int]]:
+        """One sentence's word ids per row of zs. Rows of every concurrent request with the same beam size decode as one
         batch (beam search included: its rows are item*K + k). Greedy rows share a batch whatever their
         max_len (a greedy sentence cut at n words equals the first n words of a longer one); beam rows
         also need the same max_len, since a shorter limit changes which hypotheses finish."""
@@ -294,7 +316,7 @@ class Predictor:
             rows = [await self._submit(key, (zs[0], max_len))]
         else:
             rows = await asyncio.gather(*(self._submit(key, (z, max_len)) for z in zs))
-        return [self.engine.vocab.decode(ids) for ids in rows]
+        return list(rows)
 
     async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None,
                        distinct: bool = False) -> Captions:
@@ -304,16 +326,19 @@ class Predictor:
         zs = latent.entry.mu[None, :]
         if samples > 0:
             zs = np.concatenate([zs, self.sample(latent.entry, samples, seed)])
-        texts = await self.sentences(zs, beam_size, max_len)
+        rows = await self.sentence_ids(zs, beam_size, max_len)
+        texts = [self.engine.vocab.decode(ids) for ids in rows]
+        cap = resolve_max_len(max_len, self.cfg.max_words)
+        truncated = reached_cap(rows[0], cap)
         if not distinct:
-            return Captions(texts[0], texts[1:], latent)
+            return Captions(texts[0], texts[1:], latent, truncated, cap)
         found = unique_new(texts[1:], {texts[0]}, samples)
         for extra in range(1, SAMPLE_ROUNDS):
             if len(found) >= samples:
                 break
             more = await self.sentences(self.sample(latent.entry, samples, seed + extra * 7919), beam_size, max_len)
             found += unique_new(more, {texts[0], *found}, samples - len(found))
-        return Captions(texts[0], found, latent)
+        return Captions(texts[0], found, latent, truncated, cap)
 
     async def video(self, latent: Latent, condition_on_first_frame: bool) -> np.ndarray:
         """f32 [T,H,W,3]: reconstruct conditions on the input's first frame; sentence-to-video on zeros."""
@@ -336,17 +361,17 @@ class Predictor:
         return await self._in_media_pool(encode_png_frames, frames, scale)
 
     # ---- the engine side (runs in the engine threads) -----------------------------------------------
-    def _run_batch(self, key: BatchKey, items: list[Any]) -> list[Any]:
+    def _run_batch(self, key: BatchKey, items: list[BatchItem]) -> Sequence[BatchResult]:
+        # The batcher groups items by key, and each kind submits one item type: the casts say which.
         if key.kind == "encode":
-            return self._run_encode(key.config, items)
+            return self._run_encode(key.config, cast(list[EncodeItem], items))
         if key.kind == "sentence":
-            return self._run_sentences(key.beam_size, items)
+            return self._run_sentences(key.beam_size, cast(list[SentenceItem], items))
         if key.kind == "video":
-            return self._run_video(items)
+            return self._run_video(cast(list[VideoItem], items))
         raise ValueError(f"unknown batch key {key!r}")
 
-    def _run_encode(self, config: str, items: list[tuple[np.ndarray | None, list[int] | None, Box | None]]
-                    ) -> list[Any]:
+    def _run_encode(self, config: str, items: list[EncodeItem]) -> list[EncodeResult]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
         video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
         tokens = [t for _, t, _ in items if t is not None] if has_sentence(config) else None
@@ -362,14 +387,13 @@ class Predictor:
             signals = [tuple(float(v) for v in row) for row in rows]
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, signals)]
 
-    def _run_sentences(self, beam_size: int, items: list[tuple[np.ndarray, int | None]]) -> list[list[int]]:
+    def _run_sentences(self, beam_size: int, items: list[SentenceItem]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)
-        default = self.cfg.max_words + 1
-        limits = [n or default for _, n in items]
+        limits = [resolve_max_len(n, self.cfg.max_words) for _, n in items]
         rows = self.engine.decode_sentence(z, beam_size=beam_size, max_len=max(limits))
         return [ids[:n] for ids, n in zip(rows, limits)]
 
-    def _run_video(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[np.ndarray]:
+    def _run_video(self, items: list[VideoItem]) -> list[np.ndarray]:
         z = np.stack([z for z, _ in items]).astype(np.float32)
         first = None
         if any(f is not None for _, f in items):

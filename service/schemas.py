@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self  # typing.Self from Python 3.11; the project supports 3.10
 
+from core.answer_warnings import AnswerWarning, WarningCode, warning
 from core.config import FrameFit
+from core.familiarity import Verdict
 
 LATENT_EXAMPLE = "slr:20261125-153000:v:" + "3f" * 32
 SENTENCE_EXAMPLE = "a red square moves to the right"
@@ -84,12 +87,23 @@ class SentenceToVideoRequest(RequestFields):
 UNKNOWN_HELP = "words of the sentence this model does not know (read as <unk>; GET /vocab lists the known ones)"
 
 
-UNFAMILIAR_EXAMPLE = ("this clip looks unlike anything the model was trained on: coloured shapes on plain "
-                      "backgrounds; the answer is likely wrong")
+class WarningItem(BaseModel):
+    """One thing to distrust in an answer (core/answer_warnings.py owns every code and text)."""
+
+    code: WarningCode = Field(description="stable: what programs (and the page) read", examples=["unfamiliar_clip"])
+    message: str = Field(description="the same in words, for people; may be reworded")
+
+    @classmethod
+    def of(cls, w: AnswerWarning) -> WarningItem:
+        return cls(code=w.code, message=w.message)
+
+
+UNFAMILIAR_EXAMPLE = WarningItem.of(warning("unfamiliar_clip")).model_dump()
 
 
 class Familiarity(BaseModel):
-    """How familiar the input is to the model (core/familiarity.py), on every answer that reads an input."""
+    """How familiar the input is to the model (core/familiarity.py), on every answer that reads an input: the one
+    response model of the verdict, which every answer that reads an input extends."""
 
     familiarity: float | None = Field(
         None, ge=0, le=1, examples=[0.83],
@@ -98,8 +112,15 @@ class Familiarity(BaseModel):
                     "known words). null: this model carries no calibration")
     familiar: bool | None = Field(None, description="familiarity at or above the model's calibrated threshold",
                                   examples=[True])
-    warnings: list[str] = Field(default_factory=list, description="what to distrust in this answer, in words",
-                                examples=[[UNFAMILIAR_EXAMPLE]])
+    warnings: list[WarningItem] = Field(default_factory=list, description="what to distrust in this answer: a code "
+                                        "each, and the same in words", examples=[[UNFAMILIAR_EXAMPLE]])
+
+    def with_verdict(self, verdict: Verdict, *more: AnswerWarning) -> Self:
+        """This answer with the verdict's fields set, and any warnings of its own after the verdict's (set by
+        assignment, so that routes answering with exclude_unset keep them)."""
+        self.familiarity, self.familiar = verdict.familiarity, verdict.familiar
+        self.warnings = [WarningItem.of(w) for w in (*verdict.warnings, *more)]
+        return self
 
 
 class EncodeResponse(Familiarity):
@@ -117,17 +138,23 @@ class EncodeResponse(Familiarity):
         "familiar": True, "warnings": []}]})
 
 
+TRUNCATED_HELP = ("true when the decode ran to its cap (max_len, or the model's max_words) with no end "
+                  "token: the sentence is cut off, and `warnings` says so (code `truncated`)")
+
+
 class CaptionResponse(Familiarity):
     caption: str = Field(description="sentence decoded from the SLR mean", examples=[SENTENCE_EXAMPLE])
     captions: list[str] | None = Field(None, description="with num_captions > 1: distinct captions, the mean's "
                                                          "first, then sentences of samples of the SLR")
     note: str | None = Field(None, description="present when fewer distinct captions than asked were found")
+    truncated: bool = Field(False, description=TRUNCATED_HELP)
     latent_id: str = Field(examples=[LATENT_EXAMPLE])
     cached: bool
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"caption": SENTENCE_EXAMPLE, "latent_id": LATENT_EXAMPLE, "cached": False, "familiarity": 0.83,
-         "familiar": True, "warnings": []},
-        {"caption": "a purple triangle is getting smaller", "latent_id": LATENT_EXAMPLE, "cached": False,
+        {"caption": SENTENCE_EXAMPLE, "truncated": False, "latent_id": LATENT_EXAMPLE, "cached": False,
+         "familiarity": 0.83, "familiar": True, "warnings": []},
+        {"caption": "a purple triangle is getting smaller", "truncated": False, "latent_id": LATENT_EXAMPLE,
+         "cached": False,
          "familiarity": 0.0, "familiar": False, "warnings": [UNFAMILIAR_EXAMPLE]}]})
 
 
@@ -136,6 +163,7 @@ class ParaphraseResponse(Familiarity):
     alternatives: list[str] = Field(description="distinct sentences, none equal to `sentence`",
                                     examples=[["a red square slides right", "a red box moves to the right"]])
     note: str | None = Field(None, description="present when fewer distinct alternatives than asked were found")
+    truncated: bool = Field(False, description=TRUNCATED_HELP)
     unknown_words: list[str] = Field(default_factory=list, description=UNKNOWN_HELP)
     latent_id: str
     cached: bool

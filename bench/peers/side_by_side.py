@@ -42,20 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import (
-    BOUNDARY,
-    Runner,
-    build_targets,
-    busy_processes,
-    machine_info,
-    multipart,
-    private_redis,
-    run_wrk,
-    start_server,
-    to_result,
-    write_json,
-)
-from bench.support import free_port, make_clip
+from bench.load import Runner, busy_processes, machine_info, private_redis, run_wrk, start_server, to_result, write_json
+from bench.load_targets import BOUNDARY, build_targets, multipart
+from bench.support import clip_shape, free_port, make_clip
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = sys.stderr if args.json == "-" else sys.stdout
     def log(msg):
         print(msg, file=out, flush=True)
-    frames, height, width = (int(x) for x in args.clip.lower().split("x"))
+    frames, height, width = clip_shape(args.clip)
     versions = {}
     for mod in ("bentoml", "litserve", "onnxruntime", "uvicorn", "fastapi"):
         with contextlib.suppress(Exception):

@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from core.vocab import tokenize
 from model.data.synthetic import COLOUR_RGB, MOTION_SYNONYMS, SHAPE_SYNONYMS
 
 
 def _phrase_table(synonyms: dict[str, tuple[str, ...]]) -> list[tuple[tuple[str, ...], str]]:
     """(tokens, canonical) longest first, so the longest phrase wins at a position."""
-    table = [(tuple(p.split()), canon) for canon, phrases in synonyms.items() for p in phrases]
+    table = [(tuple(tokenize(p)), canon) for canon, phrases in synonyms.items() for p in phrases]
     return sorted(table, key=lambda e: -len(e[0]))
 
 
 _SHAPE_TABLE = _phrase_table(SHAPE_SYNONYMS)
 _MOTION_TABLE = _phrase_table(MOTION_SYNONYMS)
-_WORD = re.compile(r"[a-z]+")
 
 
 def _first_match(tokens: list[str], table: list[tuple[tuple[str, ...], str]]) -> str | None:
@@ -40,7 +40,7 @@ def parse_attributes(sentence: str) -> dict[str, str | None]:
 
     Captions name the main object first, so for a two-object caption this reads the main object.
     """
-    tokens = _WORD.findall(sentence.lower())
+    tokens = tokenize(sentence)  # the words as the model reads them (core/vocab.py: the one word rule)
     colour = next((t for t in tokens if t in COLOUR_RGB), None)
     return {"colour": colour, "shape": _first_match(tokens, _SHAPE_TABLE),
             "motion": _first_match(tokens, _MOTION_TABLE)}

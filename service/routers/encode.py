@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from core.channels import media_of
 from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
 from service.schemas import EncodeFields, EncodeResponse
 
 router = APIRouter(tags=["encode"], dependencies=[Depends(require_api_key)])
@@ -30,4 +30,4 @@ async def encode(request: Request, predictor: PredictorDep) -> EncodeResponse:
     unknown = unknown_words(predictor.engine.vocab, sentence)
     return EncodeResponse(latent_id=latent.latent_id, mu=latent.entry.mu.tolist(), sigma=latent.entry.sigma.tolist(),
                           config=latent.config_name, inputs=list(media_of(latent.config)), cached=latent.cached,
-                          unknown_words=unknown, **familiarity_fields(predictor, latent, unknown))
+                          unknown_words=unknown).with_verdict(predictor.verdict(latent, unknown))

@@ -21,7 +21,7 @@ from starlette.formparsers import MultiPartParser
 from core.media import SUPPORTED
 from core.vocab import Vocab
 from service.errors import DuplicateField, InvalidInput, UnsupportedBody
-from service.predictor import Latent, Predictor, Upload
+from service.predictor import Upload
 from service.schemas import LATENT_EXAMPLE, SENTENCE_EXAMPLE, RequestFields
 
 VIDEO_FORMATS = ", ".join(SUPPORTED[:-1]) + " or " + SUPPORTED[-1]
@@ -220,12 +220,6 @@ def _wrong_type_message(spec: BodySpec, ctype: str) -> str:
 def unknown_words(vocab: Vocab, sentence: str | None) -> list[str]:
     """The sentence's words the model does not know, once each, in order (core.vocab owns the rule)."""
     return vocab.unknown_words(sentence)
-
-
-def familiarity_fields(predictor: Predictor, latent: Latent, unknown: list[str] | None = None) -> dict[str, Any]:
-    """The `familiarity`, `familiar` and `warnings` of an answer about this SLR's input."""
-    v = predictor.verdict(latent, unknown)
-    return {"familiarity": v.familiarity, "familiar": v.familiar, "warnings": v.warnings}
 
 
 def ascii_header(text: str) -> str:

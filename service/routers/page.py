@@ -9,6 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from core.graph_contract import ENCODER_V
 from service.predictor import Latent, Predictor, Upload
 from service.routers.deps import PredictorDep, error_responses, require_api_key
 from service.schemas import MapPoint, Sample, SamplesResponse
@@ -47,7 +48,7 @@ async def sample_latents(predictor: Predictor,
     """(sample, kind, latent) of every clip (when the model reads frames) and every caption."""
     jobs: list[tuple[str, PointKind]] = []
     coros = []
-    if predictor.engine.config.video_input == "frames" and "encoder_v" in predictor.engine.manifest.graphs:
+    if predictor.engine.config.video_input == "frames" and ENCODER_V in predictor.engine.manifest.graphs:
         for sample, data in clips:
             jobs.append((sample.name, "video"))
             coros.append(predictor.encode(Upload(data, sample.url.rsplit("/", 1)[-1]), None))

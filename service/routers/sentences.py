@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Request
 
 from service.errors import EXAMPLE_BASE
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, familiarity_fields, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, parse_body, request_body, unknown_words
 from service.schemas import CaptionFields, CaptionResponse, ParaphraseRequest, ParaphraseResponse
 
 router = APIRouter(tags=["sentence out"], dependencies=[Depends(require_api_key)])
@@ -41,8 +41,8 @@ async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
     f = body.fields
     latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_captions - 1, f.seed, f.beam_size, f.max_len, distinct=True)
-    answer = CaptionResponse(caption=out.caption, latent_id=latent.latent_id, cached=latent.cached,
-                             **familiarity_fields(predictor, latent))
+    answer = CaptionResponse(caption=out.caption, truncated=out.truncated, latent_id=latent.latent_id,
+                             cached=latent.cached).with_verdict(predictor.verdict(latent), *out.cut_off())
     if f.num_captions > 1:  # fields set only when they apply: the answer leaves out the others (exclude_unset)
         answer.captions = [out.caption, *out.samples]
         note = shortfall("captions", f.num_captions, 1 + len(out.samples), f.beam_size)
@@ -62,9 +62,9 @@ async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseRes
     latent = await predictor.resolve(sentence=f.sentence, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_alternatives, f.seed, f.beam_size, f.max_len, distinct=True)
     unknown = unknown_words(predictor.engine.vocab, f.sentence)
-    answer = ParaphraseResponse(sentence=out.caption, alternatives=out.samples, unknown_words=unknown,
-                                latent_id=latent.latent_id, cached=latent.cached,
-                                **familiarity_fields(predictor, latent, unknown))
+    answer = ParaphraseResponse(sentence=out.caption, alternatives=out.samples, truncated=out.truncated,
+                                unknown_words=unknown, latent_id=latent.latent_id, cached=latent.cached
+                                ).with_verdict(predictor.verdict(latent, unknown), *out.cut_off())
     note = shortfall("alternatives", f.num_alternatives, len(out.samples), f.beam_size)
     if note:
         answer.note = note

@@ -11,7 +11,7 @@ from service.errors import EXAMPLE_BASE
 from service.media import display_scale
 from service.predictor import Latent, Predictor
 from service.routers.deps import PredictorDep, error_responses, require_api_key
-from service.routers.inputs import BodySpec, ascii_header, familiarity_fields, parse_body, request_body, unknown_words
+from service.routers.inputs import BodySpec, ascii_header, parse_body, request_body, unknown_words
 from service.schemas import FramesResponse, ReconstructFields, SentenceToVideoRequest
 
 router = APIRouter(tags=["video out"], dependencies=[Depends(require_api_key)])
@@ -25,6 +25,8 @@ VIDEO_OUT: dict[int | str, dict[str, Any]] = {200: {
                                "schema": {"type": "string"}},
                 "X-Warnings": {"description": "what to distrust in this answer, in words, separated by ' | '",
                                "schema": {"type": "string"}},
+                "X-Warning-Codes": {"description": "the same warnings' codes, comma-separated (what programs read)",
+                                    "schema": {"type": "string"}},
                 "X-Unknown-Words": {"description": "comma-separated words of the sentence the model does not know",
                                     "schema": {"type": "string"}}},
     "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}},
@@ -49,18 +51,20 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
     if unknown:
         headers["X-Unknown-Words"] = ascii_header(",".join(unknown))
-    familiar = familiarity_fields(predictor, latent, unknown)
-    if familiar["familiarity"] is not None:
-        headers["X-Familiarity"] = f"{familiar['familiarity']:.4f}"
-        headers["X-Familiar"] = str(familiar["familiar"]).lower()
-    if familiar["warnings"]:
-        headers["X-Warnings"] = ascii_header(" | ".join(familiar["warnings"]))
+    verdict = predictor.verdict(latent, unknown)
+    if verdict.familiarity is not None:
+        headers["X-Familiarity"] = f"{verdict.familiarity:.4f}"
+        headers["X-Familiar"] = str(verdict.familiar).lower()
+    if verdict.warnings:
+        headers["X-Warnings"] = ascii_header(" | ".join(w.message for w in verdict.warnings))
+        headers["X-Warning-Codes"] = ",".join(w.code for w in verdict.warnings)
     if fmt == "gif":
         return Response(await predictor.render(frames, "gif", scale, fps), media_type="image/gif", headers=headers)
     pngs = await predictor.render(frames, "json", scale, fps)
     height, width = frames.shape[1] * scale, frames.shape[2] * scale
     body = FramesResponse(frames=pngs, width=width, height=height, fps=fps,
-                          latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or [], **familiar)
+                          latent_id=latent.latent_id, cached=latent.cached, unknown_words=unknown or []
+                          ).with_verdict(verdict)
     return JSONResponse(body.model_dump(), headers=headers)
 
 

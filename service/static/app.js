@@ -63,7 +63,8 @@ async function busy(button, work) {
 
 // ---- what the model says about its input ----------------------------------------------------------------
 function showWarnings(element, warnings) {
-  element.textContent = (warnings || []).join(" ");
+  // Warnings are {code, message}: the page chooses by code and shows the message (core/answer_warnings.py).
+  element.textContent = (warnings || []).map((w) => w.message).join(" ");
   element.hidden = !(warnings || []).length;
 }
 
@@ -156,7 +157,7 @@ async function generate(sentence) {
     $("unknown-words").textContent = unknown.length
       ? `Words this model does not know (read as <unk>): ${unknown.join(", ")}. See /vocab for the ones it knows.` : "";
     $("unknown-words").hidden = unknown.length === 0;
-    showWarnings($("sentence-warning"), (para.warnings || []).filter((w) => !w.startsWith("some words")));
+    showWarnings($("sentence-warning"), (para.warnings || []).filter((w) => w.code !== "some_unknown_words"));
     $("sentence-result").hidden = false;
     await showGif($("generated-img"), await postJson("/sentence-to-video", { latent_id: para.latent_id, }));
   } catch (err) {

@@ -17,3 +17,19 @@ def test_configs_round_trip_and_ignore_unknown_keys() -> None:
     p = preset("quality")
     assert ModelConfig.from_dict({**p.model.to_dict(), "from_the_future": 1}) == p.model
     assert TrainConfig.from_dict(p.train.to_dict()) == p.train
+
+
+def test_preset_times_have_one_owner() -> None:
+    """`slr train --help` prints PRESET_TABLE's descriptions; the README's presets line states the same times."""
+    import re
+    from pathlib import Path
+
+    from core.config import PRESET_TABLE
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    line = readme[readme.index("Presets, budgeted in steps"):].split("\n\n")[0].replace("\n", " ")
+    for name, spec in PRESET_TABLE.items():
+        said = re.search(r"(about \d+ minutes|seconds|hours)", spec.description)
+        assert said, (name, spec.description)
+        stated = re.search(rf"`{name}` \(([^`]*)", line)
+        assert stated and said.group(1) in stated.group(1), (name, said.group(1), line)

@@ -25,14 +25,32 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import tomllib
 import yaml
 
-from bench.support import http_get
+from bench.support import free_port, http_get
+from tests.deploy.compose_files import (
+    documented_env_names,
+    duration_s,
+    interpolate_tree,
+    interpolated_names,
+    load_compose,
+    read_env_file,
+    size_bytes,
+)
+from tests.deploy.dockerfiles import (
+    Instruction,
+    local_extras,
+    parse_dockerfile,
+    pip_installs,
+    positional,
+    project_requirements,
+    requirement_name,
+    stage_arg_default,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -84,122 +102,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**keep, **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# .env files and compose interpolation (the subset compose defines: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e})
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        assert sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()), f"{path.name}:{lineno}: not KEY=VALUE"
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def documented_env_names(path: Path) -> set[str]:
-    """Names set or shown commented out (`# NAME=example`) in an env file."""
-    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", path.read_text(), flags=re.M))
-
-
-_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def interpolate(text: str, env: dict[str, str]) -> str:
-    def sub(m: re.Match) -> str:
-        if m.group(1):
-            return "$"
-        name = m.group(2) or m.group(5)
-        op, arg = m.group(3), m.group(4)
-        value = env.get(name)
-        if op in (":-", ":?"):
-            missing = not value
-        else:
-            missing = value is None
-        if op and op.endswith("?") and missing:
-            raise ValueError(f"required variable {name}: {arg}")
-        if op and op.endswith("-") and missing:
-            return arg
-        return value or ""
-
-    return _VAR.sub(sub, text)
-
-
-def interpolate_tree(node, env: dict[str, str]):
-    if isinstance(node, str):
-        return interpolate(node, env)
-    if isinstance(node, list):
-        return [interpolate_tree(v, env) for v in node]
-    if isinstance(node, dict):
-        return {k: interpolate_tree(v, env) for k, v in node.items()}
-    return node
-
-
-def interpolated_names(*paths: Path) -> set[str]:
-    names: set[str] = set()
-    for path in paths:
-        text = path.read_text().replace("$$", "")
-        names |= {a or b for a, b in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)", text)}
-    return names
-
-
-def merge(base, override):
-    """Compose's merge for the keys used here: mappings merge key by key, anything else is replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for k, v in override.items():
-            out[k] = merge(base[k], v) if k in base else v
-        return out
-    return override
-
-
-def environment_of(service: dict, env: dict[str, str]) -> dict[str, str | None]:
-    """A service's environment as compose hands it to the container: entries without a value come from the env."""
-    raw = service.get("environment") or {}
-    if isinstance(raw, list):
-        raw = dict((item.split("=", 1) + [None])[:2] for item in raw)
-    return {k: (env.get(k) if v is None else str(v)) for k, v in raw.items()}
-
-
-def load_compose(*files: Path, env_file: Path | None = ENV_EXAMPLE) -> dict:
-    env = read_env_file(env_file) if env_file else {}
-    config: dict = {}
-    for f in files:
-        config = merge(config, yaml.safe_load(f.read_text()))
-    config = interpolate_tree(config, env)
-    for svc in config["services"].values():
-        if "environment" in svc:
-            svc["environment"] = environment_of(svc, env)
-    return config
-
-
-def duration_s(value) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", value)
-    assert parts and "".join(a + b for a, b in parts) == value, f"not a compose duration: {value!r}"
-    return sum(float(n) * units[u] for n, u in parts)
-
-
-def size_bytes(value: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*([kmg]?)b?", str(value).strip().lower())
-    assert m, f"not a size: {value!r}"
-    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2)]
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return load_compose(COMPOSE)
@@ -208,161 +110,6 @@ def compose() -> dict:
 @pytest.fixture(scope="module")
 def compose_gpu() -> dict:
     return load_compose(COMPOSE, COMPOSE_GPU)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# a Dockerfile parser: instructions with line continuations and comments, split into stages
-
-
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-    lineno: int
-
-    def exec_form(self) -> list[str] | None:
-        try:
-            value = json.loads(self.args)
-        except json.JSONDecodeError:
-            return None
-        return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[Instruction] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[Instruction]:
-        return [i for i in self.instructions if i.keyword == keyword]
-
-    def last(self, keyword: str) -> Instruction | None:
-        found = self.all(keyword)
-        return found[-1] if found else None
-
-    def env(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for ins in self.all("ENV"):
-            for token in shlex.split(ins.args):
-                key, sep, value = token.partition("=")
-                assert sep, f"line {ins.lineno}: use ENV KEY=VALUE"
-                out[key] = value
-        return out
-
-
-def parse_dockerfile(path: Path) -> tuple[dict[str, str], list[Stage]]:
-    """(global ARG defaults, stages). Comment lines are dropped, also inside a continued instruction."""
-    instructions: list[Instruction] = []
-    pending, start = "", 0
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        if raw.lstrip().startswith("#"):
-            continue
-        if not pending:
-            if not raw.strip():
-                continue
-            start = lineno
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        pending += line
-        keyword, _, args = pending.strip().partition(" ")
-        instructions.append(Instruction(keyword.upper(), args.strip(), start))
-        pending = ""
-    assert not pending, f"{path}: the last instruction ends in a line continuation"
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for ins in instructions:
-        if ins.keyword == "FROM":
-            m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", ins.args, flags=re.I)
-            assert m, f"{path}:{ins.lineno}: FROM {ins.args}"
-            stages.append(Stage(m.group(1), m.group(2)))
-        elif not stages:
-            assert ins.keyword == "ARG", f"{path}:{ins.lineno}: only ARG may come before the first FROM"
-            name, _, default = ins.args.partition("=")
-            global_args[name] = default
-        else:
-            stages[-1].instructions.append(ins)
-    assert stages, f"{path}: no FROM"
-    return global_args, stages
-
-
-def stage_arg_default(stage: Stage, name: str) -> str | None:
-    for ins in stage.all("ARG"):
-        key, sep, default = ins.args.partition("=")
-        if key == name:
-            return default if sep else None
-    return None
-
-
-def pip_installs(stage: Stage) -> list[tuple[int, list[str]]]:
-    """(instruction index, arguments) of every `pip install` in the stage's RUN lines."""
-    out = []
-    for index, ins in enumerate(stage.instructions):
-        if ins.keyword != "RUN":
-            continue
-        words = shlex.split(re.sub(r"^(--\S+\s+)+", "", ins.args))
-        command: list[str] = []
-        for word in [*words, "&&"]:
-            if word in ("&&", "||", ";"):
-                if len(command) >= 2 and command[0] in ("pip", "pip3") and command[1] == "install":
-                    out.append((index, command[2:]))
-                elif command[:4] == ["python", "-m", "pip", "install"]:
-                    out.append((index, command[4:]))
-                command = []
-            else:
-                command.append(word)
-    return out
-
-
-PIP_OPTIONS_WITH_VALUE = {"--index-url", "-i", "--extra-index-url", "-r", "--requirement", "-c", "--constraint",
-                          "-f", "--find-links", "--target", "-t", "--prefix", "--root"}
-
-
-def positional(args: list[str]) -> list[str]:
-    """pip install's requirement arguments: neither options nor their values."""
-    out, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in PIP_OPTIONS_WITH_VALUE:
-            skip = True
-        elif not arg.startswith("-"):
-            out.append(arg)
-    return out
-
-
-def requirement_name(requirement: str) -> str:
-    return re.match(r"[A-Za-z0-9._-]+", requirement.strip()).group(0).lower().replace("_", "-")
-
-
-def project_requirements(extras: set[str]) -> list[str]:
-    """The core dependencies and those of the extras asked for, following self-references (star-slr[...])."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    optional = project.get("optional-dependencies", {})
-    reqs, todo, seen = list(project["dependencies"]), list(extras), set()
-    while todo:
-        extra = todo.pop()
-        if extra in seen:
-            continue
-        seen.add(extra)
-        assert extra in optional, f"pyproject.toml has no extra [{extra}]"
-        for req in optional[extra]:
-            if requirement_name(req) == requirement_name(project["name"]):
-                todo += re.search(r"\[([^\]]*)\]", req).group(1).split(",")
-            else:
-                reqs.append(req)
-    return reqs
-
-
-def local_extras(args: list[str]) -> set[str] | None:
-    """Extras of the local project in pip arguments (`./[cpu]`, `.[cpu]`, `/src[cpu]`); None if it is not there."""
-    for arg in args:
-        m = re.fullmatch(r"(\.|\./|/src/?)(?:\[([^\]]*)\])?", arg)
-        if m:
-            return set(filter(None, (m.group(2) or "").split(",")))
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -448,7 +195,7 @@ def test_redis_accepts_the_compose_command_line(compose, tmp_path):
     """redis-server started with the compose command (port and dir aside) has the cache settings in force."""
     command = [str(x) for x in compose["services"]["redis"]["command"]]
     assert command[0] == "redis-server"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([_tool("redis-server"), *command[1:], "--port", str(port), "--dir", str(tmp_path),
                              "--bind", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -803,7 +550,7 @@ def test_service_starts_as_compose_runs_it(artifacts_dir, tmp_path):
     config = load_compose(COMPOSE)
     api = config["services"]["api"]
     argv = [*api["entrypoint"], *[str(c) for c in api["command"]]]
-    port = _free_port()
+    port = free_port()
     assert "--port" in argv
     argv[argv.index("--port") + 1] = str(port)  # the only change to the command line
 

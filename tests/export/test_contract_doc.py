@@ -35,3 +35,10 @@ def test_every_graph_is_documented_with_its_inputs_and_outputs() -> None:
         inputs, outputs = table[spec.name]
         assert inputs == list(spec.inputs), (spec.name, inputs, spec.inputs)
         assert outputs == list(spec.outputs), (spec.name, outputs, spec.outputs)
+
+
+def test_export_writes_exactly_the_core_contract() -> None:
+    """export/graphs.py builds its specs from core/graph_contract.py: the same graphs, in the same order."""
+    from core.graph_contract import CONTRACT
+
+    assert [spec.io for spec in GRAPHS] == list(CONTRACT)

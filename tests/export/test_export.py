@@ -16,7 +16,7 @@ import torch
 from core.channels import INPUT_KEYS, REGISTRY
 from core.config import preset
 from core.manifest import sha256_file
-from export.graphs import DECODER_STATE, graph_specs
+from export.graphs import BATCH_ON_AXIS_1, graph_specs
 from export.onnx_export import export_run
 from export.parity import FP32_ATOL, ExportParityError
 from model.star import Checkpoint, StarModel, load_checkpoint, save_checkpoint
@@ -109,7 +109,7 @@ def test_graph_passes_onnx_checker_with_dynamic_batch(graph: str, version_dir: P
     onnx.checker.check_model(proto, full_check=True)
     for value in proto.graph.input:
         dims = value.type.tensor_type.shape.dim
-        batch_axis = 1 if value.name in DECODER_STATE else 0
+        batch_axis = 1 if value.name in BATCH_ON_AXIS_1 else 0
         assert dims[batch_axis].dim_param, f"{graph}.{value.name}: batch axis is not dynamic"
         if value.name == "tokens":
             assert dims[1].dim_param, "token length L is not dynamic"

@@ -399,3 +399,12 @@ def test_two_object_clips_open_with_the_larger_object_one_object_clips_unchanged
         assert second <= synthetic.SECOND_RADIUS_SHARE * main + 0.01, new.attributes["objects"]
         larger += 1
     assert larger >= 40
+
+
+def test_attributes_read_the_words_the_model_reads() -> None:
+    """One word rule (core.vocab.tokenize) for the vocabulary and for reading captions' attributes."""
+    from core.vocab import tokenize
+
+    said = "A RED square, moving to the right!"
+    assert parse_attributes(said) == parse_attributes(" ".join(tokenize(said)))
+    assert parse_attributes(said)["colour"] == "red" and parse_attributes(said)["shape"] == "square"

@@ -219,7 +219,8 @@ class FakeEngine:
         from core.channels import REGISTRY
 
         self.version = "fake"
-        self.manifest = SimpleNamespace(tasks=dict.fromkeys(REGISTRY), graphs=dict.fromkeys(("encoder_v", "encoder_s")))
+        self.manifest = SimpleNamespace(tasks=dict.fromkeys(REGISTRY), graphs=dict.fromkeys(("encoder_v", "encoder_s")),
+                                        familiarity=None)
         self.calls: list[tuple[int, int, int]] = []
 
     def decode_sentence(self, z, beam_size=1, max_len=None):
@@ -336,5 +337,28 @@ def test_a_client_that_stays_gets_its_answer() -> None:
 
         await asyncio.wait_for(CancelOnDisconnect(app)({"type": "http"}, receive, send), 30)
         assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+    run(go())
+
+
+def test_a_sentence_that_reaches_the_cap_is_marked_truncated() -> None:
+    """The fake engine never ends a row: every caption runs to its cap, and describe says so with a coded warning.
+    A row that ends before the cap is not marked (the engine below stops after two words)."""
+    import numpy as np
+
+    from service.cache import SlrEntry
+    from service.predictor import Latent
+
+    async def go() -> None:
+        engine, p = make_predictor()
+        entry = SlrEntry(mu=np.full(3, 5, np.float32), sigma=np.ones(3, np.float32))
+        latent = Latent(latent_id="x", config="v", entry=entry, cached=False)
+        cut = await p.describe(latent, 0, 0, 1, 4)
+        assert cut.caption == "5 5 5 5" and cut.truncated and cut.cap == 4
+        assert [w.code for w in cut.cut_off()] == ["truncated"] and "4 words" in cut.cut_off()[0].message
+        engine.decode_sentence = lambda z, beam_size=1, max_len=None: [[5, 5] for _ in z]  # ended: <eos> after two
+        ended = await p.describe(latent, 0, 0, 1, 4)
+        assert ended.caption == "5 5" and not ended.truncated and ended.cut_off() == []
+        await p.close()
 
     run(go())

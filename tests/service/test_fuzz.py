@@ -38,7 +38,7 @@ TALLY: collections.Counter[str] = collections.Counter()
 
 
 @pytest.fixture(scope="module")
-def schema(server: str):  # type: ignore[no-untyped-def]
+def schema(server: str):
     return schemathesis.openapi.from_url(f"{server}/openapi.json")
 
 
@@ -54,7 +54,7 @@ LATENT_PATHS = {"/caption", "/reconstruct", "/paraphrase", "/sentence-to-video"}
 VIDEO_PATHS = {"/encode", "/caption", "/reconstruct"}  # a `video` file in their multipart form (they take JSON too)
 
 
-def _steer(case, how: str, real: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+def _steer(case, how: str, real: dict[str, object]) -> None:
     """Point a generated case at a real latent_id or a real video, keeping the rest of what was generated."""
     if not isinstance(case.body, dict):
         return
@@ -67,18 +67,18 @@ def _steer(case, how: str, real: dict[str, object]) -> None:  # type: ignore[no-
         case.body.pop("latent_id", None)
 
 
-def _operations(schema) -> list:  # type: ignore[no-untyped-def]
+def _operations(schema) -> list:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def test_every_operation_is_fuzzed(schema) -> None:  # type: ignore[no-untyped-def]
+def test_every_operation_is_fuzzed(schema) -> None:
     labels = {op.label for op in _operations(schema)}
     assert labels >= {"POST /encode", "POST /caption", "POST /paraphrase", "POST /reconstruct",
                       "POST /sentence-to-video", "GET /models", "GET /healthz", "GET /readyz", "GET /metrics"}
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
-def test_schema_fuzz(server: str, schema, real_inputs: dict[str, object], mode: GenerationMode) -> None:  # type: ignore[no-untyped-def]
+def test_schema_fuzz(server: str, schema, real_inputs: dict[str, object], mode: GenerationMode) -> None:
     with httpx.Client(timeout=30) as client:
         session_statuses: collections.Counter[int] = collections.Counter()
         for op in _operations(schema):
@@ -90,7 +90,7 @@ def test_schema_fuzz(server: str, schema, real_inputs: dict[str, object], mode: 
                    how=st.sampled_from(["as generated", "as generated", "real latent_id", "real video"]))
             @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
                       suppress_health_check=list(HealthCheck))
-            def run(case, how: str) -> None:  # type: ignore[no-untyped-def]
+            def run(case, how: str) -> None:
                 if mode is GenerationMode.POSITIVE:
                     _steer(case, how, real_inputs)
                 response = case.call(base_url=server, timeout=30)

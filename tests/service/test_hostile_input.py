@@ -65,7 +65,7 @@ class Unpickled:
 
     marker: Path
 
-    def __reduce__(self):  # type: ignore[override]
+    def __reduce__(self):
         return (open, (str(self.marker), "w"))
 
 
@@ -305,25 +305,25 @@ def test_decode_time_limit() -> None:
 class _CountingContainer:
     """A PyAV container that counts the packets demuxed and the frames decoded through it."""
 
-    def __init__(self, container, counts: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, container, counts: dict[str, int]) -> None:
         self._container, self._counts = container, counts
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._container, name)
 
     def __enter__(self) -> _CountingContainer:  # noqa: PYI034 (Python 3.10 has no typing.Self)
         self._container.__enter__()
         return self
 
-    def __exit__(self, *exc: object):  # type: ignore[no-untyped-def]
+    def __exit__(self, *exc: object):
         return self._container.__exit__(*exc)
 
-    def demux(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def demux(self, *args, **kwargs):
         for packet in self._container.demux(*args, **kwargs):
             self._counts["packets"] += 1
             yield packet
 
-    def decode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def decode(self, *args, **kwargs):
         for frame in self._container.decode(*args, **kwargs):
             self._counts["frames"] += 1
             yield frame

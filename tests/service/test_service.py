@@ -134,6 +134,17 @@ def test_caption_video_and_seeded_samples(client: httpx.Client) -> None:
     assert all(len(c.split()) <= 8 for c in a["captions"])
 
 
+def test_a_caption_cut_by_the_cap_says_so(client: httpx.Client) -> None:
+    """A caption decoded to the end says truncated false; at a cap of 2 words no caption of the model fits (they all
+    say colour, shape and motion), so it is cut, and the answer carries `truncated` and the coded warning."""
+    files = video("mp4", 52)
+    whole = client.post("/caption", files=files).json()
+    assert whole["truncated"] is False and "truncated" not in [w["code"] for w in whole["warnings"]]
+    cut = client.post("/caption", files=files, data={"max_len": "2"}).json()
+    assert cut["truncated"] is True and len(cut["caption"].split()) == 2, cut
+    assert [w["code"] for w in cut["warnings"]][-1] == "truncated" and "2 words" in cut["warnings"][-1]["message"]
+
+
 def test_paraphrase_with_unknown_words(client: httpx.Client) -> None:
     r = client.post("/paraphrase", json={"sentence": "a zxqv square qwfp moves", "num_alternatives": 3, "seed": 1})
     assert r.status_code == 200, r.text
@@ -201,13 +212,12 @@ def test_the_cache_keeps_signals_and_computes_again_what_has_none(client: httpx.
 def test_a_sentence_of_unknown_words_says_nothing_was_understood(client: httpx.Client) -> None:
     r = client.post("/paraphrase", json={"sentence": "bonjour le monde"}).json()
     assert r["familiar"] is False and r["familiarity"] == 0.0, r
-    assert r["warnings"] == ["none of these words are in the model's vocabulary: the answer says nothing about "
-                             "the input"]
+    assert [w["code"] for w in r["warnings"]] == ["no_known_words"] and "none of these" in r["warnings"][0]["message"]
     known = client.post("/paraphrase", json={"sentence": "a red square moves to the right"}).json()
     assert known["familiar"] is True and known["familiarity"] == 1.0 and known["warnings"] == []
     gif = client.post("/sentence-to-video", json={"sentence": "bonjour le monde"})
     assert gif.status_code == 200 and gif.headers["x-familiar"] == "false" and "none of these" in gif.headers[
-        "x-warnings"]
+        "x-warnings"] and gif.headers["x-warning-codes"] == "no_known_words"
 
 
 def test_video_answers_carry_familiarity_in_json_and_headers(client: httpx.Client) -> None:

@@ -23,7 +23,7 @@ SERVER_ENV = {"SLR_LOG_LEVEL": "warning"}  # the shared `server` (tests/service/
 @pytest.fixture(scope="module")
 def browser_page():
     with offline_page() as (page, refused):
-        page.blocked = refused  # type: ignore[attr-defined]
+        page.blocked = refused
         yield page
 
 
@@ -86,3 +86,4 @@ def test_redoc_renders_offline(server: str, browser_page) -> None:
     page.wait_for_selector("h2:has-text('Caption a video')", timeout=20000)
     for summary in ("Paraphrase a sentence", "Generate a video from a sentence", "Reconstruct a video through the SLR"):
         assert page.locator(f"h2:has-text('{summary}')").count() == 1, summary
+    assert not [u for u in page.blocked if "redoc" in u], page.blocked  # its logo too is served by the app

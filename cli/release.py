@@ -44,6 +44,10 @@ def cmd_release(args: argparse.Namespace) -> int:
         print(f"slr release: {args.data_dir} has no test clips with frames and attributes (slr data synth)",
               file=sys.stderr)
         return 2
+    if args.outside and not (Path(args.outside) / "labels.json").is_file():
+        print(f"slr release: {args.outside} holds no outside set (labels.json): make one with slr data outside --out "
+              f"{args.outside}", file=sys.stderr)
+        return 2
     files = load_outside_set(args.outside) if args.outside else []
     if args.against and not args.dry_run:
         print("slr release: --against compares with another version than latest: only with --dry-run", file=sys.stderr)

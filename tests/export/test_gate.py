@@ -83,6 +83,7 @@ def test_the_cli_refuses_then_a_reason_overrides_and_is_kept(root: Path, tiny_co
     data = tmp_path / "corpus"  # the clips the tiny model knows as the test split the gate compares on
     Corpus(tiny_corpus.name, tiny_corpus.video_input, {"test": list(clips)}).save(data)
     args = ["release", str(root), "--model-version", "v-mute", "--data-dir", str(data)]
+    assert main([*args, "--outside", str(tmp_path / "none")]) == 2 and "no outside set" in capsys.readouterr().err
     assert main([*args, "--dry-run"]) == 3 and "would be refused" in capsys.readouterr().out
     assert main(args) == 3
     assert "regresses against v1" in capsys.readouterr().err and read_latest(root) == "v1"

@@ -32,7 +32,7 @@ def test_a_folder_of_videos_becomes_a_served_model(tmp_path: Path, redis_url: st
     assert slr(["export", str(run), "--out", str(art)]) == 0
     manifest = Manifest.read(resolve_version_dir(art, None))
     n_val = len(corpus.splits["val"])
-    assert manifest.familiarity is not None and manifest.familiarity["source"] == f"{n_val} validation clips"
+    assert manifest.familiarity is not None and manifest.familiarity.source == f"{n_val} validation clips"
     upload = encode_clip(corpus.splits["test"][0].frames, "mp4")
     with uvicorn_server({"SLR_ARTIFACTS": str(art), "SLR_REDIS_URL": redis_url}) as url:
         r = httpx.post(f"{url}/caption", files={"video": ("mine.mp4", upload, "video/mp4")}, timeout=60)

@@ -22,7 +22,7 @@ CALIBRATION = Calibration(tuple(tuple(float(v) for v in np.linspace(0.0, 0.5 + 0
 def predictor(familiarity: bool = True) -> Predictor:
     engine = SimpleNamespace(config=SimpleNamespace(max_words=6, height=4, width=4, latent_dim=3), version="fake",
                              manifest=SimpleNamespace(tasks=dict.fromkeys(REGISTRY), graphs={},
-                                                      familiarity=CALIBRATION.to_dict()))
+                                                      familiarity=CALIBRATION))
     return Predictor(engine, SlrCache(None, 60, 16, (4, 4, 3)), Metrics(),  # type: ignore[arg-type]
                      Settings(redis_url="", familiarity=familiarity))
 

@@ -118,7 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         corpus = generate(args.clips, seed=1, frames=8, height=72, width=128)
         clips = [(f"c{split}{i}", c.frames, c.captions, split)
-                 for split in ("train", "val", "test") for i, c in enumerate(corpus.splits[split])]
+                 for split in ("train", "val", "test") for i, c in enumerate(corpus.splits[split])
+                 if c.frames is not None]  # the generator always draws frames
         write_video_folder(work / "folder", "plain", clips)
         prepare_store(read_folder(work / "folder"), work / "store", preset(args.preset).model, args.preset, 2)
         store = load_store(work / "store")

@@ -20,7 +20,15 @@ import pytest
 from PIL import Image
 
 from core.config import ModelConfig
-from core.media import MediaLimitExceeded, MediaLimits, UndecodableMedia, load_npy, prepare_upload
+from core.media import (
+    WINDOW_MIN_FRAMES,
+    WINDOW_S,
+    MediaLimitExceeded,
+    MediaLimits,
+    UndecodableMedia,
+    load_npy,
+    prepare_upload,
+)
 from tests.service_fixtures import encode_clip, moving_square_clip, uvicorn_server
 
 MAX_UPLOAD = 1024 * 1024
@@ -294,11 +302,11 @@ CFG = ModelConfig(frames=6, height=12, width=16)
 
 
 def test_decode_time_limit() -> None:
-    """A video within the frame and pixel limits still stops once decoding passes the time limit."""
-    data = encode_clip(_long_clip(3000), "webm", fps=25)
+    """A video within the frame and pixel limits still stops once decoding what it needs passes the time limit."""
+    data = encode_clip(_long_clip(90), "webm", fps=25)  # within the window: every frame is decoded
     start = time.monotonic()
     with pytest.raises(MediaLimitExceeded, match="longer than"):
-        prepare_upload(data, CFG, MediaLimits(max_frames=10_000, max_decode_s=0.02))
+        prepare_upload(data, CFG, MediaLimits(max_frames=10_000, max_decode_s=1e-4))
     assert time.monotonic() - start < 1.0
 
 
@@ -329,9 +337,10 @@ class _CountingContainer:
             yield frame
 
 
-def test_frame_limit_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A container that states its frame count is refused from that count: not one packet demuxed or frame
-    decoded (counted through PyAV, whatever the time it takes)."""
+def test_a_long_clip_decodes_its_window_and_the_frame_limit_counts_what_is_decoded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip of 5,000 frames (past the default limit, 2,000) is read as its first seconds (core/media.py: WINDOW_S):
+    only the window's frames are decoded (counted through PyAV), and the frame limit counts what is decoded."""
     import av
 
     counts = {"packets": 0, "frames": 0}
@@ -340,9 +349,15 @@ def test_frame_limit_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) ->
     prepare_upload(encode_clip(moving_square_clip(12), "mp4"), CFG, MediaLimits())
     assert counts["frames"] >= 12  # the count sees decoding
     counts.update(packets=0, frames=0)
-    with pytest.raises(MediaLimitExceeded, match="5000 frames"):
-        prepare_upload(encode_clip(_long_clip(5000), "mp4", fps=25), CFG, MediaLimits())  # the default limit, 2000
-    assert counts == {"packets": 0, "frames": 0}
+    long_clip = encode_clip(_long_clip(5000), "mp4", fps=25)
+    assert prepare_upload(long_clip, CFG, MediaLimits()).array.shape[0] == CFG.frames
+    read_long = counts["packets"]
+    counts.update(packets=0, frames=0)
+    prepare_upload(encode_clip(_long_clip(2500), "mp4", fps=25), CFG, MediaLimits())
+    # What is read does not grow with the clip's length: the window's packets (and the index's look), not 5,000.
+    assert read_long == counts["packets"] <= 3 * max(WINDOW_MIN_FRAMES, WINDOW_S * 25)
+    with pytest.raises(MediaLimitExceeded, match="more than 10 frames"):
+        prepare_upload(long_clip, CFG, MediaLimits(max_frames=10))
 
 
 def test_npy_header_checked_before_allocating(tmp_path: Path) -> None:

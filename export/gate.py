@@ -24,7 +24,7 @@ from core.familiarity import Calibration, video_signals
 from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, VIDEO_DECODER, decode_length, encoder_graph
 from core.manifest import MANIFEST, Manifest, resolve_version_dir
 from core.search import decode_with_graphs
-from core.stats import ALPHA, mcnemar_fall_p
+from core.stats import ALPHA, paired
 from core.vocab import Vocab, pad_tokens
 from export.parity import open_cpu_session
 from export.publish import read_latest, write_latest
@@ -188,8 +188,8 @@ def compare(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[Comp
         a, b = np.asarray(old[figure], bool), np.asarray(new[figure], bool)
         if len(a) != len(b) or len(a) == 0:
             continue
-        rows.append(Comparison(figure, len(a), float(a.mean()), float(b.mean()), int((a & ~b).sum()),
-                               int((b & ~a).sum()), mcnemar_fall_p(list(a), list(b))))
+        pair = paired(a.tolist(), b.tolist())
+        rows.append(Comparison(figure, pair.n, float(a.mean()), float(b.mean()), pair.lost, pair.won, pair.p_fall))
     return rows
 
 

@@ -29,7 +29,7 @@ import onnxruntime as ort
 from core.graph_contract import ENCODER_V, SENTENCE_INIT, SENTENCE_STEP, decode_length
 from core.manifest import MANIFEST, Manifest, check_version_name, resolve_version_dir, sha256_file
 from core.search import decode_with_graphs
-from core.stats import ALPHA, mcnemar_fall_p
+from core.stats import ALPHA, paired
 from export.parity import ExportParityError
 from export.publish import publish_version
 from export.quantize import VARIANTS, quantize_graph
@@ -72,10 +72,8 @@ def paired_figures(source: Mapping[str, Sequence[bool]], variant: Mapping[str, S
         raise ValueError(f"figures on one side only: {missing}")
     out = []
     for name, old in source.items():
-        new = variant[name]
-        lost = sum(1 for a, b in zip(old, new, strict=True) if a and not b)
-        won = sum(1 for a, b in zip(old, new, strict=True) if b and not a)
-        out.append(PairedFigure(name, len(old), lost, won, mcnemar_fall_p(old, new)))
+        pair = paired(old, variant[name])
+        out.append(PairedFigure(name, pair.n, pair.lost, pair.won, pair.p_fall))
     return out
 
 

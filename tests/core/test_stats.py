@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.stats import binomial_tail, mcnemar_fall_p, proportion_fall_p
+from core.stats import binomial_tail, mcnemar_fall_p, paired
 
 
 def test_mcnemar_tells_a_loss_from_noise() -> None:
@@ -30,7 +30,6 @@ def test_mcnemar_needs_paired_outcomes() -> None:
         mcnemar_fall_p([True], [True, False])
 
 
-def test_two_proportions_when_outcomes_were_not_kept() -> None:
-    assert proportion_fall_p(90, 100, 90, 100) == pytest.approx(0.5)
-    assert proportion_fall_p(93, 100, 80, 100) < 0.01
-    assert proportion_fall_p(80, 100, 93, 100) > 0.99
+def test_paired_counts_each_side_once() -> None:
+    got = paired([True, True, False, False, True], [False, True, True, False, False])
+    assert (got.n, got.lost, got.won) == (5, 2, 1) and got.p_fall == pytest.approx(binomial_tail(2, 3))

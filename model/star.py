@@ -350,15 +350,15 @@ class SpriteVideoDecoder(nn.Module):
             poses.append(prev)
         return torch.stack(poses, dim=1)
 
-    def shape_and_track(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor]:
-        """(sprite [B, 4, S, S], poses [B, T, 3]): what is drawn and where, without drawing it."""
+    def shape_and_track(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(sprite [B, 4, S, S], poses [B, T, 3], anchor [B, 3]): what is drawn and where, without drawing it."""
         anchor, has_first = self.anchor(first_frame)
-        return self.sprite(z, anchor, has_first, first_frame), self.track(z, anchor, has_first)
+        return self.sprite(z, anchor, has_first, first_frame), self.track(z, anchor, has_first), anchor
 
     def draw(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3])."""
         cfg, b = self.cfg, z.size(0)
-        sprite, poses = self.shape_and_track(z, first_frame)
+        sprite, poses, _ = self.shape_and_track(z, first_frame)
         grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), self.coords)
         sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
         layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -581,10 +581,10 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
             # The auxiliary truths teach the decoder to read z, never the encoders what to write in it: from a
             # detached z (a second, cheap pass: no compositing). Measured: with them reaching the encoders
             # (quality-v7's first run) caption shape fell from 93.4 to 76.9 (models/default/README.md).
-            sprite, poses = model.video_decoder.shape_and_track(z.detach(), first)
+            sprite, poses, anchor = model.video_decoder.shape_and_track(z.detach(), first)
             losses.update(sprite_losses(sprite, poses, batch, mask_v))
             # Where the first frame's object is: the glimpse that gives a rebuilt sprite its colour reads there.
-            losses["anchor"] = anchor_loss(model.video_decoder.anchor(first)[0], batch, mask_v)
+            losses["anchor"] = anchor_loss(anchor, batch, mask_v)
         losses["video"] = video_loss(pred, target)
         losses["foreground"] = foreground_loss(pred, target)
     return losses

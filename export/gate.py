@@ -10,8 +10,6 @@ refusal can be overridden only with a reason, which the manifest records (`relea
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,79 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from core.familiarity import Calibration, video_signals
-from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, VIDEO_DECODER, decode_length, encoder_graph
-from core.manifest import MANIFEST, Manifest, resolve_version_dir
-from core.search import decode_with_graphs
+from core.familiarity import video_signals
+from core.graph_contract import VIDEO_DECODER
+from core.manifest import Manifest, resolve_version_dir
 from core.stats import ALPHA, paired
-from core.vocab import Vocab, pad_tokens
-from export.parity import open_cpu_session
-from export.publish import read_latest, write_latest
+from export.graph_model import GraphModel
+from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
 from model.data.outside import decode_clip_file
 from model.evaluate import clip_boxes, outside_box, outside_truth, probe_hits
 
-BATCH = 64
 ATTRIBUTE_KEYS = ("colour", "shape", "motion", "all")
 PROBE_KEYS = ("colour", "shape", "motion")
 
 
 class GateRefused(Exception):
     """The candidate regressed on at least one figure and no reason was given."""
-
-
-@dataclass
-class GraphModel:
-    """One exported version's graphs on the CPU, run as the service runs them (greedy captions, z = mu)."""
-
-    directory: Path
-    manifest: Manifest
-    vocab: Vocab
-    sessions: dict[str, Any]
-
-    @classmethod
-    def open(cls, root: Path, version: str | None) -> GraphModel:
-        directory = resolve_version_dir(root, version)
-        manifest = Manifest.read(directory)
-        manifest.verify_files(directory)
-        sessions = {name: open_cpu_session(directory / g.file) for name, g in manifest.graphs.items()}
-        return cls(directory, manifest, Vocab.load(directory / manifest.vocab), sessions)
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-    def video_mu(self, video: np.ndarray) -> np.ndarray:
-        enc = self.sessions[encoder_graph("v")]
-        return np.concatenate([enc.run(["mu"], {"video": np.ascontiguousarray(video[i:i + BATCH], np.float32)})[0]
-                               for i in range(0, len(video), BATCH)])
-
-    def sentence_mu(self, sentences: Sequence[str]) -> np.ndarray:
-        enc, cap = self.sessions[encoder_graph("s")], self.manifest.model.max_words
-        parts = []
-        for i in range(0, len(sentences), BATCH):
-            tokens, lengths = pad_tokens([self.vocab.encode(s, cap) for s in sentences[i:i + BATCH]])
-            parts.append(enc.run(["mu"], {"tokens": tokens, "lengths": lengths})[0])
-        return np.concatenate(parts)
-
-    def captions(self, mu: np.ndarray) -> list[str]:
-        init, step = self.sessions[SENTENCE_INIT], self.sessions[SENTENCE_STEP]
-        max_len = decode_length(self.manifest.model.max_words)
-        out: list[str] = []
-        for i in range(0, len(mu), BATCH):
-            out += [self.vocab.decode(ids) for ids in decode_with_graphs(init, step, mu[i:i + BATCH], 1, max_len)]
-        return out
-
-    def frames(self, mu: np.ndarray, first: np.ndarray) -> np.ndarray:
-        dec = self.sessions[VIDEO_DECODER]
-        return np.concatenate([dec.run(["frames"], {"z": mu[i:i + BATCH],
-                                                    "first_frame": np.ascontiguousarray(first[i:i + BATCH])})[0]
-                               for i in range(0, len(mu), BATCH)])
-
-    @property
-    def calibration(self) -> Calibration | None:
-        return self.manifest.familiarity
 
 
 def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -118,7 +60,7 @@ def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nda
     out.update(_named("caption_one_object", attribute_hits([h for h, o in zip(hyps, one) if o],
                                                            [t for t, o in zip(truths, one) if o]), ATTRIBUTE_KEYS))
     out["two_objects.first_clause"] = binding_hits(hyps, truths)["first"]
-    if VIDEO_DECODER not in model.sessions:
+    if VIDEO_DECODER not in model.manifest.graphs:
         return out
     idx = np.flatnonzero(one)
     rebuilt = model.frames(mu, video[:, 0])
@@ -143,7 +85,7 @@ def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, An
     truths = [outside_truth(label, cfg) for _, label in files]
     mu = model.video_mu(video)
     out = _named("outside", attribute_hits(model.captions(mu), truths), ATTRIBUTE_KEYS)
-    if VIDEO_DECODER not in model.sessions:
+    if VIDEO_DECODER not in model.manifest.graphs:
         return out
     rebuilt = model.frames(mu, video[:, 0])
     out.update(_named("outside_reconstruct", probe_hits(list(rebuilt), truths), PROBE_KEYS))
@@ -237,12 +179,9 @@ def run_gate(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[
 
 
 def record_release(root: Path, result: GateResult) -> None:
-    """Write the gate's record into the candidate's manifest atomically (graphs and their sha256s untouched)."""
+    """Write the gate's record into the candidate's manifest (graphs and their sha256s untouched)."""
     version_dir = resolve_version_dir(root, result.candidate)
-    manifest = dataclasses.replace(Manifest.read(version_dir), release=result.record())
-    tmp = version_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, version_dir / MANIFEST)
+    rewrite_manifest(version_dir, dataclasses.replace(Manifest.read(version_dir), release=result.record()))
 
 
 def release(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],

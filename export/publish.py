@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from core.manifest import LATEST
+from core.manifest import LATEST, MANIFEST, Manifest
 
 # ---------------------------------------------------------------- atomic publication
 
@@ -27,6 +27,18 @@ def publish(staging: Path, root: Path, version: str) -> Path:
     staging.chmod(0o755)  # mkdtemp makes it owner-only; a service under another user must read it
     os.rename(staging, final)
     return final
+
+
+def rewrite_manifest(version_dir: Path, manifest: Manifest) -> None:
+    """Replace a published version's manifest (a recalibration, a release record): written beside it, then renamed
+    over it, so a reader sees the old manifest or the new one, never half of one."""
+    staging = version_dir / f".{MANIFEST}.tmp"
+    staging.mkdir(exist_ok=True)
+    try:
+        manifest.write(staging)
+        os.replace(staging / MANIFEST, version_dir / MANIFEST)
+    finally:
+        staging.rmdir()
 
 
 def read_latest(root: Path) -> str | None:

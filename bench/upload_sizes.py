@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from typing import Any
 
 import av
 
-from bench.decode import model_config
+from bench.decode import median_ms, model_config
 from core import media
 from core.tables import md_table
 
@@ -52,12 +51,7 @@ def new_decode(path: Path, cfg: Any) -> Any:
 
 
 def cpu_ms(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        times.append((time.process_time() - start) * 1000)
-    return statistics.median(times)
+    return median_ms(fn, repeat, clock=time.process_time, warm=False)
 
 
 def peak_rss_mib(path: Path, which: str, artifacts: str | None) -> float:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.refit import add_refit_parser
 from cli.release import add_release_parser
 from core.config import PRESET_TABLE, PRESETS, preset
 
@@ -612,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     var.set_defaults(func=cmd_export_variant)
 
     add_release_parser(sub)
+    add_refit_parser(sub)
 
     serve = sub.add_parser("serve", help="serve the exported model over HTTP (settings: SLR_* environment)")
     serve.add_argument("--host", help="bind address (default SLR_HOST or 127.0.0.1)")

@@ -26,6 +26,17 @@ def add_release_parser(sub: Any) -> None:
     rel.set_defaults(func=cmd_release)
 
 
+def no_saved_corpus(data_dir: str, command: str) -> bool:
+    """True, after one line on stderr, where `data_dir` holds no saved corpus (a usage error: exit 2)."""
+    from model.data.corpus import CORPUS_JSON
+
+    if (Path(data_dir) / CORPUS_JSON).is_file():
+        return False
+    print(f"slr {command}: {data_dir} holds no saved corpus ({CORPUS_JSON}): the one the model was trained on, made "
+          "by slr data synth", file=sys.stderr)
+    return True
+
+
 def refresh_check(root: Path) -> None:
     """check.json describes the root's latest (cli/check.py): rewritten when latest moves."""
     from cli.check import CHECK_FILE, write_check
@@ -39,6 +50,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     from model.data.corpus import load_split
     from model.data.outside import load_outside_set
 
+    if no_saved_corpus(args.data_dir, "release"):
+        return 2
     clips = load_split(args.data_dir, "test", args.max_clips)
     if not clips or clips[0].frames is None or not clips[0].attributes:
         print(f"slr release: {args.data_dir} has no test clips with frames and attributes (slr data synth)",

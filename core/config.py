@@ -39,6 +39,9 @@ class ModelConfig:
     # The sprite decoder keeps a letterboxed first frame's bars black, exactly (model/star.py: picture_mask): without
     # it the quarter-size background cannot place the bars' edges and hedges, darkening every clip's top and bottom.
     exact_bars: bool = False
+    # The sprite decoder draws sentence-to-video (no first frame) with its own heads (sprite, track, background from
+    # z): sharing them with video-to-video, training kept sentence-to-video at chance on shape (model/star.py).
+    sentence_heads: bool = False
 
     @property
     def frame_pixels(self) -> int:
@@ -160,11 +163,12 @@ PRESET_TABLE: dict[str, PresetSpec] = {
                    partial_lr_scale=1.0, lambda_align=0.1, lambda_foreground=3.0, finetune_video_steps=300),
         corpus_clips=6000, aspect_share=0.25,
         description="demo model: 4,200 steps + 300 of video fine-tuning, about 8 minutes on 2 quiet cores"),
-    # The shipped model (quality-v8, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder.
+    # The shipped model (quality-v9, models/default/README.md): about 45 minutes on 2 cores, the sprite decoder; the
+    # shipped model's own first run kept sentence_heads off (quality-v8) and gained them by `slr refit`.
     "quality": PresetSpec(
         model=dict(frames=8, height=36, width=64, embed_dim=64, hidden=256, x_dim=256, latent_dim=128,
                    cnn_channels=32, frame_embed=128, max_words=16, attention_heads=2, video_decoder="sprite",
-                   frame_fit="pad", exact_bars=True),
+                   frame_fit="pad", exact_bars=True, sentence_heads=True),
         train=dict(batch_size=32, lr=1e-3, full_steps=317, partial_steps=8686, kl_ramp_steps=400,
                    partial_lr_scale=1.0, lambda_align=0.1, augment_strength=0.3, eval_every=1000,
                    lambda_foreground=3.0, finetune_video_steps=1000, finetune_video_lr_scale=0.3, lambda_pose=1.0,

@@ -160,6 +160,9 @@ class Manifest:
     # The release gate's record when the version was made `latest` (export/gate.py): the figures against the
     # version before it, and the reason where a regression was let through.
     release: dict[str, Any] | None = None
+    # Where the video decoder was refitted on an earlier version's frozen encoders (export/refit.py): that version,
+    # the steps and the validation figures.
+    refit: dict[str, Any] | None = None
     format: int = FORMAT
 
     @property
@@ -199,6 +202,8 @@ class Manifest:
             d["familiarity"] = self.familiarity.to_dict()
         if self.release is not None:
             d["release"] = self.release
+        if self.refit is not None:
+            d["refit"] = self.refit
         return d
 
     def write(self, directory: Path) -> Path:
@@ -225,7 +230,7 @@ class Manifest:
                 tasks={k: TaskEntry(**t) for k, t in d["tasks"].items()},
                 files={str(k): str(v) for k, v in d["files"].items()}, parity=dict(d.get("parity", {})),
                 unsupported_tasks=dict(d.get("unsupported_tasks", {})), vocab=str(d.get("vocab", VOCAB)),
-                quantization=d.get("quantization"), release=d.get("release"),
+                quantization=d.get("quantization"), release=d.get("release"), refit=d.get("refit"),
                 familiarity=None if drop_calibration else _calibration(d.get("familiarity")))
         except (TypeError, ValueError, AttributeError, KeyError) as e:
             raise ArtifactError(f"{where} does not match the artifacts contract: {e}") from None

@@ -227,13 +227,13 @@ class VideoDecoder(nn.Module):
         return torch.stack(frames, dim=1).view(b, self.cfg.frames, self.cfg.height, self.cfg.width, 3)
 
 
-def background_field(dec: nn.Module, z: Tensor, first_frame: Tensor) -> Tensor:
+def background_field(dec: nn.Module, z: Tensor, first_frame: Tensor, heads: nn.Module | None = None) -> Tensor:
     """[B, 3, H, W]: a drawing decoder's scene from z (a field at a quarter of the frame's size, so plain or
     gradient), corrected by the first frame pooled to that size (zeros, and so no correction, for
-    sentence-to-video). `dec` holds bg_from_z, bg_from_first, grid and cfg."""
+    sentence-to-video). `dec` holds bg_from_z, bg_from_first, grid and cfg; `heads`, where given, its own bg_from_z."""
     b = z.size(0)
     pooled = F.avg_pool2d(first_frame.permute(0, 3, 1, 2), 4, ceil_mode=True).reshape(b, -1)
-    bg = torch.sigmoid(dec.bg_from_z(z) + dec.bg_from_first(pooled)).view(b, 3, *dec.grid)
+    bg = torch.sigmoid((heads or dec).bg_from_z(z) + dec.bg_from_first(pooled)).view(b, 3, *dec.grid)
     return F.interpolate(bg, size=(dec.cfg.height, dec.cfg.width), mode="bilinear", align_corners=False)
 
 
@@ -255,6 +255,37 @@ def coordinate_planes(height: int, width: int) -> Tensor:
     ys = ((torch.arange(height) + 0.5) / height * 2 - 1).view(1, 1, -1, 1).expand(1, 1, height, width)
     xs = ((torch.arange(width) + 0.5) / width * 2 - 1).view(1, 1, 1, -1).expand(1, 1, height, width)
     return torch.cat([xs, ys], dim=1)
+
+
+def add_draw_heads(module: nn.Module, cfg: ModelConfig, first_frame_layers: bool = False) -> None:
+    """The layers a sprite decoder draws from z with: the background's field, the sprite (seed, two convolutions
+    and the glimpse's) and the track's LSTM; `first_frame_layers` adds the decoder's readers of the first frame in
+    their place (the creation order, and so a seed's initial weights, as before the sentence heads)."""
+    c, size = cfg.draw_channels, cfg.sprite_size
+    cells = (-(-cfg.height // 4)) * (-(-cfg.width // 4))
+    module.bg_from_z = nn.Linear(cfg.latent_dim, 3 * cells)
+    if first_frame_layers:
+        module.bg_from_first = nn.Linear(3 * cells, 3 * cells)
+        module.locate = nn.Sequential(nn.Conv2d(5, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1),
+                                      nn.ReLU(), nn.Conv2d(c, 2, 1))  # where (logits over positions) and how large
+    module.sprite_seed = nn.Linear(cfg.latent_dim, c * max(1, size // 4) ** 2)
+    module.sprite_mid = nn.Conv2d(c, c, 3, padding=1)
+    module.sprite_glimpse = nn.Conv2d(c + 3, c, 3, padding=1)
+    module.sprite_out = nn.Conv2d(c, 4, 3, padding=1)
+    module.init = nn.Linear(cfg.latent_dim, 2 * cfg.hidden)
+    module.cell = nn.LSTMCell(cfg.latent_dim + 4 + 3, cfg.hidden)
+    module.pose_out = nn.Linear(cfg.hidden, 3)
+
+
+class DrawHeads(nn.Module):
+    """Sentence-to-video's own drawing heads (ModelConfig.sentence_heads). One set of heads for both video tasks
+    learnt video-to-video (the first frame's glimpse and anchor) and kept sentence-to-video at chance on shape: with
+    the encoders frozen (quality-v8), 2,000 steps of both tasks together left it at 0.20, the same steps on
+    sentences alone reached 0.57 but lost reconstruct's colour (0.84 -> 0.65)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        add_draw_heads(self, cfg)
 
 
 class SpriteVideoDecoder(nn.Module):
@@ -279,23 +310,18 @@ class SpriteVideoDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c, size = cfg.draw_channels, cfg.sprite_size
         self.grid = (-(-cfg.height // 4), -(-cfg.width // 4))
-        cells = self.grid[0] * self.grid[1]
-        self.bg_from_z = nn.Linear(cfg.latent_dim, 3 * cells)
-        self.bg_from_first = nn.Linear(3 * cells, 3 * cells)
-        self.locate = nn.Sequential(nn.Conv2d(5, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
-                                    nn.Conv2d(c, 2, 1))  # where (logits over positions) and how large
-        self.seed_size = max(1, size // 4)
-        self.sprite_seed = nn.Linear(cfg.latent_dim, c * self.seed_size ** 2)
-        self.sprite_mid = nn.Conv2d(c, c, 3, padding=1)
-        self.sprite_glimpse = nn.Conv2d(c + 3, c, 3, padding=1)
-        self.sprite_out = nn.Conv2d(c, 4, 3, padding=1)
-        self.init = nn.Linear(cfg.latent_dim, 2 * cfg.hidden)
-        self.cell = nn.LSTMCell(cfg.latent_dim + 4 + 3, cfg.hidden)
-        self.pose_out = nn.Linear(cfg.hidden, 3)
+        add_draw_heads(self, cfg, first_frame_layers=True)  # video-to-video's: named as before, older checkpoints load
+        self.seed_size = max(1, cfg.sprite_size // 4)
+        self.sentence = DrawHeads(cfg) if cfg.sentence_heads else None
         self.register_buffer("coords", coordinate_planes(cfg.height, cfg.width), persistent=False)
-        self.register_buffer("sprite_coords", coordinate_planes(size, size), persistent=False)
+        self.register_buffer("sprite_coords", coordinate_planes(cfg.sprite_size, cfg.sprite_size), persistent=False)
+
+    def seed_sentence_heads(self) -> None:
+        """Start sentence-to-video's heads as copies of video-to-video's (a model trained without them)."""
+        if self.sentence is not None:
+            own = self.state_dict()
+            self.sentence.load_state_dict({name: own[name] for name in self.sentence.state_dict()})
 
     def anchor(self, first_frame: Tensor) -> tuple[Tensor, Tensor]:
         """([B, 3] the first frame's object pose (x, y, radius), [B, 1] 1 where there is a first frame)."""
@@ -321,12 +347,12 @@ class SpriteVideoDecoder(nn.Module):
         v = (coords[:, 1] - pose[:, 1, None, None]) / half_y
         return torch.stack([u, v], dim=-1)
 
-    def sprite(self, z: Tensor, anchor: Tensor, has_first: Tensor, first_frame: Tensor) -> Tensor:
-        """[B, 4, S, S] in [0, 1]: RGB and alpha."""
+    def sprite(self, heads: nn.Module, z: Tensor, anchor: Tensor, has_first: Tensor, first_frame: Tensor) -> Tensor:
+        """[B, 4, S, S] in [0, 1]: RGB and alpha, drawn by `heads` (self or self.sentence)."""
         b, size = z.size(0), self.cfg.sprite_size
-        x = self.sprite_seed(z).view(b, -1, self.seed_size, self.seed_size)
+        x = heads.sprite_seed(z).view(b, -1, self.seed_size, self.seed_size)
         x = F.interpolate(torch.relu(x), size=(size // 2, size // 2), mode="bilinear", align_corners=False)
-        x = F.interpolate(torch.relu(self.sprite_mid(x)), size=(size, size), mode="bilinear", align_corners=False)
+        x = F.interpolate(torch.relu(heads.sprite_mid(x)), size=(size, size), mode="bilinear", align_corners=False)
         # The first frame seen through the anchor, on the sprite's pixels: sprite pixel (u, v) is the frame point
         # anchor + half-side * (u, v), the inverse of sampling_grid's map.
         half_x, half_y = self.half_sides(anchor[:, 2].clamp(min=0.05))
@@ -334,16 +360,16 @@ class SpriteVideoDecoder(nn.Module):
                                  anchor[:, 1, None, None] + self.sprite_coords[:, 1] * half_y], dim=-1)
         glimpse = F.grid_sample(first_frame.permute(0, 3, 1, 2), frame_pts, mode="bilinear", padding_mode="zeros",
                                 align_corners=False) * has_first.view(b, 1, 1, 1)
-        x = torch.relu(self.sprite_glimpse(torch.cat([x, glimpse], dim=1)))
-        return torch.sigmoid(self.sprite_out(x))
+        x = torch.relu(heads.sprite_glimpse(torch.cat([x, glimpse], dim=1)))
+        return torch.sigmoid(heads.sprite_out(x))
 
-    def track(self, z: Tensor, anchor: Tensor, has_first: Tensor) -> Tensor:
-        """[B, T, 3] poses: centre x, y in [-1, 1] of the frame, radius in half-heights."""
-        h, c = torch.tanh(self.init(z)).chunk(2, dim=-1)
+    def track(self, heads: nn.Module, z: Tensor, anchor: Tensor, has_first: Tensor) -> Tensor:
+        """[B, T, 3] poses by `heads`: centre x, y in [-1, 1] of the frame, radius in half-heights."""
+        h, c = torch.tanh(heads.init(z)).chunk(2, dim=-1)
         prev, poses = anchor, []
         for _ in range(self.cfg.frames):
-            h, c = self.cell(torch.cat([z, anchor, has_first, prev], dim=-1), (h, c))
-            out = self.pose_out(h)
+            h, c = heads.cell(torch.cat([z, anchor, has_first, prev], dim=-1), (h, c))
+            out = heads.pose_out(h)
             xy = anchor[:, :2] + 1.5 * torch.tanh(out[:, :2])  # anchor is zeros without a first frame
             radius = 0.05 + 1.2 * torch.sigmoid(out[:, 2:])
             prev = torch.cat([xy, radius], dim=-1)
@@ -353,7 +379,21 @@ class SpriteVideoDecoder(nn.Module):
     def shape_and_track(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(sprite [B, 4, S, S], poses [B, T, 3], anchor [B, 3]): what is drawn and where, without drawing it."""
         anchor, has_first = self.anchor(first_frame)
-        return self.sprite(z, anchor, has_first, first_frame), self.track(z, anchor, has_first), anchor
+        sprite, poses = self.sprite(self, z, anchor, has_first, first_frame), self.track(self, z, anchor, has_first)
+        if self.sentence is not None:  # each row from its own kind's heads (the other's output is not used)
+            first = has_first > 0
+            sprite = torch.where(first.view(-1, 1, 1, 1), sprite,
+                                 self.sprite(self.sentence, z, anchor, has_first, first_frame))
+            poses = torch.where(first.view(-1, 1, 1), poses, self.track(self.sentence, z, anchor, has_first))
+        return sprite, poses, anchor
+
+    def background(self, z: Tensor, first_frame: Tensor) -> Tensor:
+        """[B, 3, H, W]: the scene behind the sprite (sentence-to-video's from its own heads)."""
+        bg = background_field(self, z, first_frame)
+        if self.sentence is None:
+            return bg
+        has_first = first_frame.flatten(1).abs().amax(dim=1) > 0
+        return torch.where(has_first.view(-1, 1, 1, 1), bg, background_field(self, z, first_frame, self.sentence))
 
     def draw(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3])."""
@@ -363,7 +403,7 @@ class SpriteVideoDecoder(nn.Module):
         sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
         layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         layer = layer.view(b, cfg.frames, 4, cfg.height, cfg.width)
-        bg = background_field(self, z, first_frame).unsqueeze(1)
+        bg = self.background(z, first_frame).unsqueeze(1)
         alpha = layer[:, :, 3:]
         frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg
         if cfg.exact_bars:
@@ -572,21 +612,32 @@ def star_losses(model: StarModel, batch: dict[str, Tensor], mask_v: Tensor, mask
     if video is not None and tokens is not None:
         losses["align"] = latent_alignment(model, x_v, x_s)
     if "video" in outputs and model.video_decoder is not None and batch.get("frames") is not None:
-        frames = batch["frames"]
-        # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
-        first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)
-        target = video_target(frames, batch.get("frames_centred"), mask_v)
-        pred = model.decode_video(scale_gradient(z, video_z_grad), first)
-        if isinstance(model.video_decoder, SpriteVideoDecoder) and batch.get("pose") is not None:
-            # The auxiliary truths teach the decoder to read z, never the encoders what to write in it: from a
-            # detached z (a second, cheap pass: no compositing). Measured: with them reaching the encoders
-            # (quality-v7's first run) caption shape fell from 93.4 to 76.9 (models/default/README.md).
-            sprite, poses, anchor = model.video_decoder.shape_and_track(z.detach(), first)
-            losses.update(sprite_losses(sprite, poses, batch, mask_v))
-            # Where the first frame's object is: the glimpse that gives a rebuilt sprite its colour reads there.
-            losses["anchor"] = anchor_loss(anchor, batch, mask_v)
-        losses["video"] = video_loss(pred, target)
-        losses["foreground"] = foreground_loss(pred, target)
+        losses.update(video_decoder_losses(model.video_decoder, scale_gradient(z, video_z_grad), z.detach(), batch,
+                                           mask_v))
+    return losses
+
+
+def video_decoder_losses(decoder: nn.Module, z: Tensor, z_aux: Tensor, batch: dict[str, Tensor],
+                         mask_v: Tensor) -> dict[str, Tensor]:
+    """The video decoder's terms: its frames from `z` against the clip (video on) or its centred version (sentence
+    only), and the sprite decoder's auxiliary truths from `z_aux`. Also what export/refit.py trains a shipped
+    version's decoder by, on its frozen encoders' latents."""
+    frames = batch["frames"]
+    # First input frame: the true one when the video channel is on (video-to-video), zeros otherwise.
+    first = frames[:, 0] * mask_v.view(-1, 1, 1, 1)
+    target = video_target(frames, batch.get("frames_centred"), mask_v)
+    pred = decoder(z, first)
+    losses: dict[str, Tensor] = {}
+    if isinstance(decoder, SpriteVideoDecoder) and batch.get("pose") is not None:
+        # The auxiliary truths teach the decoder to read z, never the encoders what to write in it: from a
+        # detached z (a second, cheap pass: no compositing). Measured: with them reaching the encoders
+        # (quality-v7's first run) caption shape fell from 93.4 to 76.9 (models/default/README.md).
+        sprite, poses, anchor = decoder.shape_and_track(z_aux, first)
+        losses.update(sprite_losses(sprite, poses, batch, mask_v))
+        # Where the first frame's object is: the glimpse that gives a rebuilt sprite its colour reads there.
+        losses["anchor"] = anchor_loss(anchor, batch, mask_v)
+    losses["video"] = video_loss(pred, target)
+    losses["foreground"] = foreground_loss(pred, target)
     return losses
 
 

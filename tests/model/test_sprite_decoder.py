@@ -233,3 +233,38 @@ def test_exact_bars_keep_a_letterboxed_first_frames_bars_black_and_nothing_else(
     frames = decoder(z, first)  # B, T, H, W, 3
     assert frames[0, :, :2].abs().max() == 0 and frames[0, :, 2:-2].abs().max() > 0
     assert frames[2].abs().max() > 0  # a sentence's clip is drawn whole
+
+
+def test_sentence_heads_draw_the_rows_without_a_first_frame_and_only_those() -> None:
+    """ModelConfig.sentence_heads: a row with a first frame is drawn by video-to-video's heads whatever the sentence
+    heads hold, a row without one by the sentence heads; seeded from the others, they draw what the others drew."""
+    torch.manual_seed(0)
+    plain = SpriteVideoDecoder(sprite_config()).eval()
+    heads = SpriteVideoDecoder(replace(sprite_config(), sentence_heads=True)).eval()
+    missing, unexpected = heads.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(name.startswith("sentence.") for name in missing)
+    heads.seed_sentence_heads()
+    z = torch.randn(4, plain.cfg.latent_dim)
+    first = torch.rand(4, H, W, 3)
+    first[2:] = 0.0  # rows 2 and 3: sentence-to-video
+    with torch.no_grad():
+        assert torch.allclose(heads(z, first), plain(z, first), atol=1e-6)
+        for p in heads.sentence.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+        drawn = heads(z, first)
+        want = plain(z, first)
+    assert torch.allclose(drawn[:2], want[:2], atol=1e-6)
+    assert (drawn[2:] - want[2:]).abs().amax() > 1e-2
+
+
+def test_the_sentence_heads_learn_only_from_sentence_rows() -> None:
+    torch.manual_seed(0)
+    dec = SpriteVideoDecoder(replace(sprite_config(), sentence_heads=True))
+    z = torch.randn(4, dec.cfg.latent_dim)
+    first = torch.rand(4, H, W, 3)
+    dec(z, first).sum().backward()  # every row has a first frame
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0.0 for p in dec.sentence.parameters())
+    dec.zero_grad()
+    dec(z, torch.zeros(4, H, W, 3)).sum().backward()
+    assert float(dec.sentence.sprite_seed.weight.grad.abs().max()) > 0.0
+    assert dec.sprite_seed.weight.grad is None or float(dec.sprite_seed.weight.grad.abs().max()) == 0.0

@@ -1,0 +1,243 @@
+"""Refit an exported version's video decoder on its frozen encoders, from its own ONNX graphs: the latents of every
+training clip and caption come from the version's encoder graphs, the decoder starts from its graph's weights, and
+the new version is the old one's graphs with the refitted decoder (captions and every encoder byte-identical). This
+is the paper's task fine-tuning of the video decoder for a version whose checkpoint is not at hand (the shipped
+model), and how quality-v9 gained sentence-to-video's own heads (ModelConfig.sentence_heads) on quality-v8.
+
+The decoder learns as in training (model/star.py: video_decoder_losses): half the rows video-to-video (the clip's
+latent and first frame, the clip as target), half sentence-to-video (a caption's latent, the centred clip as
+target), each from its latent's mu as the service decodes; the validation split's video probe picks the best weights."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import Tensor
+from tqdm import tqdm
+
+from core.config import ModelConfig, TrainConfig
+from core.graph_contract import VIDEO_DECODER, encoder_graph
+from core.manifest import MANIFEST, check_version_name, sha256_file
+from core.vocab import pad_tokens
+from export.graph_model import BATCH, GraphModel
+from export.graphs import export_graph, graph_specs
+from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
+from export.publish import publish_version
+from model.data.corpus import Clip
+from model.data.dataset import SplitTensors, tensorize
+from model.evaluate import probe_accuracy
+from model.star import SpriteVideoDecoder, StarModel, total_loss, video_decoder_losses
+
+DECODER_PREFIX = "model.video_decoder."  # the decoder's weights in its graph (export/graphs.py: VideoDecoderGraph)
+
+
+@dataclass
+class Latents:
+    """(mu, sigma) of each clip by the video encoder [N, Nz], and of each of its caption slots [N, C, Nz]."""
+
+    v_mu: Tensor
+    v_sigma: Tensor
+    s_mu: Tensor
+    s_sigma: Tensor
+    n_captions: Tensor  # [N]
+
+
+@dataclass(frozen=True)
+class RefitConfig:
+    steps: int = 6000
+    lr: float = 1e-3  # decayed linearly to 0
+    batch_size: int = 32
+    sentence_share: float = 0.5  # rows drawn sentence-to-video
+    eval_every: int = 500
+    seed: int = 0
+    # z = mu, as the service decodes, rather than a VAE draw: on quality-v8's latents, 2,000 steps of sentence rows
+    # drew shape 0.56 from mu against 0.46 from draws (motion 0.99 both).
+    sample: bool = False
+
+
+def clip_video(clips: Sequence[Clip]) -> np.ndarray:
+    """[N,T,H,W,3] float32 in [0, 1]: the clips' frames as the encoder graphs read them."""
+    frames = [c.frames for c in clips if c.frames is not None]
+    if len(frames) != len(clips):
+        raise ValueError("a refit needs clips of frames (a corpus of features has no video decoder to refit)")
+    return np.stack(frames).astype(np.float32) / 255.0
+
+
+def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = True) -> Latents:
+    """Every clip's and caption's posterior by the version's own encoder graphs (as the service encodes)."""
+    enc_v, enc_s = model.session(encoder_graph("v")), model.session(encoder_graph("s"))
+    cap, slots = model.manifest.model.max_words, max(len(c.captions) for c in clips)
+    v_mu, v_sigma = [], []
+    s_mu = np.zeros((len(clips), slots, model.manifest.model.latent_dim), np.float32)
+    s_sigma = np.ones_like(s_mu)
+    for i in tqdm(range(0, len(clips), BATCH), desc="latents", unit="batch", disable=not progress):
+        part = clips[i:i + BATCH]
+        mu, sigma = enc_v.run(["mu", "sigma"], {"video": clip_video(part)})
+        v_mu.append(mu)
+        v_sigma.append(sigma)
+        pairs = [(row, slot, text) for row, c in enumerate(part) for slot, text in enumerate(c.captions)]
+        tokens, lengths = pad_tokens([model.vocab.encode(text, cap) for _, _, text in pairs])
+        mu, sigma = enc_s.run(["mu", "sigma"], {"tokens": tokens, "lengths": lengths})
+        rows = np.array([i + row for row, _, _ in pairs])
+        slots_of = np.array([slot for _, slot, _ in pairs])
+        s_mu[rows, slots_of], s_sigma[rows, slots_of] = mu, sigma
+    return Latents(torch.from_numpy(np.concatenate(v_mu)), torch.from_numpy(np.concatenate(v_sigma)),
+                   torch.from_numpy(s_mu), torch.from_numpy(s_sigma),
+                   torch.tensor([len(c.captions) for c in clips]))
+
+
+def decoder_from_graph(model: GraphModel, cfg: ModelConfig) -> SpriteVideoDecoder:
+    """The version's sprite decoder with its graph's weights; sentence heads (cfg) start as copies of the others."""
+    proto = onnx.load(str(model.directory / model.manifest.graphs[VIDEO_DECODER].file))
+    weights = {t.name.removeprefix(DECODER_PREFIX): torch.from_numpy(numpy_helper.to_array(t).copy())
+               for t in proto.graph.initializer if t.name.startswith(DECODER_PREFIX)}
+    decoder = SpriteVideoDecoder(cfg)
+    missing, unexpected = decoder.load_state_dict(weights, strict=False)
+    if unexpected or any(not name.startswith("sentence.") for name in missing):
+        raise ValueError(f"{model.version}'s video decoder graph does not match a sprite decoder of its manifest's "
+                         f"config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if any(name.startswith("sentence.") for name in missing):
+        decoder.seed_sentence_heads()
+    return decoder
+
+
+def batches(data: SplitTensors, latents: Latents, rc: RefitConfig, latent_dim: int
+            ) -> Iterator[tuple[Tensor, Tensor, dict[str, Tensor]]]:
+    """(z, mask_v, batch) forever: rows drawn uniformly, each video-to-video or sentence-to-video (one of its
+    captions, drawn), z that input's mu (or a draw from its posterior: RefitConfig.sample)."""
+    gen = torch.Generator().manual_seed(rc.seed)
+    n = len(data)
+    assert data.frames is not None and data.frames_centred is not None and data.pose is not None
+    while True:
+        idx = torch.randint(0, n, (rc.batch_size,), generator=gen)
+        mask_v = (torch.rand(rc.batch_size, generator=gen) >= rc.sentence_share).float()
+        slot = (torch.rand(rc.batch_size, generator=gen) * latents.n_captions[idx]).long()
+        video = mask_v[:, None] > 0
+        mu = torch.where(video, latents.v_mu[idx], latents.s_mu[idx, slot])
+        sigma = torch.where(video, latents.v_sigma[idx], latents.s_sigma[idx, slot])
+        noise = torch.randn(rc.batch_size, latent_dim, generator=gen)
+        z = mu + sigma * noise if rc.sample else mu
+        batch = {"frames": data.frames[idx].float() / 255.0, "frames_centred": data.frames_centred[idx].float() / 255.0}
+        for key in ("pose", "pose_centred", "pose_known", "shape_id"):
+            batch[key] = getattr(data, key)[idx]
+        yield z, mask_v, batch
+
+
+@torch.no_grad()
+def probe_figures(decoder: SpriteVideoDecoder, clips: Sequence[Clip], v_mu: Tensor, s_mu: Tensor) -> dict[str, float]:
+    """The video probe of both tasks on one-object clips, from mu (as the service decodes)."""
+    decoder.eval()
+    video = torch.from_numpy(clip_video(clips))
+    rebuilt = decoder(v_mu, video[:, 0]).numpy()
+    drawn = decoder(s_mu, torch.zeros_like(video[:, 0])).numpy()
+    decoder.train()
+    full = [{k: v for k, v in c.attributes.items() if k != "frame_box"} for c in clips]  # a sentence names no box
+    rec, s2v = probe_accuracy(list(rebuilt), [c.attributes for c in clips]), probe_accuracy(list(drawn), full)
+    keys = ("colour", "shape", "motion")
+    return {**{f"reconstruct.{k}": rec[k] for k in keys}, **{f"sentence_to_video.{k}": s2v[k] for k in keys}}
+
+
+def one_object(clips: Sequence[Clip]) -> list[Clip]:
+    return [c for c in clips if len(c.attributes.get("objects", [None])) == 1]
+
+
+def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: TrainConfig, rc: RefitConfig,
+          progress: bool = True) -> tuple[SpriteVideoDecoder, dict[str, Any]]:
+    """Train the decoder on the version's latents; the best validation weights (mean of both tasks' probe)."""
+    torch.manual_seed(rc.seed)
+    cfg = dataclasses.replace(model.manifest.model, sentence_heads=True)
+    decoder = decoder_from_graph(model, cfg)
+    data = tensorize(list(train), model.vocab, cfg)
+    latents = encoder_latents(model, train, progress)
+    check = one_object(val)
+    check_v = torch.from_numpy(model.video_mu(clip_video(check)))
+    check_s = torch.from_numpy(model.sentence_mu([c.captions[0] for c in check]))
+    opt = torch.optim.Adam(decoder.parameters(), lr=rc.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / rc.steps)
+    history = [{"step": 0, **probe_figures(decoder, check, check_v, check_s)}]
+    best = (float(np.mean([history[0][k] for k in history[0] if k != "step"])), 0,
+            {k: v.clone() for k, v in decoder.state_dict().items()})
+    stream = batches(data, latents, rc, cfg.latent_dim)
+    bar = tqdm(range(1, rc.steps + 1), desc="refit video decoder", unit="step", disable=not progress)
+    window: list[float] = []  # training losses since the last validation
+    for step in bar:
+        z, mask_v, batch = next(stream)
+        loss = total_loss({"kl": z.new_zeros(()), **video_decoder_losses(decoder, z, z, batch, mask_v)}, tc, 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder.parameters(), tc.grad_clip)
+        opt.step()
+        sched.step()
+        window.append(float(loss.detach()))
+        if step % rc.eval_every == 0 or step == rc.steps:
+            figures = probe_figures(decoder, check, check_v, check_s)
+            history.append({"step": step, **figures, "train_loss": float(np.mean(window))})
+            window = []
+            score = float(np.mean(list(figures.values())))  # both tasks' colour, shape and motion
+            bar.set_postfix(s2v_shape=f"{figures['sentence_to_video.shape']:.2f}", score=f"{score:.3f}")
+            if score >= best[0]:  # a tie goes to the more trained weights
+                best = (score, step, {k: v.clone() for k, v in decoder.state_dict().items()})
+    decoder.load_state_dict(best[2])
+    decoder.eval()
+    return decoder, {"steps": rc.steps, "best_step": best[1], "lr": rc.lr, "batch_size": rc.batch_size,
+                     "seed": rc.seed, "train_clips": len(train), "validation": history}
+
+
+def decoder_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Tensor) -> float:
+    """Largest |ONNX - PyTorch| of the written graph over both tasks' inputs."""
+    session = open_cpu_session(path)
+    worst = 0.0
+    with torch.no_grad():
+        for frame in (torch.zeros_like(first), first):
+            want = decoder(z, frame).numpy()
+            got = session.run(["frames"], {"z": z.numpy(), "first_frame": frame.numpy()})
+            worst = max(worst, max_abs_diff([want], got))
+    return worst
+
+
+def publish_refit(root: Path, base: GraphModel, version: str, decoder: SpriteVideoDecoder, record: dict[str, Any],
+                  parity_clips: Sequence[Clip], atol: float = FP32_ATOL) -> Path:
+    """The base version's folder with the refitted decoder's graph, published beside it (latest untouched: the
+    release gate moves it). Raises ValueError (nothing published) where the graph differs from PyTorch."""
+    version = check_version_name(version)
+    if (root / version).exists():
+        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    cfg = decoder.cfg
+    star = StarModel(cfg).eval()
+    star.video_decoder = decoder
+    spec = graph_specs(cfg)[VIDEO_DECODER]
+    video = torch.from_numpy(clip_video(parity_clips))
+    z = torch.from_numpy(base.video_mu(video.numpy()))
+
+    def build(staging: Path) -> None:
+        for name in base.manifest.files:
+            shutil.copy2(base.directory / name, staging / name)
+        export_graph(star, spec, staging / spec.file)
+        diff = decoder_parity(decoder, staging / spec.file, z, video[:, 0])
+        if diff > atol:
+            raise ValueError(f"the refitted video decoder's graph differs from PyTorch by {diff:.2e} (> {atol:.0e})")
+        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file() and p.name != MANIFEST}
+        parity = {**base.manifest.parity, VIDEO_DECODER: {"max_abs_diff": diff, "cases": 2, "refit": True}}
+        dataclasses.replace(base.manifest, version=version, model=cfg, files=files, parity=parity, release=None,
+                            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            refit={"from": base.version, **record}).write(staging)
+
+    return publish_version(root, version, build, update_latest=False)
+
+
+def refit_version(root: Path, base_version: str | None, version: str, train: Sequence[Clip], val: Sequence[Clip],
+                  tc: TrainConfig, rc: RefitConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    base = GraphModel.open(root, base_version)
+    if base.manifest.model.video_decoder != "sprite" or VIDEO_DECODER not in base.manifest.graphs:
+        raise ValueError(f"{base.version} has no sprite video decoder to refit")
+    decoder, record = refit(base, train, val, tc, rc, progress)
+    return publish_refit(root, base, version, decoder, record, one_object(val)[:16]), record

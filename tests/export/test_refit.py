@@ -1,0 +1,84 @@
+"""`slr refit` (export/refit.py) on a tiny sprite model: the video decoder refitted on the version's frozen encoders is
+published beside it with sentence-to-video's own heads, every other graph byte-identical, `latest` untouched; the CLI
+refits, recalibrates and answers usage errors with exit 2."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli.main import main
+from core.config import preset
+from core.graph_contract import VIDEO_DECODER
+from core.manifest import Manifest
+from core.vocab import Vocab
+from export.graph_model import GraphModel
+from export.onnx_export import export_run
+from export.publish import read_latest
+from export.refit import RefitConfig, refit_version
+from model.star import StarModel, save_checkpoint
+
+TINY = preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def sprite_root(tmp_path_factory, tiny_corpus) -> Path:
+    """An artifacts root whose latest is an (untrained) tiny sprite model without sentence heads."""
+    clips = tiny_corpus.splits["train"]
+    vocab = Vocab.build(c for clip in clips for c in clip.captions)
+    torch.manual_seed(0)
+    cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8)
+    run = tmp_path_factory.mktemp("sprite_run")
+    save_checkpoint(run / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
+    root = tmp_path_factory.mktemp("refit_root")
+    export_run(run, root, version="base", calibration_clips=tiny_corpus.splits["val"] + clips[:48])
+    return root
+
+
+def test_a_refit_changes_the_video_decoder_alone_and_publishes_beside(sprite_root, tiny_corpus) -> None:
+    train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
+    rc = RefitConfig(steps=40, lr=3e-3, eval_every=20)
+    directory, record = refit_version(sprite_root, "base", "refit", train, val, TINY.train, rc, progress=False)
+    assert read_latest(sprite_root) == "base"  # the release gate moves latest, not a refit
+    base, new = Manifest.read(sprite_root / "base"), Manifest.read(directory)
+    new.verify_files(directory)
+    assert new.refit is not None and new.refit["from"] == "base" and new.model.sentence_heads
+    assert not base.model.sentence_heads
+    changed = {name for name in base.files if base.files[name] != new.files[name]}
+    assert changed == {base.graphs[VIDEO_DECODER].file}, changed  # captions and encoders byte-identical
+    losses = [row["train_loss"] for row in record["validation"][1:]]
+    assert losses[-1] < losses[0], losses
+    # The published graph draws a sentence's clip by the new heads: unlike the base version's, which drew both tasks
+    # with one set.
+    z = np.random.default_rng(0).standard_normal((3, base.model.latent_dim)).astype(np.float32)
+    none = np.zeros((3, base.model.height, base.model.width, 3), np.float32)
+    old_frames = GraphModel.open(sprite_root, "base").frames(z, none)
+    assert np.abs(GraphModel.open(sprite_root, "refit").frames(z, none) - old_frames).max() > 1e-3
+
+
+def test_refit_refuses_a_taken_name_and_a_decoder_it_cannot_refit(sprite_root, artifacts_dir, tiny_corpus) -> None:
+    train, val = tiny_corpus.splits["train"][:32], tiny_corpus.splits["val"]
+    rc = RefitConfig(steps=2, eval_every=1)
+    with pytest.raises(FileExistsError):
+        refit_version(sprite_root, "base", "base", train, val, TINY.train, rc, progress=False)
+    with pytest.raises(ValueError, match="no sprite video decoder"):  # the session's tiny model draws linearly
+        refit_version(artifacts_dir, None, "never", train, val, TINY.train, rc, progress=False)
+    assert not (artifacts_dir / "never").exists()
+
+
+def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_corpus, tmp_path, capsys) -> None:
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli", "--data-dir", str(data),
+                 "--preset", "tiny", "--steps", "4", "--calibration-clips", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "published" in out and "slr release" in out
+    assert Manifest.read(sprite_root / "cli").familiarity is not None
+    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli2", "--data-dir",
+                 str(tmp_path / "nothing")]) == 2
+    assert "slr data synth" in capsys.readouterr().err
+    assert main(["release", str(sprite_root), "--model-version", "cli", "--data-dir", str(tmp_path / "nothing")]) == 2
+    assert "no saved corpus" in capsys.readouterr().err

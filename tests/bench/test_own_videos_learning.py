@@ -1,0 +1,61 @@
+"""bench/own_videos_learning.py (issue 34, learning and not only running): its paraphrases say what the attribute
+parser reads, and the module runs end to end on the tiny preset (the figures are the full-size run's, not checked)."""
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.own_videos_learning import FIGURES, main, paraphrases
+from model.data.attributes import parse_attributes
+from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate
+
+CLIPS = 40
+
+
+def test_every_paraphrase_parses_back_to_its_object() -> None:
+    """Each (colour, shape, motion), alone and as the main object beside another: five distinct captions, each
+    naming the main object's three attributes first."""
+    for colour, shape, motion in itertools.product(COLOURS, SHAPES, MOTIONS):
+        main_object = {"colour": colour, "shape": shape, "motion": motion}
+        other = {"colour": "red" if colour != "red" else "blue", "shape": "cross", "motion": "shrink"}
+        for attributes in (main_object, {**main_object, "objects": [main_object, other]}):
+            captions = paraphrases(attributes, seed=7)
+            assert len(set(captions)) == 5, captions
+            assert all(parse_attributes(c) == main_object for c in captions), captions
+
+
+def test_paraphrases_are_not_the_corpus_sentences() -> None:
+    corpus = generate(200, seed=1, frames=2, height=12, width=16)
+    for clip in (c for clips in corpus.splits.values() for c in clips):
+        assert not set(paraphrases(clip.attributes, 0)) & set(clip.captions), clip.clip_id
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """--threads 1 sets torch's threads for the process: given back to the session's other tests afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_runs_end_to_end_on_the_tiny_preset(tmp_path: Path, capsys, one_thread) -> None:
+    out = tmp_path / "bench"
+    argv = ["--out", str(out), "--preset", "tiny", "--clips", str(CLIPS), "--steps", "4", "--workers", "1"]
+    assert main([*argv, "--threads", "1"]) == 0  # one thread: two spin-wait on a shared machine's cores
+    lines = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [r["path"] for r in rows] == ["in memory", "store"]
+    for r in rows:
+        assert r["steps"] == 4 and r["clips"] == CLIPS and r["test_clips"] > 0
+        assert all(0.0 <= r[f] <= 1.0 for f in FIGURES), r
+    assert rows[0]["test_clips"] == rows[1]["test_clips"]  # the store carries the corpus' own split
+    assert any(line.startswith("| colour |") for line in lines) and any("target:" in line for line in lines)
+    assert len(list((out / "folder" / "videos").glob("*.mp4"))) == CLIPS
+    info = json.loads((out / "folder" / "test_videodatainfo.json").read_text())
+    assert {v["split"] for v in info["videos"]} == {"test"} and len(info["sentences"]) == 5 * len(info["videos"])
+    assert json.loads((out / "learning.json").read_text())["store"]["test_clips"] == rows[1]["test_clips"]

@@ -112,4 +112,16 @@ def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None
     report = hit_cost.main(["--artifacts", str(artifacts_dir), "--requests", "8", "--rounds", "2",
                             "--concurrency", "4", "--clip", "8x48x64", "--profile", "3"])
     assert len(report["rounds_on"]) == len(report["rounds_off"]) == 2
-    assert report["rps_on"] > 0 and report["cpu_ms_off"] > 0 and set(report["calls_per_request"]) == {"on", "off"}
+    assert report["rps_on"] > 0 and set(report["calls_per_request"]) == {"on", "off"}
+    for m in ("on", "off"):
+        assert 0 < report[f"loop_us_{m}"] <= report[f"cpu_us_{m}"] and report[f"verdict_us_{m}"] > 0
+
+
+def test_hit_cost_over_http_reads_each_servers_cpu(artifacts_dir: Path) -> None:
+    from bench import hit_cost
+
+    report = hit_cost.main(["--artifacts", str(artifacts_dir), "--requests", "4", "--rounds", "2",
+                            "--concurrency", "2", "--clip", "8x48x64", "--http", "8"])
+    http = report["http"]
+    assert len(http["cpu_rounds_on"]) == len(http["cpu_rounds_off"]) == 2
+    assert http["rps_on"] > 0 and http["rps_off"] > 0 and http["cpu_us_on"] >= 0

@@ -307,6 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    label = {m: f"{m} (control: off)" if report["control"] else m for m in MODES}
     for m in MODES:
         if "profiles" in report:
             print(f"--- familiarity {m}: top functions by own time\n{report['profiles'][m]}")
@@ -315,7 +316,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"model {report['version']}, /caption cache hits in process (the app alone), c={report['concurrency']}, "
           f"{report['rounds']} alternating rounds of {report['requests_per_round']}:")
     for m in MODES:
-        print(f"  familiarity {m:3s}: CPU per hit {report[f'cpu_us_{m}']} us, of which the event loop "
+        print(f"  familiarity {label[m]}: CPU per hit {report[f'cpu_us_{m}']} us, of which the event loop "
               f"{report[f'loop_us_{m}']} us; {report[f'rps_{m}']} req/s (median; rounds {report[f'rounds_{m}']}); "
               f"the verdict alone {report[f'verdict_us_{m}']} us")
     print(f"  on / off: CPU per hit {report['cpu_on_over_off']}, event loop {report['loop_on_over_off']}, "
@@ -327,8 +328,8 @@ def print_report(report: dict[str, Any]) -> None:
         h = report["http"]
         print(f"over HTTP (two uvicorn servers), {report['rounds']} alternating rounds of {h['requests_per_round']}:")
         for m in MODES:
-            print(f"  familiarity {m:3s}: server CPU per hit {h[f'cpu_us_{m}']} us (rounds {h[f'cpu_rounds_{m}']}), "
-                  f"{h[f'rps_{m}']} req/s")
+            print(f"  familiarity {label[m]}: server CPU per hit {h[f'cpu_us_{m}']} us "
+                  f"(rounds {h[f'cpu_rounds_{m}']}), {h[f'rps_{m}']} req/s")
         print(f"  on / off: server CPU per hit {h['cpu_on_over_off']} (paired rounds {h['cpu_paired']}), "
               f"req/s {h['on_over_off']}")
 

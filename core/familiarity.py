@@ -201,7 +201,7 @@ def sentence_familiarity(token_ids: list[int], unk_id: int) -> float:
 class Verdict:
     familiarity: float | None  # None: the model carries no calibration (or the input kind has none)
     familiar: bool | None
-    warnings: list[AnswerWarning]
+    warnings: tuple[AnswerWarning, ...]  # a tuple: one verdict may answer many requests (the predictor keeps them)
 
 
 def verdict(video: float | None, sentence: float | None, threshold: float | None,
@@ -227,5 +227,5 @@ def verdict(video: float | None, sentence: float | None, threshold: float | None
         elif unknown_words:
             warnings.append(warning("some_unknown_words", words=", ".join(unknown_words)))
     if not scores:
-        return Verdict(None, None, warnings)
-    return Verdict(round(float(min(scores)), 4), all(passes), warnings)
+        return Verdict(None, None, tuple(warnings))
+    return Verdict(round(float(min(scores)), 4), all(passes), tuple(warnings))

@@ -142,6 +142,10 @@ class Predictor:
         # A cache hit brings back signals already scored here: the score of one row through numpy costs ~0.3 ms,
         # a quarter of a hit's event-loop time under load (issue 35); memoised, a dict lookup.
         self._video_score = functools.lru_cache(maxsize=settings.cache_lru_size)(self._score_signals)
+        # The verdict too is a function of what a cache entry holds (its signals and its sentence's share of known
+        # words): kept per distinct pair, so that a hit does one lookup with the score on as with it off (building
+        # it cost ~1.1 us more with the score on, the one per-hit work that differed: bench/hit_cost.py).
+        self._verdicts = functools.lru_cache(maxsize=settings.cache_lru_size)(self._verdict_of)
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool)
@@ -286,11 +290,18 @@ class Predictor:
 
     def verdict(self, latent: Latent, unknown_words: list[str] | None = None) -> Verdict:
         """How familiar the SLR's input was (core/familiarity.py), with warnings in words."""
-        calibration, signals = self.calibration, latent.entry.video_signals
-        if calibration is None or signals is None:
-            return verdict(None, latent.entry.sentence_familiarity, None, unknown_words)
-        return verdict(self._video_score(signals), latent.entry.sentence_familiarity, calibration.threshold,
-                       unknown_words)
+        entry = latent.entry
+        signals = entry.video_signals if self.calibration is not None else None
+        if unknown_words:  # the request's own words: not memoised (a key per sentence would only fill the memo)
+            return self._verdict_of(signals, entry.sentence_familiarity, tuple(unknown_words))
+        return self._verdicts(signals, entry.sentence_familiarity)
+
+    def _verdict_of(self, signals: tuple[float, ...] | None, sentence: float | None,
+                    unknown_words: tuple[str, ...] = ()) -> Verdict:
+        """The verdict of an entry's signals (None: not scored) and sentence share, with the request's unknown words."""
+        if self.calibration is None or signals is None:
+            return verdict(None, sentence, None, list(unknown_words))
+        return verdict(self._video_score(signals), sentence, self.calibration.threshold, list(unknown_words))
 
     def _score_signals(self, signals: tuple[float, ...]) -> float:
         assert self.calibration is not None  # only called when scoring is on

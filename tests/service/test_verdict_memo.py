@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.channels import REGISTRY
-from core.familiarity import QUANTILE_PROBS, VIDEO_SIGNALS, Calibration
+from core.familiarity import QUANTILE_PROBS, VIDEO_SIGNALS, Calibration, verdict
 from service.cache import SlrCache, SlrEntry
 from service.metrics import Metrics
 from service.predictor import Latent, Predictor
@@ -27,9 +27,10 @@ def predictor(familiarity: bool = True) -> Predictor:
                      Settings(redis_url="", familiarity=familiarity))
 
 
-def latent(signals: tuple[float, ...] | None) -> Latent:
-    entry = SlrEntry(np.zeros(3, np.float32), np.ones(3, np.float32), video_signals=signals)
-    return Latent("slr:fake:v:" + "0" * 64, "v", entry, cached=True)
+def latent(signals: tuple[float, ...] | None, sentence: float | None = None) -> Latent:
+    entry = SlrEntry(np.zeros(3, np.float32), np.ones(3, np.float32), video_signals=signals,
+                     sentence_familiarity=sentence)
+    return Latent("slr:fake:v:" + "0" * 64, "v" if sentence is None else "vs", entry, cached=True)
 
 
 def close(p: Predictor) -> None:
@@ -60,4 +61,21 @@ def test_without_scoring_or_signals_there_is_no_video_score() -> None:
     assert on.verdict(latent(None)).familiarity is None
     assert off.verdict(latent((0.2, 0.1, 0.3))).familiarity is None
     close(on)
+    close(off)
+
+
+def test_a_hit_reuses_its_verdict_and_the_requests_words_are_not_kept() -> None:
+    p, off = predictor(), predictor(familiarity=False)
+    signals = (0.2, 0.1, 0.3)
+    for pred in (p, off):
+        assert pred.verdict(latent(signals)) is pred.verdict(latent(signals)), "one verdict per cached entry"
+    assert p.verdict(latent(signals)) == verdict(p._video_score(signals), None, CALIBRATION.threshold)
+    assert off.verdict(latent(signals)) == verdict(None, None, None)
+    kept = p._verdicts.cache_info().currsize
+    words = p.verdict(latent(signals, sentence=0.8), ["zebra"])
+    assert words == verdict(p._video_score(signals), 0.8, CALIBRATION.threshold, ["zebra"])
+    assert [w.code for w in words.warnings] == ["some_unknown_words"] and "zebra" in words.warnings[0].message
+    assert p._verdicts.cache_info().currsize == kept, "a request's own words are not memoised"
+    assert p.verdict(latent(signals, sentence=0.8)).warnings == ()
+    close(p)
     close(off)

@@ -48,13 +48,16 @@ from bench.support import clip_shape, free_port, make_clip
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ("star-slr", "star-slr-threads", "bentoml", "litserve")
-# star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads),
-# measured beside today's default so the gain is a ratio from one run; it is not a peer.
-OWN_VARIANTS = {"star-slr": {}, "star-slr-threads": {"SLR_DECODE_PROCESSES": "0"}}
+SERVERS = ("star-slr", "star-slr-score-off", "star-slr-threads", "bentoml", "litserve")
+# star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads), and
+# without the familiarity score (which the peers do not compute), measured beside today's default so each difference
+# is a ratio from one run; they are not peers.
+OWN_VARIANTS = {"star-slr": {}, "star-slr-score-off": {"SLR_FAMILIARITY": "false"},
+                "star-slr-threads": {"SLR_DECODE_PROCESSES": "0"}}
 ENDPOINTS = ("caption", "caption_hit")
 MODE = {"caption": "cache miss", "caption_hit": "cache hit"}
 CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-threads": "Redis (private redis-server)",
+         "star-slr-score-off": "Redis (private redis-server)",
          "star-slr-lru": "in-process LRU",
          "bentoml": "in-process dict", "litserve": "in-process dict"}
 

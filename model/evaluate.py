@@ -18,10 +18,11 @@ from core.familiarity import MIN_KNOWN_SHARE, Calibration, sentence_familiarity,
 from core.frames import Box, crop_box, picture_box, prepare_clip
 from core.tables import md_table
 from core.vocab import UNK_ID, Vocab, pad_tokens, tokenize
+from model.checkpoint import load_checkpoint
 from model.data.attributes import attribute_accuracy, object_binding
 from model.data.corpus import Clip, Corpus, has_truth
 from model.data.synthetic import COLOUR_RGB, SHAPES, shape_sdf
-from model.star import StarModel, load_checkpoint
+from model.star import StarModel
 
 EVAL_BATCH = 64
 

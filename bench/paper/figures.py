@@ -119,7 +119,7 @@ def _checkpoint_path(work: Path, row: str, task: str) -> Path:
 def make_figures(corpus, work: Path, tasks: Sequence[str], n: int, out_dir: Path, prefix: str) -> dict[str, str]:
     """Figures 3-5 style: for a few test clips, the input, the ground truth and every model's output (seed's models
     under `work`). Returns {task: png path}."""
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     test = corpus.splits["test"]
     single = [c for c in test if len(c.attributes.get("objects", [None])) == 1]  # one object: a readable figure

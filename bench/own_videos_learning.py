@@ -170,7 +170,7 @@ def score(checkpoint: Path, clips: Sequence[Clip], truths: dict[str, dict[str, A
     clips carry no attributes)."""
     from model.checkpoint import load_checkpoint
     from model.data.attributes import attribute_hits
-    from model.evaluate import caption_clips
+    from model.inference import caption_clips
 
     ck = load_checkpoint(checkpoint)
     hits = attribute_hits(caption_clips(ck.model, ck.vocab, clips), [truths[c.clip_id] for c in clips])

@@ -169,7 +169,8 @@ def apply_overrides(p: Any, pairs: list[str]) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from model.evaluate import evaluate_checkpoint, markdown_table, write_report
+    from model.evaluate import evaluate_checkpoint
+    from model.reports import markdown_table, write_report
 
     run = Path(args.run)
     source = corpus_source(args) if args.data else run_source(run)
@@ -184,7 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(markdown_table(results))
     print(f"wrote {js} and {md}")
     if args.sheet and corpus.splits[args.split] and corpus.splits[args.split][0].frames is not None:
-        from model.evaluate import caption_sheet
+        from model.reports import caption_sheet
 
         print(caption_sheet(run / "checkpoint.pt", corpus.splits[args.split][:args.sheet_clips], args.sheet,
                             args.beam))
@@ -196,7 +197,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from export.calibrate import recalibrate
     from model.data.corpus import load_split
-    from model.evaluate import clip_boxes
+    from model.familiarity import clip_boxes
 
     val = load_split(args.data_dir, "val", args.calibration_clips)  # the training split (a gigabyte) stays on disk
     if not val or val[0].frames is None:

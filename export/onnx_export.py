@@ -19,7 +19,7 @@ from export.publish import publish_version
 from export.quantize import MODES, quantize_graph
 from model.checkpoint import load_checkpoint
 from model.data.corpus import Clip
-from model.evaluate import familiarity_calibration
+from model.familiarity import familiarity_calibration
 from model.star import StarModel
 from model.train import CHECKPOINT
 

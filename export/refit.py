@@ -34,8 +34,8 @@ from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
 from export.publish import publish_version
 from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
-from model.evaluate import probe_accuracy
 from model.losses import total_loss, video_decoder_losses
+from model.probes import probe_accuracy
 from model.star import SpriteVideoDecoder, StarModel
 
 DECODER_PREFIX = "model.video_decoder."  # the decoder's weights in its graph (export/graphs.py: VideoDecoderGraph)

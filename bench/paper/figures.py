@@ -92,7 +92,7 @@ def _first_captions(clips) -> list[str]:
 
 def _outputs_fn(task: str) -> Callable[[Any, list[Any]], list[Any]]:
     """task -> f(checkpoint, clips): the model's outputs on those clips (sentences or frame arrays)."""
-    from model.evaluate import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
+    from model.inference import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
 
     return {"caption": lambda c, clips: caption_clips(c.model, c.vocab, clips),
             "paraphrase": lambda c, clips: paraphrase_sentences(c.model, c.vocab, _first_captions(clips)),

@@ -14,9 +14,11 @@ from core.config import ModelConfig, TrainConfig, preset
 from core.search import beam_search, greedy_search
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.data.attributes import attribute_accuracy
 from model.data.dataset import BatchStream, decoder_io, tensorize
-from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
 from model.losses import latent_alignment, sentence_loss, video_loss
+from model.metrics import caption_scores, frame_mse
+from model.probes import probe_accuracy
 from model.star import Latent, StarModel
 from model.train import MIX_KEYS, Trainer, evaluate_loss, fixed_masks, full_masks, phases_for
 

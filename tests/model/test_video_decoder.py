@@ -12,8 +12,8 @@ from core.config import preset
 from core.vocab import Vocab
 from model.checkpoint import save_checkpoint
 from model.data.dataset import centre_clip
-from model.evaluate import contrast, probe_video
 from model.losses import foreground_weights, video_target
+from model.probes import contrast, probe_video
 from model.star import StarModel
 
 T, H, W = 6, 12, 16

@@ -211,7 +211,7 @@ def path_row(name: str, data: Corpus, p: Preset, args: argparse.Namespace, sourc
 
 
 def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    from cli.main import synthetic_kwargs
+    from cli.data import synthetic_kwargs
     from model.data.synthetic import generate
 
     out = Path(args.out)

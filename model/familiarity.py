@@ -14,7 +14,7 @@ from model.data.corpus import Clip
 from model.inference import EVAL_BATCH, true_frames
 from model.star import StarModel
 
-CALIBRATION_CLIPS = 1000  # validation clips `slr export` calibrates on (cli/main.py: --calibration-clips)
+CALIBRATION_CLIPS = 1000  # validation clips `slr export` calibrates on (cli/export.py: --calibration-clips)
 
 
 @torch.no_grad()

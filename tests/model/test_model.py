@@ -330,7 +330,7 @@ def test_word_dropout_replaces_only_words_with_unk() -> None:
 
 def test_train_set_overrides_a_preset_field_and_refuses_unknown_names() -> None:
     """`slr train --set NAME=VALUE`: ModelConfig or TrainConfig fields, values as JSON (a bare word a string)."""
-    from cli.main import apply_overrides
+    from cli.train import apply_overrides
 
     p = preset("quality")
     apply_overrides(p, ["lambda_pose=0", "video_decoder=layers", "partial_mix=[0.4, 0.3, 0.3]"])

@@ -26,7 +26,7 @@ SENTENCES = (
 SHEET_SEED = 20261201  # a synthetic corpus no training run uses
 def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
     from model.data.synthetic import generate
-    from model.evaluate import contrast, probe_video
+    from model.probes import contrast, probe_video
     from service.engine import Engine
 
     engine = Engine.load(artifacts)

@@ -291,7 +291,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from model.evaluate import clip_boxes
+    from model.familiarity import clip_boxes
     from service.engine import Engine
 
     args = parse_args(argv)

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from export.onnx_export import checkpoint_path, export_run
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from service.engine import Engine
 
     torch.set_num_threads(args.threads)

@@ -87,7 +87,7 @@ def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
 def split_scores(engine, calibration: Calibration, data: str) -> dict[str, np.ndarray]:
     """The corpus' test split by number of objects."""
     from model.data.corpus import load_split
-    from model.evaluate import clip_boxes
+    from model.familiarity import clip_boxes
 
     clips = load_split(data, "test")
     s = frame_scores(engine, calibration, np.stack([c.frames for c in clips]).astype(np.float32) / 255.0,

@@ -66,7 +66,8 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
     from core.config import preset
     from core.vocab import Vocab
     from model.data.dataset import BatchStream, tensorize
-    from model.star import StarModel, star_losses, total_loss
+    from model.losses import star_losses, total_loss
+    from model.star import StarModel
     from model.train import model_config_for
 
     p = preset(preset_name)
@@ -150,8 +151,8 @@ def _last_step(run: Path) -> int:
 
 def validate(run: Path, corpus: Any, clips: int) -> dict[str, Any]:
     """Caption attributes and the video probe (colour, shape, motion) of a run on the first test clips."""
+    from model.checkpoint import load_checkpoint
     from model.evaluate import validation_figures
-    from model.star import load_checkpoint
 
     ckpt = load_checkpoint(run / "checkpoint.pt")
     figures = validation_figures(ckpt.model, ckpt.vocab, corpus.splits["test"][:clips],

@@ -168,9 +168,9 @@ def train_timed(corpus: Corpus, p: Preset, out: Path, seed: int, source: dict[st
 def score(checkpoint: Path, clips: Sequence[Clip], truths: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Greedy captions of the clips, scored against the generator's truth of each (looked up by clip id: a store's
     clips carry no attributes)."""
+    from model.checkpoint import load_checkpoint
     from model.data.attributes import attribute_hits
-    from model.evaluate import caption_clips
-    from model.star import load_checkpoint
+    from model.inference import caption_clips
 
     ck = load_checkpoint(checkpoint)
     hits = attribute_hits(caption_clips(ck.model, ck.vocab, clips), [truths[c.clip_id] for c in clips])
@@ -211,7 +211,7 @@ def path_row(name: str, data: Corpus, p: Preset, args: argparse.Namespace, sourc
 
 
 def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    from cli.main import synthetic_kwargs
+    from cli.data import synthetic_kwargs
     from model.data.synthetic import generate
 
     out = Path(args.out)

@@ -32,7 +32,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from export.calibrate import recalibrate
     from export.refit import RefitConfig, clip_video, refit_version
     from model.data.corpus import load_split
-    from model.evaluate import clip_boxes
+    from model.familiarity import clip_boxes
 
     if no_saved_corpus(args.data_dir, "refit"):
         return 2

@@ -80,14 +80,14 @@ class TrainConfig:
     lambda_video: float = 1.0
     lambda_sentence: float = 1.0
     lambda_kl: float = 0.01
-    lambda_align: float = 0.0  # the video's contribution to mu pulled to the caption's (model/star.py); 0 = the paper
-    lambda_foreground: float = 0.0  # foreground-weighted frame error (model/star.py: foreground_loss); 0 = the paper
+    lambda_align: float = 0.0  # the video's contribution to mu pulled to the caption's (model/losses.py); 0 = the paper
+    lambda_foreground: float = 0.0  # foreground-weighted frame error (model/losses.py: foreground_loss); 0 = the paper
     # The sprite decoder's auxiliary terms where the corpus knows the truth (synthetic: the described object's track
-    # and shape; model/star.py: pose_loss, sprite_mask_loss); rows without it are left out, so 0 changes nothing else.
+    # and shape; model/losses.py: pose_loss, sprite_mask_loss); rows without it are left out, so 0 changes nothing else.
     lambda_pose: float = 0.0
     lambda_sprite_mask: float = 0.0
     # The sprite decoder's anchor (where it finds the first frame's object, whose glimpse colours the rebuilt sprite)
-    # against the true first pose (model/star.py: anchor_loss).
+    # against the true first pose (model/losses.py: anchor_loss).
     lambda_anchor: float = 0.0
     # The share of the video decoder's gradient that reaches z and the encoders (1: the paper; 0: the decoder reads
     # z and never writes it, so the latent the captions read is shaped by the sentence side alone).

@@ -27,7 +27,9 @@ from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
 from model.data.outside import decode_clip_file
-from model.evaluate import clip_boxes, outside_box, outside_truth, probe_hits
+from model.evaluate import outside_box, outside_truth
+from model.familiarity import clip_boxes
+from model.probes import probe_hits
 
 ATTRIBUTE_KEYS = ("colour", "shape", "motion", "all")
 PROBE_KEYS = ("colour", "shape", "motion")

@@ -17,9 +17,10 @@ from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
 from export.publish import publish_version
 from export.quantize import MODES, quantize_graph
+from model.checkpoint import load_checkpoint
 from model.data.corpus import Clip
-from model.evaluate import familiarity_calibration
-from model.star import StarModel, load_checkpoint
+from model.familiarity import familiarity_calibration
+from model.star import StarModel
 from model.train import CHECKPOINT
 
 

@@ -4,7 +4,7 @@ the new version is the old one's graphs with the refitted decoder (captions and 
 is the paper's task fine-tuning of the video decoder for a version whose checkpoint is not at hand (the shipped
 model), and how quality-v9 gained sentence-to-video's own heads (ModelConfig.sentence_heads) on quality-v8.
 
-The decoder learns as in training (model/star.py: video_decoder_losses): half the rows video-to-video (the clip's
+The decoder learns as in training (model/losses.py: video_decoder_losses): half the rows video-to-video (the clip's
 latent and first frame, the clip as target), half sentence-to-video (a caption's latent, the centred clip as
 target), each from its latent's mu as the service decodes; the validation split's video probe picks the best weights."""
 from __future__ import annotations
@@ -34,8 +34,9 @@ from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
 from export.publish import publish_version
 from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
-from model.evaluate import probe_accuracy
-from model.star import SpriteVideoDecoder, StarModel, total_loss, video_decoder_losses
+from model.losses import total_loss, video_decoder_losses
+from model.probes import probe_accuracy
+from model.star import SpriteVideoDecoder, StarModel
 
 DECODER_PREFIX = "model.video_decoder."  # the decoder's weights in its graph (export/graphs.py: VideoDecoderGraph)
 

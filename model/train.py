@@ -34,9 +34,11 @@ from tqdm.auto import tqdm
 from core import channels
 from core.config import ModelConfig, Preset, TrainConfig
 from core.vocab import Vocab, word_cap
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data.corpus import Clip, Corpus, caption_policy, has_truth
 from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, split_tensors, tensorize
-from model.star import StarModel, load_checkpoint, save_checkpoint, star_losses, total_loss
+from model.losses import star_losses, total_loss
+from model.star import StarModel
 
 CHECKPOINT = "checkpoint.pt"
 MaskFn = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
@@ -51,7 +53,7 @@ class Phase:
     masks: MaskFn
     outputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
     trainable: str | None = None  # a submodule's name: only its weights move in this phase (None: all)
-    # The inputs its masks ever switch on: an encoder outside them is not run (model/star.py: star_losses).
+    # The inputs its masks ever switch on: an encoder outside them is not run (model/losses.py: star_losses).
     inputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
     converge: bool = False  # early stopping (TrainConfig.patience) and the best validation's weights kept
 

@@ -92,7 +92,7 @@ def _first_captions(clips) -> list[str]:
 
 def _outputs_fn(task: str) -> Callable[[Any, list[Any]], list[Any]]:
     """task -> f(checkpoint, clips): the model's outputs on those clips (sentences or frame arrays)."""
-    from model.evaluate import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
+    from model.inference import caption_clips, paraphrase_sentences, reconstruct_clips, sentences_to_video
 
     return {"caption": lambda c, clips: caption_clips(c.model, c.vocab, clips),
             "paraphrase": lambda c, clips: paraphrase_sentences(c.model, c.vocab, _first_captions(clips)),
@@ -119,7 +119,7 @@ def _checkpoint_path(work: Path, row: str, task: str) -> Path:
 def make_figures(corpus, work: Path, tasks: Sequence[str], n: int, out_dir: Path, prefix: str) -> dict[str, str]:
     """Figures 3-5 style: for a few test clips, the input, the ground truth and every model's output (seed's models
     under `work`). Returns {task: png path}."""
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     test = corpus.splits["test"]
     single = [c for c in test if len(c.attributes.get("objects", [None])) == 1]  # one object: a readable figure

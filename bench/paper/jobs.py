@@ -56,8 +56,8 @@ def summary_line(res: dict[str, Any]) -> str:
 
 def evaluate_to(path: Path, checkpoint: Path, clips, tasks: Sequence[str], meteor: bool) -> dict[str, Any]:
     """Evaluate a checkpoint on the test clips and keep the results (with the checkpoint's hash) at `path`."""
+    from model.checkpoint import load_checkpoint
     from model.evaluate import evaluate_tasks
-    from model.star import load_checkpoint
 
     ck = load_checkpoint(checkpoint)
     res = evaluate_tasks(ck.model, ck.vocab, clips, meteor=meteor, tasks=list(tasks))

@@ -61,7 +61,8 @@ def time_eval(corpus, p, tasks: Sequence[str], meteor: bool) -> dict[str, float]
     """Seconds to evaluate an untrained star model on every task over 32 test clips (an upper bound: untrained
     decoders write maximum-length sentences), and one METEOR call (Java start and its tables) when on."""
     from core.vocab import Vocab
-    from model.evaluate import caption_scores, evaluate_tasks
+    from model.evaluate import evaluate_tasks
+    from model.metrics import caption_scores
     from model.star import StarModel
     from model.train import model_config_for
 

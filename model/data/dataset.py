@@ -136,7 +136,7 @@ def tensorize(clips: list[Clip], vocab: Vocab, cfg: ModelConfig) -> SplitTensors
     video = torch.from_numpy(np.stack(videos))
     frames = video if cfg.video_input == "frames" else None
     data = SplitTensors(video, frames, *caption_tensors(clips, vocab, cfg))
-    # The drawing decoders learn sentence-to-video against centred clips (model/star.py: video_target).
+    # The drawing decoders learn sentence-to-video against centred clips (model/losses.py: video_target).
     if frames is not None and cfg.video_output and cfg.video_decoder in ("layers", "sprite"):
         unboxed = [unbox_clip(v, c.attributes.get("frame_box")) for v, c in zip(videos, clips)]
         shifts = [centre_shift(u) for u in unboxed]

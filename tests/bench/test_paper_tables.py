@@ -249,8 +249,8 @@ def test_tiny_run_stops_early_after_patience_or_at_the_cap(tiny):
 def test_tiny_run_evaluates_the_best_validations_checkpoint(tiny):
     """The evaluated checkpoints hold the weights of the kept step: their validation figure, measured again here on
     the same validation clips, is the one logged at that step."""
+    from model.checkpoint import load_checkpoint
     from model.evaluate import validation_figures
-    from model.star import load_checkpoint
 
     p = make_preset(TINY, 1)
     corpus, _ = load_data(DataSource(), p)
@@ -295,7 +295,7 @@ def test_tiny_run_records_learning_curves_and_draws_them(tiny):
 
 
 def test_tiny_run_trains_the_star_model_without_the_alignment_term(tiny):
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     doc, md, work = tiny["doc"], tiny["md"], tiny["work"] / "seed0"
     lam = {d: load_checkpoint(work / d / "checkpoint.pt").train_config.lambda_align

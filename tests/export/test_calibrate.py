@@ -17,7 +17,7 @@ from core.manifest import MANIFEST, Manifest, resolve_version_dir
 
 def test_recalibration_rewrites_only_the_familiarity_entry(artifacts_dir: Path, tiny_corpus, tmp_path: Path) -> None:
     from export.calibrate import recalibrate
-    from model.evaluate import clip_boxes
+    from model.familiarity import clip_boxes
     from service.engine import Engine
 
     root = tmp_path / "artifacts"

@@ -19,7 +19,8 @@ from core.manifest import sha256_file
 from export.graphs import BATCH_ON_AXIS_1, graph_specs
 from export.onnx_export import export_run
 from export.parity import FP32_ATOL, ExportParityError
-from model.star import Checkpoint, StarModel, load_checkpoint, save_checkpoint
+from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from model.star import StarModel
 
 GRAPHS = tuple(graph_specs(preset("tiny").model))  # names only: encoder_v/s/vs, sentence_init/step, video_decoder
 EXPECTED_TASKS = {"encode_v", "encode_s", "encode_vs", "caption", "paraphrase", "reconstruct", "sentence_to_video"}

@@ -17,8 +17,8 @@ from core.vocab import EOS_ID
 from export.gate import GateRefused, compare, release, run_gate
 from export.onnx_export import export_run
 from export.publish import read_latest
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data.corpus import Corpus
-from model.star import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")

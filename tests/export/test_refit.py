@@ -19,7 +19,8 @@ from export.graph_model import GraphModel
 from export.onnx_export import export_run
 from export.publish import read_latest
 from export.refit import RefitConfig, refit_version
-from model.star import StarModel, save_checkpoint
+from model.checkpoint import save_checkpoint
+from model.star import StarModel
 
 TINY = preset("tiny")
 

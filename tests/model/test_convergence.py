@@ -13,9 +13,11 @@ import torch
 from core import channels
 from core.config import ModelConfig, TrainConfig, preset
 from core.vocab import Vocab
+from model.checkpoint import load_checkpoint
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import BatchStream, tensorize
-from model.star import StarModel, load_checkpoint, star_losses
+from model.losses import star_losses
+from model.star import StarModel
 from model.train import Best, Phase, Trainer, full_masks, loss_figures, select_losses, train
 
 

@@ -78,7 +78,7 @@ def train_one_process(corpus, out: Path, seed: int, **kw) -> None:
 
 def checkpoint_parameter_digest(path: Path) -> str:
     """The parameters of a checkpoint, hashed as the trainer hashes each rank's (name, bytes; buffers left out)."""
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     model = load_checkpoint(path).model
     h = hashlib.sha256()
@@ -186,7 +186,7 @@ def test_checkpoint_exports_and_serves(ddp_run, tiny_corpus, tmp_path) -> None:
 
 
 def test_one_process_checkpoint_resumes_under_two(tiny_corpus, corpus_dir, tmp_path) -> None:
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.train import phases_for
 
     out = tmp_path / "resume"

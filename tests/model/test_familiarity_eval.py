@@ -5,8 +5,8 @@ from pathlib import Path
 
 
 def test_eval_reports_the_flagged_share_per_group(tiny_run: Path, tiny_corpus) -> None:
+    from model.checkpoint import load_checkpoint
     from model.evaluate import evaluate_familiarity
-    from model.star import load_checkpoint
     from model.train import CHECKPOINT
 
     ck = load_checkpoint(tiny_run / CHECKPOINT)

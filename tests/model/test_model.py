@@ -13,9 +13,13 @@ from core import channels
 from core.config import ModelConfig, TrainConfig, preset
 from core.search import beam_search, greedy_search
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.data.attributes import attribute_accuracy
 from model.data.dataset import BatchStream, decoder_io, tensorize
-from model.evaluate import attribute_accuracy, caption_scores, frame_mse, probe_accuracy
-from model.star import Latent, StarModel, latent_alignment, load_checkpoint, save_checkpoint, sentence_loss, video_loss
+from model.losses import latent_alignment, sentence_loss, video_loss
+from model.metrics import caption_scores, frame_mse
+from model.probes import probe_accuracy
+from model.star import Latent, StarModel
 from model.train import MIX_KEYS, Trainer, evaluate_loss, fixed_masks, full_masks, phases_for
 
 TORCH_FREE = ["model", "core.channels", "core.vocab", "core.frames", "core.config", "core.search",
@@ -326,7 +330,7 @@ def test_word_dropout_replaces_only_words_with_unk() -> None:
 
 def test_train_set_overrides_a_preset_field_and_refuses_unknown_names() -> None:
     """`slr train --set NAME=VALUE`: ModelConfig or TrainConfig fields, values as JSON (a bare word a string)."""
-    from cli.main import apply_overrides
+    from cli.train import apply_overrides
 
     p = preset("quality")
     apply_overrides(p, ["lambda_pose=0", "video_decoder=layers", "partial_mix=[0.4, 0.3, 0.3]"])

@@ -24,7 +24,7 @@ from model.data.outside import (
     outside_accuracy,
 )
 from model.data.synthetic import COLOUR_RGB
-from model.evaluate import probe_video
+from model.probes import probe_video
 
 T, H, W = 12, 36, 64
 

@@ -12,18 +12,12 @@ import torch
 from core.config import preset
 from core.frames import crop_box
 from core.vocab import Vocab
+from model.checkpoint import save_checkpoint
 from model.data.dataset import BatchStream, tensorize
 from model.data.synthetic import SHAPES, SPRITE_MARGIN, generate, render_clip, shape_masks
-from model.evaluate import probe_accuracy, probe_video
-from model.star import (
-    SpriteVideoDecoder,
-    StarModel,
-    anchor_loss,
-    picture_mask,
-    save_checkpoint,
-    star_losses,
-    total_loss,
-)
+from model.losses import anchor_loss, star_losses, total_loss
+from model.probes import probe_accuracy, probe_video
+from model.star import SpriteVideoDecoder, StarModel, picture_mask
 
 T, H, W, S = 6, 18, 32, 16
 

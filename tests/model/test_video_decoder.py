@@ -10,9 +10,11 @@ import torch
 
 from core.config import preset
 from core.vocab import Vocab
+from model.checkpoint import save_checkpoint
 from model.data.dataset import centre_clip
-from model.evaluate import contrast, probe_video
-from model.star import StarModel, foreground_weights, save_checkpoint, video_target
+from model.losses import foreground_weights, video_target
+from model.probes import contrast, probe_video
+from model.star import StarModel
 
 T, H, W = 6, 12, 16
 
@@ -83,7 +85,7 @@ def test_layered_decoder_exports_with_parity(tmp_path: Path) -> None:
 def test_video_fine_tuning_moves_the_video_decoder_alone(tiny_corpus, tmp_path: Path) -> None:
     """The third phase for the video tasks: after it, every weight outside the video decoder is what the
     earlier phases left (the captions cannot regress), and the video decoder has moved."""
-    from model.star import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.train import train
 
     p = preset("tiny")

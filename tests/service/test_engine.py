@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.channels import REGISTRY
-from model.star import Checkpoint, load_checkpoint
+from model.checkpoint import Checkpoint, load_checkpoint
 from service.engine import ArtifactError, DeviceUnavailableError, Engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,156 @@
+"""The video probe: a generated clip read back analytically (the object's colour, shape and motion, and how visible it
+is), so that video tasks are scored by what they draw (model/data/synthetic.py draws the truth). Numpy only."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.frames import crop_box
+from model.data.synthetic import COLOUR_RGB, SHAPES, shape_sdf
+
+PROBE_READINGS = ("colour", "shape", "motion")  # what the probe reads of a clip (contrast is not a share)
+
+
+@dataclass
+class Probe:
+    colour: str | None
+    motion: str | None
+    shape: str | None = None
+
+
+def _object_mask(frame: np.ndarray) -> np.ndarray:
+    """Pixels far from the background colour, the background being the median of the frame's border."""
+    border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
+    bg = np.median(border, axis=0)
+    return np.linalg.norm(frame - bg, axis=-1) > 0.25
+
+
+def probe_video(frames: np.ndarray) -> Probe:
+    """Read a (T, H, W, 3) clip in [0, 1] analytically: the object's dominant colour, and its motion
+    from the track of its centroid and area (image y grows downwards)."""
+    masks = np.stack([_object_mask(f) for f in frames])
+    area = masks.sum(axis=(1, 2)).astype(np.float64)
+    if (area > 0).sum() < 2:
+        return Probe(None, None)
+    pixels = frames[masks]
+    rgb = np.median(pixels, axis=0) * 255.0
+    colour = min(COLOUR_RGB, key=lambda c: float(np.linalg.norm(rgb - np.array(COLOUR_RGB[c]))))
+    seen = np.flatnonzero(area > 0)
+    ys, xs = np.indices(masks.shape[1:])
+    cy = np.array([ys[masks[t]].mean() for t in seen])
+    cx = np.array([xs[masks[t]].mean() for t in seen])
+    return Probe(colour, _motion_of(cx, cy, area[seen], frames.shape[1], frames.shape[2]),
+                 probe_shape(_colour_masks(frames, rgb / 255.0)))
+
+
+def _colour_masks(frames: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """[T, H, W] pixels nearer the object's colour than half its distance from the background: the outline the
+    shape is read from (the distance-from-background mask also takes in a noisy background's outliers)."""
+    border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+    background = np.median(border, axis=1)[:, None, None]  # T, 1, 1, 3
+    reach = np.linalg.norm(rgb - background, axis=-1)
+    return np.linalg.norm(frames - rgb, axis=-1) < reach / 2
+
+
+def _shape_extent(shape: str, n: int = 401) -> tuple[float, float, float, float]:
+    """A shape of radius 1's bounding box: (centre x, centre y, half-width, half-height)."""
+    g = np.linspace(-2.0, 2.0, n, dtype=np.float32)
+    x, y = np.meshgrid(g, g)
+    inside = shape_sdf(shape, x, y, np.ones_like(x)) < 0
+    xs, ys = x[inside], y[inside]
+    return ((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2, (xs.max() - xs.min()) / 2, (ys.max() - ys.min()) / 2)
+
+
+_EXTENTS = {shape: _shape_extent(shape) for shape in SHAPES}
+MIN_SHAPE_AREA = 12  # pixels: below this an object is a few pixels of any shape
+
+
+def _shape_overlaps(mask: np.ndarray) -> np.ndarray | None:
+    """Each shape's IoU with one frame's object mask, the shape drawn upright to fill the mask's bounding box; None
+    when the object is too small to tell or touches the frame's edge (cut off, its box is not its shape's)."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    if len(ys) < MIN_SHAPE_AREA or ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    gy, gx = np.mgrid[max(0, y0 - 2):min(h, y1 + 2), max(0, x0 - 2):min(w, x1 + 2)].astype(np.float32) + 0.5
+    window = mask[max(0, y0 - 2):min(h, y1 + 2), max(0, x0 - 2):min(w, x1 + 2)]
+    ious = []
+    for shape in SHAPES:
+        ex, ey, hx, hy = _EXTENTS[shape]
+        r = ((x1 - x0) / 2 / hx + (y1 - y0) / 2 / hy) / 2
+        cx, cy = (x0 + x1) / 2 - ex * r, (y0 + y1) / 2 - ey * r
+        drawn = shape_sdf(shape, gx - cx, gy - cy, np.full_like(gx, r)) < 0
+        ious.append((drawn & window).sum() / max(1, (drawn | window).sum()))
+    return np.array(ious)
+
+
+def probe_shape(masks: np.ndarray) -> str | None:
+    """The shape whose upright outline best overlaps the object's mask, summed over the frames it can be read in
+    (model/data/synthetic.py: SHAPES); None when no frame can be read."""
+    overlaps = [o for o in (_shape_overlaps(m) for m in masks) if o is not None]
+    return SHAPES[int(np.argmax(np.sum(overlaps, axis=0)))] if overlaps else None
+
+
+def _motion_of(cx: np.ndarray, cy: np.ndarray, area: np.ndarray, height: int, width: int) -> str:
+    dx, dy = (cx[-1] - cx[0]) / width, (cy[-1] - cy[0]) / height
+    growth = area[-1] / max(area[0], 1.0)
+    if max(abs(dx), abs(dy)) < 0.08:
+        if growth > 1.4:
+            return "grow"
+        if growth < 1 / 1.4:
+            return "shrink"
+        return "bounce" if (cy.max() - cy.min()) / height > 0.12 else "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+def contrast(frames: np.ndarray, colour: str) -> float:
+    """How visible the object is: the 99.5th percentile of a pixel's distance from its frame's background (the
+    median of the borders) over the asked colour's own distance from that background. Real clips score about
+    1; a grey mean with a faint stain, the paper's "a little bit blur", about 0.2."""
+    f = np.asarray(frames, np.float32)
+    border = np.concatenate([f[:, 0], f[:, -1], f[:, :, 0], f[:, :, -1]], axis=1)  # T, N, 3
+    background = np.median(border, axis=1)[:, None, None]  # T, 1, 1, 3
+    reach = np.linalg.norm(np.array(COLOUR_RGB[colour], np.float32) / 255.0 - background, axis=-1).mean()
+    return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
+
+
+def probe_hits(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per generated clip, whether the probe reads the colour, shape and motion it was asked for (bool [N] each,
+    the outcomes a paired test compares: export/gate.py), and its contrast (float [N]); each clip inside its
+    picture's box when it has one: a letterboxed clip's bars would pass for the background."""
+    videos = [crop_box(v, t.get("frame_box")) for v, t in zip(videos, truths)]
+    probes = [probe_video(v) for v in videos]
+    return {
+        **{a: np.asarray([getattr(p, a) == t.get(a) for p, t in zip(probes, truths)], dtype=bool)
+           for a in PROBE_READINGS},
+        "contrast": np.asarray([contrast(v, t["colour"]) for v, t in zip(videos, truths)], dtype=np.float64),
+    }
+
+
+def probe_accuracy(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Share of generated clips whose probed colour / shape / motion match the attributes they were asked for,
+    and their mean contrast."""
+    if not truths:
+        return {}
+    return {k: float(v.mean()) for k, v in probe_hits(videos, truths).items()}
+
+
+def probe_report(pred: np.ndarray, true: np.ndarray, truths: Sequence[dict[str, Any]], rows: Sequence[int],
+                 unseen: Sequence[int], pred_letterboxed: bool = True) -> dict[str, Any]:
+    """The probe on generated clips (one-object clips; and those of held-out combinations), beside the same
+    probe on the true clips as its ceiling. pred_letterboxed False: the generated clips fill the frame whatever
+    the true clip's box (sentence-to-video: a sentence names no aspect ratio)."""
+    full = [{k: v for k, v in t.items() if k != "frame_box"} for t in truths]
+
+    def on(videos: np.ndarray, idx: Sequence[int], boxed: bool = True) -> dict[str, float]:
+        return probe_accuracy([videos[i] for i in idx], [(truths if boxed else full)[i] for i in idx])
+
+    held = [i for i in unseen if i in set(rows)]
+    return {"probe": on(pred, rows, pred_letterboxed), "probe_unseen_combos": on(pred, held, pred_letterboxed),
+            "probe_on_ground_truth": on(true, rows)}

@@ -131,7 +131,7 @@ def hash_seed(seed: int, clip_id: str) -> int:
 def bench_preset(name: str, steps: int | None, threads: int = 0) -> Preset:
     """The preset (with `threads` torch threads), or with --steps its full- and partial-model steps cut to N in the
     preset's proportion; the video decoder's own fine-tuning is then dropped (it moves no weight a caption reads,
-    model/train.py: phases_for)."""
+    model/phases.py: phases_for)."""
     p = preset(name)
     p.train = dataclasses.replace(p.train, threads=threads)
     if steps is None:

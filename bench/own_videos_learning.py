@@ -78,7 +78,7 @@ MOTION_WORDS: dict[str, tuple[Predicate, ...]] = {
 }
 # One clause per template, its words in several orders (the colour last in one); {s} shape, {c} colour,
 # {f} present, {p} participle. A clip's five captions take the five templates, one each. None is a sentence shape
-# of the generator's (model/data/synthetic.py: _clause), so no paraphrase is one of the corpus' own captions.
+# of the generator's (model/data/captions.py: _clause), so no paraphrase is one of the corpus' own captions.
 CLAUSES: tuple[str, ...] = (
     "a {c} {s} {f} on the screen",
     "there's a {c} {s} {p}",

@@ -105,7 +105,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from model.data.synthetic import render_clip
+    from model.data.shapes import render_clip
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

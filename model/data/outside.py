@@ -1,5 +1,5 @@
 """An outside test set: videos of coloured moving shapes drawn and encoded by software other than the
-generator, to check that captions hold on ordinary files and not only on `synthetic.render_clip`'s own
+generator, to check that captions hold on ordinary files and not only on `shapes.render_clip`'s own
 arrays.
 
 Two drawing sources:
@@ -36,7 +36,7 @@ from PIL import Image, ImageColor, ImageDraw
 
 from core.config import FrameFit
 from model.data.attributes import ATTRIBUTES, described_object, object_binding, parse_attributes
-from model.data.synthetic import COLOUR_RGB
+from model.data.shapes import COLOUR_RGB
 
 LABELS_JSON = "labels.json"
 CONTAINERS: tuple[str, ...] = ("mp4", "webm", "avi", "mov", "gif")

@@ -282,7 +282,7 @@ def test_meteor_runs_and_closes_its_java_process() -> None:
 
 
 def test_probe_reads_rendered_clips() -> None:
-    from model.data.synthetic import render_clip
+    from model.data.shapes import render_clip
 
     truths = [{"colour": c, "shape": "square", "motion": mo}
               for c in ("red", "blue", "yellow") for mo in ("left", "right", "up", "down")]

@@ -23,7 +23,7 @@ from model.data.outside import (
     load_outside_set,
     outside_accuracy,
 )
-from model.data.synthetic import COLOUR_RGB
+from model.data.shapes import COLOUR_RGB
 from model.probes import probe_video
 
 T, H, W = 12, 36, 64

@@ -46,7 +46,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
     corpus = generate(**synthetic_kwargs(args.preset, args.clips, args.seed), progress=True)
     if args.codec_share > 0:
-        from model.data.augment import roundtrip_corpus_share
+        from model.data.codecs import roundtrip_corpus_share
 
         # Real codecs (h264, vp8/vp9, mpeg4, GIF) on a share of the training clips, once, at data time.
         corpus.splits["train"] = roundtrip_corpus_share(corpus.splits["train"], args.codec_share, args.seed)

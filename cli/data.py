@@ -58,7 +58,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_outside(args: argparse.Namespace) -> int:
-    from model.data.outside import build_outside_set
+    from model.data.outside_writers import build_outside_set
 
     labels = build_outside_set(args.out, seed=args.seed, n_per_kind=args.per_kind)
     print(f"wrote {len(labels)} clips and labels.json to {args.out}")

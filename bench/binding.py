@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 from core.config import preset
 from core.tables import md_table
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate
+from model.data.shapes import COLOURS, MOTIONS, SHAPES
+from model.data.synthetic import generate
 from model.star import FrameEncoder
 
 NONE = 0  # class 0 of every head: no second object

@@ -15,8 +15,8 @@ import numpy as np
 
 from core.tables import md_table
 from model.data.attributes import attribute_accuracy
-from model.data.augment import encode_frames
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, render_clip
+from model.data.codecs import encode_frames
+from model.data.shapes import COLOURS, MOTIONS, SHAPES, render_clip
 
 FORMATS: dict[str, str] = {"mp4": "h264", "webm": "vp9", "avi": "mpeg4", "mov": "h264_mov", "gif": "gif"}
 

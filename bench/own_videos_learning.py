@@ -78,7 +78,7 @@ MOTION_WORDS: dict[str, tuple[Predicate, ...]] = {
 }
 # One clause per template, its words in several orders (the colour last in one); {s} shape, {c} colour,
 # {f} present, {p} participle. A clip's five captions take the five templates, one each. None is a sentence shape
-# of the generator's (model/data/synthetic.py: _clause), so no paraphrase is one of the corpus' own captions.
+# of the generator's (model/data/captions.py: _clause), so no paraphrase is one of the corpus' own captions.
 CLAUSES: tuple[str, ...] = (
     "a {c} {s} {f} on the screen",
     "there's a {c} {s} {p}",
@@ -134,7 +134,7 @@ def hash_seed(seed: int, clip_id: str) -> int:
 def bench_preset(name: str, steps: int | None, threads: int = 0) -> Preset:
     """The preset (with `threads` torch threads), or with --steps its full- and partial-model steps cut to N in the
     preset's proportion; the video decoder's own fine-tuning is then dropped (it moves no weight a caption reads,
-    model/train.py: phases_for)."""
+    model/phases.py: phases_for)."""
     p = preset(name)
     p.train = dataclasses.replace(p.train, threads=threads)
     if steps is None:

@@ -85,8 +85,9 @@ def time_steps(data, cfg, vocab, preset_name: str, steps: int, seed: int = 0) ->
 
     from core.config import preset
     from model.data.dataset import BatchStream
+    from model.phases import phases_for
     from model.star import StarModel
-    from model.train import Trainer, augmenter, phases_for
+    from model.train import Trainer, augmenter
 
     tc = preset(preset_name).train
     torch.manual_seed(seed)

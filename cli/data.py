@@ -46,7 +46,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
     corpus = generate(**synthetic_kwargs(args.preset, args.clips, args.seed), progress=True)
     if args.codec_share > 0:
-        from model.data.augment import roundtrip_corpus_share
+        from model.data.codecs import roundtrip_corpus_share
 
         # Real codecs (h264, vp8/vp9, mpeg4, GIF) on a share of the training clips, once, at data time.
         corpus.splits["train"] = roundtrip_corpus_share(corpus.splits["train"], args.codec_share, args.seed)
@@ -58,7 +58,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_outside(args: argparse.Namespace) -> int:
-    from model.data.outside import build_outside_set
+    from model.data.outside_writers import build_outside_set
 
     labels = build_outside_set(args.out, seed=args.seed, n_per_kind=args.per_kind)
     print(f"wrote {len(labels)} clips and labels.json to {args.out}")
@@ -105,7 +105,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from model.data.synthetic import render_clip
+    from model.data.shapes import render_clip
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

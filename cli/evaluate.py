@@ -15,7 +15,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = Path(args.run)
     source = corpus_source(args) if args.data else run_source(run)
     if args.outside and not (Path(args.outside) / "labels.json").exists():
-        from model.data.outside import build_outside_set
+        from model.data.outside_writers import build_outside_set
 
         build_outside_set(args.outside, seed=0)
     corpus = load_source(source)

@@ -26,8 +26,7 @@ from export.graph_model import GraphModel
 from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
-from model.data.outside import decode_clip_file
-from model.evaluate import outside_box, outside_truth
+from model.data.outside import decode_clip_file, outside_box, outside_truth
 from model.familiarity import clip_boxes
 from model.probes import probe_hits
 

@@ -17,7 +17,8 @@ from typing import Literal
 from core import channels
 from core.config import Preset, TrainConfig
 from model.data.corpus import Corpus
-from model.train import Phase, fixed_masks, train
+from model.phases import Phase, fixed_masks
+from model.train import train
 
 BaselineKind = Literal["lstm", "vae"]
 BASELINES: dict[str, str] = {"lstm": "LSTM", "vae": "S2S+VAE"}

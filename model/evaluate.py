@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from core.config import ModelConfig
 from core.familiarity import MIN_KNOWN_SHARE, sentence_familiarity
 from core.frames import Box, picture_box, prepare_clip
 from core.vocab import UNK_ID, Vocab, tokenize
@@ -144,7 +143,7 @@ def evaluate_outside(model: StarModel, vocab: Vocab, directory: str | Path, beam
     """Caption accuracy on the outside test set: real files drawn by ffmpeg and Pillow, decoded by the
     service's own decode path (model/data/outside.py); and, for models that draw, the video probe on their
     reconstructions beside the same probe on the decoded files."""
-    from model.data.outside import load_outside_set, outside_accuracy
+    from model.data.outside import load_outside_set, outside_accuracy, outside_truth
 
     cfg = model.cfg
     clips: list[Clip] = []
@@ -197,7 +196,7 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
             "one object": _flagged(test[sorted(single)], calibration.threshold),
             "two objects": _flagged(test[[i for i in range(len(clips)) if i not in single]], calibration.threshold)}
         if outside is not None:
-            from model.data.outside import decode_clip_file, load_outside_set
+            from model.data.outside import decode_clip_file, load_outside_set, outside_box
 
             pairs = load_outside_set(outside)
             files = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in pairs])
@@ -219,18 +218,6 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
     out["sentences"] = {f"synthetic {split} captions": _flagged(sentence_scores(captions), MIN_KNOWN_SHARE),
                         "sentences of unknown words": _flagged(sentence_scores(UNKNOWN_SENTENCES), MIN_KNOWN_SHARE)}
     return out
-
-
-def outside_box(label: dict[str, Any], cfg: ModelConfig) -> Box | None:
-    """Where an outside file's picture lies in the model's frame; None when it fills it."""
-    w, h = (int(v) for v in label["size"].split("x"))
-    return picture_box(h, w, cfg.height, cfg.width, cfg.frame_fit)
-
-
-def outside_truth(label: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
-    """An outside clip's label with the box its picture takes in the model's frame (letterboxing models)."""
-    box = outside_box(label, cfg)
-    return {**label, "frame_box": list(box)} if box else label
 
 
 def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = "test", beam_size: int = 1,

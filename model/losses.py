@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from core.config import TrainConfig
 from core.vocab import PAD_ID
-from model.data.synthetic import shape_masks
+from model.data.shapes import shape_masks
 from model.star import SpriteVideoDecoder, StarModel, switch
 
 
@@ -51,7 +51,7 @@ def anchor_loss(anchor: Tensor, batch: dict[str, Tensor], mask_v: Tensor) -> Ten
 
 
 def sprite_mask_loss(sprite: Tensor, shape_id: Tensor, masks: Tensor) -> Tensor:
-    """Binary cross-entropy of the sprite's alpha against its shape's mask (masks [K, S, S]; model/data/synthetic.py:
+    """Binary cross-entropy of the sprite's alpha against its shape's mask (masks [K, S, S]; model/data/shapes.py:
     shape_masks), mean over pixels and over the rows whose shape is known (shape_id >= 0)."""
     known = (shape_id >= 0).to(sprite.dtype)
     target = masks[shape_id.clamp(min=0)]

@@ -1,5 +1,5 @@
 """The video probe: a generated clip read back analytically (the object's colour, shape and motion, and how visible it
-is), so that video tasks are scored by what they draw (model/data/synthetic.py draws the truth). Numpy only."""
+is), so that video tasks are scored by what they draw (model/data/shapes.py draws the truth). Numpy only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from core.frames import crop_box
-from model.data.synthetic import COLOUR_RGB, SHAPES, shape_sdf
+from model.data.shapes import COLOUR_RGB, SHAPES, shape_sdf
 
 PROBE_READINGS = ("colour", "shape", "motion")  # what the probe reads of a clip (contrast is not a share)
 
@@ -90,7 +90,7 @@ def _shape_overlaps(mask: np.ndarray) -> np.ndarray | None:
 
 def probe_shape(masks: np.ndarray) -> str | None:
     """The shape whose upright outline best overlaps the object's mask, summed over the frames it can be read in
-    (model/data/synthetic.py: SHAPES); None when no frame can be read."""
+    (model/data/shapes.py: SHAPES); None when no frame can be read."""
     overlaps = [o for o in (_shape_overlaps(m) for m in masks) if o is not None]
     return SHAPES[int(np.argmax(np.sum(overlaps, axis=0)))] if overlaps else None
 

@@ -19,7 +19,7 @@ from core.config import ModelConfig
 from core.graph_contract import resolve_max_len
 from core.search import beam_search, greedy_search
 from core.vocab import PAD_ID
-from model.data.synthetic import SPRITE_MARGIN
+from model.data.shapes import SPRITE_MARGIN
 
 
 def l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:

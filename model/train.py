@@ -16,13 +16,10 @@ resumes and exports under any number of processes.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,69 +33,22 @@ from core.config import ModelConfig, Preset, TrainConfig
 from core.vocab import Vocab, word_cap
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data.corpus import Clip, Corpus, caption_policy, has_truth
-from model.data.dataset import Augment, BatchStream, SplitTensors, make_batch, split_tensors, tensorize
+from model.data.dataset import Augment, BatchStream, SplitTensors, split_tensors, tensorize
+from model.distributed import (
+    Dist,
+    LossModule,
+    ShardStream,
+    close_distributed,
+    distributed_backend,
+    init_distributed,
+    parameter_digest,
+)
 from model.losses import star_losses, total_loss
+from model.phases import MaskFn, Phase, fixed_masks, phase_budgets, phases_for
 from model.star import StarModel
 
 CHECKPOINT = "checkpoint.pt"
-MaskFn = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
 Score = tuple[float, float]  # a validation: (figure, tie-break), compared as a tuple, higher is better
-
-
-@dataclass
-class Phase:
-    name: str
-    steps: int
-    lr_scale: float
-    masks: MaskFn
-    outputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
-    trainable: str | None = None  # a submodule's name: only its weights move in this phase (None: all)
-    # The inputs its masks ever switch on: an encoder outside them is not run (model/losses.py: star_losses).
-    inputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
-    converge: bool = False  # early stopping (TrainConfig.patience) and the best validation's weights kept
-
-
-def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    return torch.ones(b), torch.ones(b)
-
-
-MIX_KEYS = ("vs", "v", "s")  # the order of a mix's probabilities (TrainConfig.partial_mix)
-
-
-def mixed_masks(mix: tuple[float, float, float]) -> MaskFn:
-    """Channel dropout: each sample's input configuration (v+s, v, s) drawn with the probabilities `mix`."""
-    probs = torch.tensor([float(p) for p in mix])
-    has_v = torch.tensor([channels.has_video(k) for k in MIX_KEYS], dtype=torch.float32)
-    has_s = torch.tensor([channels.has_sentence(k) for k in MIX_KEYS], dtype=torch.float32)
-
-    def masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        pick = torch.multinomial(probs, b, replacement=True, generator=gen)
-        return has_v[pick], has_s[pick]
-
-    return masks
-
-
-def fixed_masks(config: channels.ChannelConfig) -> MaskFn:
-    """Masks of one task's input configuration (task fine-tuning and the single-task baselines)."""
-    v, s = (float(x) for x in config.mask)
-    return lambda b, gen: (torch.full((b,), v), torch.full((b,), s))
-
-
-def phases_for(tc: TrainConfig) -> list[Phase]:
-    # Full-model learning runs its steps; partial-model learning runs to convergence when patience is set.
-    phases = [Phase("full", tc.full_steps, 1.0, full_masks),
-              Phase("partial", tc.partial_steps, tc.partial_lr_scale, mixed_masks(tuple(tc.partial_mix)),
-                    converge=tc.patience > 0)]
-    if tc.finetune_steps:
-        caption = channels.get("caption")
-        phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs,
-                            inputs=caption.inputs))
-    if tc.finetune_video_steps:
-        # The paper's task fine-tuning for the two video tasks at once (reconstruct: video in; sentence-to-video:
-        # sentence in), the video decoder alone: the encoders and the latent the captions read stay as they are.
-        phases.append(Phase("finetune_video", tc.finetune_video_steps, tc.finetune_video_lr_scale,
-                            mixed_masks((0.0, 0.5, 0.5)), frozenset({"video"}), trainable="video_decoder"))
-    return [p for p in phases if p.steps > 0]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -183,102 +133,6 @@ class Best:
         if self.state is not None:
             model.load_state_dict(self.state[0])
             opt.load_state_dict(self.state[1])
-
-
-# ---------------------------------------------------------------- distributed (torchrun)
-
-@dataclass(frozen=True)
-class Dist:
-    """Where this process stands in a torchrun job; world 1 is a plain single process."""
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def pick_device(device: str, local_rank: int = 0) -> torch.device:
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda, but torch sees no usable GPU")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def init_distributed(device: str = "auto") -> Dist:
-    """torchrun sets WORLD_SIZE, RANK, LOCAL_RANK and the rendezvous variables; without them: one process.
-    The backend follows the device: nccl for GPUs (one per local rank), gloo on the CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank)
-    if world <= 1:
-        return Dist(device=dev)
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev)
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """A rank's own seed (augmentation of its own rows); rank 0 keeps the run's."""
-    return seed + 1_000_003 * rank
-
-
-def parameter_digest(model: torch.nn.Module) -> str:
-    """sha256 of every parameter's bytes in order: equal on every rank while DDP keeps them in step."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-class ShardStream(BatchStream):
-    """One rank's share of the single process's batches. Every rank draws what one process would draw (the
-    split's permutation each epoch, the caption pairs, word dropout) from the same seed, and keeps rows
-    rank::world of each global batch of `batch_size`: the shards are disjoint and together they are exactly the
-    batch one process would train on. Only augmentation, applied to the rank's own rows, draws per rank."""
-
-    def __init__(self, data: SplitTensors, batch_size: int, seed: int, rank: int, world: int,
-                 augment: Augment | None = None, word_dropout: float = 0.0) -> None:
-        super().__init__(data, batch_size, seed, None, word_dropout)
-        if self.batch_size % world:
-            raise ValueError(f"global batch {self.batch_size} does not split over {world} processes")
-        self.rank, self.world, self.rank_augment = rank, world, augment
-        self.augment_gen = torch.Generator().manual_seed(rank_seed(seed, rank))
-
-    def next(self) -> dict[str, Tensor]:
-        if self._pos + self.batch_size > len(self._order):
-            self._order, self._pos = torch.randperm(len(self.data), generator=self.gen), 0
-        idx = self._order[self._pos: self._pos + self.batch_size]
-        self._pos += self.batch_size
-        batch = make_batch(self.data, idx, self.gen, None, self.word_dropout, rows=slice(self.rank, None, self.world))
-        if self.rank_augment is not None and "frames" in batch:
-            batch["video"] = self.rank_augment(batch["frames"], self.augment_gen)
-        return batch
-
-
-class LossModule(torch.nn.Module):
-    """The training forward (all loss terms of a batch) as one module call: DDP synchronises the gradients
-    of what runs inside its wrapper's forward, and StarModel's training path is star_losses, not forward."""
-
-    def __init__(self, model: StarModel, video_z_grad: float = 1.0) -> None:
-        super().__init__()
-        self.model, self.video_z_grad = model, video_z_grad
-
-    def forward(self, batch: dict[str, Tensor], mask_v: Tensor, mask_s: Tensor, noise: Tensor | None,
-                sample: bool, inputs: frozenset[str], outputs: frozenset[str]) -> dict[str, Tensor]:
-        return star_losses(self.model, batch, mask_v, mask_s, sample=sample, noise=noise, inputs=inputs,
-                           outputs=outputs, video_z_grad=self.video_z_grad)
 
 
 class Trainer:
@@ -436,7 +290,7 @@ class Trainer:
         where nothing is validated (no validation clips, not rank 0)."""
         if not self.dist.main or not self.val_clips:
             return None
-        # evaluate.py feeds CPU tensors: a copy on the CPU where the model trains on a GPU
+        # inference.py feeds CPU tensors: a copy on the CPU where the model trains on a GPU
         model = self.model if self.dist.device.type == "cpu" else copy.deepcopy(self.model).cpu()
         figures = self.figures(model)
         if not figures:
@@ -490,13 +344,6 @@ class Trainer:
         self.best_steps = dict(ck.extra.get("best_steps", {}))
 
 
-def phase_budgets(phases: list[Phase], total_s: float | None) -> Iterator[float | None]:
-    """Split a time budget over phases in proportion to their steps."""
-    steps = sum(p.steps for p in phases)
-    for p in phases:
-        yield None if total_s is None else total_s * p.steps / steps
-
-
 def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progress: bool = True,
           resume: bool = False, phases: list[Phase] | None = None, vae: bool = True,
           source: dict[str, Any] | None = None, device: str = "auto", again: tuple[str, ...] = ()) -> Path:
@@ -511,23 +358,6 @@ def train(corpus: Corpus, preset: Preset, out: str | Path, seed: int = 0, progre
     checkpoint = _train(corpus, preset, out, seed, progress, resume, phases, vae, source, dist, again)
     close_distributed()  # only after a run every rank finished: on an error, tearing down could wait on a peer
     return checkpoint
-
-
-def close_distributed() -> None:
-    """Tear the process group down while the interpreter is whole. Without it (issue 36: 1 run in 17 ended with
-    rank 1 killed by SIGABRT, "terminate called without an active exception", after the checkpoint was written),
-    the last collective's tensors can still be held by gloo's worker thread when the rank's interpreter finalises:
-    releasing a tensor that holds a Python object then needs the GIL of a dying interpreter, and C++ aborts. So:
-    every rank waits for the others (no rank tears down while a peer's last send is in flight), frees what Python
-    still holds of the run's tensors, and shuts gloo down before returning to the caller."""
-    import gc
-
-    import torch.distributed as tdist
-
-    tdist.barrier()
-    gc.collect()
-    tdist.destroy_process_group()
-    gc.collect()  # the process group's Python wrapper, if a cycle held it: its C++ side goes now, not at exit
 
 
 def _train(corpus: Corpus, preset: Preset, out: Path, seed: int, progress: bool, resume: bool,
@@ -582,14 +412,6 @@ def caption_note(corpus: Corpus, vocab: Vocab, cfg: ModelConfig, preset_cap: boo
     cap = "the preset's" if preset_cap else f"the {percentile:g}th percentile of caption lengths + room"
     return (f"captions: {len(vocab)} words (seen at least {min_count}x in the training split, others read as <unk>); "
             f"at most {cfg.max_words} words ({cap})")
-
-
-def distributed_backend(dist: Dist) -> str | None:
-    if not dist.active:
-        return None
-    import torch.distributed
-
-    return torch.distributed.get_backend()
 
 
 def augmenter(tc: TrainConfig, cfg: ModelConfig) -> Augment | None:

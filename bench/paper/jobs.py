@@ -115,7 +115,8 @@ def run_star(corpus, p, work: Path, seed: int, name: str, st: JobSetup) -> dict[
     """One star-model run ("star": full-model learning, partial-model learning to convergence, task fine-tuning;
     "star_noalign": the same without the alignment term, stopping after partial-model learning). The checkpoint
     after each phase of STAR_RUNS[name] is copied and evaluated. Returns {row: {"eval", "run"}}."""
-    from model.train import CHECKPOINT, phases_for, train
+    from model.phases import phases_for
+    from model.train import CHECKPOINT, train
 
     stages = STAR_RUNS[name]
     rows = [r for r in stages.values() if r]

@@ -32,8 +32,9 @@ def time_steps(corpus, p, tasks: Sequence[str], n: int) -> dict[str, dict[str, f
     from core.vocab import Vocab
     from model.baselines import baseline_phase
     from model.data.dataset import BatchStream, tensorize
+    from model.phases import phases_for
     from model.star import StarModel
-    from model.train import Trainer, model_config_for, phases_for
+    from model.train import Trainer, model_config_for
 
     vocab = Vocab.build(corpus.all_captions("train"))
     cfg = model_config_for(corpus, p.model, vocab)

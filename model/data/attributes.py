@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from core.vocab import tokenize
-from model.data.synthetic import COLOUR_RGB, MOTION_SYNONYMS, SHAPE_SYNONYMS
+from model.data.captions import MOTION_SYNONYMS, SHAPE_SYNONYMS
+from model.data.shapes import COLOUR_RGB
 
 
 def _phrase_table(synonyms: dict[str, tuple[str, ...]]) -> list[tuple[tuple[str, ...], str]]:

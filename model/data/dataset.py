@@ -18,7 +18,7 @@ from core.config import ModelConfig
 from core.frames import crop_box, resize_frame
 from core.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 from model.data.corpus import Clip, Corpus
-from model.data.synthetic import SHAPES
+from model.data.shapes import SHAPES
 
 
 def drop_words(target_in: Tensor, rate: float, gen: torch.Generator) -> Tensor:
@@ -41,7 +41,7 @@ class SplitTensors:
     frames_centred: Tensor | None = None  # the same clips, each object's track centred (sentence-only targets)
     # Where the corpus knows them (the synthetic generator): the described object's pose per frame [N, T, 3] (centre
     # x, y in the frame's [-1, 1] coordinates, radius in half-heights) in the clip and in its centred version, whether
-    # it is known [N], and its shape's index in synthetic.SHAPES [N] (-1: unknown). The sprite decoder's aux losses.
+    # it is known [N], and its shape's index in shapes.SHAPES [N] (-1: unknown). The sprite decoder's aux losses.
     pose: Tensor | None = None
     pose_centred: Tensor | None = None
     pose_known: Tensor | None = None

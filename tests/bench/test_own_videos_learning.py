@@ -12,7 +12,8 @@ import torch
 
 from bench.own_videos_learning import FIGURES, main, paraphrases
 from model.data.attributes import parse_attributes
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate
+from model.data.shapes import COLOURS, MOTIONS, SHAPES
+from model.data.synthetic import generate
 
 CLIPS = 40
 

@@ -9,7 +9,7 @@ import pytest
 
 from bench.binding import targets
 from bench.caption_sheet import caption_rows, main
-from model.data.outside import build_outside_set
+from model.data.outside_writers import build_outside_set
 
 
 @pytest.fixture(scope="module")

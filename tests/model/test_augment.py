@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.data.augment import CODECS, OPS, PROBS, augment_batch, codec_roundtrip, roundtrip_corpus_share
+from model.data.augment import OPS, PROBS, augment_batch
+from model.data.codecs import CODECS, codec_roundtrip, roundtrip_corpus_share
 from model.data.corpus import Clip
-from model.data.synthetic import COLOURS, render_clip
+from model.data.shapes import COLOURS, render_clip
 from model.probes import probe_video
 
 T, H, W = 12, 36, 64

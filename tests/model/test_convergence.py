@@ -17,8 +17,9 @@ from model.checkpoint import load_checkpoint
 from model.data.corpus import Clip, Corpus
 from model.data.dataset import BatchStream, tensorize
 from model.losses import star_losses
+from model.phases import Phase, full_masks
 from model.star import StarModel
-from model.train import Best, Phase, Trainer, full_masks, loss_figures, select_losses, train
+from model.train import Best, Trainer, loss_figures, select_losses, train
 
 
 def tiny_preset(**train: object):

@@ -13,11 +13,13 @@ import pytest
 
 from model.data import attributes, synthetic
 from model.data.attributes import parse_attributes
+from model.data.captions import MAX_CAPTION_WORDS, SHAPE_SYNONYMS
 from model.data.corpus import Clip, Corpus, load_split
 from model.data.load import load_corpus
 from model.data.msrvtt import load_msrvtt
 from model.data.msvd import load_msvd, scaled_split_sizes
-from model.data.synthetic import COLOURS, MOTIONS, SHAPES, generate, render_clip
+from model.data.shapes import COLOURS, MOTIONS, SHAPES, render_clip
+from model.data.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +127,7 @@ def test_every_caption_parses_back_to_its_clip(corpus: Corpus):
     for clip in corpus.clips():
         assert len(set(clip.captions)) == len(clip.captions) == 8
         for caption in clip.captions:
-            assert len(caption.split()) <= synthetic.MAX_CAPTION_WORDS
+            assert len(caption.split()) <= MAX_CAPTION_WORDS
             assert parse_attributes(caption) == _main(clip.attributes), (clip.clip_id, caption)
             assert clip.attributes["colour"] in caption.split()
 
@@ -138,14 +140,14 @@ def test_captions_vary_in_words_and_sentence_shape(corpus: Corpus):
     shapes = set()
     for caption in captions:
         s = blank.sub("C", caption)
-        for syn in sorted({w for ws in synthetic.SHAPE_SYNONYMS.values() for w in ws}, key=len, reverse=True):
+        for syn in sorted({w for ws in SHAPE_SYNONYMS.values() for w in ws}, key=len, reverse=True):
             s = re.sub(rf"\b{syn}\b", "S", s)
         shapes.add(s)
     assert len(shapes) > 500
     assert len({c.split()[0] for c in captions}) >= 8  # openings: a, the, one, there, we, you, ...
     for phrase in ("a ", "the ", "there is", "that is", "is moving", "gets bigger"):
         assert any(phrase in c for c in captions), phrase
-    for synonyms in synthetic.SHAPE_SYNONYMS.values():
+    for synonyms in SHAPE_SYNONYMS.values():
         assert sum(any(re.search(rf"\b{w}\b", c) for c in captions) for w in synonyms) >= 3
     assert all(not re.search(r"\ba [aeiou]", c) for c in captions)  # "an orange", not "a orange"
 
@@ -201,7 +203,7 @@ def test_render_clip_still_grow_and_two_objects():
 
 def test_synthetic_is_torch_free():
     code = ("import sys, model.data, model.data.corpus, model.data.synthetic, model.data.msvd, model.data.msrvtt,"
-            " model.data.load, model.data.features, model.data.attributes;"
+            " model.data.shapes, model.data.captions, model.data.load, model.data.features, model.data.attributes;"
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -103,7 +103,7 @@ def ddp_run(corpus_dir, tmp_path_factory) -> Path:
 
 def test_shards_make_one_process_batch(tiny_corpus) -> None:
     """Rows rank::world of the same draws: the ranks' shards, put back together, are one process's batch."""
-    from model.train import ShardStream
+    from model.distributed import ShardStream
 
     vocab_cfg = TINY.model
     from core.vocab import Vocab
@@ -187,7 +187,7 @@ def test_checkpoint_exports_and_serves(ddp_run, tiny_corpus, tmp_path) -> None:
 
 def test_one_process_checkpoint_resumes_under_two(tiny_corpus, corpus_dir, tmp_path) -> None:
     from model.checkpoint import load_checkpoint
-    from model.train import phases_for
+    from model.phases import phases_for
 
     out = tmp_path / "resume"
     train_one_process(tiny_corpus, out, seed=0, phases=phases_for(TINY.train)[:1])

@@ -18,9 +18,10 @@ from model.data.attributes import attribute_accuracy
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.losses import latent_alignment, sentence_loss, video_loss
 from model.metrics import caption_scores, frame_mse
+from model.phases import MIX_KEYS, fixed_masks, full_masks, phases_for
 from model.probes import probe_accuracy
 from model.star import Latent, StarModel
-from model.train import MIX_KEYS, Trainer, evaluate_loss, fixed_masks, full_masks, phases_for
+from model.train import Trainer, evaluate_loss
 
 TORCH_FREE = ["model", "core.channels", "core.vocab", "core.frames", "core.config", "core.search",
               "model.data", "model.data.corpus", "model.data.synthetic"]
@@ -281,7 +282,7 @@ def test_meteor_runs_and_closes_its_java_process() -> None:
 
 
 def test_probe_reads_rendered_clips() -> None:
-    from model.data.synthetic import render_clip
+    from model.data.shapes import render_clip
 
     truths = [{"colour": c, "shape": "square", "motion": mo}
               for c in ("red", "blue", "yellow") for mo in ("left", "right", "up", "down")]

@@ -17,13 +17,13 @@ from model.data.outside import (
     _plan,
     _shake,
     aspect_group,
-    build_outside_set,
     decode_clip_file,
     ffmpeg_binary,
     load_outside_set,
     outside_accuracy,
 )
-from model.data.synthetic import COLOUR_RGB
+from model.data.outside_writers import build_outside_set
+from model.data.shapes import COLOUR_RGB
 from model.probes import probe_video
 
 T, H, W = 12, 36, 64

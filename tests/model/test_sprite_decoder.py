@@ -14,7 +14,8 @@ from core.frames import crop_box
 from core.vocab import Vocab
 from model.checkpoint import save_checkpoint
 from model.data.dataset import BatchStream, tensorize
-from model.data.synthetic import SHAPES, SPRITE_MARGIN, generate, render_clip, shape_masks
+from model.data.shapes import SHAPES, SPRITE_MARGIN, render_clip, shape_masks
+from model.data.synthetic import generate
 from model.losses import anchor_loss, star_losses, total_loss
 from model.probes import probe_accuracy, probe_video
 from model.star import SpriteVideoDecoder, StarModel, picture_mask

@@ -30,9 +30,10 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from cli.release import no_saved_corpus
     from core.config import preset
     from export.calibrate import recalibrate
-    from export.refit import RefitConfig, clip_video, refit_version
+    from export.refit import RefitConfig, refit_version
     from model.data.corpus import load_split
     from model.familiarity import clip_boxes
+    from model.inference import true_frames
 
     if no_saved_corpus(args.data_dir, "refit"):
         return 2
@@ -50,8 +51,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError) as e:
         print(f"slr refit: {e}", file=sys.stderr)
         return 2
-    calibration = recalibrate(root, args.version, clip_video(val), clip_boxes(val), f"{len(val)} validation clips of "
-                              f"{Path(args.data_dir).name}")
+    calibration = recalibrate(root, args.version, true_frames(val), clip_boxes(val),
+                              f"{len(val)} validation clips of {Path(args.data_dir).name}")
     print(json.dumps(record["validation"][-1]))
     print(f"published {directory} (best validation at step {record['best_step']}; familiarity threshold "
           f"{calibration.threshold}); make it latest with: slr release {root} --model-version {args.version} "

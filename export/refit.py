@@ -34,6 +34,7 @@ from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
 from export.publish import publish_version
 from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
+from model.inference import single_object, true_frames
 from model.losses import total_loss, video_decoder_losses
 from model.probes import probe_accuracy
 from model.star import SpriteVideoDecoder, StarModel
@@ -65,14 +66,6 @@ class RefitConfig:
     sample: bool = False
 
 
-def clip_video(clips: Sequence[Clip]) -> np.ndarray:
-    """[N,T,H,W,3] float32 in [0, 1]: the clips' frames as the encoder graphs read them."""
-    frames = [c.frames for c in clips if c.frames is not None]
-    if len(frames) != len(clips):
-        raise ValueError("a refit needs clips of frames (a corpus of features has no video decoder to refit)")
-    return np.stack(frames).astype(np.float32) / 255.0
-
-
 def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = True) -> Latents:
     """Every clip's and caption's posterior by the version's own encoder graphs (as the service encodes)."""
     enc_v, enc_s = model.session(encoder_graph("v")), model.session(encoder_graph("s"))
@@ -82,7 +75,7 @@ def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = T
     s_sigma = np.ones_like(s_mu)
     for i in tqdm(range(0, len(clips), BATCH), desc="latents", unit="batch", disable=not progress):
         part = clips[i:i + BATCH]
-        mu, sigma = enc_v.run(["mu", "sigma"], {"video": clip_video(part)})
+        mu, sigma = enc_v.run(["mu", "sigma"], {"video": true_frames(part)})
         v_mu.append(mu)
         v_sigma.append(sigma)
         pairs = [(row, slot, text) for row, c in enumerate(part) for slot, text in enumerate(c.captions)]
@@ -137,7 +130,7 @@ def batches(data: SplitTensors, latents: Latents, rc: RefitConfig, latent_dim: i
 def probe_figures(decoder: SpriteVideoDecoder, clips: Sequence[Clip], v_mu: Tensor, s_mu: Tensor) -> dict[str, float]:
     """The video probe of both tasks on one-object clips, from mu (as the service decodes)."""
     decoder.eval()
-    video = torch.from_numpy(clip_video(clips))
+    video = torch.from_numpy(true_frames(clips))
     rebuilt = decoder(v_mu, video[:, 0]).numpy()
     drawn = decoder(s_mu, torch.zeros_like(video[:, 0])).numpy()
     decoder.train()
@@ -145,10 +138,6 @@ def probe_figures(decoder: SpriteVideoDecoder, clips: Sequence[Clip], v_mu: Tens
     rec, s2v = probe_accuracy(list(rebuilt), [c.attributes for c in clips]), probe_accuracy(list(drawn), full)
     keys = ("colour", "shape", "motion")
     return {**{f"reconstruct.{k}": rec[k] for k in keys}, **{f"sentence_to_video.{k}": s2v[k] for k in keys}}
-
-
-def one_object(clips: Sequence[Clip]) -> list[Clip]:
-    return [c for c in clips if len(c.attributes.get("objects", [None])) == 1]
 
 
 def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: TrainConfig, rc: RefitConfig,
@@ -159,8 +148,8 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
     decoder = decoder_from_graph(model, cfg)
     data = tensorize(list(train), model.vocab, cfg)
     latents = encoder_latents(model, train, progress)
-    check = one_object(val)
-    check_v = torch.from_numpy(model.video_mu(clip_video(check)))
+    check = [val[i] for i in single_object(val)]
+    check_v = torch.from_numpy(model.video_mu(true_frames(check)))
     check_s = torch.from_numpy(model.sentence_mu([c.captions[0] for c in check]))
     opt = torch.optim.Adam(decoder.parameters(), lr=rc.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / rc.steps)
@@ -216,7 +205,7 @@ def publish_refit(root: Path, base: GraphModel, version: str, decoder: SpriteVid
     star = StarModel(cfg).eval()
     star.video_decoder = decoder
     spec = graph_specs(cfg)[VIDEO_DECODER]
-    video = torch.from_numpy(clip_video(parity_clips))
+    video = torch.from_numpy(true_frames(parity_clips))
     z = torch.from_numpy(base.video_mu(video.numpy()))
 
     def build(staging: Path) -> None:
@@ -241,4 +230,4 @@ def refit_version(root: Path, base_version: str | None, version: str, train: Seq
     if base.manifest.model.video_decoder != "sprite" or VIDEO_DECODER not in base.manifest.graphs:
         raise ValueError(f"{base.version} has no sprite video decoder to refit")
     decoder, record = refit(base, train, val, tc, rc, progress)
-    return publish_refit(root, base, version, decoder, record, one_object(val)[:16]), record
+    return publish_refit(root, base, version, decoder, record, [val[i] for i in single_object(val)][:16]), record

@@ -1,5 +1,6 @@
-"""`slr refit`: a new version whose video decoder is refitted on an exported version's frozen encoders
-(export/refit.py), recalibrated, and published beside it; `slr release` then decides whether it becomes `latest`."""
+"""`slr refit`: a new version whose video decoder (export/refit.py; then recalibrated) or sentence decoder
+(export/refit_sentence.py) is refitted on an exported version's frozen encoders, published beside it; `slr release`
+then decides whether it becomes `latest`."""
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,17 @@ from typing import Any
 
 def add_refit_parser(sub: Any) -> None:
     ref = sub.add_parser(
-        "refit", help="retrain an exported version's video decoder (sentence-to-video's own heads included) on its "
-                      "frozen encoders, from its own graphs: captions and encoders stay byte-identical")
+        "refit", help="retrain an exported version's video decoder (sentence-to-video's own heads included) or its "
+                      "sentence decoder (captions, paraphrases) on its frozen encoders, from its own graphs: the "
+                      "encoders and the other decoder stay byte-identical")
     ref.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
     ref.add_argument("--from-version", required=True, help="the version whose encoders and decoder start the refit")
     ref.add_argument("--version", required=True, help="the new version's folder name")
     ref.add_argument("--data-dir", required=True, help="the saved corpus the version was trained on (slr data synth)")
     ref.add_argument("--preset", default="quality", help="whose loss weights and grad clip to train with")
-    ref.add_argument("--steps", type=int, default=6000)
-    ref.add_argument("--lr", type=float, default=1e-3)
+    ref.add_argument("--decoder", choices=("video", "sentence"), default="video", help="which decoder to refit")
+    ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence)")
+    ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to recalibrate on")
@@ -31,6 +34,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from core.config import preset
     from export.calibrate import recalibrate
     from export.refit import RefitConfig, refit_version
+    from export.refit_sentence import SentenceRefitConfig, refit_sentence_version
     from model.data.corpus import load_split
     from model.familiarity import clip_boxes
     from model.inference import true_frames
@@ -43,18 +47,25 @@ def cmd_refit(args: argparse.Namespace) -> int:
         print(f"slr refit: {args.data_dir} holds no training and validation clips with frames and tracks "
               "(slr data synth)", file=sys.stderr)
         return 2
-    root = Path(args.root)
-    rc = RefitConfig(steps=args.steps, lr=args.lr, seed=args.seed)
+    root, tc = Path(args.root), preset(args.preset).train
+    given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("seed", args.seed)) if v is not None}
     try:
-        directory, record = refit_version(root, args.from_version, args.version, train, val,
-                                          preset(args.preset).train, rc)
+        if args.decoder == "sentence":
+            directory, record = refit_sentence_version(root, args.from_version, args.version, train, val, tc,
+                                                       SentenceRefitConfig(**given))
+        else:
+            directory, record = refit_version(root, args.from_version, args.version, train, val, tc,
+                                              RefitConfig(**given))
     except (FileExistsError, ValueError) as e:
         print(f"slr refit: {e}", file=sys.stderr)
         return 2
-    calibration = recalibrate(root, args.version, true_frames(val), clip_boxes(val),
-                              f"{len(val)} validation clips of {Path(args.data_dir).name}")
-    print(json.dumps(record["validation"][-1]))
-    print(f"published {directory} (best validation at step {record['best_step']}; familiarity threshold "
-          f"{calibration.threshold}); make it latest with: slr release {root} --model-version {args.version} "
-          f"--data-dir {args.data_dir}")
+    best = next(row for row in record["validation"] if row["step"] == record["best_step"])
+    print(json.dumps(best))
+    note = f"best validation at step {record['best_step']}"
+    if args.decoder == "video":  # the familiarity score reads the video decoder's rebuilds: recalibrate on it
+        calibration = recalibrate(root, args.version, true_frames(val), clip_boxes(val),
+                                  f"{len(val)} validation clips of {Path(args.data_dir).name}")
+        note += f"; familiarity threshold {calibration.threshold}"
+    print(f"published {directory} ({note}); make it latest with: slr release {root} --model-version "
+          f"{args.version} --data-dir {args.data_dir}")
     return 0

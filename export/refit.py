@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,32 +194,34 @@ def decoder_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Te
     return worst
 
 
-def publish_refit(root: Path, base: GraphModel, version: str, decoder: SpriteVideoDecoder, record: dict[str, Any],
-                  parity_clips: Sequence[Clip], atol: float = FP32_ATOL) -> Path:
-    """The base version's folder with the refitted decoder's graph, published beside it (latest untouched: the
-    release gate moves it). Raises ValueError (nothing published) where the graph differs from PyTorch."""
+def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, graphs: Sequence[str],
+                  parity: Callable[[Path], float], record: dict[str, Any], atol: float = FP32_ATOL) -> Path:
+    """The base version's folder with `graphs` exported anew from `star` (its refitted decoder), published beside
+    it (latest untouched: the release gate moves it). `parity(staging)`: the written graphs' largest difference from
+    PyTorch; past `atol`, nothing is published (ValueError). The manifest's `refit` records the base, the graphs and
+    `record`, and the base's own refit as `previous`."""
     version = check_version_name(version)
     if (root / version).exists():
         raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
-    cfg = decoder.cfg
-    star = StarModel(cfg).eval()
-    star.video_decoder = decoder
-    spec = graph_specs(cfg)[VIDEO_DECODER]
-    video = torch.from_numpy(true_frames(parity_clips))
-    z = torch.from_numpy(base.video_mu(video.numpy()))
+    specs = graph_specs(star.cfg)
 
     def build(staging: Path) -> None:
         for name in base.manifest.files:
             shutil.copy2(base.directory / name, staging / name)
-        export_graph(star, spec, staging / spec.file)
-        diff = decoder_parity(decoder, staging / spec.file, z, video[:, 0])
+        for name in graphs:
+            export_graph(star, specs[name], staging / specs[name].file)
+        diff = parity(staging)
         if diff > atol:
-            raise ValueError(f"the refitted video decoder's graph differs from PyTorch by {diff:.2e} (> {atol:.0e})")
+            raise ValueError(f"the refitted {' and '.join(graphs)} graph differs from PyTorch by {diff:.2e} "
+                             f"(> {atol:.0e})")
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file() and p.name != MANIFEST}
-        parity = {**base.manifest.parity, VIDEO_DECODER: {"max_abs_diff": diff, "cases": 2, "refit": True}}
-        dataclasses.replace(base.manifest, version=version, model=cfg, files=files, parity=parity, release=None,
-                            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                            refit={"from": base.version, **record}).write(staging)
+        parity_record = {**base.manifest.parity, **{name: {"max_abs_diff": diff, "refit": True} for name in graphs}}
+        refit_record = {"from": base.version, "graphs": list(graphs), **record}
+        if base.manifest.refit is not None:
+            refit_record["previous"] = base.manifest.refit
+        dataclasses.replace(base.manifest, version=version, model=star.cfg, files=files, parity=parity_record,
+                            release=None, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            refit=refit_record).write(staging)
 
     return publish_version(root, version, build, update_latest=False)
 
@@ -230,4 +232,13 @@ def refit_version(root: Path, base_version: str | None, version: str, train: Seq
     if base.manifest.model.video_decoder != "sprite" or VIDEO_DECODER not in base.manifest.graphs:
         raise ValueError(f"{base.version} has no sprite video decoder to refit")
     decoder, record = refit(base, train, val, tc, rc, progress)
-    return publish_refit(root, base, version, decoder, record, [val[i] for i in single_object(val)][:16]), record
+    star = StarModel(decoder.cfg).eval()  # its encoders are never exported: only the decoder's graph is new
+    star.video_decoder = decoder
+    video = torch.from_numpy(true_frames([val[i] for i in single_object(val)][:16]))
+    z = torch.from_numpy(base.video_mu(video.numpy()))
+    file = base.manifest.graphs[VIDEO_DECODER].file
+
+    def parity(staging: Path) -> float:
+        return decoder_parity(decoder, staging / file, z, video[:, 0])
+
+    return publish_refit(root, base, version, star, (VIDEO_DECODER,), parity, record), record

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.heap import fix_mmap_threshold
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import build_predictor
@@ -60,6 +61,7 @@ def load_engine(settings: Settings) -> Engine:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
+    fix_mmap_threshold(settings.mmap_threshold_kib * 1024)  # before the engine allocates anything
     # Missing or corrupt artifacts (a checksum mismatch, a graph onnxruntime cannot load) or an unusable
     # required GPU raise here: the server refuses to start and never becomes ready, and says why in one line.
     try:

@@ -52,6 +52,7 @@ from core.media import (
     UnsupportedMedia,
     prepare_upload,
 )
+from service.heap import fix_mmap_threshold
 
 log = logging.getLogger("service.decoding")
 PARENT_POLL_S = 0.5
@@ -86,10 +87,11 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _serve(sock: socket.socket, parent: int) -> None:
+def _serve(sock: socket.socket, parent: int, mmap_threshold: int = 0) -> None:
     """A worker's life: a request (a function by name, its arguments) in, a reply (the result, or the error) out,
     until the server closes the socket."""
     _exit_with_parent(parent)
+    fix_mmap_threshold(mmap_threshold)
     sock.setblocking(True)
     while True:
         try:
@@ -275,9 +277,10 @@ class Worker:
         return self.process.pid
 
 
-def spawn_worker() -> Worker:
+def spawn_worker(mmap_threshold: int = 0) -> Worker:
     ours, theirs = socket.socketpair()  # multiprocessing hands `theirs` to the spawned child (a duplicated fd)
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, os.getpid()),
+    process = multiprocessing.get_context("spawn").Process(target=_serve,
+                                                           args=(theirs, os.getpid(), mmap_threshold),
                                                            name="slr-decode", daemon=True)
     process.start()
     theirs.close()
@@ -295,9 +298,10 @@ def stop_worker(w: Worker) -> None:
 class DecodePool:
     """prepare_upload in `processes` spawned workers, or in `threads` (the media thread pool) when 0."""
 
-    def __init__(self, processes: int, threads: Executor) -> None:
-        self.processes, self._threads = processes, threads
-        self._workers: list[Worker] = [spawn_worker() for _ in range(processes)]
+    def __init__(self, processes: int, threads: Executor, mmap_threshold: int = 0) -> None:
+        """mmap_threshold: each worker's pinned glibc mmap threshold in bytes (service/heap.py; 0: malloc's own)."""
+        self.processes, self._threads, self.mmap_threshold = processes, threads, mmap_threshold
+        self._workers: list[Worker] = [spawn_worker(mmap_threshold) for _ in range(processes)]
         self._idle: list[Worker] = list(self._workers)
         self._waiters: deque[asyncio.Future[Worker]] = deque()
         self.restarts = 0  # workers replaced after dying or being given up on
@@ -372,7 +376,7 @@ class DecodePool:
     def _replace(self, w: Worker) -> None:
         log.warning("decode worker %s replaced (it exited, or its call was given up)", w.pid)
         stop_worker(w)
-        fresh = spawn_worker()
+        fresh = spawn_worker(self.mmap_threshold)
         self._workers[self._workers.index(w)] = fresh
         self.restarts += 1
         self._release(fresh)

@@ -148,7 +148,7 @@ class Predictor:
         self._verdicts = functools.lru_cache(maxsize=settings.cache_lru_size)(self._verdict_of)
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
-        self.decoder = DecodePool(settings.decode_processes, self._media_pool)
+        self.decoder = DecodePool(settings.decode_processes, self._media_pool, settings.mmap_threshold_kib * 1024)
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
         self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
         self._media_pending = 0

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
                                   "event loop; more threads spin on the same cores: /caption 2-3x slower under "
                                   "load on 2 cores); 0 = one per core")
     media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
+    mmap_threshold_kib: int = Field(128, ge=0, le=32 * 1024,
+                                    description="buffers this large or larger are mmapped and given back when freed "
+                                                "(glibc; service/heap.py); 0 keeps malloc's own threshold, which "
+                                                "grows with use and leaves the heap fragmented")
     decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "
                                   "no torch, no onnxruntime); decoding in threads shares the event loop's GIL, "
                                   "which caps cache-miss throughput below the cores (docs/performance.md); "

@@ -12,13 +12,19 @@ import torch
 
 from cli.main import main
 from core.config import preset
-from core.graph_contract import VIDEO_DECODER
+from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER
 from core.manifest import Manifest
 from core.vocab import Vocab
 from export.graph_model import GraphModel
 from export.onnx_export import export_run
 from export.publish import read_latest
 from export.refit import RefitConfig, refit_version
+from export.refit_sentence import (
+    SentenceRefitConfig,
+    refit_sentence_version,
+    sentence_decoder_from_graphs,
+    sentence_parity,
+)
 from model.checkpoint import save_checkpoint
 from model.star import StarModel
 
@@ -83,3 +89,48 @@ def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_co
     assert "slr data synth" in capsys.readouterr().err
     assert main(["release", str(sprite_root), "--model-version", "cli", "--data-dir", str(tmp_path / "nothing")]) == 2
     assert "no saved corpus" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the sentence decoder (export/refit_sentence.py)
+
+def test_the_sentence_decoder_read_back_from_its_graphs_computes_what_they_compute(sprite_root) -> None:
+    """The LSTM's gates are stacked in another order in ONNX than in PyTorch: read back wrong, the words differ."""
+    model = GraphModel.open(sprite_root, "base")
+    decoder = sentence_decoder_from_graphs(model).eval()
+    z = torch.from_numpy(np.random.default_rng(1).standard_normal((4, model.manifest.model.latent_dim))
+                         .astype(np.float32))
+    files = {name: model.manifest.graphs[name].file for name in SENTENCE_GRAPHS}
+    assert sentence_parity(decoder, model.directory, files, z) < 1e-4
+
+
+def test_a_sentence_refit_changes_the_sentence_graphs_alone(sprite_root, tiny_corpus) -> None:
+    train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
+    rc = SentenceRefitConfig(steps=30, lr=3e-3, eval_every=10, batch_size=16)
+    directory, record = refit_sentence_version(sprite_root, "base", "words", train, val, TINY.train, rc,
+                                               progress=False)
+    assert read_latest(sprite_root) == "base"
+    base, new = Manifest.read(sprite_root / "base"), Manifest.read(directory)
+    new.verify_files(directory)
+    changed = {name for name in base.files if base.files[name] != new.files[name]}
+    assert changed == {base.graphs[name].file for name in SENTENCE_GRAPHS}, changed
+    assert new.refit is not None and new.refit["from"] == "base" and new.refit["graphs"] == list(SENTENCE_GRAPHS)
+    assert new.familiarity == base.familiarity  # the score reads the encoders and the video decoder: unchanged
+    losses = [row["train_loss"] for row in record["validation"][1:]]
+    assert losses[-1] < losses[0], losses
+    assert {"caption.colour", "two_objects.first_clause", "paraphrase.all"} <= set(record["validation"][0])
+    mu = GraphModel.open(sprite_root, "base").video_mu(np.stack([c.frames for c in val[:8]]).astype(np.float32) / 255)
+    assert GraphModel.open(sprite_root, "words").captions(mu) != GraphModel.open(sprite_root, "base").captions(mu)
+
+
+def test_the_cli_refits_the_sentence_decoder_without_recalibrating(sprite_root, tiny_corpus, tmp_path,
+                                                                    capsys) -> None:
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli-words", "--decoder",
+                 "sentence", "--data-dir", str(data), "--preset", "tiny", "--steps", "4",
+                 "--calibration-clips", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "published" in out and "familiarity threshold" not in out
+    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli-words", "--decoder",
+                 "sentence", "--data-dir", str(data), "--preset", "tiny", "--steps", "4"]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.heap import fix_mmap_threshold
+from service.heap import fix_mmap_threshold, freeze_startup_objects, thaw_startup_objects
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import build_predictor
@@ -75,10 +75,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await predictor.cache.ping()
     await predictor.decoder.warm()
     app.state.predictor = predictor
+    if settings.gc_freeze:
+        freeze_startup_objects()
     try:
         yield
     finally:
         app.state.predictor = None
+        if settings.gc_freeze:
+            thaw_startup_objects()
         await predictor.close()
 
 

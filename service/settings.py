@@ -48,6 +48,8 @@ class Settings(BaseSettings):
                                     description="buffers this large or larger are mmapped and given back when freed "
                                                 "(glibc; service/heap.py); 0 keeps malloc's own threshold, which "
                                                 "grows with use and leaves the heap fragmented")
+    gc_freeze: bool = Field(True, description="take the objects alive after start-up out of Python's cyclic "
+                                               "collector (service/heap.py): its full passes stalled the event loop")
     decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "
                                   "no torch, no onnxruntime); decoding in threads shares the event loop's GIL, "
                                   "which caps cache-miss throughput below the cores (docs/performance.md); "

@@ -13,8 +13,11 @@ are the mp4 files decoded, as serving would see them) and the captions are score
 shape and motion (`model.data.attributes`). One JSON line per path, then a markdown table of both and the
 difference in points; the target: the store path at most 5 points below on each of colour, shape and motion.
 
-Letterboxed clips (the preset's `aspect_share`) are written with their bars burned in: a file at the model's frame
-size carries no box, so the store path trains on them as full frames.
+Letterboxed clips (the preset's `aspect_share`: a clip drawn at another aspect ratio, stored by the corpus with its
+bars at the model's frame size) are written as what they stand for, a file of their own aspect ratio (the picture
+inside the bars), so `slr data prepare` letterboxes them as the service does an upload of that shape. `--burned-bars`
+writes them with the bars burned in instead: a file at the model's shape, which prepare cannot tell from a full
+frame (measured: 11.9 points of shape below the in-memory path at 4,200 demo steps, docs/own_videos.md).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from typing import Any
 
 from bench.support import FolderClip, write_video_folder
 from core.config import Preset, preset
+from core.frames import crop_box
 from model.data.corpus import Clip, Corpus
 
 PATHS = ("in memory", "store")
@@ -111,15 +115,17 @@ def paraphrases(attributes: dict[str, Any], seed: int) -> list[str]:
     return out
 
 
-def folder_clips(corpus: Corpus, seed: int, scale: int = 1, own_captions: bool = False) -> list[FolderClip]:
+def folder_clips(corpus: Corpus, seed: int, scale: int = 1, own_captions: bool = False,
+                 burned_bars: bool = False) -> list[FolderClip]:
     """Every clip as (id, frames, paraphrases, split) for bench.support.write_video_folder, its frames enlarged
-    `scale` times (nearest neighbour)."""
+    `scale` times (nearest neighbour); a letterboxed clip cut to its own picture unless `burned_bars`."""
     rows: list[FolderClip] = []
     for split, clips in corpus.splits.items():
         for clip in clips:
             if clip.frames is None:
                 raise ValueError(f"{clip.clip_id}: the generator drew no frames")
-            frames = clip.frames.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else clip.frames
+            frames = clip.frames if burned_bars else crop_box(clip.frames, clip.attributes.get("frame_box"))
+            frames = frames.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else frames
             own = list(clip.captions)
             captions = own if own_captions else paraphrases(clip.attributes, hash_seed(seed, clip.clip_id))
             rows.append((clip.clip_id, frames, captions, split))
@@ -195,11 +201,11 @@ def markdown(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def files_path(corpus: Corpus, out: Path, preset_name: str, seed: int, workers: int,
-               scale: int, own_captions: bool = False) -> tuple[Corpus, dict[str, float]]:
+               scale: int, own_captions: bool = False, burned_bars: bool = False) -> tuple[Corpus, dict[str, float]]:
     """The corpus as an MSR-VTT folder of mp4 files and paraphrases, prepared; the store and what each step took."""
     start = time.monotonic()
     shutil.rmtree(out / "folder", ignore_errors=True)
-    write_video_folder(out / "folder", "msrvtt", folder_clips(corpus, seed, scale, own_captions))
+    write_video_folder(out / "folder", "msrvtt", folder_clips(corpus, seed, scale, own_captions, burned_bars))
     written = time.monotonic()
     store = prepare(out / "folder", out / "store", preset_name, workers)
     return store, {"files_seconds": round(written - start, 1), "prepare_seconds": round(time.monotonic() - written, 1)}
@@ -225,7 +231,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
     kw = synthetic_kwargs(args.preset, args.clips, args.seed)
     corpus = generate(**kw)
     truths = {c.clip_id: c.attributes for clips in corpus.splits.values() for c in clips}
-    store, costs = files_path(corpus, out, args.preset, args.seed, args.workers, args.scale, args.own_captions)
+    store, costs = files_path(corpus, out, args.preset, args.seed, args.workers, args.scale, args.own_captions,
+                              args.burned_bars)
     if args.reuse_memory:  # the in-memory path of an earlier run of the same corpus, preset and steps
         rows = {"in memory": json.loads((out / "learning.json").read_text())["in memory"]}
     else:
@@ -234,7 +241,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
     say(json.dumps(rows["in memory"]))
     source = {"name": "store", "root": str((out / "store").resolve()), "kw": {}}
     rows["store"] = {**path_row("store", store, p, args, source, truths), **costs, "file_scale": args.scale,
-                     "captions": "the corpus' own" if args.own_captions else "paraphrases"}
+                     "captions": "the corpus' own" if args.own_captions else "paraphrases",
+                     "letterboxed files": "bars burned in" if args.burned_bars else "their own aspect ratio"}
     say(json.dumps(rows["store"]))
     say(markdown(rows))
     (out / "learning.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -255,6 +263,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # A user's files are larger than the model's input: at its own 18x32, H.264's half-size chroma and blocks cost the
     # ground truth's probe 24 points of shape (74.9 -> 50.5 on 800 one-object demo clips), a loss no user meets.
     parser.add_argument("--scale", type=int, default=4, help="files written this many times the model's frame size")
+    parser.add_argument("--burned-bars", action="store_true",
+                        help="letterboxed clips as files of the model's shape, their bars burned in (no box to find)")
     parser.add_argument("--own-captions", action="store_true",
                         help="the files carry the corpus' own captions, not paraphrases: the store path alone measured")
     parser.add_argument("--reuse-memory", action="store_true",

@@ -2,6 +2,7 @@
 parser reads, and the module runs end to end on the tiny preset (the figures are the full-size run's, not checked)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
@@ -60,3 +61,27 @@ def test_runs_end_to_end_on_the_tiny_preset(tmp_path: Path, capsys, one_thread) 
     info = json.loads((out / "folder" / "test_videodatainfo.json").read_text())
     assert {v["split"] for v in info["videos"]} == {"test"} and len(info["sentences"]) == 5 * len(info["videos"])
     assert json.loads((out / "learning.json").read_text())["store"]["test_clips"] == rows[1]["test_clips"]
+
+
+def test_a_letterboxed_clip_is_written_at_its_own_aspect_ratio(tmp_path: Path) -> None:
+    """A clip the corpus letterboxed is a video of another shape: its file holds the picture inside the bars, so that
+    prepare letterboxes it as the service does an upload (its box found again); --burned-bars keeps the bars."""
+    from bench.own_videos_learning import folder_clips
+    from bench.support import encode_clip
+    from core.config import preset
+    from core.media import MediaLimits, prepare_upload
+
+    corpus = generate(30, seed=2, frames=4, height=18, width=32, aspect_share=1.0)
+    boxed = {c.clip_id: c.attributes["frame_box"] for cs in corpus.splits.values() for c in cs
+             if c.attributes.get("frame_box")}
+    assert boxed
+    own = {cid: frames for cid, frames, _, _ in folder_clips(corpus, 0, scale=4)}
+    burned = {cid: frames for cid, frames, _, _ in folder_clips(corpus, 0, scale=4, burned_bars=True)}
+    cfg = preset("tiny").model
+    for cid, (top, left, h, w) in boxed.items():
+        assert own[cid].shape[1:3] == (4 * h, 4 * w) and burned[cid].shape[1:3] == (72, 128)
+    cid, box = next(iter(boxed.items()))
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(encode_clip(own[cid], "mp4", 8))
+    small = dataclasses.replace(cfg, frames=4, height=18, width=32, frame_fit="pad")
+    assert tuple(prepare_upload(path.read_bytes(), small, MediaLimits()).box or ()) == tuple(box)

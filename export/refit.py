@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from core.config import ModelConfig, TrainConfig
@@ -140,6 +140,45 @@ def probe_figures(decoder: SpriteVideoDecoder, clips: Sequence[Clip], v_mu: Tens
     return {**{f"reconstruct.{k}": rec[k] for k in keys}, **{f"sentence_to_video.{k}": s2v[k] for k in keys}}
 
 
+def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: float, eval_every: int,
+                       loss_at: Callable[[], Tensor], validate: Callable[[], dict[str, float]], desc: str,
+                       watch: str, progress: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """Adam at `lr` decayed linearly to 0 over `steps`, gradients clipped; `validate()` before the first step, every
+    `eval_every` steps and at the end, the mean of its figures picking the weights `module` keeps on return.
+    Returns the best step and the history (each validation's figures, its step and the training loss since the last).
+    The refits' one loop (export/refit.py, export/refit_sentence.py)."""
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
+    history: list[dict[str, Any]] = [{"step": 0, **validate()}]
+    best = (float(np.mean(list(validate_figures(history[0]).values()))), 0,
+            {k: v.clone() for k, v in module.state_dict().items()})
+    bar = tqdm(range(1, steps + 1), desc=desc, unit="step", disable=not progress)
+    window: list[float] = []  # training losses since the last validation
+    for step in bar:
+        loss = loss_at()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+        opt.step()
+        sched.step()
+        window.append(float(loss.detach()))
+        if step % eval_every == 0 or step == steps:
+            figures = validate()
+            history.append({"step": step, **figures, "train_loss": float(np.mean(window))})
+            window = []
+            score = float(np.mean(list(figures.values())))
+            bar.set_postfix({watch: f"{figures[watch]:.3f}", "score": f"{score:.4f}"})
+            if score >= best[0]:  # a tie goes to the more trained weights
+                best = (score, step, {k: v.clone() for k, v in module.state_dict().items()})
+    module.load_state_dict(best[2])
+    return best[1], history
+
+
+def validate_figures(row: dict[str, Any]) -> dict[str, float]:
+    """A history row's figures (its step and training loss left out)."""
+    return {k: v for k, v in row.items() if k not in ("step", "train_loss")}
+
+
 def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: TrainConfig, rc: RefitConfig,
           progress: bool = True) -> tuple[SpriteVideoDecoder, dict[str, Any]]:
     """Train the decoder on the version's latents; the best validation weights (mean of both tasks' probe)."""
@@ -151,34 +190,18 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
     check = [val[i] for i in single_object(val)]
     check_v = torch.from_numpy(model.video_mu(true_frames(check)))
     check_s = torch.from_numpy(model.sentence_mu([c.captions[0] for c in check]))
-    opt = torch.optim.Adam(decoder.parameters(), lr=rc.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / rc.steps)
-    history = [{"step": 0, **probe_figures(decoder, check, check_v, check_s)}]
-    best = (float(np.mean([history[0][k] for k in history[0] if k != "step"])), 0,
-            {k: v.clone() for k, v in decoder.state_dict().items()})
     stream = batches(data, latents, rc, cfg.latent_dim)
-    bar = tqdm(range(1, rc.steps + 1), desc="refit video decoder", unit="step", disable=not progress)
-    window: list[float] = []  # training losses since the last validation
-    for step in bar:
+
+    def loss_at() -> Tensor:
         z, mask_v, batch = next(stream)
-        loss = total_loss({"kl": z.new_zeros(()), **video_decoder_losses(decoder, z, z, batch, mask_v)}, tc, 0.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), tc.grad_clip)
-        opt.step()
-        sched.step()
-        window.append(float(loss.detach()))
-        if step % rc.eval_every == 0 or step == rc.steps:
-            figures = probe_figures(decoder, check, check_v, check_s)
-            history.append({"step": step, **figures, "train_loss": float(np.mean(window))})
-            window = []
-            score = float(np.mean(list(figures.values())))  # both tasks' colour, shape and motion
-            bar.set_postfix(s2v_shape=f"{figures['sentence_to_video.shape']:.2f}", score=f"{score:.3f}")
-            if score >= best[0]:  # a tie goes to the more trained weights
-                best = (score, step, {k: v.clone() for k, v in decoder.state_dict().items()})
-    decoder.load_state_dict(best[2])
+        return total_loss({"kl": z.new_zeros(()), **video_decoder_losses(decoder, z, z, batch, mask_v)}, tc, 0.0)
+
+    best_step, history = train_keeping_best(  # both tasks' colour, shape and motion
+        decoder, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
+        lambda: probe_figures(decoder, check, check_v, check_s), "refit video decoder", "sentence_to_video.shape",
+        progress)
     decoder.eval()
-    return decoder, {"steps": rc.steps, "best_step": best[1], "lr": rc.lr, "batch_size": rc.batch_size,
+    return decoder, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
                      "seed": rc.seed, "train_clips": len(train), "validation": history}
 
 

@@ -19,14 +19,13 @@ import onnx
 import torch
 from onnx import numpy_helper
 from torch import Tensor
-from tqdm import tqdm
 
 from core.config import TrainConfig
 from core.graph_contract import SENTENCE_GRAPHS, SENTENCE_INIT, SENTENCE_STEP
 from core.vocab import BOS_ID
 from export.graph_model import GraphModel
 from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
-from export.refit import encoder_latents, publish_refit
+from export.refit import encoder_latents, publish_refit, train_keeping_best
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
 from model.data.dataset import caption_tensors, decoder_io, drop_words
@@ -105,19 +104,10 @@ def refit_sentence(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip]
     check_v = torch.from_numpy(model.video_mu(true_frames(val)))
     check_s = torch.from_numpy(model.sentence_mu([c.captions[0] for c in val]))
     truths = [c.attributes for c in val]
-
-    def validate(step: int) -> dict[str, Any]:
-        return {"step": step, **sentence_figures(star, model.vocab, check_v, check_s, truths)}
-
     decoder = star.sentence_decoder
-    opt = torch.optim.Adam(decoder.parameters(), lr=rc.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / rc.steps)
-    history = [validate(0)]
-    best = (_score(history[0]), 0, {k: v.clone() for k, v in decoder.state_dict().items()})
     gen = torch.Generator().manual_seed(rc.seed)
-    bar = tqdm(range(1, rc.steps + 1), desc="refit sentence decoder", unit="step", disable=not progress)
-    window: list[float] = []  # training losses since the last validation
-    for step in bar:
+
+    def loss_at() -> Tensor:
         idx = torch.randint(0, len(train), (rc.batch_size,), generator=gen)
         slot_in = (torch.rand(rc.batch_size, generator=gen) * n_captions[idx]).long()
         slot_out = (torch.rand(rc.batch_size, generator=gen) * n_captions[idx]).long()
@@ -125,29 +115,16 @@ def refit_sentence(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip]
         z = torch.where(video, latents.v_mu[idx], latents.s_mu[idx, slot_in])
         target_in, target_out = decoder_io(words[idx, slot_out], lengths[idx, slot_out])
         target_in = drop_words(target_in, tc.word_dropout, gen) if tc.word_dropout else target_in
-        loss = sentence_loss(decoder(z, target_in), target_out)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), tc.grad_clip)
-        opt.step()
-        sched.step()
-        window.append(float(loss.detach()))
-        if step % rc.eval_every == 0 or step == rc.steps:
-            history.append({**validate(step), "train_loss": float(np.mean(window))})
-            window = []
-            bar.set_postfix(two_first=f"{history[-1]['two_objects.first_clause']:.3f}",
-                            score=f"{_score(history[-1]):.4f}")
-            if _score(history[-1]) >= best[0]:  # a tie goes to the more trained weights
-                best = (_score(history[-1]), step, {k: v.clone() for k, v in decoder.state_dict().items()})
-    decoder.load_state_dict(best[2])
+        return sentence_loss(decoder(z, target_in), target_out)
+
+    best_step, history = train_keeping_best(
+        decoder, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
+        lambda: sentence_figures(star, model.vocab, check_v, check_s, truths), "refit sentence decoder",
+        "two_objects.first_clause", progress)
     star.eval()
-    return star, {"steps": rc.steps, "best_step": best[1], "lr": rc.lr, "batch_size": rc.batch_size,
+    return star, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
                   "video_share": rc.video_share, "seed": rc.seed, "train_clips": len(train),
                   "validation_clips": len(val), "validation": history}
-
-
-def _score(row: dict[str, Any]) -> float:
-    return float(np.mean([v for k, v in row.items() if k not in ("step", "train_loss")]))
 
 
 @torch.no_grad()

@@ -49,7 +49,8 @@ def test_the_decoder_draws_one_sprite_moved_along_its_track() -> None:
     torch.manual_seed(0)
     dec = SpriteVideoDecoder(sprite_config()).eval()
     z = torch.randn(3, dec.cfg.latent_dim)
-    frames, sprite, poses = dec.draw(z, torch.zeros(3, H, W, 3))
+    with torch.no_grad():
+        frames, sprite, poses = dec.draw(z, torch.zeros(3, H, W, 3))
     assert frames.shape == (3, T, H, W, 3) and sprite.shape == (3, 4, S, S) and poses.shape == (3, T, 3)
     assert float(frames.min()) >= 0.0 and float(frames.max()) <= 1.0
     assert torch.equal(dec(z, torch.zeros(3, H, W, 3)), frames)
@@ -104,9 +105,9 @@ def test_sprite_losses_join_the_training_step_and_learn_the_shape_and_track(tiny
     for _ in range(40):
         losses = star_losses(model, stream.next(), ones, ones)
         assert {"pose", "sprite_mask", "video", "foreground"} <= set(losses)
-        aux = losses["pose"] + losses["sprite_mask"]
-        first = first if first is not None else float(aux)
-        last = float(aux)
+        aux = float((losses["pose"] + losses["sprite_mask"]).detach())
+        first = first if first is not None else aux
+        last = aux
         opt.zero_grad()
         total_loss(losses, tc, 0.0).backward()
         opt.step()

@@ -143,7 +143,7 @@ def test_video_z_grad_scales_what_the_video_loss_teaches_the_encoders(share: flo
         loss.backward()
         enc = sum(float(p.grad.abs().sum()) for p in model.video_encoder.parameters() if p.grad is not None)
         dec = sum(float(p.grad.abs().sum()) for p in model.video_decoder.parameters() if p.grad is not None)
-        return float(loss), enc, dec
+        return float(loss.detach()), enc, dec
 
     loss, enc, dec = grads(share)
     full_loss, full_enc, _ = grads(1.0)

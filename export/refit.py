@@ -149,9 +149,9 @@ def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: floa
     The refits' one loop (export/refit.py, export/refit_sentence.py)."""
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
-    history: list[dict[str, Any]] = [{"step": 0, **validate()}]
-    best = (float(np.mean(list(validate_figures(history[0]).values()))), 0,
-            {k: v.clone() for k, v in module.state_dict().items()})
+    first = validate()
+    history: list[dict[str, Any]] = [{"step": 0, **first}]
+    best = (float(np.mean(list(first.values()))), 0, {k: v.clone() for k, v in module.state_dict().items()})
     bar = tqdm(range(1, steps + 1), desc=desc, unit="step", disable=not progress)
     window: list[float] = []  # training losses since the last validation
     for step in bar:
@@ -172,11 +172,6 @@ def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: floa
                 best = (score, step, {k: v.clone() for k, v in module.state_dict().items()})
     module.load_state_dict(best[2])
     return best[1], history
-
-
-def validate_figures(row: dict[str, Any]) -> dict[str, float]:
-    """A history row's figures (its step and training loss left out)."""
-    return {k: v for k, v in row.items() if k not in ("step", "train_loss")}
 
 
 def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: TrainConfig, rc: RefitConfig,

@@ -15,7 +15,7 @@ whose work depends on the score) is timed on its own, and --profile lists the fu
 of times per hit in the two modes.
 
 --http N starts two servers as bench.load does (uvicorn, uvloop, httptools) and sends N hits per round to each in
-turn over keep-alive connections, reading each server's CPU time from /proc: per hit, the whole server process.
+turn over keep-alive connections, reading each server's CPU time from /proc: per hit, the whole server (process tree).
 Two server processes differ by a few percent even when identical (hash seeds, memory layout, which started first):
 --control runs both modes with the score off, and the ratio it prints is that spread.
 `bench.load --switch SLR_FAMILIARITY` measures req/s over real HTTP with wrk (run it on quiet cores).
@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from bench.peers.side_by_side import cpu_seconds
 from bench.support import make_clip
 from service.app import create_app, load_engine
 from service.predictor import Predictor, Upload
@@ -51,6 +52,8 @@ MODES = ("on", "off")
 def scored(mode: str, control: bool) -> bool:
     """Whether a mode's app scores familiarity: 'on' does, unless this is the A/A control (both off)."""
     return mode == "on" and not control
+
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -216,12 +219,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- over real HTTP (--http)
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, every thread (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def keep_alive_hits(port: int, request: bytes, n: int, concurrency: int, first: bool = False) -> None:
     """n hits over `concurrency` keep-alive connections; every answer must be a 200 cache hit (but the first
     request's, `first`, which misses)."""
@@ -272,10 +269,10 @@ def measure_http(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(args.rounds):
             for m in MODES if r % 2 == 0 else MODES[::-1]:
                 port, pid = servers[m]
-                cpu_s, start = process_cpu_s(pid), time.perf_counter()
+                cpu_s, start = cpu_seconds(pid), time.perf_counter()
                 asyncio.run(keep_alive_hits(port, request, args.http, args.concurrency))
                 rps[m].append(args.http / (time.perf_counter() - start))
-                cpu[m].append(1e6 * (process_cpu_s(pid) - cpu_s) / args.http)
+                cpu[m].append(1e6 * (cpu_seconds(pid) - cpu_s) / args.http)
     report: dict[str, Any] = {"requests_per_round": args.http}
     for m in MODES:
         report[f"cpu_us_{m}"] = round(statistics.median(cpu[m]), 1)

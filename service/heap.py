@@ -9,7 +9,6 @@ A fixed threshold keeps large buffers mmapped: freed, they go back to the system
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import sys
@@ -25,8 +24,7 @@ def fix_mmap_threshold(threshold_bytes: int) -> bool:
     if threshold_bytes <= 0 or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, without find_library's subprocess
     except (OSError, AttributeError):  # musl (Alpine) has no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

@@ -80,7 +80,7 @@ async def caption_files(args: argparse.Namespace) -> int:
                 print(f"{path}: error: {local_error(e, Path(path).name, data[:64]) or e}", file=sys.stderr)
                 continue
             print(f"{path}: " + " | ".join([out.caption, *out.samples]))
-            for w in [*predictor.verdict(latent).warnings, *out.cut_off()]:
+            for w in [*(await predictor.verdict(latent)).warnings, *out.cut_off()]:
                 print(f"{path}: warning: {w.message}", file=sys.stderr)
             if len(out.samples) < args.num - 1:
                 print(f"{path}: note: {1 + len(out.samples)} distinct captions of {args.num} asked", file=sys.stderr)
@@ -122,7 +122,7 @@ async def generate_gif(args: argparse.Namespace) -> int:
     unknown = predictor.engine.vocab.unknown_words(args.sentence)
     if unknown:
         print(f"note: words the model does not know (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
-    for warning in predictor.verdict(latent).warnings:
+    for warning in (await predictor.verdict(latent)).warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out} ({len(gif)} bytes, {frames.shape[0]} frames, "
           f"{frames.shape[2] * scale}x{frames.shape[1] * scale})")

@@ -7,6 +7,7 @@ encoding GIFs run in a separate media thread pool, so the event loop only parses
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,25 +46,28 @@ class BatchKey:
     """Which graph a queued job runs on, with the call options every job of one batch must share: the encoder's
     input configuration ('v', 's', 'vs'); a sentence decoder's beam size and (beam search only) length limit."""
 
-    kind: Literal["encode", "sentence", "video"]
+    kind: Literal["encode", "score", "sentence", "video"]
     config: str = ""
     beam_size: int = 1
     max_len: int | None = None
 
     @property
     def graph(self) -> str:
-        """The metrics' label: encoder_<config>, sentence or video."""
+        """The metrics' label: encoder_<config>, score (the familiarity rebuild), sentence or video."""
         return f"encoder_{self.config}" if self.kind == "encode" else self.kind
 
 
-# What goes through the batcher, per BatchKey.kind: an encoder's (frames, word ids, picture box) -> (mu, sigma,
-# familiarity signals); a sentence decoder's (z, max_len) -> word ids; the video decoder's (z, first frame) -> frames.
-EncodeItem = tuple[np.ndarray | None, list[int] | None, Box | None]
-EncodeResult = tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]
+# What goes through the batcher, per BatchKey.kind: an encoder's (frames, word ids) -> (mu, sigma); the familiarity
+# score's (frames, mu, picture box) -> signals; a sentence decoder's (z, max_len) -> word ids; the video decoder's
+# (z, first frame) -> frames.
+EncodeItem = tuple[np.ndarray | None, list[int] | None]
+EncodeResult = tuple[np.ndarray, np.ndarray]
+ScoreItem = tuple[np.ndarray, np.ndarray, Box | None]
+Signals = tuple[float, ...]
 SentenceItem = tuple[np.ndarray, int | None]
 VideoItem = tuple[np.ndarray, np.ndarray | None]
-BatchItem = EncodeItem | SentenceItem | VideoItem
-BatchResult = EncodeResult | list[int] | np.ndarray
+BatchItem = EncodeItem | ScoreItem | SentenceItem | VideoItem
+BatchResult = EncodeResult | Signals | list[int] | np.ndarray
 
 
 class EngineLike(Protocol):
@@ -100,16 +104,34 @@ class Upload:
 
 @dataclass(frozen=True)
 class Latent:
-    """An SLR and where it came from: `latent_id` is its cache key."""
+    """An SLR and where it came from: `latent_id` is its cache key. On a cache miss `settled` is the entry as it is
+    cached, with its familiarity signals: they are computed beside the request's decoding (a caption's beam search
+    and the score's rebuild run on two engine threads at once), and only the verdict waits for them."""
 
     latent_id: str
     config: str  # 'v', 's' or 'vs'
     entry: SlrEntry
     cached: bool
+    settled: asyncio.Future[SlrEntry] | None = None
 
     @property
     def config_name(self) -> str:
         return encode_name(self.config)
+
+
+@dataclass(frozen=True)
+class Flight:
+    """The tasks of one input's SLR in flight: `encoded` its SLR (without familiarity signals) and the frames it was
+    encoded from; `settled` the entry as cached, with its signals."""
+
+    encoded: asyncio.Future[tuple[SlrEntry, np.ndarray | None]]
+    settled: asyncio.Future[SlrEntry]
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Retrieve a finished task's exception: when every waiter has left, nobody else would (asyncio logs it)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True)
@@ -149,10 +171,10 @@ class Predictor:
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool, settings.mmap_threshold_kib * 1024)
-        # One thread per batch key is enough: a key runs one batch at a time (3 encoders + 2 decoders).
-        self._engine_pool = ThreadPoolExecutor(5, thread_name_prefix="engine")
+        # One thread per batch key is enough: a key runs one batch at a time (3 encoders, the score, 2 decoders).
+        self._engine_pool = ThreadPoolExecutor(6, thread_name_prefix="engine")
         self._media_pending = 0
-        self._in_flight: dict[str, asyncio.Future[SlrEntry]] = {}  # cache key -> the task computing its SLR
+        self._in_flight: dict[str, Flight] = {}  # cache key -> the tasks computing its SLR
         # Batching off (SLR_BATCHING=false): the same queue and threads, one request per engine call.
         batching = settings.batching
         self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
@@ -160,7 +182,7 @@ class Predictor:
                                on_batch=self._record_batch)
 
     def _batch_cap(self, key: BatchKey) -> int:
-        if key.kind == "encode":
+        if key.kind in ("encode", "score"):  # both hold every row's frames
             return min(self.settings.max_encode_batch, self.settings.max_batch)
         return self.settings.max_batch
 
@@ -236,33 +258,48 @@ class Predictor:
             self.metrics.cache_hits.labels(hit[1]).inc()
             return Latent(key, config, hit[0], cached=True)
         self.metrics.cache_misses.inc()
-        return Latent(key, config, await self._single_flight(key, video, config, tokens), cached=False)
+        flight = self._single_flight(key, video, config, tokens)
+        entry, _ = await asyncio.shield(flight.encoded)
+        return Latent(key, config, entry, cached=False, settled=flight.settled)
 
-    async def _single_flight(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
+    def _single_flight(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> Flight:
         """One decode + encode per distinct input in flight: identical uploads arriving together on a cold
-        cache await the first one's SLR. The work runs as its own task, shielded, so a client that leaves
+        cache await the first one's SLR. The work runs as its own tasks, awaited shielded, so a client that leaves
         cancels only its own wait, never the SLR the others are waiting for."""
-        task = self._in_flight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._compute_slr(key, video, config, tokens))
-            self._in_flight[key] = task
-            task.add_done_callback(lambda done: self._finished(key, done))
+        flight = self._in_flight.get(key)
+        if flight is None:
+            encoded = asyncio.ensure_future(self._encode_slr(video, config, tokens))
+            flight = Flight(encoded, asyncio.ensure_future(self._settle_slr(key, encoded)))
+            self._in_flight[key] = flight
+            encoded.add_done_callback(_retrieve)
+            flight.settled.add_done_callback(lambda done: self._finished(key, done))
         else:
             self.metrics.coalesced.inc()
-        return await asyncio.shield(task)
+        return flight
 
     def _finished(self, key: str, task: asyncio.Future[SlrEntry]) -> None:
         self._in_flight.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here: when every waiter has left, nobody else would
+        _retrieve(task)
 
-    async def _compute_slr(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> SlrEntry:
+    async def _encode_slr(self, video: Upload | None, config: str,
+                          tokens: list[int] | None) -> tuple[SlrEntry, np.ndarray | None]:
+        """The SLR of an input, without its familiarity signals, and the frames it was encoded from."""
         prepared = await self.prepare(video) if video is not None else None
-        item = (prepared.array if prepared else None, tokens, prepared.box if prepared else None)
-        mu, sigma, signals = await self._submit(BatchKey("encode", config), item)
+        frames = prepared.array if prepared else None
+        mu, sigma = await self._submit(BatchKey("encode", config), (frames, tokens))
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
-        entry = SlrEntry(mu, sigma, first, prepared.box if prepared else None, signals, sentence_fam)
+        return SlrEntry(mu, sigma, first, prepared.box if prepared else None, None, sentence_fam), frames
+
+    async def _settle_slr(self, key: str, encoded: asyncio.Future[tuple[SlrEntry, np.ndarray | None]]) -> SlrEntry:
+        """The entry with its familiarity signals (a video's, where scoring is on), cached once it has them."""
+        entry, frames = await encoded
+        if frames is not None and self.calibration is not None:
+            # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): what it misses
+            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the signals are
+            # cached with the SLR.
+            signals = await self._submit(BatchKey("score"), (frames, entry.mu, entry.box))
+            entry = dataclasses.replace(entry, video_signals=signals)
         await self.cache.put(key, entry)
         return entry
 
@@ -288,9 +325,14 @@ class Predictor:
             return await self.lookup(latent_id)
         return await self.encode(video, sentence)
 
-    def verdict(self, latent: Latent, unknown_words: list[str] | None = None) -> Verdict:
-        """How familiar the SLR's input was (core/familiarity.py), with warnings in words."""
-        entry = latent.entry
+    async def verdict(self, latent: Latent, unknown_words: list[str] | None = None) -> Verdict:
+        """How familiar the SLR's input was, with warnings in words: on a cache miss, once its signals are in (and
+        the entry cached)."""
+        entry = await asyncio.shield(latent.settled) if latent.settled is not None else latent.entry
+        return self.entry_verdict(entry, unknown_words)
+
+    def entry_verdict(self, entry: SlrEntry, unknown_words: list[str] | None = None) -> Verdict:
+        """The verdict of a cache entry (core/familiarity.py), with the request's unknown words."""
         signals = entry.video_signals if self.calibration is not None else None
         if unknown_words:  # the request's own words: not memoised (a key per sentence would only fill the memo)
             return self._verdict_of(signals, entry.sentence_familiarity, tuple(unknown_words))
@@ -376,6 +418,8 @@ class Predictor:
         # The batcher groups items by key, and each kind submits one item type: the casts say which.
         if key.kind == "encode":
             return self._run_encode(key.config, cast(list[EncodeItem], items))
+        if key.kind == "score":
+            return self._run_score(cast(list[ScoreItem], items))
         if key.kind == "sentence":
             return self._run_sentences(key.beam_size, cast(list[SentenceItem], items))
         if key.kind == "video":
@@ -384,19 +428,17 @@ class Predictor:
 
     def _run_encode(self, config: str, items: list[EncodeItem]) -> list[EncodeResult]:
         # An encoder's batch holds one input configuration: its items carry exactly the inputs `config` names.
-        video = np.stack([v for v, _, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
-        tokens = [t for _, t, _ in items if t is not None] if has_sentence(config) else None
+        video = np.stack([v for v, _ in items if v is not None]).astype(np.float32) if has_video(config) else None
+        tokens = [t for _, t in items if t is not None] if has_sentence(config) else None
         mu, sigma = self.engine.encode(video, tokens)
         self.metrics.encoder_rows.labels(config).inc(len(items))
-        signals: list[tuple[float, ...] | None] = [None] * len(items)
-        if video is not None and self.calibration is not None:
-            # The model rebuilds the clip from its own SLR (the video decoder, as for /reconstruct): what it misses
-            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the signals are
-            # cached with the SLR.
-            rebuilt = self.engine.decode_video(mu, video[:, 0])
-            rows = video_signals(video, rebuilt, [box for _, _, box in items])
-            signals = [tuple(float(v) for v in row) for row in rows]
-        return [(np.asarray(m, np.float32), np.asarray(s, np.float32), f) for m, s, f in zip(mu, sigma, signals)]
+        return [(np.asarray(m, np.float32), np.asarray(s, np.float32)) for m, s in zip(mu, sigma)]
+
+    def _run_score(self, items: list[ScoreItem]) -> list[Signals]:
+        video = np.stack([v for v, _, _ in items]).astype(np.float32)
+        rebuilt = self.engine.decode_video(np.stack([mu for _, mu, _ in items]), video[:, 0])
+        rows = video_signals(video, rebuilt, [box for _, _, box in items])
+        return [tuple(float(v) for v in row) for row in rows]
 
     def _run_sentences(self, beam_size: int, items: list[SentenceItem]) -> list[list[int]]:
         z = np.stack([z for z, _ in items]).astype(np.float32)

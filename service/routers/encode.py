@@ -30,4 +30,4 @@ async def encode(request: Request, predictor: PredictorDep) -> EncodeResponse:
     unknown = unknown_words(predictor.engine.vocab, sentence)
     return EncodeResponse(latent_id=latent.latent_id, mu=latent.entry.mu.tolist(), sigma=latent.entry.sigma.tolist(),
                           config=latent.config_name, inputs=list(media_of(latent.config)), cached=latent.cached,
-                          unknown_words=unknown).with_verdict(predictor.verdict(latent, unknown))
+                          unknown_words=unknown).with_verdict(await predictor.verdict(latent, unknown))

@@ -42,7 +42,7 @@ async def caption(request: Request, predictor: PredictorDep) -> CaptionResponse:
     latent = await predictor.resolve(video=body.upload, latent_id=f.latent_id)
     out = await predictor.describe(latent, f.num_captions - 1, f.seed, f.beam_size, f.max_len, distinct=True)
     answer = CaptionResponse(caption=out.caption, truncated=out.truncated, latent_id=latent.latent_id,
-                             cached=latent.cached).with_verdict(predictor.verdict(latent), *out.cut_off())
+                             cached=latent.cached).with_verdict(await predictor.verdict(latent), *out.cut_off())
     if f.num_captions > 1:  # fields set only when they apply: the answer leaves out the others (exclude_unset)
         answer.captions = [out.caption, *out.samples]
         note = shortfall("captions", f.num_captions, 1 + len(out.samples), f.beam_size)
@@ -64,7 +64,7 @@ async def paraphrase(request: Request, predictor: PredictorDep) -> ParaphraseRes
     unknown = unknown_words(predictor.engine.vocab, f.sentence)
     answer = ParaphraseResponse(sentence=out.caption, alternatives=out.samples, truncated=out.truncated,
                                 unknown_words=unknown, latent_id=latent.latent_id, cached=latent.cached
-                                ).with_verdict(predictor.verdict(latent, unknown), *out.cut_off())
+                                ).with_verdict(await predictor.verdict(latent, unknown), *out.cut_off())
     note = shortfall("alternatives", f.num_alternatives, len(out.samples), f.beam_size)
     if note:
         answer.note = note

@@ -51,7 +51,7 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
     headers = {"X-Latent-Id": latent.latent_id, "X-Cached": str(latent.cached).lower()}
     if unknown:
         headers["X-Unknown-Words"] = ascii_header(",".join(unknown))
-    verdict = predictor.verdict(latent, unknown)
+    verdict = await predictor.verdict(latent, unknown)
     if verdict.familiarity is not None:
         headers["X-Familiarity"] = f"{verdict.familiarity:.4f}"
         headers["X-Familiar"] = str(verdict.familiar).lower()

@@ -12,7 +12,7 @@ from core.channels import REGISTRY
 from core.familiarity import QUANTILE_PROBS, VIDEO_SIGNALS, Calibration, verdict
 from service.cache import SlrCache, SlrEntry
 from service.metrics import Metrics
-from service.predictor import Latent, Predictor
+from service.predictor import Predictor
 from service.settings import Settings
 
 CALIBRATION = Calibration(tuple(tuple(float(v) for v in np.linspace(0.0, 0.5 + 0.1 * i, len(QUANTILE_PROBS)))
@@ -27,10 +27,9 @@ def predictor(familiarity: bool = True) -> Predictor:
                      Settings(redis_url="", familiarity=familiarity))
 
 
-def latent(signals: tuple[float, ...] | None, sentence: float | None = None) -> Latent:
-    entry = SlrEntry(np.zeros(3, np.float32), np.ones(3, np.float32), video_signals=signals,
-                     sentence_familiarity=sentence)
-    return Latent("slr:fake:v:" + "0" * 64, "v" if sentence is None else "vs", entry, cached=True)
+def entry(signals: tuple[float, ...] | None, sentence: float | None = None) -> SlrEntry:
+    return SlrEntry(np.zeros(3, np.float32), np.ones(3, np.float32), video_signals=signals,
+                    sentence_familiarity=sentence)
 
 
 def close(p: Predictor) -> None:
@@ -49,7 +48,7 @@ def test_a_hit_scores_its_signals_once_and_as_the_calibration_does(monkeypatch: 
     monkeypatch.setattr(Calibration, "familiarity", counted)
     for signals in [(0.2, 0.1, 0.3), (0.49, 0.0, 0.3), (0.9, 0.9, 0.9)]:
         want = round(float(direct(CALIBRATION, np.asarray([signals]))[0]), 4)
-        first, again = p.verdict(latent(signals)), p.verdict(latent(signals))
+        first, again = p.entry_verdict(entry(signals)), p.entry_verdict(entry(signals))
         assert first == again and first.familiarity == want, (signals, first, want)
         assert first.familiar == (want >= CALIBRATION.threshold)
     assert calls == [1, 1, 1], "each distinct row of signals is scored once; a repeat is a lookup"
@@ -58,8 +57,8 @@ def test_a_hit_scores_its_signals_once_and_as_the_calibration_does(monkeypatch: 
 
 def test_without_scoring_or_signals_there_is_no_video_score() -> None:
     on, off = predictor(), predictor(familiarity=False)
-    assert on.verdict(latent(None)).familiarity is None
-    assert off.verdict(latent((0.2, 0.1, 0.3))).familiarity is None
+    assert on.entry_verdict(entry(None)).familiarity is None
+    assert off.entry_verdict(entry((0.2, 0.1, 0.3))).familiarity is None
     close(on)
     close(off)
 
@@ -68,14 +67,14 @@ def test_a_hit_reuses_its_verdict_and_the_requests_words_are_not_kept() -> None:
     p, off = predictor(), predictor(familiarity=False)
     signals = (0.2, 0.1, 0.3)
     for pred in (p, off):
-        assert pred.verdict(latent(signals)) is pred.verdict(latent(signals)), "one verdict per cached entry"
-    assert p.verdict(latent(signals)) == verdict(p._video_score(signals), None, CALIBRATION.threshold)
-    assert off.verdict(latent(signals)) == verdict(None, None, None)
+        assert pred.entry_verdict(entry(signals)) is pred.entry_verdict(entry(signals)), "one verdict per cached entry"
+    assert p.entry_verdict(entry(signals)) == verdict(p._video_score(signals), None, CALIBRATION.threshold)
+    assert off.entry_verdict(entry(signals)) == verdict(None, None, None)
     kept = p._verdicts.cache_info().currsize
-    words = p.verdict(latent(signals, sentence=0.8), ["zebra"])
+    words = p.entry_verdict(entry(signals, sentence=0.8), ["zebra"])
     assert words == verdict(p._video_score(signals), 0.8, CALIBRATION.threshold, ["zebra"])
     assert [w.code for w in words.warnings] == ["some_unknown_words"] and "zebra" in words.warnings[0].message
     assert p._verdicts.cache_info().currsize == kept, "a request's own words are not memoised"
-    assert p.verdict(latent(signals, sentence=0.8)).warnings == ()
+    assert p.entry_verdict(entry(signals, sentence=0.8)).warnings == ()
     close(p)
     close(off)

@@ -17,6 +17,9 @@ ENCODER_VS = "encoder_vs"
 SENTENCE_INIT = "sentence_init"
 SENTENCE_STEP = "sentence_step"
 VIDEO_DECODER = "video_decoder"
+# The video decoder with video-to-video's heads only (a sprite decoder with sentence_heads): what the familiarity
+# score's rebuild runs, every row with a first frame, without computing sentence-to-video's heads for nothing.
+VIDEO_REBUILD = "video_rebuild"
 SENTENCE_GRAPHS = (SENTENCE_INIT, SENTENCE_STEP)
 
 # -- tensor names ----------------------------------------------------------------------------------------------
@@ -55,10 +58,11 @@ def encoder_io(key: str) -> GraphIO:
 SENTENCE_INIT_IO = GraphIO(SENTENCE_INIT, ("z",), DECODER_STATE)
 SENTENCE_STEP_IO = GraphIO(SENTENCE_STEP, ("token", *DECODER_STATE), STEP_OUTPUTS)
 VIDEO_DECODER_IO = GraphIO(VIDEO_DECODER, ("z", "first_frame"), ("frames",))
+VIDEO_REBUILD_IO = GraphIO(VIDEO_REBUILD, ("z", "first_frame"), ("frames",))
 
 # Every graph of the contract, in export order (the encoders first: what a task needs first).
 CONTRACT: tuple[GraphIO, ...] = (*(encoder_io(k) for k in INPUT_KEYS), SENTENCE_INIT_IO, SENTENCE_STEP_IO,
-                                 VIDEO_DECODER_IO)
+                                 VIDEO_DECODER_IO, VIDEO_REBUILD_IO)
 
 
 def graph_io(name: str) -> GraphIO:

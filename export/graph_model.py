@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.familiarity import Calibration
-from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, VIDEO_DECODER, decode_length, encoder_graph
+from core.graph_contract import SENTENCE_INIT, SENTENCE_STEP, VIDEO_DECODER, VIDEO_REBUILD, decode_length, encoder_graph
 from core.manifest import Manifest, resolve_version_dir
 from core.search import decode_with_graphs
 from core.vocab import Vocab, pad_tokens
@@ -73,14 +73,16 @@ class GraphModel:
             out += [self.vocab.decode(ids) for ids in decode_with_graphs(init, step, mu[i:i + BATCH], 1, max_len)]
         return out
 
-    def frames(self, mu: np.ndarray, first: np.ndarray) -> np.ndarray:
+    def frames(self, mu: np.ndarray, first: np.ndarray, graph: str = VIDEO_DECODER) -> np.ndarray:
         """The video decoder from z = mu and a first frame per clip (zeros: sentence-to-video)."""
-        dec = self.session(VIDEO_DECODER)
+        dec = self.session(graph)
         return np.concatenate([dec.run(["frames"], {"z": mu[i:i + BATCH],
                                                     "first_frame": np.ascontiguousarray(first[i:i + BATCH])})[0]
                                for i in range(0, len(mu), BATCH)])
 
     def rebuild(self, video: np.ndarray) -> np.ndarray:
-        """Clips [N,T,H,W,3] in [0, 1] rebuilt as the service does for familiarity: from their mu and first frame."""
+        """Clips [N,T,H,W,3] in [0, 1] rebuilt as the service does for familiarity: from their mu and first frame
+        (the rebuild graph where the version has one)."""
         video = np.asarray(video, np.float32)
-        return self.frames(self.video_mu(video), video[:, 0])
+        graph = VIDEO_REBUILD if VIDEO_REBUILD in self.manifest.graphs else VIDEO_DECODER
+        return self.frames(self.video_mu(video), video[:, 0], graph)

@@ -24,12 +24,13 @@ from core.graph_contract import (
     SENTENCE_STEP_IO,
     STEP_OUTPUTS,
     VIDEO_DECODER_IO,
+    VIDEO_REBUILD_IO,
     GraphIO,
     encoder_io,
 )
 from core.manifest import GraphEntry
 from core.vocab import BOS_ID, Vocab, pad_tokens
-from model.star import StarModel
+from model.star import SpriteVideoDecoder, StarModel, has_rebuild_graph
 
 OPSET = 17
 
@@ -165,6 +166,19 @@ class VideoDecoderGraph(nn.Module):
         return self.model.decode_video(z, first_frame)
 
 
+class VideoRebuildGraph(nn.Module):
+    """The video decoder's video-to-video rows only (SpriteVideoDecoder.rebuild): the familiarity score's rebuild."""
+
+    def __init__(self, model: StarModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: Tensor, first_frame: Tensor) -> Tensor:
+        decoder = self.model.video_decoder
+        assert isinstance(decoder, SpriteVideoDecoder)  # graph_specs exports it for sprite decoders only
+        return decoder.rebuild(z, first_frame)
+
+
 # ---------------------------------------------------------------- example inputs and dynamic axes
 
 def video_shape(cfg: ModelConfig, batch: int) -> tuple[int, ...]:
@@ -267,6 +281,11 @@ def video_decoder_cases(model: StarModel, s: Samples) -> list[Case]:
     return cases
 
 
+def video_rebuild_cases(model: StarModel, s: Samples) -> list[Case]:
+    """Video-to-video only: the clip's own first frame."""
+    return video_decoder_cases(model, s)[1:]
+
+
 def encoder_spec(key: str) -> GraphSpec:
     return GraphSpec(encoder_io(key), lambda m: EncoderGraph(m, key), encoder_cases(key))
 
@@ -277,6 +296,7 @@ GRAPHS: tuple[GraphSpec, ...] = (
     GraphSpec(SENTENCE_INIT_IO, SentenceInitGraph, sentence_init_cases),
     GraphSpec(SENTENCE_STEP_IO, SentenceStepGraph, sentence_step_cases),
     GraphSpec(VIDEO_DECODER_IO, VideoDecoderGraph, video_decoder_cases, present=lambda cfg: cfg.video_output),
+    GraphSpec(VIDEO_REBUILD_IO, VideoRebuildGraph, video_rebuild_cases, present=has_rebuild_graph),
 )
 
 

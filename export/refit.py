@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from core.config import ModelConfig, TrainConfig
-from core.graph_contract import VIDEO_DECODER, encoder_graph
+from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD, encoder_graph
 from core.manifest import MANIFEST, check_version_name, sha256_file
 from core.vocab import pad_tokens
 from export.graph_model import BATCH, GraphModel
@@ -212,6 +212,13 @@ def decoder_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Te
     return worst
 
 
+def rebuild_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Tensor) -> float:
+    """Largest |ONNX - PyTorch| of the written rebuild graph (video-to-video rows: the clips' first frames)."""
+    with torch.no_grad():
+        want = decoder.rebuild(z, first).numpy()
+    return max_abs_diff([want], open_cpu_session(path).run(["frames"], {"z": z.numpy(), "first_frame": first.numpy()}))
+
+
 def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, graphs: Sequence[str],
                   parity: Callable[[Path], float], record: dict[str, Any], atol: float = FP32_ATOL) -> Path:
     """The base version's folder with `graphs` exported anew from `star` (its refitted decoder), published beside
@@ -237,9 +244,10 @@ def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, g
         refit_record = {"from": base.version, "graphs": list(graphs), **record}
         if base.manifest.refit is not None:
             refit_record["previous"] = base.manifest.refit
-        dataclasses.replace(base.manifest, version=version, model=star.cfg, files=files, parity=parity_record,
-                            release=None, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                            refit=refit_record).write(staging)
+        entries = {**base.manifest.graphs, **{name: specs[name].manifest_entry() for name in graphs}}
+        dataclasses.replace(base.manifest, version=version, model=star.cfg, files=files, graphs=entries,
+                            parity=parity_record, release=None, refit=refit_record,
+                            created=datetime.now(timezone.utc).isoformat(timespec="seconds")).write(staging)
 
     return publish_version(root, version, build, update_latest=False)
 
@@ -254,9 +262,13 @@ def refit_version(root: Path, base_version: str | None, version: str, train: Seq
     star.video_decoder = decoder
     video = torch.from_numpy(true_frames([val[i] for i in single_object(val)][:16]))
     z = torch.from_numpy(base.video_mu(video.numpy()))
-    file = base.manifest.graphs[VIDEO_DECODER].file
+    specs = graph_specs(star.cfg)  # the video decoder, and its rebuild graph where they differ
+    graphs = tuple(name for name in (VIDEO_DECODER, VIDEO_REBUILD) if name in specs)
 
     def parity(staging: Path) -> float:
-        return decoder_parity(decoder, staging / file, z, video[:, 0])
+        worst = decoder_parity(decoder, staging / specs[VIDEO_DECODER].file, z, video[:, 0])
+        if VIDEO_REBUILD in specs:
+            worst = max(worst, rebuild_parity(decoder, staging / specs[VIDEO_REBUILD].file, z, video[:, 0]))
+        return worst
 
-    return publish_refit(root, base, version, star, (VIDEO_DECODER,), parity, record), record
+    return publish_refit(root, base, version, star, graphs, parity, record), record

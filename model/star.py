@@ -373,34 +373,36 @@ class SpriteVideoDecoder(nn.Module):
             poses.append(prev)
         return torch.stack(poses, dim=1)
 
-    def shape_and_track(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(sprite [B, 4, S, S], poses [B, T, 3], anchor [B, 3]): what is drawn and where, without drawing it."""
+    def shape_and_track(self, z: Tensor, first_frame: Tensor,
+                        sentence_rows: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """(sprite [B, 4, S, S], poses [B, T, 3], anchor [B, 3]): what is drawn and where, without drawing it.
+        `sentence_rows=False`: every row has a first frame, and sentence-to-video's heads are not run."""
         anchor, has_first = self.anchor(first_frame)
         sprite, poses = self.sprite(self, z, anchor, has_first, first_frame), self.track(self, z, anchor, has_first)
-        if self.sentence is not None:  # each row from its own kind's heads (the other's output is not used)
+        if self.sentence is not None and sentence_rows:  # each row from its own kind's heads
             first = has_first > 0
             sprite = torch.where(first.view(-1, 1, 1, 1), sprite,
                                  self.sprite(self.sentence, z, anchor, has_first, first_frame))
             poses = torch.where(first.view(-1, 1, 1), poses, self.track(self.sentence, z, anchor, has_first))
         return sprite, poses, anchor
 
-    def background(self, z: Tensor, first_frame: Tensor) -> Tensor:
+    def background(self, z: Tensor, first_frame: Tensor, sentence_rows: bool = True) -> Tensor:
         """[B, 3, H, W]: the scene behind the sprite (sentence-to-video's from its own heads)."""
         bg = background_field(self, z, first_frame)
-        if self.sentence is None:
+        if self.sentence is None or not sentence_rows:
             return bg
         has_first = first_frame.flatten(1).abs().amax(dim=1) > 0
         return torch.where(has_first.view(-1, 1, 1, 1), bg, background_field(self, z, first_frame, self.sentence))
 
-    def draw(self, z: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3])."""
+    def draw(self, z: Tensor, first_frame: Tensor, sentence_rows: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3]); `sentence_rows` as shape_and_track."""
         cfg, b = self.cfg, z.size(0)
-        sprite, poses, _ = self.shape_and_track(z, first_frame)
+        sprite, poses, _ = self.shape_and_track(z, first_frame, sentence_rows)
         grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), self.coords)
         sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
         layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         layer = layer.view(b, cfg.frames, 4, cfg.height, cfg.width)
-        bg = self.background(z, first_frame).unsqueeze(1)
+        bg = self.background(z, first_frame, sentence_rows).unsqueeze(1)
         alpha = layer[:, :, 3:]
         frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg
         if cfg.exact_bars:
@@ -409,6 +411,17 @@ class SpriteVideoDecoder(nn.Module):
 
     def forward(self, z: Tensor, first_frame: Tensor) -> Tensor:
         return self.draw(z, first_frame)[0]
+
+    def rebuild(self, z: Tensor, first_frame: Tensor) -> Tensor:
+        """Video-to-video's frames only (every row has a first frame): forward's rows with a first frame, without
+        running sentence-to-video's heads (the familiarity score's rebuild: core/graph_contract.py VIDEO_REBUILD)."""
+        return self.draw(z, first_frame, sentence_rows=False)[0]
+
+
+def has_rebuild_graph(cfg: ModelConfig) -> bool:
+    """Whether a model exports a rebuild graph apart from its video decoder: only where they differ (a sprite decoder
+    with sentence-to-video's own heads)."""
+    return cfg.video_output and cfg.video_decoder == "sprite" and cfg.sentence_heads
 
 
 @dataclass

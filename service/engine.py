@@ -22,6 +22,7 @@ from core.graph_contract import (
     SENTENCE_INIT,
     SENTENCE_STEP,
     VIDEO_DECODER,
+    VIDEO_REBUILD,
     encoder_graph,
     resolve_max_len,
 )
@@ -179,6 +180,15 @@ class Engine:
             raise ValueError(f"first_frame must be {(len(z), cfg.height, cfg.width, 3)}, got {first_frame.shape}")
         return self.graph(VIDEO_DECODER).run(["frames"], {"z": z, "first_frame": first_frame})[0]
 
+    def rebuild_video(self, z: np.ndarray, first_frame: np.ndarray) -> np.ndarray:
+        """decode_video's frames for rows that all have a first frame (video-to-video), through the model's rebuild
+        graph where it has one (a third cheaper: sentence-to-video's heads are not run)."""
+        if VIDEO_REBUILD not in self.sessions:
+            return self.decode_video(z, first_frame)
+        z = self._check_z(z)
+        first_frame = np.ascontiguousarray(first_frame, dtype=np.float32)
+        return self.graph(VIDEO_REBUILD).run(["frames"], {"z": z, "first_frame": first_frame})[0]
+
     def warmup(self) -> None:
         """One batch-1 call through every graph, so the first request does not pay for lazy initialisation."""
         cfg = self.config
@@ -190,6 +200,7 @@ class Engine:
         self.decode_sentence(z, max_len=1)
         if VIDEO_DECODER in self.sessions:
             self.decode_video(z)
+            self.rebuild_video(z, np.zeros((1, cfg.height, cfg.width, 3), dtype=np.float32))
 
     # -- input checks -------------------------------------------------------------------------------
     def video_shape(self) -> tuple[int, ...]:

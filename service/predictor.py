@@ -87,6 +87,8 @@ class EngineLike(Protocol):
 
     def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray: ...
 
+    def rebuild_video(self, z: np.ndarray, first_frame: np.ndarray) -> np.ndarray: ...
+
 
 def _hashed_off_loop(data: Source) -> bool:
     """sha256 runs ~1 GB/s: past 1 MB (~1 ms), or from a spooled file, it leaves the event loop."""
@@ -436,7 +438,7 @@ class Predictor:
 
     def _run_score(self, items: list[ScoreItem]) -> list[Signals]:
         video = np.stack([v for v, _, _ in items]).astype(np.float32)
-        rebuilt = self.engine.decode_video(np.stack([mu for _, mu, _ in items]), video[:, 0])
+        rebuilt = self.engine.rebuild_video(np.stack([mu for _, mu, _ in items]), video[:, 0])
         rows = video_signals(video, rebuilt, [box for _, _, box in items])
         return [tuple(float(v) for v in row) for row in rows]
 

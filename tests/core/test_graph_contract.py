@@ -55,7 +55,7 @@ def test_the_grep_sees_a_literal(tmp_path: Path) -> None:
 
 def test_every_graph_once_with_its_file() -> None:
     names = [io.name for io in CONTRACT]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
     assert graph_io(VIDEO_DECODER).file == "video_decoder.onnx"
     assert encoder_io("vs").inputs == ("video", "tokens", "lengths") and encoder_io("s").inputs == ("tokens", "lengths")
     assert encoder_graph("v") == ENCODER_V

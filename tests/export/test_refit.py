@@ -12,7 +12,7 @@ import torch
 
 from cli.main import main
 from core.config import preset
-from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER
+from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, VIDEO_REBUILD
 from core.manifest import Manifest
 from core.vocab import Vocab
 from export.graph_model import GraphModel
@@ -27,6 +27,7 @@ from export.refit_sentence import (
 )
 from model.checkpoint import save_checkpoint
 from model.star import StarModel
+from service.engine import Engine
 
 TINY = preset("tiny")
 
@@ -64,6 +65,33 @@ def test_a_refit_changes_the_video_decoder_alone_and_publishes_beside(sprite_roo
     none = np.zeros((3, base.model.height, base.model.width, 3), np.float32)
     old_frames = GraphModel.open(sprite_root, "base").frames(z, none)
     assert np.abs(GraphModel.open(sprite_root, "refit").frames(z, none) - old_frames).max() > 1e-3
+    # With sentence-to-video's heads, the refit also writes the rebuild graph: the decoder's rows with a first frame,
+    # what the familiarity score runs (Engine.rebuild_video), without the sentence heads' work.
+    assert VIDEO_REBUILD in new.graphs and VIDEO_REBUILD not in base.graphs and new.refit["graphs"] == [
+        VIDEO_DECODER, VIDEO_REBUILD]
+    first = np.stack([c.frames[0] for c in val[:3]]).astype(np.float32) / 255.0
+    refit_model = GraphModel.open(sprite_root, "refit")
+    both = refit_model.frames(z, first)
+    assert np.abs(refit_model.frames(z, first, VIDEO_REBUILD) - both).max() < 1e-5
+    assert np.abs(Engine.load(sprite_root, "refit").rebuild_video(z, first) - both).max() < 1e-5
+
+
+def test_export_writes_the_rebuild_graph_of_a_sprite_model_with_sentence_heads(tiny_corpus, tmp_path) -> None:
+    clips = tiny_corpus.splits["train"]
+    vocab = Vocab.build(c for clip in clips for c in clip.captions)
+    torch.manual_seed(1)
+    cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8,
+                  sentence_heads=True)
+    (tmp_path / "run").mkdir()
+    save_checkpoint(tmp_path / "run" / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
+    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
+    export_run(tmp_path / "run", tmp_path / "root", version="heads", sample_video=video)
+    manifest = Manifest.read(tmp_path / "root" / "heads")
+    assert VIDEO_REBUILD in manifest.graphs and manifest.parity[VIDEO_REBUILD]["max_abs_diff"] < 1e-4
+    assert all(VIDEO_REBUILD not in task.graphs for task in manifest.tasks.values())  # no task needs it
+    engine = Engine.load(tmp_path / "root")
+    z = np.random.default_rng(2).standard_normal((4, cfg.latent_dim)).astype(np.float32)
+    assert np.abs(engine.rebuild_video(z, video[:, 0]) - engine.decode_video(z, video[:, 0])).max() < 1e-5
 
 
 def test_refit_refuses_a_taken_name_and_a_decoder_it_cannot_refit(sprite_root, artifacts_dir, tiny_corpus) -> None:

@@ -22,9 +22,9 @@ WAIT_S = 20.0
 
 
 def both_started(engine: Engine) -> dict[str, threading.Event]:
-    """Make the engine's sentence and video decoders each wait until the other has been entered."""
+    """Make the engine's sentence decoder and the score's rebuild each wait until the other has been entered."""
     started = {"sentence": threading.Event(), "video": threading.Event()}
-    sentence, video = engine.decode_sentence, engine.decode_video
+    sentence, video = engine.decode_sentence, engine.rebuild_video
 
     def meet(mine: str, other: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         started[mine].set()
@@ -32,7 +32,7 @@ def both_started(engine: Engine) -> dict[str, threading.Event]:
         return call(*args, **kwargs)
 
     engine.decode_sentence = lambda *a, **k: meet("sentence", "video", sentence, *a, **k)  # type: ignore[method-assign]
-    engine.decode_video = lambda *a, **k: meet("video", "sentence", video, *a, **k)  # type: ignore[method-assign]
+    engine.rebuild_video = lambda *a, **k: meet("video", "sentence", video, *a, **k)  # type: ignore[method-assign]
     return started
 
 

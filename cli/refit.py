@@ -27,6 +27,17 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to recalibrate on")
     ref.set_defaults(func=cmd_refit)
+    merge = sub.add_parser(
+        "merge-heads", help="a version whose video decoder draws video-to-video with one version's heads and "
+                            "sentence-to-video with another's (two refits of the same encoders): each task from the "
+                            "version that does it best, exactly as that version computes it")
+    merge.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
+    merge.add_argument("--video-from", required=True, help="the version whose video-to-video heads (reconstruct, "
+                                                           "the familiarity rebuild) are kept")
+    merge.add_argument("--sentence-from", required=True, help="the version whose sentence-to-video heads are kept")
+    merge.add_argument("--version", required=True, help="the new version's folder name")
+    merge.add_argument("--data-dir", required=True, help="the saved corpus whose validation clips check the graphs")
+    merge.set_defaults(func=cmd_merge_heads)
 
 
 def cmd_refit(args: argparse.Namespace) -> int:
@@ -68,4 +79,29 @@ def cmd_refit(args: argparse.Namespace) -> int:
         note += f"; familiarity threshold {calibration.threshold}"
     print(f"published {directory} ({note}); make it latest with: slr release {root} --model-version "
           f"{args.version} --data-dir {args.data_dir}")
+    return 0
+
+
+def cmd_merge_heads(args: argparse.Namespace) -> int:
+    from cli.release import no_saved_corpus
+    from export.merge_heads import merge_version
+    from model.data.corpus import load_split
+    from model.inference import single_object, true_frames
+
+    if no_saved_corpus(args.data_dir, "merge-heads"):
+        return 2
+    val = load_split(args.data_dir, "val", 256)
+    if not val or val[0].frames is None:
+        print(f"slr merge-heads: {args.data_dir} holds no validation clips with frames (slr data synth)",
+              file=sys.stderr)
+        return 2
+    clips = true_frames([val[i] for i in single_object(val)][:16])
+    try:
+        directory = merge_version(Path(args.root), args.video_from, args.sentence_from, args.version, clips)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"slr merge-heads: {e}", file=sys.stderr)
+        return 2
+    print(f"published {directory} (video-to-video from {args.video_from}, sentence-to-video from "
+          f"{args.sentence_from}; familiarity as {args.video_from}'s); make it latest with: slr release {args.root} "
+          f"--model-version {args.version} --data-dir {args.data_dir}")
     return 0

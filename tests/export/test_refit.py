@@ -119,6 +119,34 @@ def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_co
     assert "no saved corpus" in capsys.readouterr().err
 
 
+def test_merge_heads_takes_each_task_exactly_from_its_version(sprite_root, tiny_corpus, tmp_path, capsys) -> None:
+    """`slr merge-heads`: video-to-video as one refit draws it, sentence-to-video as another does, on the same encoders
+    (export/merge_heads.py); a version without sentence-to-video's own heads is refused."""
+    train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
+    for name, seed in (("heads-a", 1), ("heads-b", 2)):
+        refit_version(sprite_root, "base", name, train, val, TINY.train, RefitConfig(steps=8, lr=1e-2, eval_every=4,
+                                                                                     seed=seed), progress=False)
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    assert main(["merge-heads", str(sprite_root), "--video-from", "heads-a", "--sentence-from", "heads-b",
+                 "--version", "merged", "--data-dir", str(data)]) == 0
+    assert "published" in capsys.readouterr().out and read_latest(sprite_root) == "base"
+    a, b, merged = (GraphModel.open(sprite_root, v) for v in ("heads-a", "heads-b", "merged"))
+    merged.manifest.verify_files(merged.directory)
+    assert merged.manifest.familiarity == a.manifest.familiarity  # its rebuild is heads-a's
+    assert merged.manifest.refit is not None and merged.manifest.refit["sentence_heads_from"] == "heads-b"
+    z = np.random.default_rng(3).standard_normal((4, a.manifest.model.latent_dim)).astype(np.float32)
+    first = np.stack([c.frames[0] for c in val[:4]]).astype(np.float32) / 255.0
+    none = np.zeros_like(first)
+    assert np.abs(merged.frames(z, first) - a.frames(z, first)).max() < 1e-5
+    assert np.abs(merged.frames(z, first, VIDEO_REBUILD) - a.frames(z, first)).max() < 1e-5
+    assert np.abs(merged.frames(z, none) - b.frames(z, none)).max() < 1e-5
+    assert np.abs(a.frames(z, none) - b.frames(z, none)).max() > 1e-3, "the two refits draw sentences alike"
+    assert main(["merge-heads", str(sprite_root), "--video-from", "base", "--sentence-from", "heads-b",
+                 "--version", "never", "--data-dir", str(data)]) == 2
+    assert "sentence-to-video's own heads" in capsys.readouterr().err and not (sprite_root / "never").exists()
+
+
 # ---------------------------------------------------------------- the sentence decoder (export/refit_sentence.py)
 
 def test_the_sentence_decoder_read_back_from_its_graphs_computes_what_they_compute(sprite_root) -> None:

@@ -1,0 +1,81 @@
+"""What the familiarity score costs a cache miss, part by part: the rebuild through the whole video decoder (both
+tasks' heads) against the rebuild graph (video-to-video's heads only, `video_rebuild.onnx`), and the signals read
+from the rebuild, per clip at batch 1 and 8, in alternating rounds (a drifting background load hits every part).
+
+    python -m bench.rebuild --artifacts models/default [--version V] [--rounds 7] [--calls 200]
+
+The engine is the service's own (one intra-op thread, as served). Medians of the rounds, microseconds per clip.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.familiarity import video_signals
+from core.graph_contract import VIDEO_REBUILD
+from service.engine import Engine
+
+Part = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
+
+
+def clips(engine: Engine, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(video [n,T,H,W,3], mu, rebuilt): noise clips at the model's size, their mu and rebuild."""
+    video = np.random.default_rng(seed).random((n, *engine.video_shape()), dtype=np.float32)
+    mu, _ = engine.encode(video, None)
+    return video, mu, engine.decode_video(mu, video[:, 0])
+
+
+def parts(engine: Engine) -> dict[str, Part]:
+    return {
+        "rebuild, video_decoder": lambda v, mu, _: engine.decode_video(mu, v[:, 0]),
+        "rebuild, video_rebuild": lambda v, mu, _: engine.rebuild_video(mu, v[:, 0]),
+        "signals": lambda v, _, rebuilt: video_signals(v, rebuilt),
+    }
+
+
+def per_clip_us(fn: Part, inputs: tuple[np.ndarray, np.ndarray, np.ndarray], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*inputs)
+    return (time.perf_counter() - start) / calls / len(inputs[0]) * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--artifacts", type=Path, default=Path("models/default"))
+    ap.add_argument("--version", default=None)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=200, help="calls per part per round at batch 1 (fewer at 8)")
+    args = ap.parse_args(argv)
+    engine = Engine.load(args.artifacts, args.version, intra_op_threads=1)
+    if VIDEO_REBUILD not in engine.sessions:
+        print(f"{engine.version} has no {VIDEO_REBUILD} graph (a sprite decoder with sentence_heads exports one)",
+              file=sys.stderr)
+        return 2
+    print(f"{engine.version}, {args.rounds} rounds, median microseconds per clip")
+    print("| part | batch 1 | batch 8 |\n|---|---|---|")
+    rows: dict[str, list[float]] = {}
+    for batch in (1, 8):
+        inputs = clips(engine, batch)
+        calls = max(10, args.calls // batch)
+        times: dict[str, list[float]] = {name: [] for name in parts(engine)}
+        for _ in range(args.rounds):
+            for name, fn in parts(engine).items():
+                times[name].append(per_clip_us(fn, inputs, calls))
+        for name, t in times.items():
+            rows.setdefault(name, []).append(statistics.median(t))
+    for name, (one, eight) in rows.items():
+        print(f"| {name} | {one:,.0f} | {eight:,.0f} |")
+    whole, own = rows["rebuild, video_decoder"], rows["rebuild, video_rebuild"]
+    print(f"rebuild graph / whole decoder: {own[0] / whole[0]:.2f}x at batch 1, {own[1] / whole[1]:.2f}x at batch 8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,15 +1,15 @@
 """Dynamic batching: concurrent requests that need the same graph run as one engine call.
 
-Each batch key (a graph plus the call options that must agree, e.g. ("encode", "vs") or
-("sentence", beam, max_len)) has its own worker. A worker takes the oldest job and, while other work
-is queued or in flight anywhere in this batcher, waits up to `max_wait_ms` for more jobs of its key, up
-to `max_batch` (an int, or a function of the key: graphs that gain nothing from large batches,
-such as a convolutional encoder, take a smaller cap). A lone request (nothing else queued or in flight)
-goes out at once: batching must not
-add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the
-event loop keeps accepting requests; one batch per key at a time, different keys run concurrently.
-The queue is bounded: past `queue_size` waiting jobs, `submit` raises `QueueFull` at once. A job whose
-caller is cancelled (its client went away) leaves the queue at once and never reaches the engine.
+Each batch key (a graph plus the call options that must agree, e.g. ("encode", "vs") or ("sentence", beam, max_len))
+has its own worker. A worker takes the oldest job and, while work that feeds others (`feeds(key)`: an encoder's SLR
+is then captioned, scored or drawn) is queued in another lane or in flight, waits up to `max_wait_ms` for more jobs
+of its key, up to `max_batch` (an int, or a function of the key: graphs that gain nothing from large batches, such as
+a convolutional encoder, take a smaller cap). A lone request (nothing that feeds queued or in flight: a lone request's
+own caption and familiarity score, submitted together, do not wait for each other) goes out at once: batching must
+not add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the event loop
+keeps accepting requests; one batch per key at a time, different keys run concurrently. The queue is bounded: past
+`queue_size` waiting jobs, `submit` raises `QueueFull` at once. A job whose caller is cancelled (its client went
+away) leaves the queue at once and never reaches the engine.
 With `max_batch=1` and `max_wait_ms=0` every job runs alone: batching off, same queue and threads.
 """
 from __future__ import annotations
@@ -48,12 +48,15 @@ class _Lane:
 class Batcher(Generic[K]):
     def __init__(self, run_batch: Callable[[K, list[Any]], Sequence[Any]], executor: Executor | None,
                  max_batch: int | Callable[[K], int], max_wait_ms: float, queue_size: int,
-                 on_batch: Callable[[K, int, float], None] | None = None) -> None:
+                 on_batch: Callable[[K, int, float], None] | None = None,
+                 feeds: Callable[[K], bool] | None = None) -> None:
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_ms / 1000.0, queue_size
         self.on_batch = on_batch or (lambda key, size, seconds: None)
+        self.feeds = feeds or (lambda key: True)  # whether a key's results lead to more jobs (default: any may)
         self._lanes: dict[K, _Lane] = {}
         self._running = 0  # jobs inside batches that are executing now
+        self._feeding = 0  # of them, jobs of keys that feed others
         self._closed = False
 
     def batch_cap(self, key: K) -> int:
@@ -93,8 +96,9 @@ class Batcher(Generic[K]):
             raise
 
     def _others_pending(self, lane: _Lane) -> bool:
-        """Is there work besides this lane's jobs that could soon bring companions?"""
-        return self._running > 0 or any(other.jobs for other in self._lanes.values() if other is not lane)
+        """Is there work besides this lane's jobs that could soon bring companions (work that feeds others)?"""
+        return self._feeding > 0 or any(other.jobs for key, other in self._lanes.items()
+                                        if other is not lane and self.feeds(key))
 
     async def _collect(self, key: K, lane: _Lane) -> list[_Job]:
         cap = self.batch_cap(key)
@@ -128,7 +132,9 @@ class Batcher(Generic[K]):
             batch = await self._collect(key, lane)
             if not batch:
                 continue
+            feeding = len(batch) if self.feeds(key) else 0
             self._running += len(batch)
+            self._feeding += feeding
             start = time.monotonic()
             try:
                 results = await loop.run_in_executor(self.executor, self.run_batch, key, [j.item for j in batch])
@@ -144,6 +150,7 @@ class Batcher(Generic[K]):
                         job.future.set_result(result)
             finally:
                 self._running -= len(batch)
+                self._feeding -= feeding
                 self.on_batch(key, len(batch), time.monotonic() - start)
 
     async def close(self) -> None:

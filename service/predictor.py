@@ -181,7 +181,7 @@ class Predictor:
         batching = settings.batching
         self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
                                settings.max_wait_ms if batching else 0.0, settings.queue_size,
-                               on_batch=self._record_batch)
+                               on_batch=self._record_batch, feeds=lambda key: key.kind == "encode")
 
     def _batch_cap(self, key: BatchKey) -> int:
         if key.kind in ("encode", "score"):  # both hold every row's frames

@@ -102,6 +102,29 @@ def test_a_lone_request_does_not_wait_the_window() -> None:
     run(go())
 
 
+def test_work_that_feeds_no_lane_does_not_hold_a_lone_job() -> None:
+    """A lone request's caption and familiarity score run together (service/predictor.py): the one running must not
+    make the other wait the window for companions that only work that feeds (an encoder) could bring."""
+    release = threading.Event()
+
+    def engine(key: str, items: list[int]) -> list[int]:
+        if key == "score":
+            assert release.wait(60), "never released"
+        return [i * 10 for i in items]
+
+    async def go() -> None:
+        b = Batcher(engine, ThreadPoolExecutor(4), max_batch=8, max_wait_ms=120_000, queue_size=64,
+                    feeds=lambda key: key == "encode")
+        score = asyncio.create_task(b.submit("score", 1))
+        await until(lambda: b.running == 1)
+        assert await asyncio.wait_for(b.submit("sentence", 2), 60) == 20  # not the window: it went out at once
+        release.set()
+        assert await score == 10
+        await b.close()
+
+    run(go())
+
+
 def test_jobs_arriving_while_a_batch_runs_form_the_next_batch() -> None:
     async def go() -> None:
         rec = Recorder()

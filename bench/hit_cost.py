@@ -139,9 +139,11 @@ async def hits(app: FastAPI, post: CaptionPost, n: int, concurrency: int) -> Cos
 
 
 async def verdict_us(predictor: Predictor, clip: bytes, calls: int) -> float:
-    """CPU microseconds of the predictor's verdict on the cached clip, the least of 5 runs of `calls` calls."""
+    """CPU microseconds of the predictor's verdict on the cached clip (a hit's entry: nothing to wait for), the least
+    of 5 runs of `calls` calls."""
     latent = await predictor.resolve(video=Upload(clip, "clip.mp4"))
-    runs = timeit.repeat(lambda: predictor.verdict(latent), number=calls, repeat=5, timer=time.thread_time)
+    assert latent.cached, "the clip was cached by the requests before"
+    runs = timeit.repeat(lambda: predictor.entry_verdict(latent.entry), number=calls, repeat=5, timer=time.thread_time)
     return 1e6 * min(runs) / calls
 
 

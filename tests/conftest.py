@@ -51,6 +51,33 @@ def artifacts_dir(tmp_path_factory, tiny_run, tiny_corpus) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sprite_heads_root(tmp_path_factory, tiny_corpus) -> Path:
+    """An artifacts root whose latest is an untrained tiny sprite model with sentence-to-video's own heads: the
+    layout the shipped model has (its rebuild graph included), exported and parity-checked in seconds."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from core.vocab import Vocab
+    from export.onnx_export import export_run
+    from model.checkpoint import save_checkpoint
+    from model.star import StarModel
+
+    clips = tiny_corpus.splits["train"]
+    vocab = Vocab.build(c for clip in clips for c in clip.captions)
+    torch.manual_seed(1)
+    cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8,
+                  sentence_heads=True)
+    run = tmp_path_factory.mktemp("sprite_heads_run")
+    save_checkpoint(run / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
+    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
+    root = tmp_path_factory.mktemp("sprite_heads_root")
+    export_run(run, root, version="heads", sample_video=video)
+    return root
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis the tests use; fails loudly (not skipped) when none answers."""
     import redis

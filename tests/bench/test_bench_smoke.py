@@ -106,6 +106,21 @@ def test_http_captions_of_the_shipped_model_name_what_real_files_show(redis_url:
     assert clips == 15 and colour >= 70 and shape >= 60 and motion >= 70, proc.stdout
 
 
+def test_rebuild_compares_the_rebuild_graph_with_the_whole_decoder(sprite_heads_root: Path, artifacts_dir: Path,
+                                                                    capsys) -> None:
+    from bench import rebuild
+
+    assert rebuild.main(["--artifacts", str(sprite_heads_root), "--rounds", "2", "--calls", "4"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in out.splitlines()
+            if line.startswith("| rebuild")}
+    assert set(rows) == {"rebuild, video_decoder", "rebuild, video_rebuild"}, out
+    assert all(float(v.replace(",", "")) > 0 for cells in rows.values() for v in cells)
+    assert "rebuild graph / whole decoder:" in out
+    assert rebuild.main(["--artifacts", str(artifacts_dir)]) == 2  # the session's tiny model draws linearly: no graph
+    assert "no video_rebuild graph" in capsys.readouterr().err
+
+
 def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None:
     from bench import hit_cost
 

@@ -76,21 +76,13 @@ def test_a_refit_changes_the_video_decoder_alone_and_publishes_beside(sprite_roo
     assert np.abs(Engine.load(sprite_root, "refit").rebuild_video(z, first) - both).max() < 1e-5
 
 
-def test_export_writes_the_rebuild_graph_of_a_sprite_model_with_sentence_heads(tiny_corpus, tmp_path) -> None:
-    clips = tiny_corpus.splits["train"]
-    vocab = Vocab.build(c for clip in clips for c in clip.captions)
-    torch.manual_seed(1)
-    cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8,
-                  sentence_heads=True)
-    (tmp_path / "run").mkdir()
-    save_checkpoint(tmp_path / "run" / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
-    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
-    export_run(tmp_path / "run", tmp_path / "root", version="heads", sample_video=video)
-    manifest = Manifest.read(tmp_path / "root" / "heads")
+def test_export_writes_the_rebuild_graph_of_a_sprite_model_with_sentence_heads(sprite_heads_root, tiny_corpus) -> None:
+    manifest = Manifest.read(sprite_heads_root / "heads")
     assert VIDEO_REBUILD in manifest.graphs and manifest.parity[VIDEO_REBUILD]["max_abs_diff"] < 1e-4
     assert all(VIDEO_REBUILD not in task.graphs for task in manifest.tasks.values())  # no task needs it
-    engine = Engine.load(tmp_path / "root")
-    z = np.random.default_rng(2).standard_normal((4, cfg.latent_dim)).astype(np.float32)
+    engine = Engine.load(sprite_heads_root)
+    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
+    z = np.random.default_rng(2).standard_normal((4, manifest.model.latent_dim)).astype(np.float32)
     assert np.abs(engine.rebuild_video(z, video[:, 0]) - engine.decode_video(z, video[:, 0])).max() < 1e-5
 
 

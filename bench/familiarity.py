@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=60, help="test-suite-style and synthetic uploads each")
     ap.add_argument("--data", help="a saved synthetic corpus (slr data synth): score its test split too")
     ap.add_argument("--sheet", help="also draw one clip per group, the clip and the model's rebuild, to this PNG")
+    ap.add_argument("--also-at", default="", help="comma-separated other thresholds: the share each would flag, "
+                                                  "beside the calibrated one (e.g. 0.005,0.0025)")
     args = ap.parse_args(argv)
     engine = Engine.load(args.artifacts)
     calibration = engine.manifest.familiarity
@@ -125,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         results.update(split_scores(engine, calibration, args.data))
     results["out of domain, all kinds"] = np.concatenate([s for n, s in results.items() if n.startswith("out of")])
-    print("\n".join(md_table(["inputs", "n", "flagged unfamiliar", "median familiarity"], [
-        [name, len(s), f"{100 * np.mean(s < calibration.threshold):.1f}%", f"{np.median(s):.3f}"]
-        for name, s in results.items()])))
+    others = [float(t) for t in args.also_at.split(",") if t.strip()]
+    print("\n".join(md_table(["inputs", "n", "flagged unfamiliar", *(f"flagged at {t:g}" for t in others),
+                               "median familiarity"], [
+        [name, len(s), *(f"{100 * np.mean(s < t):.1f}%" for t in [calibration.threshold, *others]),
+         f"{np.median(s):.3f}"] for name, s in results.items()])))
     if args.sheet:
         from bench.contact_sheet import save_sheet, sheet
 

@@ -205,7 +205,8 @@ def files_path(corpus: Corpus, out: Path, preset_name: str, seed: int, workers: 
     """The corpus as an MSR-VTT folder of mp4 files and paraphrases, prepared; the store and what each step took."""
     start = time.monotonic()
     shutil.rmtree(out / "folder", ignore_errors=True)
-    write_video_folder(out / "folder", "msrvtt", folder_clips(corpus, seed, scale, own_captions, burned_bars))
+    write_video_folder(out / "folder", "msrvtt", folder_clips(corpus, seed, scale, own_captions, burned_bars),
+                       workers=workers)
     written = time.monotonic()
     store = prepare(out / "folder", out / "store", preset_name, workers)
     return store, {"files_seconds": round(written - start, 1), "prepare_seconds": round(time.monotonic() - written, 1)}
@@ -259,7 +260,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the corpus', the captions' and training's seed")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads while training (0: torch's default; 1 is steadier on a shared machine)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="slr data prepare's processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes writing the files, then slr data prepare's")
     # A user's files are larger than the model's input: at its own 18x32, H.264's half-size chroma and blocks cost the
     # ground truth's probe 24 points of shape (74.9 -> 50.5 on 800 one-object demo clips), a loss no user meets.
     parser.add_argument("--scale", type=int, default=4, help="files written this many times the model's frame size")

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +86,17 @@ def test_a_letterboxed_clip_is_written_at_its_own_aspect_ratio(tmp_path: Path) -
     path.write_bytes(encode_clip(own[cid], "mp4", 8))
     small = dataclasses.replace(cfg, frames=4, height=18, width=32, frame_fit="pad")
     assert tuple(prepare_upload(path.read_bytes(), small, MediaLimits()).box or ()) == tuple(box)
+
+
+def test_files_written_in_several_processes_are_the_files_one_writes(tmp_path: Path) -> None:
+    from bench.support import write_video_folder
+
+    rng = np.random.default_rng(0)
+    clips = [(f"video{i}", rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8), ["a red circle"], "train")
+             for i in range(6)]
+    one = write_video_folder(tmp_path / "one", "msrvtt", clips)  # mp4: the same bytes each time (webm is not:
+    two = write_video_folder(tmp_path / "two", "msrvtt", clips, workers=2)  # its header holds a random id)
+    assert [p.name for p in one.values()] == [p.name for p in two.values()]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one.values(), two.values()))
+    assert (tmp_path / "two" / "train_val_videodatainfo.json").read_text() == \
+        (tmp_path / "one" / "train_val_videodatainfo.json").read_text()

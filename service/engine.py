@@ -171,6 +171,15 @@ class Engine:
 
     def decode_video(self, z: np.ndarray, first_frame: np.ndarray | None = None) -> np.ndarray:
         """Frames [B,T,H,W,3] in [0,1]; first_frame [B,H,W,3] seeds the decoder (zeros: sentence-to-video)."""
+        return self._run_video_graph(VIDEO_DECODER, z, first_frame)
+
+    def rebuild_video(self, z: np.ndarray, first_frame: np.ndarray) -> np.ndarray:
+        """decode_video's frames for rows that all have a first frame (video-to-video), through the model's rebuild
+        graph where it has one (0.6-0.75x the cost: sentence-to-video's heads are not run; bench/rebuild.py)."""
+        return self._run_video_graph(VIDEO_REBUILD if VIDEO_REBUILD in self.sessions else VIDEO_DECODER, z,
+                                     first_frame)
+
+    def _run_video_graph(self, graph: str, z: np.ndarray, first_frame: np.ndarray | None) -> np.ndarray:
         z = self._check_z(z)
         cfg = self.config
         if first_frame is None:
@@ -178,16 +187,7 @@ class Engine:
         first_frame = np.ascontiguousarray(first_frame, dtype=np.float32)
         if first_frame.shape != (len(z), cfg.height, cfg.width, 3):
             raise ValueError(f"first_frame must be {(len(z), cfg.height, cfg.width, 3)}, got {first_frame.shape}")
-        return self.graph(VIDEO_DECODER).run(["frames"], {"z": z, "first_frame": first_frame})[0]
-
-    def rebuild_video(self, z: np.ndarray, first_frame: np.ndarray) -> np.ndarray:
-        """decode_video's frames for rows that all have a first frame (video-to-video), through the model's rebuild
-        graph where it has one (a third cheaper: sentence-to-video's heads are not run)."""
-        if VIDEO_REBUILD not in self.sessions:
-            return self.decode_video(z, first_frame)
-        z = self._check_z(z)
-        first_frame = np.ascontiguousarray(first_frame, dtype=np.float32)
-        return self.graph(VIDEO_REBUILD).run(["frames"], {"z": z, "first_frame": first_frame})[0]
+        return self.graph(graph).run(["frames"], {"z": z, "first_frame": first_frame})[0]
 
     def warmup(self) -> None:
         """One batch-1 call through every graph, so the first request does not pay for lazy initialisation."""
@@ -200,7 +200,7 @@ class Engine:
         self.decode_sentence(z, max_len=1)
         if VIDEO_DECODER in self.sessions:
             self.decode_video(z)
-            self.rebuild_video(z, np.zeros((1, cfg.height, cfg.width, 3), dtype=np.float32))
+            self.rebuild_video(z, np.ones((1, cfg.height, cfg.width, 3), dtype=np.float32))
 
     # -- input checks -------------------------------------------------------------------------------
     def video_shape(self) -> tuple[int, ...]:

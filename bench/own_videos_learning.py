@@ -260,7 +260,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the corpus', the captions' and training's seed")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads while training (0: torch's default; 1 is steadier on a shared machine)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes writing the files, then slr data prepare's")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes writing the files, then slr data prepare's")
     # A user's files are larger than the model's input: at its own 18x32, H.264's half-size chroma and blocks cost the
     # ground truth's probe 24 points of shape (74.9 -> 50.5 on 800 one-object demo clips), a loss no user meets.
     parser.add_argument("--scale", type=int, default=4, help="files written this many times the model's frame size")

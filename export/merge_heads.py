@@ -20,7 +20,7 @@ from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD, encoder_graph
 from export.graph_model import GraphModel
 from export.graphs import graph_specs
 from export.parity import FP32_ATOL, open_cpu_session
-from export.refit import decoder_from_graph, decoder_parity, publish_refit, rebuild_parity
+from export.refit import decoder_from_graph, publish_refit, video_graphs_parity
 from model.star import SpriteVideoDecoder, StarModel
 
 SENTENCE_HEADS = "sentence."  # DrawHeads' parameters in the decoder's state dict
@@ -80,12 +80,10 @@ def merge_version(root: Path, video_from: str, sentence_from: str, version: str,
     z_t, first_t = torch.from_numpy(z), torch.from_numpy(np.ascontiguousarray(first[:, 0]))
 
     def parity(staging: Path) -> float:
-        decoder_file, rebuild_file = staging / specs[VIDEO_DECODER].file, staging / specs[VIDEO_REBUILD].file
-        gap = source_difference(decoder_file, a, b, z, first[:, 0])
+        gap = source_difference(staging / specs[VIDEO_DECODER].file, a, b, z, first[:, 0])
         if gap > atol:
             raise ValueError(f"the merged decoder differs from its sources' graphs by {gap:.2e} (> {atol:.0e})")
-        return max(decoder_parity(decoder, decoder_file, z_t, first_t), rebuild_parity(decoder, rebuild_file, z_t,
-                                                                                        first_t))
+        return video_graphs_parity(decoder, staging, z_t, first_t)
 
     record = {"video_heads_from": a.version, "sentence_heads_from": b.version}
     return publish_refit(root, a, version, star, (VIDEO_DECODER, VIDEO_REBUILD), parity, record, atol)

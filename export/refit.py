@@ -200,23 +200,21 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
                      "seed": rc.seed, "train_clips": len(train), "validation": history}
 
 
-def decoder_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Tensor) -> float:
-    """Largest |ONNX - PyTorch| of the written graph over both tasks' inputs."""
-    session = open_cpu_session(path)
+def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, first: Tensor) -> float:
+    """Largest |ONNX - PyTorch| of the video graphs written to `staging`: the decoder over both tasks' inputs (zeros
+    and the clips' first frames), and its rebuild graph, where the config writes one, over the first frames."""
+    specs = graph_specs(decoder.cfg)
+    cases: list[tuple[str, Callable[[Tensor, Tensor], Tensor], Tensor]] = [
+        (VIDEO_DECODER, decoder, torch.zeros_like(first)), (VIDEO_DECODER, decoder, first)]
+    if VIDEO_REBUILD in specs:
+        cases.append((VIDEO_REBUILD, decoder.rebuild, first))
+    sessions = {name: open_cpu_session(staging / specs[name].file) for name, _, _ in cases}
     worst = 0.0
     with torch.no_grad():
-        for frame in (torch.zeros_like(first), first):
-            want = decoder(z, frame).numpy()
-            got = session.run(["frames"], {"z": z.numpy(), "first_frame": frame.numpy()})
-            worst = max(worst, max_abs_diff([want], got))
+        for name, draw, frame in cases:
+            got = sessions[name].run(["frames"], {"z": z.numpy(), "first_frame": frame.numpy()})
+            worst = max(worst, max_abs_diff([draw(z, frame).numpy()], got))
     return worst
-
-
-def rebuild_parity(decoder: SpriteVideoDecoder, path: Path, z: Tensor, first: Tensor) -> float:
-    """Largest |ONNX - PyTorch| of the written rebuild graph (video-to-video rows: the clips' first frames)."""
-    with torch.no_grad():
-        want = decoder.rebuild(z, first).numpy()
-    return max_abs_diff([want], open_cpu_session(path).run(["frames"], {"z": z.numpy(), "first_frame": first.numpy()}))
 
 
 def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, graphs: Sequence[str],
@@ -266,9 +264,6 @@ def refit_version(root: Path, base_version: str | None, version: str, train: Seq
     graphs = tuple(name for name in (VIDEO_DECODER, VIDEO_REBUILD) if name in specs)
 
     def parity(staging: Path) -> float:
-        worst = decoder_parity(decoder, staging / specs[VIDEO_DECODER].file, z, video[:, 0])
-        if VIDEO_REBUILD in specs:
-            worst = max(worst, rebuild_parity(decoder, staging / specs[VIDEO_REBUILD].file, z, video[:, 0]))
-        return worst
+        return video_graphs_parity(decoder, staging, z, video[:, 0])
 
     return publish_refit(root, base, version, star, graphs, parity, record), record

@@ -50,13 +50,10 @@ def artifacts_dir(tmp_path_factory, tiny_run, tiny_corpus) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def sprite_heads_root(tmp_path_factory, tiny_corpus) -> Path:
-    """An artifacts root whose latest is an untrained tiny sprite model with sentence-to-video's own heads: the
-    layout the shipped model has (its rebuild graph included), exported and parity-checked in seconds."""
+def export_tiny_sprite(run: Path, root: Path, corpus, sentence_heads: bool, seed: int, **export_kw) -> Path:
+    """An untrained tiny sprite model (sentence-to-video's own heads or not) saved in `run` and exported to `root`."""
     from dataclasses import replace
 
-    import numpy as np
     import torch
 
     from core.vocab import Vocab
@@ -64,17 +61,24 @@ def sprite_heads_root(tmp_path_factory, tiny_corpus) -> Path:
     from model.checkpoint import save_checkpoint
     from model.star import StarModel
 
-    clips = tiny_corpus.splits["train"]
-    vocab = Vocab.build(c for clip in clips for c in clip.captions)
-    torch.manual_seed(1)
+    vocab = Vocab.build(c for clip in corpus.splits["train"] for c in clip.captions)
+    torch.manual_seed(seed)
     cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8,
-                  sentence_heads=True)
-    run = tmp_path_factory.mktemp("sprite_heads_run")
+                  sentence_heads=sentence_heads)
     save_checkpoint(run / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
-    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
-    root = tmp_path_factory.mktemp("sprite_heads_root")
-    export_run(run, root, version="heads", sample_video=video)
+    export_run(run, root, **export_kw)
     return root
+
+
+@pytest.fixture(scope="session")
+def sprite_heads_root(tmp_path_factory, tiny_corpus) -> Path:
+    """An artifacts root whose latest is an untrained tiny sprite model with sentence-to-video's own heads: the
+    layout the shipped model has (its rebuild graph included), exported and parity-checked in seconds."""
+    import numpy as np
+
+    video = np.stack([c.frames for c in tiny_corpus.splits["test"][:4]]).astype(np.float32) / 255.0
+    return export_tiny_sprite(tmp_path_factory.mktemp("sprite_heads_run"), tmp_path_factory.mktemp("sprite_heads_root"),
+                              tiny_corpus, True, 1, version="heads", sample_video=video)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ published beside it with sentence-to-video's own heads, every other graph byte-i
 refits, recalibrates and answers usage errors with exit 2."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,7 @@ from cli.main import main
 from core.config import preset
 from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, VIDEO_REBUILD
 from core.manifest import Manifest
-from core.vocab import Vocab
 from export.graph_model import GraphModel
-from export.onnx_export import export_run
 from export.publish import read_latest
 from export.refit import RefitConfig, refit_version
 from export.refit_sentence import (
@@ -25,9 +22,8 @@ from export.refit_sentence import (
     sentence_decoder_from_graphs,
     sentence_parity,
 )
-from model.checkpoint import save_checkpoint
-from model.star import StarModel
 from service.engine import Engine
+from tests.conftest import export_tiny_sprite
 
 TINY = preset("tiny")
 
@@ -35,15 +31,9 @@ TINY = preset("tiny")
 @pytest.fixture(scope="module")
 def sprite_root(tmp_path_factory, tiny_corpus) -> Path:
     """An artifacts root whose latest is an (untrained) tiny sprite model without sentence heads."""
-    clips = tiny_corpus.splits["train"]
-    vocab = Vocab.build(c for clip in clips for c in clip.captions)
-    torch.manual_seed(0)
-    cfg = replace(TINY.model, vocab_size=len(vocab), video_decoder="sprite", draw_channels=4, sprite_size=8)
-    run = tmp_path_factory.mktemp("sprite_run")
-    save_checkpoint(run / "checkpoint.pt", StarModel(cfg), vocab, TINY.train)
-    root = tmp_path_factory.mktemp("refit_root")
-    export_run(run, root, version="base", calibration_clips=tiny_corpus.splits["val"] + clips[:48])
-    return root
+    return export_tiny_sprite(tmp_path_factory.mktemp("sprite_run"), tmp_path_factory.mktemp("refit_root"), tiny_corpus,
+                              False, 0, version="base",
+                              calibration_clips=tiny_corpus.splits["val"] + tiny_corpus.splits["train"][:48])
 
 
 def test_a_refit_changes_the_video_decoder_alone_and_publishes_beside(sprite_root, tiny_corpus) -> None:

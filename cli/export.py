@@ -27,8 +27,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.data_dir}: calibrate needs a saved corpus of frames with a validation split")
     video = clip_frames(val)
     calibration = recalibrate(Path(args.artifacts), args.model_version, video, clip_boxes(val),
-                              f"{len(val)} validation clips of {Path(args.data_dir).name}")
-    print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}: "
+                              f"{len(val)} validation clips of {Path(args.data_dir).name}", args.as_version)
+    where = f"as {args.as_version}, beside it (slr release makes it latest)" if args.as_version else "in place"
+    print(f"calibrated {args.artifacts} ({args.model_version or 'latest'}) on {calibration.source}, {where}: "
           f"threshold {calibration.threshold}")
     return 0
 
@@ -130,8 +131,8 @@ def add_export_parsers(sub: Any) -> None:
     ex.add_argument("--quantize", choices=("int8", "fp16"),
                     help="also quantise the graphs; accuracy cost in the manifest")
     ex.add_argument("--parity-clips", type=int, default=16, help="test clips used for the parity check")
-    ex.add_argument("--calibration-clips", type=int, default=1000,
-                    help="validation clips that calibrate the familiarity score (core/familiarity.py)")
+    ex.add_argument("--calibration-clips", type=int,
+                    help="validation clips that calibrate the familiarity score (default: all; core/familiarity.py)")
     ex.add_argument("--no-latest", dest="latest", action="store_false",
                     help="publish the version beside the others without moving `latest` (slr release does, "
                          "through the release gate)")
@@ -145,7 +146,9 @@ def add_export_parsers(sub: Any) -> None:
     cal.add_argument("artifacts", help="artifacts root (or a version folder)")
     cal.add_argument("--model-version", help="version folder to recalibrate (default: the root's `latest`)")
     cal.add_argument("--data-dir", required=True, help="a saved corpus (slr data synth): its validation clips")
-    cal.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to calibrate on")
+    cal.add_argument("--calibration-clips", type=int, help="validation clips to calibrate on (default: all)")
+    cal.add_argument("--as-version", help="publish the recalibrated model as a new version beside it instead of "
+                                          "rewriting it in place (latest untouched: slr release gates it)")
     cal.set_defaults(func=cmd_calibrate)
 
     var = sub.add_parser("export-variant",

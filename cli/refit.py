@@ -25,7 +25,8 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
-    ref.add_argument("--calibration-clips", type=int, default=1000, help="validation clips to recalibrate on")
+    ref.add_argument("--calibration-clips", type=int,
+                     help="validation clips to pick the best weights and recalibrate on (default: all)")
     ref.set_defaults(func=cmd_refit)
     merge = sub.add_parser(
         "merge-heads", help="a version whose video decoder draws video-to-video with one version's heads and "

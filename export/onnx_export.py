@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from core.manifest import VOCAB, Manifest, check_version_name, default_version
+from core.manifest import VOCAB, Manifest, default_version
 from export.graphs import OPSET, GraphSpec, Samples, export_graph, graph_specs
 from export.parity import FP32_ATOL, check_parity, compare_graph_sets
-from export.publish import publish_version
+from export.publish import new_version_name, publish_version
 from export.quantize import MODES, quantize_graph
 from model.checkpoint import load_checkpoint
 from model.data.corpus import Clip
@@ -50,10 +50,8 @@ def export_run(run: str | Path, out_root: str | Path, version: str | None = None
         raise ValueError(f"quantize must be None or one of {MODES}, got {quantize!r}")
     ckpt = load_checkpoint(checkpoint_path(run))
     model, cfg = ckpt.model.eval(), ckpt.model.cfg
-    version = check_version_name(version or default_version(ckpt.sha256))
     root = Path(out_root)
-    if (root / version).exists():
-        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    version = new_version_name(root, version or default_version(ckpt.sha256))
     specs = graph_specs(cfg)
     samples = Samples.build(ckpt.vocab, cfg, sample_video, sample_sentences)
 

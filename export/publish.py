@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from core.manifest import LATEST, MANIFEST, Manifest
+from core.manifest import LATEST, MANIFEST, Manifest, check_version_name
 
 # ---------------------------------------------------------------- atomic publication
 
@@ -17,6 +17,15 @@ def staging_dir(root: Path, version: str) -> Path:
     """A hidden temp dir on the same filesystem as root, so the final rename is atomic."""
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
+
+
+def new_version_name(root: Path, version: str) -> str:
+    """`version`, checked as a folder name and not yet published under root: refused before any work is done
+    (publish() checks again at the rename)."""
+    version = check_version_name(version)
+    if (root / version).exists():
+        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    return version
 
 
 def publish(staging: Path, root: Path, version: str) -> Path:

@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from core.config import ModelConfig, TrainConfig
 from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD, encoder_graph
-from core.manifest import MANIFEST, check_version_name, sha256_file
+from core.manifest import MANIFEST, sha256_file
 from core.vocab import pad_tokens
 from export.graph_model import BATCH, GraphModel
 from export.graphs import export_graph, graph_specs
 from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
-from export.publish import publish_version
+from export.publish import new_version_name, publish_version
 from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
 from model.inference import single_object, true_frames
@@ -223,9 +223,7 @@ def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, g
     it (latest untouched: the release gate moves it). `parity(staging)`: the written graphs' largest difference from
     PyTorch; past `atol`, nothing is published (ValueError). The manifest's `refit` records the base, the graphs and
     `record`, and the base's own refit as `previous`."""
-    version = check_version_name(version)
-    if (root / version).exists():
-        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    version = new_version_name(root, version)
     specs = graph_specs(star.cfg)
 
     def build(staging: Path) -> None:

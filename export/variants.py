@@ -27,11 +27,11 @@ import numpy as np
 import onnxruntime as ort
 
 from core.graph_contract import ENCODER_V, SENTENCE_INIT, SENTENCE_STEP, decode_length
-from core.manifest import MANIFEST, Manifest, check_version_name, resolve_version_dir, sha256_file
+from core.manifest import MANIFEST, Manifest, resolve_version_dir, sha256_file
 from core.search import decode_with_graphs
 from core.stats import ALPHA, paired
 from export.parity import ExportParityError
-from export.publish import publish_version
+from export.publish import new_version_name, publish_version
 from export.quantize import VARIANTS, quantize_graph
 
 # The largest |difference| from the source graph a variant may show on any output (mu and sigma of a latent whose
@@ -139,9 +139,7 @@ def derive_version(root: str | Path, source: str | None, version: str, variant: 
     src = resolve_version_dir(root, source)
     manifest = Manifest.read(src)
     manifest.verify_files(src)
-    version = check_version_name(version)
-    if (root / version).exists():
-        raise FileExistsError(f"artifacts version {root / version} already exists; pass another version")
+    version = new_version_name(root, version)
     unknown = [g for g in graphs if g not in manifest.graphs]
     if unknown or not graphs:
         raise ValueError(f"no graph {unknown or graphs} in {src}; it has {sorted(manifest.graphs)}")

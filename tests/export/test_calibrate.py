@@ -63,3 +63,32 @@ def test_the_cli_calibrates_from_a_saved_corpus(artifacts_dir: Path, tiny_corpus
     assert "on 8 validation clips of corpus" in out.stdout
     manifest = json.loads((resolve_version_dir(root, None) / MANIFEST).read_text())
     assert manifest["familiarity"]["clips"] == 8
+
+
+def test_a_recalibration_as_a_new_version_leaves_the_old_one_and_latest(artifacts_dir: Path, tiny_corpus,
+                                                                         tmp_path: Path) -> None:
+    """`slr calibrate --as-version`: the copy carries the new calibration and no release record (the gate writes
+    that), the source version and `latest` are untouched, and a name already taken is refused before any work."""
+    from export.publish import read_latest
+    from service.engine import Engine
+
+    root, data = tmp_path / "artifacts", tmp_path / "corpus"
+    shutil.copytree(artifacts_dir, root)
+    tiny_corpus.save(data)
+    source = resolve_version_dir(root, None)
+    before = json.loads((source / MANIFEST).read_text())
+    latest = read_latest(root)
+    command = [sys.executable, "-m", "cli.main", "calibrate", str(root), "--data-dir", str(data),
+               "--calibration-clips", "8", "--as-version", "recalibrated"]
+    cwd = Path(__file__).resolve().parents[2]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert "as recalibrated, beside it" in out.stdout
+    assert json.loads((source / MANIFEST).read_text()) == before and read_latest(root) == latest
+    copy = json.loads((root / "recalibrated" / MANIFEST).read_text())
+    assert copy["version"] == "recalibrated" and copy.get("release") is None and copy["familiarity"]["clips"] == 8
+    assert {k: v for k, v in copy.items() if k not in ("version", "created", "release", "familiarity")} == {
+        k: v for k, v in before.items() if k not in ("version", "created", "release", "familiarity")}
+    Engine.load(root, "recalibrated")  # every file copied, every sha256 holds
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert again.returncode != 0 and "already exists" in again.stderr

@@ -25,8 +25,8 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
-    ref.add_argument("--calibration-clips", type=int,
-                     help="validation clips to pick the best weights and recalibrate on (default: all)")
+    ref.add_argument("--validation-clips", type=int, default=1000, help="validation clips that pick the best weights")
+    ref.add_argument("--calibration-clips", type=int, help="validation clips to recalibrate on (default: all)")
     ref.set_defaults(func=cmd_refit)
     merge = sub.add_parser(
         "merge-heads", help="a version whose video decoder draws video-to-video with one version's heads and "
@@ -54,7 +54,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
     if no_saved_corpus(args.data_dir, "refit"):
         return 2
     train = load_split(args.data_dir, "train", args.train_clips)
-    val = load_split(args.data_dir, "val", args.calibration_clips)
+    every_val = load_split(args.data_dir, "val")
+    val, familiar = every_val[:args.validation_clips], every_val[:args.calibration_clips]
     if not train or not val or train[0].frames is None or not train[0].attributes.get("track"):
         print(f"slr refit: {args.data_dir} holds no training and validation clips with frames and tracks "
               "(slr data synth)", file=sys.stderr)
@@ -75,8 +76,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
     print(json.dumps(best))
     note = f"best validation at step {record['best_step']}"
     if args.decoder == "video":  # the familiarity score reads the video decoder's rebuilds: recalibrate on it
-        calibration = recalibrate(root, args.version, true_frames(val), clip_boxes(val),
-                                  f"{len(val)} validation clips of {Path(args.data_dir).name}")
+        calibration = recalibrate(root, args.version, true_frames(familiar), clip_boxes(familiar),
+                                  f"{len(familiar)} validation clips of {Path(args.data_dir).name}")
         note += f"; familiarity threshold {calibration.threshold}"
     print(f"published {directory} ({note}); make it latest with: slr release {root} --model-version "
           f"{args.version} --data-dir {args.data_dir}")

@@ -6,9 +6,16 @@ Side by side in one run, per clip (48 frames at 320x240 as in issue 20, plus a s
 - `decode only`: PyAV decoding every frame, no conversion (the floor of any path that reads the file);
 - `old path`: every frame decoded and converted (rgb24 at up to 4x the model size, frame threads on), then
   sampled by `prepare_clip` (what `core.media` did before);
+- `in order`: every frame of the window decoded in order, the sampled ones converted (core.media before a short
+  clip's packets were read once and the frames no pick needs skipped at skip_frame NONREF);
 - `prepare_upload`: today's path (only the sampled frames converted, threads only on large frames);
 - the same two paths with frame threads forced on and off, which is how THREAD_MIN_PIXELS was chosen.
 Figures are medians of --repeat runs; the ratios are the point (the machine is shared and noisy).
+
+    python -m bench.decode --files data/outside --files-repeat 5
+
+checks real files instead: each one's sampled frames from today's path against the in-order decode's, bit for bit,
+and the time of each.
 """
 from __future__ import annotations
 
@@ -71,6 +78,44 @@ def decode_everything(data: bytes, cfg: ModelConfig, threads: bool = True) -> np
     return prepare_clip(np.stack(frames), cfg.frames, cfg.height, cfg.width)
 
 
+def decode_in_order(data: bytes, cfg: ModelConfig, limits: media.MediaLimits) -> np.ndarray:
+    """The reference of the skipping decode: T frames sampled from the count of frames an in-order decode gives."""
+    clip = media.probe(data, limits)
+    guess = min(clip.frames, clip.window)
+    picks = media.sample_indices(max(guess, 1), cfg.frames)
+    kept, n = media._decode_in_order(data, cfg, limits, set(picks.tolist()), clip.window, time.monotonic())
+    if min(n, clip.window) != guess:
+        picks = media.sample_indices(min(n, clip.window), cfg.frames)
+        kept, _ = media._decode_in_order(data, cfg, limits, set(picks.tolist()), clip.window, time.monotonic())
+    return np.stack([kept[i] for i in picks.tolist()])
+
+
+def check_files(folder: Path, cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
+    """Per video file of a folder: whether today's decode gives the in-order decode's frames, and both times."""
+    limits = media.MediaLimits()
+    rows = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lstrip(".") in media.VIDEO_FORMATS):
+        data = path.read_bytes()
+        today = lambda: media.decode_video(data, cfg, limits)  # noqa: E731
+        reference = lambda: decode_in_order(data, cfg, limits)  # noqa: E731
+        rows.append({"file": path.name, "identical": bool(np.array_equal(today(), reference())),
+                     "in_order_ms": median_ms(reference, repeat, warm=False),
+                     "today_ms": median_ms(today, repeat, warm=False)})
+    return rows
+
+
+def files_table(rows: list[dict[str, Any]]) -> str:
+    by_format: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_format.setdefault(Path(r["file"]).suffix.lstrip("."), []).append(r)
+    groups = [("all", rows), *sorted(by_format.items())]
+    return "\n".join(md_table(
+        ["files", "n", "frames identical", "in order (ms, median)", "today (ms, median)", "today / in order"],
+        [[name, len(g), sum(r["identical"] for r in g),
+          f"{statistics.median(r['in_order_ms'] for r in g):.2f}", f"{statistics.median(r['today_ms'] for r in g):.2f}",
+          f"{statistics.median(r['today_ms'] / r['in_order_ms'] for r in g):.2f}x"] for name, g in groups]))
+
+
 def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
     """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
     saved = media.THREAD_MIN_PIXELS
@@ -109,6 +154,8 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
         row = {"clip": f"{name} x {FRAMES} mp4",
                "decode_only_ms": median_ms(lambda: decode_only(data), repeat),
                "old_path_ms": median_ms(lambda: decode_everything(data, cfg), repeat),
+               "in_order_ms": median_ms(lambda: decode_in_order(data, cfg, limits), repeat),
+               "decode_video_ms": median_ms(lambda: media.decode_video(data, cfg, limits), repeat),
                "prepare_upload_ms": median_ms(prepare, repeat),
                "threads_on_ms": median_ms(lambda: with_threshold(0, prepare), repeat),
                "threads_off_ms": median_ms(lambda: with_threshold(1 << 40, prepare), repeat)}
@@ -120,9 +167,10 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(md_table(
-        ["clip", "decode only (ms)", "old path (ms)", "prepare_upload (ms)", "threads on / off (ms)",
-         "prepare / decode-only", "old / new"],
-        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}", f"{r['prepare_upload_ms']:.1f}",
+        ["clip", "decode only (ms)", "old path (ms)", "in order / today's decode (ms)", "prepare_upload (ms)",
+         "threads on / off (ms)", "prepare / decode-only", "old / new"],
+        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}",
+          f"{r['in_order_ms']:.1f} / {r['decode_video_ms']:.1f}", f"{r['prepare_upload_ms']:.1f}",
           f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f}", f"{r['prepare_over_floor']:.2f}x",
           f"{r['old_over_new']:.2f}x"] for r in rows]))
 
@@ -132,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", help="take T, H, W from this model (default: 8 x 36 x 64)")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--files", type=Path, help="check this folder's video files instead (e.g. data/outside)")
+    parser.add_argument("--files-repeat", type=int, default=5, help="timed decodes per file and path")
     args = parser.parse_args(argv)
+    if args.files:
+        checked = check_files(args.files, model_config(args.artifacts), args.files_repeat)
+        print(json.dumps(checked, indent=2) if args.json else files_table(checked))
+        return 0 if all(r["identical"] for r in checked) else 1
     rows = measure(model_config(args.artifacts), args.repeat)
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     return 0

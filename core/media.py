@@ -174,22 +174,30 @@ class Probe:
         return self.frames > self.window
 
 
+def _demux_head(container: Any, stream: Any, limits: MediaLimits) -> tuple[Probe, list[Any]]:
+    """The Probe of an open container, and every packet demuxed for it in order (those an edit list hides and the
+    final flush included): the skipping decode reads these rather than the file again."""
+    window = window_frames(stream, limits)
+    times: list[int | None] = []
+    packets: list[Any] = []
+    for packet in container.demux(stream):
+        packets.append(packet)
+        if packet.size == 0 or packet.is_discard:  # the final flush packet; frames an edit list hides
+            continue
+        times.append(packet.pts)
+        if len(times) >= window + REORDER:
+            break
+    known = [t for t in times if t is not None]
+    usable = len(known) == len(times) and len(set(known)) == len(known)
+    return Probe(window, len(times), sorted(known) if usable else None), packets
+
+
 def probe(source: Source, limits: MediaLimits) -> Probe:
     """Demux (never decode) the first window + REORDER packets; a lying or truncated index changes only the
     first guess, since decoding counts the frames it sees."""
     container, stream = _open_video(source, limits)
     with container:
-        window = window_frames(stream, limits)
-        times: list[int | None] = []
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:  # the final flush packet; frames an edit list hides
-                continue
-            times.append(packet.pts)
-            if len(times) >= window + REORDER:
-                break
-    known = [t for t in times if t is not None]
-    usable = len(known) == len(times) and len(set(known)) == len(known)
-    return Probe(window, len(times), sorted(known) if usable else None)
+        return _demux_head(container, stream, limits)[0]
 
 
 def _check_frame(frame: Any, n: int, start: float, limits: MediaLimits) -> None:
@@ -237,44 +245,48 @@ def _decode_in_order(source: Source, cfg: ModelConfig, limits: MediaLimits, pick
     return kept, n
 
 
-def _decode_window(source: Source, cfg: ModelConfig, limits: MediaLimits, picks: set[int], pts: list[int],
-                   start: float) -> dict[int, np.ndarray]:
-    """The picked frames of a long clip's window, each found by its presentation time, with every packet no pick
-    needs sent at skip_frame NONREF: the decoder drops it unless a later frame refers to it, so the picked frames
-    are bit for bit those of a decode in order, for part of the work (bench/decode.py has the figures)."""
-    container, stream = _open_video(source, limits)
+def _decode_window(stream: Any, cfg: ModelConfig, limits: MediaLimits, picks: set[int], pts: list[int],
+                   packets: list[Any], start: float) -> dict[int, np.ndarray]:
+    """The picked frames of a clip's window from its demuxed packets, each found by its presentation time, with
+    every packet no pick needs sent at skip_frame NONREF: the decoder drops it unless a later frame refers to it, so
+    the picked frames are bit for bit those of a decode in order, for part of the work (bench/decode.py)."""
     index = {t: i for i, t in enumerate(pts)}
     scale, codec = _Scaler(stream, cfg), stream.codec_context
     kept: dict[int, np.ndarray] = {}
-    n, packets = 0, 0
-    with container:
-        for packet in container.demux(stream):
-            packets += 1  # a pick not found within the window's packets and the reorder depth will not come
-            if packet.size == 0 or len(kept) == len(picks) or packets > len(pts) + REORDER:
-                break
-            codec.skip_frame = "DEFAULT" if index.get(packet.pts) in picks else "NONREF"
-            for frame in codec.decode(packet):
-                n += 1
-                _check_frame(frame, n, start, limits)
-                i = index.get(frame.pts)
-                if i in picks:
-                    kept[i] = scale(frame)
+    n = 0
+    for packet in packets:
+        if len(kept) == len(picks):
+            break
+        # The final, empty packet flushes the frames the decoder still holds: a short clip's last picks.
+        codec.skip_frame = "DEFAULT" if packet.size == 0 or index.get(packet.pts) in picks else "NONREF"
+        for frame in codec.decode(packet):
+            n += 1
+            _check_frame(frame, n, start, limits)
+            i = index.get(frame.pts)
+            if i in picks:
+                kept[i] = scale(frame)
     return kept
 
 
 def _sample_window(source: Source, cfg: ModelConfig, limits: MediaLimits, start: float) -> np.ndarray:
     """The T frames the model samples: `sample_indices` over the clip's frames, or over its first `window`
     frames when it is longer (a long clip reads as its first WINDOW_S seconds would)."""
-    clip = probe(source, limits)
-    if clip.long and clip.pts is not None:
-        picks = sample_indices(clip.window, cfg.frames)
-        kept = _decode_window(source, cfg, limits, set(picks.tolist()), clip.pts[:clip.window], start)
-        if kept.keys() >= set(picks.tolist()):
-            return np.stack([kept[i] for i in picks.tolist()])
-    # In order: short clips (today's exact frames: sampled from the count of frames the decoder gives), long ones
-    # whose packets carry no usable times, and any whose packets and frames disagree. The count is checked by
-    # decoding to the end of the window; a wrong first guess costs a second pass, never a different answer.
-    guess = min(clip.frames, clip.window)
+    container, stream = _open_video(source, limits)
+    with container:
+        clip, packets = _demux_head(container, stream, limits)
+        guess = min(clip.frames, clip.window)
+        if clip.pts is not None and guess > cfg.frames:
+            # Short clips too: their packets' times say which frame is which, so the frames no pick needs are
+            # skipped where the codec allows (a 48-frame 320x240 H.264 upload: 26 of its 48 frames decoded), from
+            # the packets already demuxed (one pass over the file).
+            picks = sample_indices(guess, cfg.frames)
+            kept = _decode_window(stream, cfg, limits, set(picks.tolist()), clip.pts[:guess], packets, start)
+            if kept.keys() >= set(picks.tolist()):
+                return np.stack([kept[i] for i in picks.tolist()])
+    del packets
+    # In order: clips of no more frames than the model samples, those whose packets carry no usable times, and any
+    # whose packets and frames disagree (sampled from the count of frames the decoder gives). The count is checked
+    # by decoding to the end of the window; a wrong first guess costs a second pass, never a different answer.
     picks = sample_indices(max(guess, 1), cfg.frames)
     kept, n = _decode_in_order(source, cfg, limits, set(picks.tolist()), clip.window, start)
     if n == 0:

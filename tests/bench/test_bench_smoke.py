@@ -140,3 +140,24 @@ def test_hit_cost_over_http_reads_each_servers_cpu(artifacts_dir: Path) -> None:
     http = report["http"]
     assert len(http["cpu_rounds_on"]) == len(http["cpu_rounds_off"]) == 2
     assert http["rps_on"] > 0 and http["rps_off"] > 0 and http["cpu_us_on"] >= 0
+
+
+def test_decode_files_checks_todays_frames_against_the_in_order_decode(tmp_path: Path, capsys,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench.decode --files`: real files of every container, each one's frames compared with the in-order decode's;
+    exit 1 when any differs (checked by making today's path drop a frame's worth of brightness)."""
+    import numpy as np
+
+    from bench import decode
+    from core import media
+    from tests.service_fixtures import encode_clip, moving_square_clip
+
+    for i, fmt in enumerate(media.VIDEO_FORMATS):
+        (tmp_path / f"clip{i}.{fmt}").write_bytes(encode_clip(moving_square_clip(40, 48, 64, seed=i), fmt))
+    assert decode.main(["--files", str(tmp_path), "--files-repeat", "1"]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ")}
+    assert [int(v) for v in rows["all"]] == [5, 5] and set(rows) >= {f"{fmt}" for fmt in media.VIDEO_FORMATS}
+    real = media.decode_video
+    monkeypatch.setattr(media, "decode_video", lambda *a: np.maximum(real(*a), 1) - 1)
+    assert decode.main(["--files", str(tmp_path), "--files-repeat", "1"]) == 1

@@ -2,8 +2,10 @@
 limits and bad input raise."""
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -181,14 +183,35 @@ def test_a_long_clip_costs_what_its_first_seconds_cost(monkeypatch: pytest.Monke
     assert np.array_equal(outputs[0], np.stack([in_order[i] for i in sorted(picks)]))
 
 
-def test_a_short_clip_decodes_every_frame_and_keeps_its_sampling() -> None:
+def test_a_short_clip_skips_the_frames_no_pick_needs_and_keeps_its_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the window: the frames a decode of every frame followed by `sample_indices` picks, bit for bit, from
+    fewer decoded frames (the encoder's non-reference frames that no pick needs are skipped), in one pass."""
     cfg = ModelConfig(frames=8, height=12, width=16)
     data = long_h264(60)  # 2 s: within the window
     assert not media.probe(data, MediaLimits()).long
     whole, n = media._decode_in_order(data, cfg, MediaLimits(), set(range(60)), 60, 1e12)
     assert n == 60
     expected = np.stack([whole[i] for i in media.sample_indices(60, 8).tolist()])
+    seen = counting_decoded_frames(monkeypatch)
     assert np.array_equal(media.decode_video(data, cfg, MediaLimits()), expected)
+    assert len(seen) < 60
+
+
+def test_a_short_clip_without_usable_times_decodes_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packets whose times cannot say which frame is which: every frame decoded, the same frames picked."""
+    cfg = ModelConfig(frames=8, height=12, width=16)
+    data = long_h264(60)
+    expected = media.decode_video(data, cfg, MediaLimits())
+    head = media._demux_head
+
+    def timeless(*a: Any) -> tuple[media.Probe, list[Any]]:
+        clip, packets = head(*a)
+        return dataclasses.replace(clip, pts=None), packets
+
+    monkeypatch.setattr(media, "_demux_head", timeless)
+    seen = counting_decoded_frames(monkeypatch)
+    assert np.array_equal(media.decode_video(data, cfg, MediaLimits()), expected)
+    assert len(seen) == 60
 
 
 @pytest.mark.parametrize("cut", (0.05, 0.3, 0.7))

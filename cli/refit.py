@@ -24,6 +24,8 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence)")
     ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
     ref.add_argument("--seed", type=int, default=0)
+    ref.add_argument("--ramp-share", type=float, help="video decoder: share of video-to-video rows trained on a steep "
+                                                      "colour ramp across the picture (default 0)")
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--validation-clips", type=int, default=1000, help="validation clips that pick the best weights")
     ref.add_argument("--calibration-clips", type=int, help="validation clips to recalibrate on (default: all)")
@@ -67,8 +69,9 @@ def cmd_refit(args: argparse.Namespace) -> int:
             directory, record = refit_sentence_version(root, args.from_version, args.version, train, val, tc,
                                                        SentenceRefitConfig(**given))
         else:
+            ramp = {"ramp_share": args.ramp_share} if args.ramp_share is not None else {}
             directory, record = refit_version(root, args.from_version, args.version, train, val, tc,
-                                              RefitConfig(**given))
+                                              RefitConfig(**given, **ramp))
     except (FileExistsError, ValueError) as e:
         print(f"slr refit: {e}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from export.graph_model import BATCH, GraphModel
 from export.graphs import export_graph, graph_specs
 from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
 from export.publish import new_version_name, publish_version
+from model.data.augment import add_ramp
 from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
 from model.inference import single_object, true_frames
@@ -64,6 +65,9 @@ class RefitConfig:
     # z = mu, as the service decodes, rather than a VAE draw: on quality-v8's latents, 2,000 steps of sentence rows
     # drew shape 0.56 from mu against 0.46 from draws (motion 0.99 both).
     sample: bool = False
+    # Video-to-video rows whose frames get a steep colour ramp across the picture (model/data/augment.py: add_ramp),
+    # input and target alike: the rebuild learns to copy such a background from the first frame. 0: the corpus as is.
+    ramp_share: float = 0.0
 
 
 def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = True) -> Latents:
@@ -120,7 +124,10 @@ def batches(data: SplitTensors, latents: Latents, rc: RefitConfig, latent_dim: i
         sigma = torch.where(video, latents.v_sigma[idx], latents.s_sigma[idx, slot])
         noise = torch.randn(rc.batch_size, latent_dim, generator=gen)
         z = mu + sigma * noise if rc.sample else mu
-        batch = {"frames": data.frames[idx].float() / 255.0, "frames_centred": data.frames_centred[idx].float() / 255.0}
+        frames = data.frames[idx].float() / 255.0
+        if rc.ramp_share > 0:
+            frames = add_ramp(frames, (mask_v > 0) & (torch.rand(rc.batch_size, generator=gen) < rc.ramp_share), gen)
+        batch = {"frames": frames, "frames_centred": data.frames_centred[idx].float() / 255.0}
         for key in ("pose", "pose_centred", "pose_known", "shape_id"):
             batch[key] = getattr(data, key)[idx]
         yield z, mask_v, batch
@@ -197,7 +204,7 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
         progress)
     decoder.eval()
     return decoder, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
-                     "seed": rc.seed, "train_clips": len(train), "validation": history}
+                     "seed": rc.seed, "ramp_share": rc.ramp_share, "train_clips": len(train), "validation": history}
 
 
 def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, first: Tensor) -> float:

@@ -405,3 +405,25 @@ _APPLY = {
     "noise": _noise,
 }
 assert tuple(_APPLY) == OPS
+
+
+def add_ramp(frames: "torch.Tensor", rows: "torch.Tensor", gen: "torch.Generator", span: float = 1.0) -> "torch.Tensor":
+    """Frames [B, T, H, W, 3] in [0, 1] with a linear colour ramp added across each chosen row's picture (`rows`
+    [B] bool), the same on every frame, clipped to [0, 1]: a background graded as steeply as other software draws
+    one (the outside set's white-to-black and blue-to-beige gradients), which the corpus' own gradients never are.
+    Each row's ramp runs in a random direction, each channel by up to +-`span` from one side to the other; a
+    letterboxed clip's bars (exact black edge to edge in its first frame) stay black. The video decoder's refit
+    (export/refit.py) trains on it: a rebuild then copies such a background from the first frame."""
+    import torch
+
+    b, _, h, w, _ = frames.shape
+    angle = torch.rand(b, generator=gen) * (2 * math.pi)
+    ys = torch.linspace(-0.5, 0.5, h).view(1, h, 1)
+    xs = torch.linspace(-0.5, 0.5, w).view(1, 1, w)
+    ramp = xs * torch.cos(angle).view(b, 1, 1) + ys * torch.sin(angle).view(b, 1, 1)  # [B, H, W], in [-0.71, 0.71]
+    delta = (torch.rand(b, 3, generator=gen) * 2 - 1) * span / math.sqrt(2)
+    field = ramp[..., None] * delta.view(b, 1, 1, 3) * rows.view(b, 1, 1, 1).to(frames.dtype)
+    dark = frames[:, 0].amax(dim=-1) < 1.0 / 255.0  # [B, H, W]
+    bars = dark.all(dim=2, keepdim=True) | dark.all(dim=1, keepdim=True)
+    field = field * (~bars)[..., None].to(frames.dtype)
+    return (frames + field[:, None]).clamp(0.0, 1.0)

@@ -90,10 +90,12 @@ def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_co
     data = tmp_path / "corpus"
     tiny_corpus.save(data)
     assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli", "--data-dir", str(data),
-                 "--preset", "tiny", "--steps", "4", "--calibration-clips", "16"]) == 0
+                 "--preset", "tiny", "--steps", "4", "--calibration-clips", "8", "--ramp-share", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "published" in out and "slr release" in out
-    assert Manifest.read(sprite_root / "cli").familiarity is not None
+    manifest = Manifest.read(sprite_root / "cli")
+    assert manifest.familiarity is not None and manifest.familiarity.clips == 8
+    assert manifest.refit is not None and manifest.refit["ramp_share"] == 0.5
     assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli2", "--data-dir",
                  str(tmp_path / "nothing")]) == 2
     assert "slr data synth" in capsys.readouterr().err

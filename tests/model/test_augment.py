@@ -184,3 +184,26 @@ def test_roundtrip_corpus_share(clips) -> None:
     again = roundtrip_corpus_share(corpus, 0.3, seed=0)
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(out, again))
     assert roundtrip_corpus_share(corpus, 0.0, seed=0) == corpus
+
+
+def test_add_ramp_grades_the_picture_alike_on_every_frame_and_keeps_the_bars() -> None:
+    """model.data.augment.add_ramp: rows not chosen are untouched; a chosen row gets one linear field on every frame
+    (each channel spreading by at most `span` across the picture), its letterbox bars stay black."""
+    from model.data.augment import add_ramp
+
+    gen = torch.Generator().manual_seed(3)
+    frames = torch.full((6, 4, H, W, 3), 0.5)
+    frames[:, :, :, :8] = 0.0  # pillarboxed: bars on the left and right
+    frames[:, :, :, -8:] = 0.0
+    chosen = torch.tensor([True, False, True, True, False, True])
+    out = add_ramp(frames, chosen, gen, span=0.5)  # +-0.35 at most: nothing clips around 0.5
+    assert torch.equal(out[~chosen], frames[~chosen])
+    assert torch.equal(out[:, :, :, :8], frames[:, :, :, :8]) and torch.equal(out[:, :, :, -8:], frames[:, :, :, -8:])
+    field = out[chosen] - frames[chosen]
+    assert torch.allclose(field, field[:, :1].expand_as(field), atol=1e-6)  # the same on every frame
+    inside = field[:, 0, :, 8:-8]  # [n, H, W', 3]
+    assert torch.allclose(inside[:, 2:] - 2 * inside[:, 1:-1] + inside[:, :-2], torch.zeros(()), atol=1e-5)
+    assert torch.allclose(inside[:, :, 2:] - 2 * inside[:, :, 1:-1] + inside[:, :, :-2], torch.zeros(()), atol=1e-5)
+    spread = inside.flatten(1, 2).amax(dim=1) - inside.flatten(1, 2).amin(dim=1)  # [n, 3]
+    assert float(spread.max()) <= 0.5 + 1e-6 and float(spread.amax(dim=1).mean()) > 0.15
+    assert float(add_ramp(torch.ones(2, 2, H, W, 3), torch.tensor([True, True]), gen).max()) <= 1.0

@@ -282,7 +282,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=8.0, help="seconds of measured load per cell and server")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each measurement")
     p.add_argument("--rounds", type=int, default=2, help="measurements per cell and server (median; order rotated)")
-    p.add_argument("--clip", default="16x72x128", help="benchmark upload: FRAMESxHEIGHTxWIDTH of an H.264 mp4")
+    p.add_argument("--clip", default="48x240x320",
+                   help="benchmark upload: FRAMESxHEIGHTxWIDTH of an H.264 mp4 (default: the 48-frame 320x240 clip of "
+                        "issue 35's harness; before 2026-12-06 16x72x128)")
     p.add_argument("--timeout", type=float, default=10.0, help="wrk request timeout (s); slower answers are errors")
     p.add_argument("--idle", type=float, default=3.0, help="seconds over which each server's idle CPU is measured")
     p.add_argument("--intra-op-threads", type=int, default=1,

@@ -124,8 +124,9 @@ def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
 
 # Frame threads from this many pixels per frame up. Measured with bench/decode.py on 2 quiet cores, threads never
 # paid: prepare_upload 79 vs 74 ms at 640x480 and 203 vs 178 ms at 1280x720 (on 320x240 and below they doubled
-# the time on busy cores), so they are off by default; a host with more cores may lower this. The window decode of
-# long clips never uses them: it sets skip_frame packet by packet, which frame threads would apply out of order.
+# the time on busy cores), so they are off by default; a host with more cores may lower this. The skipping decode
+# (_decode_window: any clip whose packets carry usable times) never uses them: it sets skip_frame packet by packet,
+# which frame threads would apply out of order; only the in-order fallback may.
 THREAD_MIN_PIXELS = 1 << 40
 # A clip longer than this is captioned as its first WINDOW_S seconds: the model samples its T frames there, so the
 # cost of a cache miss stops growing with the clip's length. 3 s keeps every clip of the outside set (2-3 s) whole,

@@ -1,7 +1,9 @@
 """The release gate: a version becomes a root's `latest` only when no figure its users rely on falls past noise.
 
 Both versions are run through their own exported graphs (what the service runs; a shipped version may have no
-checkpoint) on the same clips: the corpus' test split and the outside set's files. Every figure is a per-clip
+checkpoint) on the same clips: the corpus' test split, the outside set's files and the out-of-domain set (the
+familiarity score must keep flagging it: a calibration that passes more familiar clips may flag fewer unfamiliar
+ones, and both are watched). Every figure is a per-clip
 outcome (right or wrong), so the two versions are compared clip by clip with an exact one-sided McNemar test
 (core/stats.py): a figure regresses when the candidate is lower *and* chance alone would make its losses outnumber
 its wins so far less than 5% of the time. Three clips of 596 is noise; a fall the clips agree on is a loss. A
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.familiarity import video_signals
+from core.frames import picture_box, prepare_clip
 from core.graph_contract import VIDEO_DECODER
 from core.manifest import Manifest, resolve_version_dir
 from core.stats import ALPHA, paired
@@ -26,6 +29,7 @@ from export.graph_model import GraphModel
 from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
+from model.data.ood import ood_set
 from model.data.outside import decode_clip_file, outside_box, outside_truth
 from model.familiarity import clip_boxes
 from model.probes import probe_hits
@@ -96,9 +100,23 @@ def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, An
     return out
 
 
+def ood_outcomes(model: GraphModel) -> dict[str, np.ndarray]:
+    """Per out-of-domain clip (model/data/ood.py, framed as `slr eval --ood` frames it), True where the familiarity
+    score flags it."""
+    if model.calibration is None or VIDEO_DECODER not in model.manifest.graphs:
+        return {}
+    cfg = model.manifest.model
+    clips = ood_set()
+    video = np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for c in clips])
+    boxes = [picture_box(*c.frames.shape[1:3], cfg.height, cfg.width, cfg.frame_fit) for c in clips]
+    rebuilt = model.frames(model.video_mu(video), video[:, 0])
+    return {"familiarity.flags_out_of_domain": ~not_flagged(model, video, rebuilt, boxes)}
+
+
 def outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]
              ) -> dict[str, np.ndarray]:
-    return {**split_outcomes(model, clips), **(outside_outcomes(model, files) if files else {})}
+    return {**split_outcomes(model, clips), **(outside_outcomes(model, files) if files else {}),
+            **ood_outcomes(model)}
 
 
 @dataclass(frozen=True)

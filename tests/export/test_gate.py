@@ -66,7 +66,8 @@ def test_an_equal_version_passes_and_is_recorded(root: Path, clips) -> None:
     result = run_gate(root, "v1-again", clips, [])
     figures = {c.figure for c in result.comparisons}
     assert {"caption.colour", "caption.shape", "caption.motion", "caption.all", "two_objects.first_clause",
-            "sentence_to_video.shape", "reconstruct.colour", "familiarity.passes_one_object"} <= figures
+            "sentence_to_video.shape", "reconstruct.colour", "familiarity.passes_one_object",
+            "familiarity.flags_out_of_domain"} <= figures
     assert result.passed and all(c.lost == c.won == 0 for c in result.comparisons)
     assert next(c for c in result.comparisons if c.figure == "caption.colour").old > 0.05  # the red clips
 
@@ -108,3 +109,21 @@ def readyz(root: Path) -> dict:
             return (await c.get("/readyz")).json()
 
     return asyncio.run(go())
+
+
+def test_a_score_that_stops_flagging_the_out_of_domain_set_is_refused(root: Path, clips) -> None:
+    """The same graphs with a calibration that lets every clip pass (threshold 0): no false alarm left, and the
+    out-of-domain clips go unflagged: the gate pairs them clip by clip and refuses (recalibrating is no way around
+    it)."""
+    import dataclasses
+
+    from export.calibrate import publish_copy
+
+    manifest = Manifest.read(root / "v1-again")
+    assert manifest.familiarity is not None
+    blind = dataclasses.replace(manifest, familiarity=dataclasses.replace(manifest.familiarity, threshold=0.0))
+    publish_copy(root, root / "v1-again", blind, "v-blind")
+    result = run_gate(root, "v-blind", clips, [])
+    ood = next(c for c in result.comparisons if c.figure == "familiarity.flags_out_of_domain")
+    assert ood.n == 56 and ood.old >= 0.25 and ood.new == 0.0, ood
+    assert result.regressions == ["familiarity.flags_out_of_domain"]

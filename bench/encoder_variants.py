@@ -143,8 +143,6 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
                    batch: int = 32) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Greedy captions, mu and (when the manifest is calibrated) familiarity of every clip, as the service does;
     `boxes`: where each clip's picture lies in its frames (None: they fill them)."""
-    from core.familiarity import video_signals
-
     calibration = engine.manifest.familiarity
     captions: list[str] = []
     mus, fams = [], []
@@ -156,7 +154,7 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
         if calibration is not None:
             rebuilt = engine.decode_video(mu, x[:, 0])
             where = None if boxes is None else boxes[i: i + batch]
-            fams.append(calibration.familiarity(video_signals(x, rebuilt, where)))
+            fams.append(calibration.score(x, rebuilt, where))
     flagged = None
     if calibration is not None:
         flagged = np.concatenate(fams) < calibration.threshold

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.support import encode_clip, moving_square_clip
-from core.familiarity import Calibration, video_signals
+from core.familiarity import Calibration
 from core.media import MediaLimits, prepare_upload
 from core.tables import md_table
 
@@ -33,7 +33,7 @@ def scores(engine, calibration: Calibration, uploads: list[bytes]) -> np.ndarray
         v = np.stack([p.array for p in prepared[i:i + 16]])
         mu, _ = engine.encode(v, None)
         rebuilt = engine.decode_video(mu, v[:, 0])
-        out.append(calibration.familiarity(video_signals(v, rebuilt, [p.box for p in prepared[i:i + 16]])))
+        out.append(calibration.score(v, rebuilt, [p.box for p in prepared[i:i + 16]]))
     return np.concatenate(out)
 
 
@@ -43,7 +43,7 @@ def frame_scores(engine, calibration: Calibration, video: np.ndarray, boxes: lis
     for i in range(0, len(video), 64):
         v = video[i:i + 64]
         mu, _ = engine.encode(v, None)
-        out.append(calibration.familiarity(video_signals(v, engine.decode_video(mu, v[:, 0]), boxes[i:i + 64])))
+        out.append(calibration.score(v, engine.decode_video(mu, v[:, 0]), boxes[i:i + 64]))
     return np.concatenate(out)
 
 
@@ -65,8 +65,6 @@ def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
                per_group: int = 1) -> list[tuple[str, np.ndarray]]:
     """(label, frames) rows of the picture: per group its first uploads, four of the frames the model sees beside
     the same four of its rebuild, labelled with the score, the verdict and each signal's value."""
-    from core.familiarity import VIDEO_SIGNALS
-
     rows = []
     for name, uploads in groups.items():
         for data in uploads[:per_group]:
@@ -74,14 +72,41 @@ def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
             v = p.array[None]
             mu, _ = engine.encode(v, None)
             rebuilt = engine.decode_video(mu, v[:, 0])
-            signals = video_signals(v, rebuilt, [p.box])
+            signals = calibration.measure(v, rebuilt, [p.box])
             score = float(calibration.familiarity(signals)[0])
             verdict = "familiar" if score >= calibration.threshold else "UNFAMILIAR"
-            values = ", ".join(f"{n} {x:.3f}" for n, x in zip(VIDEO_SIGNALS, signals[0]))
+            values = ", ".join(f"{n} {x:.3f}" for n, x in zip(calibration.signals, signals[0]))
             picks = np.linspace(0, len(v[0]) - 1, 4).round().astype(int)
             rows.append((f"{name}\nfamiliarity {score:.3f}: {verdict}\n{values}",
                          np.concatenate([v[0][picks], rebuilt[0][picks]])))
     return rows
+
+
+def shading_rows(engine, folder: str, n: int = 4) -> list[tuple[str, np.ndarray]]:
+    """The outside files the flat rebuild signal finds worst: each one's frames, the model's rebuild, and the pixels
+    it misses with the cast alone and with the shading forgiven (the contact sheet behind `rebuild_miss_shaded`)."""
+    from core.familiarity import missed_pixels, rebuild_miss, rebuild_miss_shaded
+
+    def white(missed: np.ndarray) -> np.ndarray:
+        return np.repeat(missed[..., None].astype(np.float32), 3, axis=-1)
+
+    rows = []
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix not in (".mp4", ".webm", ".avi", ".mov", ".gif"):
+            continue
+        p = prepare_upload(path.read_bytes(), engine.config, MediaLimits())
+        v = p.array[None]
+        rebuilt = engine.rebuild_video(engine.encode(v, None)[0], v[:, 0])
+        rows.append((float(rebuild_miss(v, rebuilt, [p.box])[0]), float(rebuild_miss_shaded(v, rebuilt, [p.box])[0]),
+                     path.name, v[0], rebuilt[0], p.box))
+    out = []
+    for flat, shaded, name, video, rebuilt, box in sorted(rows, reverse=True)[:n]:
+        picks = np.linspace(0, len(video) - 1, 3).round().astype(int)
+        flat_map, shaded_map = (white(missed_pixels(video, rebuilt, box, shading)) for shading in (False, True))
+        out.append((f"{name}\nclip | rebuild | missed (cast) | missed (shading)\nrebuild_miss {flat:.3f}\n"
+                    f"rebuild_miss_shaded {shaded:.3f}",
+                    np.concatenate([video[picks], rebuilt[picks], flat_map[picks], shaded_map[picks]])))
+    return out
 
 
 def split_scores(engine, calibration: Calibration, data: str) -> dict[str, np.ndarray]:
@@ -102,15 +127,18 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--artifacts", default="models/default")
+    ap.add_argument("--version", help="a version of the artifacts root (default: its latest)")
     ap.add_argument("--outside", help="the outside set's folder (slr data outside)")
     ap.add_argument("--per-kind", type=int, default=8, help="out-of-domain clips per kind")
     ap.add_argument("--clips", type=int, default=60, help="test-suite-style and synthetic uploads each")
     ap.add_argument("--data", help="a saved synthetic corpus (slr data synth): score its test split too")
     ap.add_argument("--sheet", help="also draw one clip per group, the clip and the model's rebuild, to this PNG")
+    ap.add_argument("--shading-sheet", help="with --outside: draw the files the flat rebuild signal finds worst, what "
+                                           "each signal counts as missed, to this PNG")
     ap.add_argument("--also-at", default="", help="comma-separated other thresholds: the share each would flag, "
                                                   "beside the calibrated one (e.g. 0.005,0.0025)")
     args = ap.parse_args(argv)
-    engine = Engine.load(args.artifacts)
+    engine = Engine.load(args.artifacts, args.version)
     calibration = engine.manifest.familiarity
     if calibration is None:
         raise SystemExit(f"{args.artifacts}: this model carries no familiarity calibration")
@@ -132,10 +160,13 @@ def main(argv: list[str] | None = None) -> int:
                                "median familiarity"], [
         [name, len(s), *(f"{100 * np.mean(s < t):.1f}%" for t in [calibration.threshold, *others]),
          f"{np.median(s):.3f}"] for name, s in results.items()])))
-    if args.sheet:
+    if args.sheet or args.shading_sheet:
         from bench.contact_sheet import save_sheet, sheet
 
-        print(save_sheet(sheet(sheet_rows(engine, calibration, groups), label_w=330), args.sheet))
+        if args.sheet:
+            print(save_sheet(sheet(sheet_rows(engine, calibration, groups), label_w=330), args.sheet))
+        if args.shading_sheet and args.outside:
+            print(save_sheet(sheet(shading_rows(engine, args.outside), label_w=330), args.shading_sheet))
     return 0
 
 

@@ -29,7 +29,6 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
     service computes it on every cache miss of a calibrated model unless SLR_FAMILIARITY=false). Per clip at batch 1
     and at `batch` (the service's SLR_MAX_ENCODE_BATCH: what its batcher can reach under load); clips/s on all cores,
     as for the decode-only floor."""
-    from core.familiarity import video_signals
     from core.media import MediaLimits, prepare_upload
     from service.engine import Engine
 
@@ -52,7 +51,7 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
         if calibration is not None and engine.has_task("reconstruct"):
             def score() -> Any:
                 rebuilt = engine.decode_video(mu, video[:, 0])
-                return calibration.familiarity(video_signals(video, rebuilt, [prepared.box] * n))
+                return calibration.score(video, rebuilt, [prepared.box] * n)
 
             familiarity = median_ms(score, repeat) / n
         key = f"batch_{1 if n == 1 else 8}"

@@ -35,7 +35,9 @@ def parts(engine: Engine) -> dict[str, Part]:
     return {
         "rebuild, video_decoder": lambda v, mu, _: engine.decode_video(mu, v[:, 0]),
         "rebuild, video_rebuild": lambda v, mu, _: engine.rebuild_video(mu, v[:, 0]),
-        "signals": lambda v, _, rebuilt: video_signals(v, rebuilt),
+        # the signals the model's calibration names (a model without one: today's default signals)
+        "signals": lambda v, _, rebuilt: (engine.manifest.familiarity.measure(v, rebuilt) if engine.manifest.familiarity
+                                          else video_signals(v, rebuilt)),
     }
 
 

@@ -2,9 +2,13 @@
 so that a caption of a cat photo comes with "this looks unlike anything I know".
 
 Video: three signals, each read inside the clip's own picture (a letterboxed upload's bars left out):
-- `rebuild_miss`, from the model itself: the share of pixels its rebuild of the clip (the video decoder from its own
-  SLR and the clip's first frame) misses, once the rebuild's overall colour cast per frame is forgiven. Two-sided: a
-  photograph, a road, a UI are not rebuilt; an empty frame is rebuilt too well (there is no object to miss the edge of).
+- `rebuild_miss_shaded`, from the model itself: the share of pixels its rebuild of the clip (the video decoder from
+  its own SLR and the clip's first frame) misses, once the rebuild's colour cast and shading per frame are forgiven
+  (a plane per channel across the frame, fitted where the flat cast already explains the pixel). Two-sided: a
+  photograph, a road, a UI are not rebuilt; an empty frame is rebuilt too well (there is no object to miss the edge
+  of). Its forerunner `rebuild_miss` forgave the flat cast only, and flagged files whose background is graded more
+  steeply than the rebuild draws one (three of the outside set's four false alarms on quality-v15); calibrations that
+  name it keep computing it, exactly.
 - `motion`: the share of pixels that change between frames: one or two shapes move over a still background in
   every clip the model knows; text scrolling, a camera panning over a texture or crowds change most of the frame.
 - `edges`: the share of pixels on a sharp step in colour, two-sided: shapes on plain, graded or grainy backgrounds
@@ -26,7 +30,7 @@ Numpy only: the service computes scores exactly as export calibrated them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,8 +40,9 @@ from core.answer_warnings import AnswerWarning, warning
 from core.frames import Box
 
 Side = Literal["high", "both"]
-# The signals of a video, in the order the calibration stores them, and which tail of each is unfamiliar.
-VIDEO_SIGNALS: tuple[str, ...] = ("rebuild_miss", "motion", "edges")
+# The signals a new calibration measures, in the order it stores them, and which tail of each is unfamiliar (SIGNALS
+# below knows every signal a calibration may name).
+VIDEO_SIGNALS: tuple[str, ...] = ("rebuild_miss_shaded", "motion", "edges")
 SIDES: tuple[Side, ...] = ("both", "high", "both")
 MISS = 0.2  # a pixel the model "cannot rebuild": this far (RGB distance, 0-1 scale) off, after the colour cast
 STEP = 0.1  # a pixel "changes" (motion) or "sits on an edge" (edges) at this RGB distance to its neighbour
@@ -79,25 +84,74 @@ def _over(diff: np.ndarray, limit: float) -> np.ndarray:
 
 
 def rebuild_miss(video: np.ndarray, rebuilt: np.ndarray,
-                 boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
+                 boxes: Sequence[Box | Sequence[int] | None] | None = None, shading: bool = False) -> np.ndarray:
     """[B] the share of picture pixels the model's rebuild misses by more than MISS, once each frame's median
-    difference (the rebuild's colour cast: a brown background rebuilt a shade too dark) is taken off. The median is
-    read on every 4th picture pixel: the cast is a property of the whole frame, and the full median costs 4x (every
-    16th: 0.3 ms less per clip, and one more outside file of 50 flagged)."""
+    difference (the rebuild's colour cast: a brown background rebuilt a shade too dark) is taken off, and with
+    `shading` its shading too (_less_shading). The median is read on every 4th picture pixel: the cast is a property
+    of the whole frame, and the full median costs 4x (every 16th: 0.3 ms less per clip, and one more outside file of
+    50 flagged)."""
     masks = _frame_masks(video, boxes)
     diff = np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)  # [B,T,H,W,3]
     b, t, h, w, _ = diff.shape
+    coords = _plane_coords(h, w)
     out = np.zeros(b)
     whole = masks.reshape(b, -1).all(axis=1)
     if whole.any():  # clips that fill the frame: one vectorised pass (the service's usual batch)
-        d = diff[whole].reshape(int(whole.sum()), t, h * w, 3)
-        cast = np.median(d[:, :, ::4], axis=2, keepdims=True)
-        out[whole] = _over(d - cast, MISS).mean(axis=(1, 2))
+        d = diff[whole].reshape(int(whole.sum()) * t, h * w, 3)
+        rest = _less_shading(d, coords) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
+        out[whole] = _over(rest, MISS).reshape(int(whole.sum()), -1).mean(axis=1)
     for i in np.flatnonzero(~whole):  # letterboxed clips: their own picture each
         inside = diff[i][:, masks[i]]  # [T, P, 3]
-        cast = np.median(inside[:, ::4], axis=1, keepdims=True)
-        out[i] = np.mean(_over(inside - cast, MISS))
+        rest = (_less_shading(inside, coords[masks[i].ravel()]) if shading
+                else inside - np.median(inside[:, ::4], axis=1, keepdims=True))
+        out[i] = np.mean(_over(rest, MISS))
     return out
+
+
+def _plane_coords(h: int, w: int) -> np.ndarray:
+    """[H*W, 3] float32: 1, x and y of each pixel, x and y in [-0.5, 0.5) (the plane a frame's shading is fitted by)."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.stack([np.ones(h * w), xs.ravel() / w - 0.5, ys.ravel() / h - 0.5], axis=1).astype(np.float32)
+
+
+# How strongly a frame's shading plane is drawn to its flat median cast: one pixel's worth on the level (a frame whose
+# pixels the cast explains nowhere keeps the cast alone), next to nothing on the slopes (a steep ramp explained only
+# in a narrow band is still fitted whole).
+PULL = np.diag([1.0, 1e-4, 1e-4]).astype(np.float32)
+
+
+def _less_shading(d: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """[F, P, 3] frames' differences with their rebuilds at P picture pixels (coords [P, 3]), less each frame's cast
+    and shading: per channel the plane a + b x + c y fitted by least squares on the pixels (every 4th) the frame's
+    median cast already explains, so the object the rebuild misses does not tilt it (PULL keeps it defined)."""
+    sub, at = d[:, ::4], coords[::4]
+    cast = np.median(sub, axis=1)  # [F, 3]
+    explained = (~_over(sub - cast[:, None], MISS)).astype(np.float32)  # [F, P/4]
+    weighted = explained[:, :, None] * at[None]  # [F, P/4, 3]
+    normal = weighted.transpose(0, 2, 1) @ at + PULL  # [F, 3, 3]
+    target = weighted.transpose(0, 2, 1) @ sub  # [F, 3 coefficients, 3 channels]
+    target[:, 0] += PULL[0, 0] * cast
+    plane = np.linalg.solve(normal, target)  # [F, 3, 3]
+    return d - coords[None] @ plane
+
+
+def missed_pixels(video: np.ndarray, rebuilt: np.ndarray, box: Box | Sequence[int] | None,
+                  shading: bool) -> np.ndarray:
+    """[T, H, W] bool: the pixels of one clip's picture [T,H,W,3] its rebuild misses, as rebuild_miss (shading
+    False) or rebuild_miss_shaded counts them (for pictures of what each forgives: bench/familiarity.py)."""
+    t, h, w, _ = video.shape
+    inside = picture_masks([box], h, w)[0].ravel()
+    d = (np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)).reshape(t, h * w, 3)[:, inside]
+    rest = _less_shading(d, _plane_coords(h, w)[inside]) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
+    out = np.zeros((t, h * w), bool)
+    out[:, inside] = _over(rest, MISS)
+    return out.reshape(t, h, w)
+
+
+def rebuild_miss_shaded(video: np.ndarray, rebuilt: np.ndarray,
+                        boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
+    """rebuild_miss with each frame's shading forgiven as well as its cast."""
+    return rebuild_miss(video, rebuilt, boxes, shading=True)
 
 
 def motion(video: np.ndarray, boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
@@ -121,22 +175,37 @@ def edges(video: np.ndarray, boxes: Sequence[Box | Sequence[int] | None] | None 
     return step.sum(axis=(1, 2, 3)) / np.maximum(inside.sum(axis=(1, 2)) * video.shape[1], 1)
 
 
+# Every signal a calibration may name: how it is computed (video, its rebuild, boxes) and its unfamiliar tail.
+SignalFn = Callable[[np.ndarray, np.ndarray, "Sequence[Box | Sequence[int] | None] | None"], np.ndarray]
+SIGNALS: dict[str, tuple[SignalFn, Side]] = {
+    "rebuild_miss_shaded": (rebuild_miss_shaded, "both"),
+    "rebuild_miss": (rebuild_miss, "both"),
+    "motion": (lambda video, _, boxes: motion(video, boxes), "high"),
+    "edges": (lambda video, _, boxes: edges(video, boxes), "both"),
+}
+
+
 def video_signals(video: np.ndarray, rebuilt: np.ndarray,
-                  boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
-    """[B, len(VIDEO_SIGNALS)] for clips [B,T,H,W,3] in [0, 1], their rebuilds, and their pictures' boxes."""
-    return np.stack([rebuild_miss(video, rebuilt, boxes), motion(video, boxes), edges(video, boxes)], axis=1)
+                  boxes: Sequence[Box | Sequence[int] | None] | None = None,
+                  names: Sequence[str] = VIDEO_SIGNALS) -> np.ndarray:
+    """[B, len(names)] for clips [B,T,H,W,3] in [0, 1], their rebuilds, and their pictures' boxes."""
+    return np.stack([SIGNALS[name][0](video, rebuilt, boxes) for name in names], axis=1)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The manifest's `familiarity` entry: per video signal its quantiles at QUANTILE_PROBS on familiar clips (the
-    validation split), and the threshold."""
+    """The manifest's `familiarity` entry: per video signal (`signals`, each in SIGNALS) its quantiles at
+    QUANTILE_PROBS on familiar clips (the validation split), and the threshold."""
 
     quantiles: tuple[tuple[float, ...], ...]
     threshold: float = FALSE_ALARM
     clips: int = 0
     source: str = ""
     signals: tuple[str, ...] = VIDEO_SIGNALS
+
+    @property
+    def sides(self) -> tuple[Side, ...]:
+        return tuple(SIGNALS[name][1] for name in self.signals)
 
     @classmethod
     def fit(cls, video: np.ndarray, rebuilt: np.ndarray, boxes: Sequence[Box | Sequence[int] | None] | None,
@@ -145,27 +214,40 @@ class Calibration:
         q = np.quantile(video_signals(video, rebuilt, boxes).astype(np.float64), QUANTILE_PROBS, axis=0).T
         return cls(tuple(tuple(float(v) for v in row) for row in q), threshold, len(video), source)
 
+    def measure(self, video: np.ndarray, rebuilt: np.ndarray,
+                boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
+        """[B, len(self.signals)]: the signals this calibration was fitted on, of clips, rebuilds and boxes."""
+        return video_signals(video, rebuilt, boxes, self.signals)
+
+    def score(self, video: np.ndarray, rebuilt: np.ndarray,
+              boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
+        """[B] familiarity of clips from their rebuilds (measure, then familiarity)."""
+        return self.familiarity(self.measure(video, rebuilt, boxes))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"signals": list(self.signals), "sides": list(SIDES), "probs": list(QUANTILE_PROBS),
+        return {"signals": list(self.signals), "sides": list(self.sides), "probs": list(QUANTILE_PROBS),
                 "quantiles": [list(q) for q in self.quantiles], "threshold": self.threshold, "clips": self.clips,
                 "source": self.source}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        if (list(d.get("probs", [])) != list(QUANTILE_PROBS) or tuple(d.get("signals", ())) != VIDEO_SIGNALS
-                or tuple(d.get("sides", ())) != SIDES):
+        signals = tuple(d.get("signals", ()))
+        if (list(d.get("probs", [])) != list(QUANTILE_PROBS) or not signals
+                or any(name not in SIGNALS for name in signals)
+                or tuple(d.get("sides", ())) != tuple(SIGNALS[name][1] for name in signals)):
             raise ValueError("familiarity calibration of another layout (signals, sides or quantile probabilities); "
                              "recalibrate the model: slr calibrate")
         quantiles = tuple(tuple(float(v) for v in q) for q in d["quantiles"])
-        if len(quantiles) != len(VIDEO_SIGNALS) or any(len(q) != len(QUANTILE_PROBS) for q in quantiles):
+        if len(quantiles) != len(signals) or any(len(q) != len(QUANTILE_PROBS) for q in quantiles):
             raise ValueError("familiarity calibration: one row of quantiles per signal, one per probability")
-        return cls(quantiles, float(d.get("threshold", FALSE_ALARM)), int(d.get("clips", 0)), str(d.get("source", "")))
+        return cls(quantiles, float(d.get("threshold", FALSE_ALARM)), int(d.get("clips", 0)), str(d.get("source", "")),
+                   signals)
 
     def familiarity(self, signals: np.ndarray) -> np.ndarray:
         """[B] in [0, 1] from [B, len(signals)]."""
         signals = np.atleast_2d(np.asarray(signals, np.float64))
         tails = np.stack([_tail(signals[:, j], np.asarray(q), side)
-                          for j, (q, side) in enumerate(zip(self.quantiles, SIDES))], axis=1)
+                          for j, (q, side) in enumerate(zip(self.quantiles, self.sides))], axis=1)
         return np.clip(len(self.signals) * tails.min(axis=1), 0.0, 1.0)
 
 

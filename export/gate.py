@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from core.familiarity import video_signals
 from core.frames import picture_box, prepare_clip
 from core.graph_contract import VIDEO_DECODER
 from core.manifest import Manifest, resolve_version_dir
@@ -50,7 +49,7 @@ def not_flagged(model: GraphModel, video: np.ndarray, rebuilt: np.ndarray, boxes
     """Per familiar clip, True where the familiarity score lets it pass (a false alarm is False)."""
     calibration = model.calibration
     assert calibration is not None
-    return calibration.familiarity(video_signals(video, rebuilt, boxes)) >= calibration.threshold
+    return calibration.score(video, rebuilt, boxes) >= calibration.threshold
 
 
 def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
@@ -108,7 +107,7 @@ def ood_outcomes(model: GraphModel) -> dict[str, np.ndarray]:
     cfg = model.manifest.model
     clips = ood_set()
     video = np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for c in clips])
-    boxes = [picture_box(*c.frames.shape[1:3], cfg.height, cfg.width, cfg.frame_fit) for c in clips]
+    boxes = [picture_box(c.frames.shape[1], c.frames.shape[2], cfg.height, cfg.width, cfg.frame_fit) for c in clips]
     rebuilt = model.frames(model.video_mu(video), video[:, 0])
     return {"familiarity.flags_out_of_domain": ~not_flagged(model, video, rebuilt, boxes)}
 

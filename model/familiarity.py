@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.familiarity import Calibration, video_signals
+from core.familiarity import Calibration
 from core.frames import Box
 from model.data.corpus import Clip
 from model.inference import EVAL_BATCH, true_frames
@@ -48,4 +48,4 @@ def familiarity_calibration(model: StarModel, clips: Sequence[Clip] | None) -> C
 
 def familiarity_scores(model: StarModel, calibration: Calibration, video: np.ndarray,
                        boxes: Sequence[Box | None]) -> np.ndarray:
-    return calibration.familiarity(video_signals(video, rebuild(model, video), boxes))
+    return calibration.score(video, rebuild(model, video), boxes)

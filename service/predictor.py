@@ -20,7 +20,7 @@ import numpy as np
 from core.answer_warnings import AnswerWarning, warning
 from core.channels import encode_name, has_sentence, has_video, key_of
 from core.config import ModelConfig
-from core.familiarity import Verdict, sentence_familiarity, verdict, video_signals
+from core.familiarity import Verdict, sentence_familiarity, verdict
 from core.frames import Box
 from core.graph_contract import encoder_graph, reached_cap, resolve_max_len
 from core.manifest import Manifest
@@ -439,7 +439,8 @@ class Predictor:
     def _run_score(self, items: list[ScoreItem]) -> list[Signals]:
         video = np.stack([v for v, _, _ in items]).astype(np.float32)
         rebuilt = self.engine.rebuild_video(np.stack([mu for _, mu, _ in items]), video[:, 0])
-        rows = video_signals(video, rebuilt, [box for _, _, box in items])
+        assert self.calibration is not None  # a score is asked for only where the model carries one
+        rows = self.calibration.measure(video, rebuilt, [box for _, _, box in items])
         return [tuple(float(v) for v in row) for row in rows]
 
     def _run_sentences(self, beam_size: int, items: list[SentenceItem]) -> list[list[int]]:

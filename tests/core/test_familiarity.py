@@ -137,3 +137,38 @@ def test_verdict_takes_the_less_familiar_medium_and_null_without_calibration() -
     assert both.familiarity == 0.01 and both.familiar is False and codes(both) == ["unfamiliar_clip"]
     assert verdict(0.5, None, None).familiarity is None  # a video with no calibration: null, not a guess
     assert verdict(0.5, None, 0.02).familiar is True
+
+
+def test_the_shaded_rebuild_miss_forgives_a_graded_background_and_still_counts_a_missed_object() -> None:
+    """A rebuild off by a steep linear shading across the frame (what the sprite decoder draws for a background
+    graded more steeply than its own): the flat cast leaves most pixels missed, the shading none; an object the rebuild
+    leaves out is still missed by both. The flat signal stays for calibrations that name it, bit for bit."""
+    from core.familiarity import SIGNALS, rebuild_miss, rebuild_miss_shaded
+
+    h, w = 36, 64
+    xs = np.linspace(0.0, 1.0, w, dtype=np.float32)
+    video = np.broadcast_to(np.stack([xs, 1.0 - xs, np.full(w, 0.5, np.float32)], axis=-1), (1, 4, h, w, 3)).copy()
+    rebuilt = np.full_like(video, 0.5)  # a flat grey: the ramp's cast right, its shading missed
+    assert rebuild_miss(video, rebuilt)[0] > 0.5 and rebuild_miss_shaded(video, rebuilt)[0] < 0.01
+    video[:, :, 10:22, 20:32] = (1.0, 0.0, 1.0)  # an object the rebuild leaves out: 12 x 12 of 36 x 64 pixels
+    assert rebuild_miss_shaded(video, rebuilt)[0] == pytest.approx(144 / (h * w), abs=0.01)
+    boxed = rebuild_miss_shaded(video, rebuilt, [(0, 8, 36, 48)])[0]  # the same inside a pillarboxed picture
+    assert boxed == pytest.approx(144 / (h * 48), abs=0.015)
+    assert SIGNALS["rebuild_miss"][0] is rebuild_miss
+
+
+def test_a_calibration_measures_the_signals_it_names() -> None:
+    """A calibration of the flat `rebuild_miss` (quality-v15 and older) reads and scores with that signal; one of an
+    unknown signal or of sides that are not the signals' own is refused."""
+    rng = np.random.default_rng(1)
+    video = rng.random((12, 4, 36, 64, 3), dtype=np.float32)
+    rebuilt = np.clip(video + rng.normal(0, 0.2, video.shape).astype(np.float32), 0, 1)
+    flat = ("rebuild_miss", "motion", "edges")
+    old = Calibration.fit(video, rebuilt, None, "noise")
+    old = Calibration.from_dict({**old.to_dict(), "signals": list(flat)})
+    assert old.signals == flat and np.array_equal(old.measure(video, rebuilt), video_signals(video, rebuilt, None, flat))
+    assert not np.array_equal(old.measure(video, rebuilt), video_signals(video, rebuilt))
+    with pytest.raises(ValueError, match="another layout"):
+        Calibration.from_dict({**old.to_dict(), "signals": ["rebuild_miss", "motion", "colourfulness"]})
+    with pytest.raises(ValueError, match="another layout"):
+        Calibration.from_dict({**old.to_dict(), "sides": ["high", "high", "both"]})

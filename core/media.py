@@ -276,6 +276,8 @@ def _sample_window(source: Source, cfg: ModelConfig, limits: MediaLimits, start:
     with container:
         clip, packets = _demux_head(container, stream, limits)
         guess = min(clip.frames, clip.window)
+        if guess > limits.max_frames:  # counted from the packets: the frames skipped below count as decoded ones do
+            raise MediaLimitExceeded(f"video has more than {limits.max_frames} frames")
         if clip.pts is not None and guess > cfg.frames:
             # Short clips too: their packets' times say which frame is which, so the frames no pick needs are
             # skipped where the codec allows (a 48-frame 320x240 H.264 upload: 26 of its 48 frames decoded), from

@@ -59,3 +59,46 @@ def test_a_miss_scores_familiarity_while_its_caption_decodes(artifacts_dir: Path
 
     asyncio.run(go())
     assert all(e.is_set() for e in started.values())
+
+
+def test_the_signals_of_the_frames_alone_are_read_beside_the_encoder_and_cached_as_measured(
+        artifacts_dir: Path) -> None:
+    """`motion` and `edges` read the clip, never its rebuild: a media thread reads them while the encoder runs (the
+    encoder waits here until they have started), the score reads only the rebuild's, and the entry caches every
+    signal exactly as measuring them all at once gives."""
+    from core.media import MediaLimits, prepare_upload
+
+    engine = Engine.load(artifacts_dir, intra_op_threads=1)
+    predictor = build_predictor(engine, Settings(redis_url=""), Metrics(), local=True)
+    calibration = predictor.calibration
+    assert calibration is not None and {"motion", "edges"} <= set(calibration.signals)
+    read, encode = threading.Event(), engine.encode
+    real_frames = calibration.measure_frames
+
+    def measure_frames(*args: Any, **kwargs: Any) -> Any:
+        assert threading.current_thread().name.startswith("media"), threading.current_thread().name
+        read.set()
+        return real_frames(*args, **kwargs)
+
+    def encode_after_read(*args: Any, **kwargs: Any) -> Any:
+        assert read.wait(WAIT_S), "the encoder ran before the frames' signals were read"
+        return encode(*args, **kwargs)
+
+    object.__setattr__(calibration, "measure_frames", measure_frames)
+    engine.encode = encode_after_read  # type: ignore[method-assign]
+    clip = encode_clip(moving_square_clip(40, 120, 160, seed=uuid.uuid4().int % 10**9), "mp4")
+
+    async def go() -> tuple[float, ...] | None:
+        try:
+            latent = await predictor.encode(Upload(clip, "clip.mp4"), None)
+            await predictor.verdict(latent)
+            return (await predictor.encode(Upload(clip, "clip.mp4"), None)).entry.video_signals
+        finally:
+            await predictor.close()
+
+    cached = asyncio.run(go())
+    prepared = prepare_upload(clip, engine.config, MediaLimits())
+    video = prepared.array[None].astype(np.float32)
+    mu, _ = encode(video, None)
+    expected = calibration.measure(video, engine.rebuild_video(mu, video[:, 0]), [prepared.box])[0]
+    assert cached is not None and np.allclose(cached, expected, atol=1e-6), (cached, expected)

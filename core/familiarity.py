@@ -183,8 +183,6 @@ SIGNALS: dict[str, tuple[SignalFn, Side]] = {
     "motion": (lambda video, _, boxes: motion(video, boxes), "high"),
     "edges": (lambda video, _, boxes: edges(video, boxes), "both"),
 }
-# The signals that read the clip alone, never its rebuild: the service computes them while the encoder runs.
-FROM_FRAMES = frozenset({"motion", "edges"})
 
 
 def video_signals(video: np.ndarray, rebuilt: np.ndarray,
@@ -217,18 +215,9 @@ class Calibration:
         return cls(tuple(tuple(float(v) for v in row) for row in q), threshold, len(video), source)
 
     def measure(self, video: np.ndarray, rebuilt: np.ndarray,
-                boxes: Sequence[Box | Sequence[int] | None] | None = None,
-                known: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """[B, len(self.signals)]: the signals this calibration was fitted on, of clips, rebuilds and boxes; those in
-        `known` ([B] each, from measure_frames) as given."""
-        known = known or {}
-        return np.stack([known[name] if name in known else SIGNALS[name][0](video, rebuilt, boxes)
-                         for name in self.signals], axis=1)
-
-    def measure_frames(self, video: np.ndarray,
-                       boxes: Sequence[Box | Sequence[int] | None] | None = None) -> dict[str, np.ndarray]:
-        """This calibration's signals that read the clips alone (FROM_FRAMES), before any rebuild exists."""
-        return {name: SIGNALS[name][0](video, video, boxes) for name in self.signals if name in FROM_FRAMES}
+                boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:
+        """[B, len(self.signals)]: the signals this calibration was fitted on, of clips, rebuilds and boxes."""
+        return video_signals(video, rebuilt, boxes, self.signals)
 
     def score(self, video: np.ndarray, rebuilt: np.ndarray,
               boxes: Sequence[Box | Sequence[int] | None] | None = None) -> np.ndarray:

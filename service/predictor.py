@@ -62,12 +62,8 @@ class BatchKey:
 # (z, first frame) -> frames.
 EncodeItem = tuple[np.ndarray | None, list[int] | None]
 EncodeResult = tuple[np.ndarray, np.ndarray]
-# A score's clip, its mu, its picture's box, and the signals already read from its frames alone (name -> value).
-ScoreItem = tuple[np.ndarray, np.ndarray, Box | None, dict[str, float]]
+ScoreItem = tuple[np.ndarray, np.ndarray, Box | None]
 Signals = tuple[float, ...]
-# An input's SLR entry (without its video signals), the frames it was encoded from, and the signals those frames alone
-# give, in flight (None: no video, or no score).
-Encoded = tuple[SlrEntry, np.ndarray | None, "asyncio.Future[dict[str, float]] | None"]
 SentenceItem = tuple[np.ndarray, int | None]
 VideoItem = tuple[np.ndarray, np.ndarray | None]
 BatchItem = EncodeItem | ScoreItem | SentenceItem | VideoItem
@@ -130,20 +126,8 @@ class Flight:
     """The tasks of one input's SLR in flight: `encoded` its SLR (without familiarity signals) and the frames it was
     encoded from; `settled` the entry as cached, with its signals."""
 
-    encoded: asyncio.Future[Encoded]
+    encoded: asyncio.Future[tuple[SlrEntry, np.ndarray | None]]
     settled: asyncio.Future[SlrEntry]
-
-
-async def _frame_signals_or_none(work: asyncio.Future[dict[str, float]] | None) -> dict[str, float]:
-    """The signals read from a clip's frames alone, or none (the score then reads them itself) should that work have
-    failed: they are a head start, never a reason for a request to fail."""
-    if work is None:
-        return {}
-    try:
-        return await work
-    except Exception:  # noqa: BLE001 (any failure: the score computes every signal)
-        log.exception("familiarity signals from the frames failed; the score computes them")
-        return {}
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -277,7 +261,7 @@ class Predictor:
             return Latent(key, config, hit[0], cached=True)
         self.metrics.cache_misses.inc()
         flight = self._single_flight(key, video, config, tokens)
-        entry, _, _ = await asyncio.shield(flight.encoded)
+        entry, _ = await asyncio.shield(flight.encoded)
         return Latent(key, config, entry, cached=False, settled=flight.settled)
 
     def _single_flight(self, key: str, video: Upload | None, config: str, tokens: list[int] | None) -> Flight:
@@ -299,37 +283,24 @@ class Predictor:
         self._in_flight.pop(key, None)
         _retrieve(task)
 
-    async def _encode_slr(self, video: Upload | None, config: str, tokens: list[int] | None) -> Encoded:
-        """The SLR of an input, without its familiarity signals, the frames it was encoded from, and the signals
-        its frames alone give, in flight (read in a media thread while the encoder runs: off a lone request's path;
-        the score awaits them, the SLR does not)."""
+    async def _encode_slr(self, video: Upload | None, config: str,
+                          tokens: list[int] | None) -> tuple[SlrEntry, np.ndarray | None]:
+        """The SLR of an input, without its familiarity signals, and the frames it was encoded from."""
         prepared = await self.prepare(video) if video is not None else None
         frames = prepared.array if prepared else None
-        box = prepared.box if prepared else None
-        # Not through the media bound: a few hundred microseconds per upload already past it.
-        from_frames = (asyncio.get_running_loop().run_in_executor(self._media_pool, self._frame_signals, frames, box)
-                       if frames is not None and self.calibration is not None else None)
-        if from_frames is not None:
-            from_frames.add_done_callback(_retrieve)  # the encoder may fail first: nobody would await it
         mu, sigma = await self._submit(BatchKey("encode", config), (frames, tokens))
         first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
-        return SlrEntry(mu, sigma, first, box, None, sentence_fam), frames, from_frames
+        return SlrEntry(mu, sigma, first, prepared.box if prepared else None, None, sentence_fam), frames
 
-    def _frame_signals(self, frames: np.ndarray, box: Box | None) -> dict[str, float]:
-        assert self.calibration is not None
-        return {k: float(v[0]) for k, v in self.calibration.measure_frames(frames[None].astype(np.float32),
-                                                                          [box]).items()}
-
-    async def _settle_slr(self, key: str, encoded: asyncio.Future[Encoded]) -> SlrEntry:
+    async def _settle_slr(self, key: str, encoded: asyncio.Future[tuple[SlrEntry, np.ndarray | None]]) -> SlrEntry:
         """The entry with its familiarity signals (a video's, where scoring is on), cached once it has them."""
-        entry, frames, from_frames = await encoded
+        entry, frames = await encoded
         if frames is not None and self.calibration is not None:
             # The model rebuilds the clip from its own SLR (the video decoder's video-to-video rows, as /reconstruct
             # draws them): what it misses is one familiarity signal, read inside the upload's own picture. Cache
             # misses only; the signals are cached with the SLR.
-            known = await _frame_signals_or_none(from_frames)
-            signals = await self._submit(BatchKey("score"), (frames, entry.mu, entry.box, known))
+            signals = await self._submit(BatchKey("score"), (frames, entry.mu, entry.box))
             entry = dataclasses.replace(entry, video_signals=signals)
         await self.cache.put(key, entry)
         return entry
@@ -466,12 +437,10 @@ class Predictor:
         return [(np.asarray(m, np.float32), np.asarray(s, np.float32)) for m, s in zip(mu, sigma)]
 
     def _run_score(self, items: list[ScoreItem]) -> list[Signals]:
-        video = np.stack([v for v, _, _, _ in items]).astype(np.float32)
-        rebuilt = self.engine.rebuild_video(np.stack([mu for _, mu, _, _ in items]), video[:, 0])
+        video = np.stack([v for v, _, _ in items]).astype(np.float32)
+        rebuilt = self.engine.rebuild_video(np.stack([mu for _, mu, _ in items]), video[:, 0])
         assert self.calibration is not None  # a score is asked for only where the model carries one
-        shared = set.intersection(*(set(known) for _, _, _, known in items))
-        known = {name: np.array([k[name] for _, _, _, k in items]) for name in shared}
-        rows = self.calibration.measure(video, rebuilt, [box for _, _, box, _ in items], known)
+        rows = self.calibration.measure(video, rebuilt, [box for _, _, box in items])
         return [tuple(float(v) for v in row) for row in rows]
 
     def _run_sentences(self, beam_size: int, items: list[SentenceItem]) -> list[list[int]]:

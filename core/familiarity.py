@@ -98,12 +98,11 @@ def rebuild_miss(video: np.ndarray, rebuilt: np.ndarray,
     whole = masks.reshape(b, -1).all(axis=1)
     if whole.any():  # clips that fill the frame: one vectorised pass (the service's usual batch)
         d = diff[whole].reshape(int(whole.sum()) * t, h * w, 3)
-        rest = _less_shading(d, coords) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
+        rest = _forgiven(d, coords, shading)
         out[whole] = _over(rest, MISS).reshape(int(whole.sum()), -1).mean(axis=1)
     for i in np.flatnonzero(~whole):  # letterboxed clips: their own picture each
         inside = diff[i][:, masks[i]]  # [T, P, 3]
-        rest = (_less_shading(inside, coords[masks[i].ravel()]) if shading
-                else inside - np.median(inside[:, ::4], axis=1, keepdims=True))
+        rest = _forgiven(inside, coords[masks[i].ravel()], shading)
         out[i] = np.mean(_over(rest, MISS))
     return out
 
@@ -135,6 +134,12 @@ def _less_shading(d: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return d - coords[None] @ plane
 
 
+def _forgiven(d: np.ndarray, coords: np.ndarray, shading: bool) -> np.ndarray:
+    """[F, P, 3] frames' differences with their rebuilds less what the signal forgives: each frame's median cast, or
+    with `shading` its cast and shading (_less_shading)."""
+    return _less_shading(d, coords) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
+
+
 def missed_pixels(video: np.ndarray, rebuilt: np.ndarray, box: Box | Sequence[int] | None,
                   shading: bool) -> np.ndarray:
     """[T, H, W] bool: the pixels of one clip's picture [T,H,W,3] its rebuild misses, as rebuild_miss (shading
@@ -142,9 +147,8 @@ def missed_pixels(video: np.ndarray, rebuilt: np.ndarray, box: Box | Sequence[in
     t, h, w, _ = video.shape
     inside = picture_masks([box], h, w)[0].ravel()
     d = (np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)).reshape(t, h * w, 3)[:, inside]
-    rest = _less_shading(d, _plane_coords(h, w)[inside]) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
     out = np.zeros((t, h * w), bool)
-    out[:, inside] = _over(rest, MISS)
+    out[:, inside] = _over(_forgiven(d, _plane_coords(h, w)[inside], shading), MISS)
     return out.reshape(t, h, w)
 
 

@@ -166,7 +166,8 @@ def test_a_calibration_measures_the_signals_it_names() -> None:
     flat = ("rebuild_miss", "motion", "edges")
     old = Calibration.fit(video, rebuilt, None, "noise")
     old = Calibration.from_dict({**old.to_dict(), "signals": list(flat)})
-    assert old.signals == flat and np.array_equal(old.measure(video, rebuilt), video_signals(video, rebuilt, None, flat))
+    assert old.signals == flat
+    assert np.array_equal(old.measure(video, rebuilt), video_signals(video, rebuilt, None, flat))
     assert not np.array_equal(old.measure(video, rebuilt), video_signals(video, rebuilt))
     with pytest.raises(ValueError, match="another layout"):
         Calibration.from_dict({**old.to_dict(), "signals": ["rebuild_miss", "motion", "colourfulness"]})

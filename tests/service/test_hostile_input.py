@@ -343,7 +343,7 @@ def test_a_long_clip_decodes_its_window_and_the_frame_limit_counts_what_is_decod
     counts = {"packets": 0, "frames": 0}
     real_open, real_check = av.open, media._check_frame
     monkeypatch.setattr(av, "open", lambda *a, **kw: _CountingContainer(real_open(*a, **kw), counts))
-    # Every frame the decoder gives passes the limits check once (a container's decode() or a codec's, packet by packet).
+    # Every frame the decoder gives passes the limits check once (through a container's decode() or a codec's).
     monkeypatch.setattr(media, "_check_frame", lambda *a: (counts.__setitem__("frames", counts["frames"] + 1),
                                                            real_check(*a))[1])
     prepare_upload(encode_clip(moving_square_clip(12), "mp4"), CFG, MediaLimits())

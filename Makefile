@@ -82,7 +82,10 @@ quality-model: install system-deps
 	$(SLR) calibrate $(SHIPPED) --model-version $(QUALITY_MERGED) --data-dir data/synthetic-quality \
 		--as-version $(QUALITY_VERSION)
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality --outside data/outside
-	cp runs/quality/eval_test.md $(SHIPPED)/EVAL.md
+	printf '%s\n\n' "The base's own run ($(QUALITY_BASE), slr eval on its checkpoint) comes first; each later version's \
+		figures, through its exported graphs against the one before it, follow; the last section is $(QUALITY_VERSION)'s, \
+		the shipped default." > $(SHIPPED)/EVAL.md
+	cat runs/quality/eval_test.md >> $(SHIPPED)/EVAL.md
 	printf '\n## $(QUALITY_VIDEO): the video decoder refitted on $(QUALITY_BASE) (slr refit)\n\n%s\n\n' \
 		"The rows above are the base's run; its caption rows hold for $(QUALITY_VIDEO) (encoders and sentence graphs \
 		byte-identical). Every figure of both versions' graphs on the same clips (slr release --dry-run):" \

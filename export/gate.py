@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from core.frames import picture_box, prepare_clip
 from core.graph_contract import VIDEO_DECODER
 from core.manifest import Manifest, resolve_version_dir
 from core.stats import ALPHA, paired
@@ -28,7 +27,7 @@ from export.graph_model import GraphModel
 from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
-from model.data.ood import ood_set
+from model.data.ood import model_input, ood_set
 from model.data.outside import decode_clip_file, outside_box, outside_truth
 from model.familiarity import clip_boxes
 from model.probes import probe_hits
@@ -105,9 +104,7 @@ def ood_outcomes(model: GraphModel) -> dict[str, np.ndarray]:
     if model.calibration is None or VIDEO_DECODER not in model.manifest.graphs:
         return {}
     cfg = model.manifest.model
-    clips = ood_set()
-    video = np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for c in clips])
-    boxes = [picture_box(c.frames.shape[1], c.frames.shape[2], cfg.height, cfg.width, cfg.frame_fit) for c in clips]
+    video, boxes = model_input(ood_set(), cfg)
     rebuilt = model.frames(model.video_mu(video), video[:, 0])
     return {"familiarity.flags_out_of_domain": ~not_flagged(model, video, rebuilt, boxes)}
 

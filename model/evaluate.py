@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.familiarity import MIN_KNOWN_SHARE, sentence_familiarity
-from core.frames import Box, picture_box, prepare_clip
+from core.frames import Box
 from core.vocab import UNK_ID, Vocab, tokenize
 from model.checkpoint import load_checkpoint
 from model.data.attributes import attribute_accuracy, object_binding
@@ -178,7 +178,7 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
     """The familiarity score's separation: the share of inputs flagged unfamiliar on clips like the training data
     (the split, by number of objects; the outside set's real files) and on the out-of-domain set (model/data/ood.py,
     by kind); sentences: the split's captions and sentences of unknown words. Calibrated as `slr export` does."""
-    from model.data.ood import ood_set
+    from model.data.ood import model_input, ood_set
 
     cfg = model.cfg
     calibration = familiarity_calibration(model, corpus.splits["val"][:CALIBRATION_CLIPS])
@@ -203,9 +203,7 @@ def evaluate_familiarity(model: StarModel, vocab: Vocab, corpus: Corpus, split: 
             video["outside set"] = _flagged(scores(files, [outside_box(label, cfg) for _, label in pairs]),
                                             calibration.threshold)
         ood = ood_set(per_kind)
-        ood_scores = scores(np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-                                      for c in ood]),
-                            [picture_box(*c.frames.shape[1:3], cfg.height, cfg.width, cfg.frame_fit) for c in ood])
+        ood_scores = scores(*model_input(ood, cfg))
         video["out of domain"] = _flagged(ood_scores, calibration.threshold)
         for kind in dict.fromkeys(c.kind for c in ood):
             video[f"out of domain: {kind}"] = _flagged(ood_scores[[c.kind == kind for c in ood]], calibration.threshold)

@@ -14,11 +14,14 @@ Torch-free.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from core.config import ModelConfig
+from core.frames import Box, picture_box, prepare_clip
 
 FRAMES, HEIGHT, WIDTH = 16, 240, 320
 OOD_KINDS: tuple[str, ...] = ("photo", "texture", "crowd", "text", "road", "ui", "empty")
@@ -181,3 +184,11 @@ def ood_set(per_kind: int = 8, seed: int = 0) -> list[OodClip]:
             rng = np.random.default_rng([seed, OOD_KINDS.index(kind), i])
             clips.append(OodClip(f"ood_{kind}_{i:02d}", kind, KIND_MAKERS[kind](rng, i)))
     return clips
+
+
+def model_input(clips: Sequence[OodClip], cfg: ModelConfig) -> tuple[np.ndarray, list[Box | None]]:
+    """The clips fitted to the model's frame as an upload's frames are ([N,T,H,W,3] in [0, 1]), and where each one's
+    picture lies in it: what `slr eval --ood` and the release gate score."""
+    video = np.stack([prepare_clip(c.frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for c in clips])
+    boxes = [picture_box(c.frames.shape[1], c.frames.shape[2], cfg.height, cfg.width, cfg.frame_fit) for c in clips]
+    return video, boxes

@@ -30,6 +30,7 @@ Numpy only: the service computes scores exactly as export calibrated them.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -107,10 +108,14 @@ def rebuild_miss(video: np.ndarray, rebuilt: np.ndarray,
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def _plane_coords(h: int, w: int) -> np.ndarray:
-    """[H*W, 3] float32: 1, x and y of each pixel, x and y in [-0.5, 0.5) (the plane a frame's shading is fitted by)."""
+    """[H*W, 3] float32: 1, x and y of each pixel, x and y in [-0.5, 0.5) (the plane a frame's shading is fitted by).
+    One read-only array per frame size: every score of a model reads the same one."""
     ys, xs = np.mgrid[0:h, 0:w]
-    return np.stack([np.ones(h * w), xs.ravel() / w - 0.5, ys.ravel() / h - 0.5], axis=1).astype(np.float32)
+    coords = np.stack([np.ones(h * w), xs.ravel() / w - 0.5, ys.ravel() / h - 0.5], axis=1).astype(np.float32)
+    coords.flags.writeable = False
+    return coords
 
 
 # How strongly a frame's shading plane is drawn to its flat median cast: one pixel's worth on the level (a frame whose

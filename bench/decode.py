@@ -80,14 +80,7 @@ def decode_everything(data: bytes, cfg: ModelConfig, threads: bool = True) -> np
 
 def decode_in_order(data: bytes, cfg: ModelConfig, limits: media.MediaLimits) -> np.ndarray:
     """The reference of the skipping decode: T frames sampled from the count of frames an in-order decode gives."""
-    clip = media.probe(data, limits)
-    guess = min(clip.frames, clip.window)
-    picks = media.sample_indices(max(guess, 1), cfg.frames)
-    kept, n = media._decode_in_order(data, cfg, limits, set(picks.tolist()), clip.window, time.monotonic())
-    if min(n, clip.window) != guess:
-        picks = media.sample_indices(min(n, clip.window), cfg.frames)
-        kept, _ = media._decode_in_order(data, cfg, limits, set(picks.tolist()), clip.window, time.monotonic())
-    return np.stack([kept[i] for i in picks.tolist()])
+    return media._sample_in_order(data, cfg, limits, media.probe(data, limits), time.monotonic())
 
 
 def check_files(folder: Path, cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:

@@ -287,9 +287,15 @@ def _sample_window(source: Source, cfg: ModelConfig, limits: MediaLimits, start:
             if kept.keys() >= set(picks.tolist()):
                 return np.stack([kept[i] for i in picks.tolist()])
     del packets
-    # In order: clips of no more frames than the model samples, those whose packets carry no usable times, and any
-    # whose packets and frames disagree (sampled from the count of frames the decoder gives). The count is checked
-    # by decoding to the end of the window; a wrong first guess costs a second pass, never a different answer.
+    return _sample_in_order(source, cfg, limits, clip, start)
+
+
+def _sample_in_order(source: Source, cfg: ModelConfig, limits: MediaLimits, clip: Probe, start: float) -> np.ndarray:
+    """In order: clips of no more frames than the model samples, those whose packets carry no usable times, and any
+    whose packets and frames disagree (sampled from the count of frames the decoder gives). The count is checked by
+    decoding to the end of the window; a wrong first guess costs a second pass, never a different answer. Also the
+    reference the skipping decode is checked against (bench/decode.py)."""
+    guess = min(clip.frames, clip.window)
     picks = sample_indices(max(guess, 1), cfg.frames)
     kept, n = _decode_in_order(source, cfg, limits, set(picks.tolist()), clip.window, start)
     if n == 0:

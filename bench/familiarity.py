@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.support import encode_clip, moving_square_clip
 from core.familiarity import Calibration
-from core.media import MediaLimits, prepare_upload
+from core.media import VIDEO_FORMATS, MediaLimits, prepare_upload
 from core.tables import md_table
 
 TEST_FORMATS = ("mp4", "webm", "gif", "avi", "mov")
@@ -82,6 +82,11 @@ def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
     return rows
 
 
+def video_files(folder: str) -> list[Path]:
+    """A folder's video files (the formats core.media decodes), by name."""
+    return [p for p in sorted(Path(folder).iterdir()) if p.suffix.lstrip(".") in VIDEO_FORMATS]
+
+
 def shading_rows(engine, folder: str, n: int = 4) -> list[tuple[str, np.ndarray]]:
     """The outside files the flat rebuild signal finds worst: each one's frames, the model's rebuild, and the pixels
     it misses with the cast alone and with the shading forgiven (the contact sheet behind `rebuild_miss_shaded`)."""
@@ -91,9 +96,7 @@ def shading_rows(engine, folder: str, n: int = 4) -> list[tuple[str, np.ndarray]
         return np.repeat(missed[..., None].astype(np.float32), 3, axis=-1)
 
     rows = []
-    for path in sorted(Path(folder).glob("*")):
-        if path.suffix not in (".mp4", ".webm", ".avi", ".mov", ".gif"):
-            continue
+    for path in video_files(folder):
         p = prepare_upload(path.read_bytes(), engine.config, MediaLimits())
         v = p.array[None]
         rebuilt = engine.rebuild_video(engine.encode(v, None)[0], v[:, 0])
@@ -145,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[str, list[bytes]] = {"test-suite uploads (5 containers)": test_uploads(args.clips),
                                       "synthetic clips, 240x320 mp4": synthetic_uploads(args.clips)}
     if args.outside:
-        groups["outside set files"] = [p.read_bytes() for p in sorted(Path(args.outside).glob("*"))
-                                       if p.suffix in (".mp4", ".webm", ".avi", ".mov", ".gif")]
+        groups["outside set files"] = [p.read_bytes() for p in video_files(args.outside)]
     ood = ood_set(args.per_kind)
     for kind in dict.fromkeys(c.kind for c in ood):
         groups[f"out of domain: {kind}, mp4"] = [encode_clip(c.frames, "mp4") for c in ood if c.kind == kind]

@@ -2,20 +2,25 @@
 
     python -m bench.decode [--artifacts models/default] [--repeat 30] [--json]
 
-Side by side in one run, per clip (48 frames at 320x240 as in issue 20, plus a small and a VGA one):
+Side by side in one run, per clip (48 frames at 320x240 as in issue 20, plus a small and a VGA one, and the peers'
+benchmark clip of bench/peers, `bench.support.make_clip(48, 240, 320)`):
 - `decode only`: PyAV decoding every frame, no conversion (the floor of any path that reads the file);
 - `old path`: every frame decoded and converted (rgb24 at up to 4x the model size, frame threads on), then
   sampled by `prepare_clip` (what `core.media` did before);
-- `in order`: every frame of the window decoded in order, the sampled ones converted (core.media before a short
-  clip's packets were read once and the frames no pick needs skipped at skip_frame NONREF);
-- `prepare_upload`: today's path (only the sampled frames converted, threads only on large frames);
-- the same two paths with frame threads forced on and off, which is how THREAD_MIN_PIXELS was chosen.
+- `issue 35's path`: every frame of the window decoded in order, the sampled ones converted to up to 4x the model
+  size and box-filtered by prepare_clip (core.media when issue 35 was filed);
+- `today's decode` (`decode_video`) and `prepare_upload`: the frames no pick needs skipped at skip_frame NONREF, the
+  picked ones shrunk straight to their place by swscale (core.media.DIRECT_SCALE), and the two-step scaling of
+  issue 35's path beside them;
+- the same path with frame threads forced on and off, which is how THREAD_MIN_PIXELS was chosen.
 Figures are medians of --repeat runs; the ratios are the point (the machine is shared and noisy).
 
-    python -m bench.decode --files data/outside --files-repeat 5
+    python -m bench.decode --files data/outside --files-repeat 5 [--artifacts models/default --captions]
 
 checks real files instead: each one's sampled frames from today's path against the in-order decode's, bit for bit,
-and the time of each.
+and the time of each; with --captions, also each file's greedy caption through the model's engine with the
+picked frames scaled in two steps against in one (DIRECT_SCALE), the attributes each names scored against the
+file's labels (a folder of `slr data outside`) and tested for a fall on the same files (one-sided McNemar).
 """
 from __future__ import annotations
 
@@ -31,13 +36,16 @@ from typing import Any
 import av
 import numpy as np
 
+from bench.support import make_clip
 from core import media
 from core.config import ModelConfig
 from core.frames import prepare_clip
 from core.manifest import Manifest, resolve_version_dir
+from core.stats import ALPHA, paired
 from core.tables import md_table
 
 CLIPS = {"160x120": (160, 120), "320x240": (320, 240), "640x480": (640, 480)}
+PEERS_CLIP = "peers' 320x240"  # bench.support.make_clip(48, 240, 320): the upload of bench/peers
 FRAMES = 48
 
 
@@ -109,6 +117,41 @@ def files_table(rows: list[dict[str, Any]]) -> str:
           f"{statistics.median(r['today_ms'] / r['in_order_ms'] for r in g):.2f}x"] for name, g in groups]))
 
 
+def caption_outcomes(artifacts: str, folder: Path, direct: bool) -> tuple[list[str], dict[str, list[bool]]]:
+    """Each labelled file's greedy caption through the model's engine, with the picked frames scaled in one step
+    (direct) or two, and per attribute whether the caption names it right (`slr eval`'s outside-set scoring)."""
+    from model.data.attributes import ATTRIBUTES, described_object, parse_attributes
+    from model.data.outside import load_outside_set
+    from service.engine import Engine
+
+    engine = Engine.load(artifacts, intra_op_threads=1)
+    captions: list[str] = []
+    outcomes: dict[str, list[bool]] = {a: [] for a in ATTRIBUTES}
+    for path, label in load_outside_set(folder):
+        video = with_direct_scale(direct, lambda: media.prepare_upload(path.read_bytes(), engine.config,
+                                                                       media.MediaLimits()))
+        mu, _ = engine.encode(video.array[None], None)
+        captions.append(engine.vocab.decode(engine.decode_sentence(mu)[0]))
+        named = described_object(parse_attributes(captions[-1]), label)
+        for a in ATTRIBUTES:
+            outcomes[a].append(parse_attributes(captions[-1]).get(a) == named[a])
+    return captions, outcomes
+
+
+def captions_table(artifacts: str, folder: Path) -> tuple[str, bool]:
+    """Two-step against direct scaling: captions changed, and each attribute's accuracy and paired fall; and
+    whether no attribute fell (one-sided McNemar at core.stats.ALPHA)."""
+    before, old = caption_outcomes(artifacts, folder, direct=False)
+    after, new = caption_outcomes(artifacts, folder, direct=True)
+    tests = {a: paired(old[a], new[a]) for a in old}
+    rows = [[a, t.n, f"{100 * sum(old[a]) / t.n:.1f}", f"{100 * sum(new[a]) / t.n:.1f}", t.lost, t.won,
+             f"{t.p_fall:.3g}"] for a, t in tests.items()]
+    changed = sum(a != b for a, b in zip(before, after))
+    text = "\n".join([f"captions worded differently: {changed} of {len(before)}", *md_table(
+        ["attribute", "files", "two-step %", "direct %", "lost", "won", "p (fall)"], rows)])
+    return text, all(t.p_fall >= ALPHA for t in tests.values())
+
+
 def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
     """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
     saved = media.THREAD_MIN_PIXELS
@@ -138,20 +181,40 @@ def model_config(artifacts: str | None) -> ModelConfig:
     return ModelConfig(frames=8, height=36, width=64)
 
 
+def with_direct_scale(direct: bool, fn: Callable[[], Any]) -> Any:
+    """Run fn with the picked frames shrunk in one step by swscale (True) or in two, as before (False)."""
+    saved = media.DIRECT_SCALE
+    media.DIRECT_SCALE = direct
+    try:
+        return fn()
+    finally:
+        media.DIRECT_SCALE = saved
+
+
+def bench_clips() -> dict[str, bytes]:
+    clips = {f"{name} x {FRAMES} mp4": moving_clip_mp4(w, h) for name, (w, h) in CLIPS.items()}
+    clips[f"{PEERS_CLIP} x {FRAMES} mp4"] = make_clip(FRAMES, 240, 320)
+    return clips
+
+
 def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
     limits = media.MediaLimits()
     rows = []
-    for name, (w, h) in CLIPS.items():
-        data = moving_clip_mp4(w, h)
+    for name, data in bench_clips().items():
         prepare = lambda: media.prepare_upload(data, cfg, limits)  # noqa: E731
-        row = {"clip": f"{name} x {FRAMES} mp4",
+        row = {"clip": name,
                "decode_only_ms": median_ms(lambda: decode_only(data), repeat),
                "old_path_ms": median_ms(lambda: decode_everything(data, cfg), repeat),
-               "in_order_ms": median_ms(lambda: decode_in_order(data, cfg, limits), repeat),
+               "issue35_ms": median_ms(lambda: with_direct_scale(False, lambda: decode_in_order(data, cfg, limits)),
+                                       repeat),
+               "two_step_ms": median_ms(lambda: with_direct_scale(False, lambda: media.decode_video(data, cfg, limits)),
+                                        repeat),
                "decode_video_ms": median_ms(lambda: media.decode_video(data, cfg, limits), repeat),
+               "prepare_two_step_ms": median_ms(lambda: with_direct_scale(False, prepare), repeat),
                "prepare_upload_ms": median_ms(prepare, repeat),
                "threads_on_ms": median_ms(lambda: with_threshold(0, prepare), repeat),
                "threads_off_ms": median_ms(lambda: with_threshold(1 << 40, prepare), repeat)}
+        row["issue35_over_today"] = row["issue35_ms"] / row["decode_video_ms"]
         row["prepare_over_floor"] = row["prepare_upload_ms"] / row["decode_only_ms"]
         row["old_over_new"] = row["old_path_ms"] / row["prepare_upload_ms"]
         rows.append(row)
@@ -160,10 +223,12 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(md_table(
-        ["clip", "decode only (ms)", "old path (ms)", "in order / today's decode (ms)", "prepare_upload (ms)",
-         "threads on / off (ms)", "prepare / decode-only", "old / new"],
-        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}",
-          f"{r['in_order_ms']:.1f} / {r['decode_video_ms']:.1f}", f"{r['prepare_upload_ms']:.1f}",
+        ["clip", "decode only (ms)", "old path (ms)", "issue 35's path (ms)", "today's decode, two-step / direct (ms)",
+         "issue 35's / today's", "prepare_upload, two-step / direct (ms)", "threads on / off (ms)",
+         "prepare / decode-only", "old / new"],
+        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}", f"{r['issue35_ms']:.1f}",
+          f"{r['two_step_ms']:.1f} / {r['decode_video_ms']:.1f}", f"{r['issue35_over_today']:.2f}x",
+          f"{r['prepare_two_step_ms']:.1f} / {r['prepare_upload_ms']:.1f}",
           f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f}", f"{r['prepare_over_floor']:.2f}x",
           f"{r['old_over_new']:.2f}x"] for r in rows]))
 
@@ -175,11 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--files", type=Path, help="check this folder's video files instead (e.g. data/outside)")
     parser.add_argument("--files-repeat", type=int, default=5, help="timed decodes per file and path")
+    parser.add_argument("--captions", action="store_true",
+                        help="with --files and --artifacts: captions with two-step against direct scaling")
     args = parser.parse_args(argv)
+    if args.captions and not (args.files and args.artifacts):
+        parser.error("--captions needs --files (a labelled folder) and --artifacts")
     if args.files:
         checked = check_files(args.files, model_config(args.artifacts), args.files_repeat)
         print(json.dumps(checked, indent=2) if args.json else files_table(checked))
-        return 0 if all(r["identical"] for r in checked) else 1
+        kept = True
+        if args.captions:
+            text, kept = captions_table(args.artifacts, args.files)
+            print(text)
+        return 0 if kept and all(r["identical"] for r in checked) else 1
     rows = measure(model_config(args.artifacts), args.repeat)
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     return 0

@@ -20,12 +20,17 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from core.config import ModelConfig
-from core.frames import Box, picture_box, prepare_clip, sample_indices, to_rgb_uint8
+from core.frames import Box, fit_box, picture_box, prepare_clip, sample_indices, to_rgb_uint8
 
 VIDEO_FORMATS = ("mp4", "mov", "webm", "avi", "gif")
 SUPPORTED = VIDEO_FORMATS + ("npy",)
 # Frames larger than this multiple of the model size are shrunk by PyAV while decoding.
 PRE_SCALE = 4
+# Frames that PyAV would shrink are shrunk to their place in the model's frame in one step (swscale's area average,
+# as prepare_clip's box filter averages): a 320x240 frame 0.18 ms against 0.36 ms to PRE_SCALE times the model size
+# and 0.13 ms more in Pillow; its letterbox box read from the clip's own size, not the pre-scaled one (off by a row
+# on 12 of the outside set's files). False keeps the two steps (bench/decode.py --captions compares the captions).
+DIRECT_SCALE = True
 # An upload in memory, or spooled to a (seekable) file that is decoded from where it lies, never read whole.
 Source = bytes | IO[bytes]
 HEAD_BYTES = 16  # enough for every signature detect_format and check_gif_canvas read
@@ -112,6 +117,14 @@ def _readable(source: Source) -> IO[bytes]:
 def head(source: Source) -> bytes:
     """The first bytes of an upload, for its format."""
     return source[:HEAD_BYTES] if isinstance(source, bytes) else _readable(source).read(HEAD_BYTES)
+
+
+def _place(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
+    """(w, h): the size a width x height picture takes in the model's frame (its letterbox box, or all of it)."""
+    if cfg.frame_fit == "stretch":
+        return cfg.width, cfg.height
+    _, _, h, w = fit_box(height, width, cfg.height, cfg.width)
+    return w, h
 
 
 def _decode_size(width: int, height: int, cfg: ModelConfig) -> tuple[int, int]:
@@ -214,15 +227,22 @@ def _check_frame(frame: Any, n: int, start: float, limits: MediaLimits) -> None:
 class _Scaler:
     """Colour conversion and shrinking of the picked frames only, by one swscale context for the clip:
     `frame.to_ndarray(width=..., ...)` builds a new one per frame, which cost more than decoding (bench/decode.py:
-    320x240 x 48, 18-22 ms against 8.4-8.9 ms with one shared)."""
+    320x240 x 48, 18-22 ms against 8.4-8.9 ms with one shared). A frame up to PRE_SCALE times the model's size is
+    converted at its own size (prepare_clip's box filter shrinks it exactly as training does); a larger one is
+    shrunk straight to its place in the model's frame by swscale's area average (DIRECT_SCALE), or else first to
+    PRE_SCALE times the model's size."""
 
     def __init__(self, stream: Any, cfg: ModelConfig) -> None:
-        self.size = _decode_size(stream.codec_context.width, stream.codec_context.height, cfg)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        self.size, self.interpolation = _decode_size(width, height, cfg), None
+        if DIRECT_SCALE and self.size != (width, height):
+            self.size, self.interpolation = _place(width, height, cfg), "AREA"
         self.reformatter = VideoReformatter()
 
     def __call__(self, frame: Any) -> np.ndarray:
         w, h = self.size
-        return self.reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()
+        return self.reformatter.reformat(frame, width=w, height=h, format="rgb24",
+                                         interpolation=self.interpolation).to_ndarray()
 
 
 def _decode_in_order(source: Source, cfg: ModelConfig, limits: MediaLimits, picks: set[int], stop: int,

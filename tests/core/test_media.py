@@ -142,6 +142,21 @@ def test_pad_models_decode_a_portrait_upload_letterboxed(fmt: str) -> None:
     assert np.abs(prepared.array - prepare_clip(clip, 6, 12, 16, "pad")).mean() < 0.02
 
 
+@pytest.mark.parametrize("fmt", ("gif", "mp4"))
+def test_a_large_frame_is_shrunk_to_its_place_in_one_step(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PRE_SCALE times the model's size, swscale averages a frame straight down to its letterbox box: close to
+    training's box filter of the whole frame, and the box read from the clip's own size (the two-step path read it
+    from the pre-scaled frames, 64 x 42 here: a picture of 10 rows where 11 are its own)."""
+    clip = moving_square_clip(n_frames=12, height=132, width=200)
+    cfg = ModelConfig(frames=6, height=12, width=16, frame_fit="pad")
+    data = encode_clip(clip, fmt)
+    direct = prepare_upload(data, cfg, MediaLimits())
+    assert direct.box == fit_box(132, 200, 12, 16) == (0, 0, 11, 16)
+    assert np.abs(direct.array - prepare_clip(clip, 6, 12, 16, "pad")).mean() < 0.01
+    monkeypatch.setattr(media, "DIRECT_SCALE", False)
+    two_step = prepare_upload(data, cfg, MediaLimits())
+    assert two_step.box == (1, 0, 10, 16)
+
 def long_h264(n_frames: int, fps: int = 30, gop: int = 48) -> bytes:
     """A small H.264 mp4 (64x48, a keyframe every `gop` frames, B-frames on) of a square that moves every frame."""
     buf = io.BytesIO()

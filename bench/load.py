@@ -292,8 +292,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--env", action="append", default=[], metavar="SLR_X=V",
                    help="service settings to override (repeatable), e.g. SLR_MAX_WAIT_MS=2")
     p.add_argument("--switch", default="SLR_BATCHING",
-                   help="the boolean setting the two servers ('on', 'off' in --batching) differ in: SLR_BATCHING, or "
-                        "SLR_FAMILIARITY to measure what the familiarity score costs")
+                   help="the setting the two servers ('on', 'off' in --batching) differ in: a boolean "
+                        "(SLR_BATCHING, or SLR_FAMILIARITY to measure what the familiarity score costs), or "
+                        "NAME=ON,OFF for any other (SLR_MMAP_THRESHOLD_KIB=4096,128)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: concurrency 1,8, 1 s per run, no warm-up, one memory pass")
     p.add_argument("--json", help="write the full results as JSON to this file ('-': stdout, tables go to stderr)")
@@ -386,13 +387,21 @@ def served_model(artifacts: Path) -> dict[str, Any] | None:
     return None
 
 
+def switch_values(spec: str) -> tuple[str, str, str]:
+    """(setting, its value on the 'on' server, on the 'off' one) of --switch: NAME (true / false) or NAME=ON,OFF."""
+    name, _, values = spec.partition("=")
+    on, _, off = values.partition(",")
+    return (name, on, off) if values else (name, "true", "false")
+
+
 def start_servers(args: argparse.Namespace, plan: Plan, redis_url: str, work: Path, stack: contextlib.ExitStack,
                   report: dict[str, Any], log: Log) -> dict[str, Server]:
     """One service per mode, side by side (an idle one costs nothing), each started alone so that its cold start
     is its own."""
     servers: dict[str, Server] = {}
     for mode in plan.modes:
-        env = {**plan.settings_env, "SLR_REDIS_URL": redis_url, args.switch: "true" if mode == "on" else "false"}
+        name, on, off = switch_values(args.switch)
+        env = {**plan.settings_env, "SLR_REDIS_URL": redis_url, name: on if mode == "on" else off}
         servers[mode] = server = stack.enter_context(start_server(args.artifacts, env, work / f"server-{mode}.log"))
         report["cold_start_s"][mode] = round(server.cold_start_s, 3)
         log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "

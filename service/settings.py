@@ -44,10 +44,12 @@ class Settings(BaseSettings):
                                   "event loop; more threads spin on the same cores: /caption 2-3x slower under "
                                   "load on 2 cores); 0 = one per core")
     media_workers: int = Field(2, ge=1, description="threads decoding uploads and encoding GIFs")
-    mmap_threshold_kib: int = Field(128, ge=0, le=32 * 1024,
+    mmap_threshold_kib: int = Field(4096, ge=0, le=32 * 1024,
                                     description="buffers this large or larger are mmapped and given back when freed "
                                                 "(glibc; service/heap.py); 0 keeps malloc's own threshold, which "
-                                                "grows with use and leaves the heap fragmented")
+                                                "grows with use and leaves the heap fragmented. Below a batch's "
+                                                "buffers (a score batch's are 1-2 MiB), every call pays the page "
+                                                "faults of fresh mmaps: at 128 the score cost a miss 2.8x its CPU")
     gc_freeze: bool = Field(True, description="take the objects alive after start-up out of Python's cyclic "
                                                "collector (service/heap.py): its full passes stalled the event loop")
     decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.load import Result, familiarity_scored, floor_shares, make_plan, parse_args
+from bench.load import Result, familiarity_scored, floor_shares, make_plan, parse_args, switch_values
 
 
 def result(endpoint: str, mode: str, rps: float) -> Result:
@@ -54,3 +54,8 @@ def test_familiarity_is_scored_unless_a_setting_or_the_switch_turns_it_off() -> 
 def test_an_unknown_endpoint_is_refused_before_any_load() -> None:
     with pytest.raises(SystemExit, match="unknown endpoints"):
         make_plan(parse_args(["--url", "http://127.0.0.1:1", "--endpoints", "caption,captions"]))
+
+
+def test_the_switch_is_a_boolean_setting_or_any_setting_with_two_values() -> None:
+    assert switch_values("SLR_FAMILIARITY") == ("SLR_FAMILIARITY", "true", "false")
+    assert switch_values("SLR_MMAP_THRESHOLD_KIB=4096,128") == ("SLR_MMAP_THRESHOLD_KIB", "4096", "128")

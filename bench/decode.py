@@ -18,9 +18,9 @@ Figures are medians of --repeat runs; the ratios are the point (the machine is s
     python -m bench.decode --files data/outside --files-repeat 5 [--artifacts models/default --captions]
 
 checks real files instead: each one's sampled frames from today's path against the in-order decode's, bit for bit,
-and the time of each; with --captions, also each file's greedy caption through the model's engine with the
-picked frames scaled in two steps against in one (DIRECT_SCALE), the attributes each names scored against the
-file's labels (a folder of `slr data outside`) and tested for a fall on the same files (one-sided McNemar).
+and the time of each; with --captions (a folder of `slr data outside`), also the release gate's figures of those files
+(captions, reconstructions, familiarity) with the picked frames scaled in two steps against in one (DIRECT_SCALE),
+tested for a fall on the same files as the gate tests a new version.
 """
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ from core import media
 from core.config import ModelConfig
 from core.frames import prepare_clip
 from core.manifest import Manifest, resolve_version_dir
-from core.stats import ALPHA, paired
 from core.tables import md_table
 
 CLIPS = {"160x120": (160, 120), "320x240": (320, 240), "640x480": (640, 480)}
@@ -117,39 +116,23 @@ def files_table(rows: list[dict[str, Any]]) -> str:
           f"{statistics.median(r['today_ms'] / r['in_order_ms'] for r in g):.2f}x"] for name, g in groups]))
 
 
-def caption_outcomes(artifacts: str, folder: Path, direct: bool) -> tuple[list[str], dict[str, list[bool]]]:
-    """Each labelled file's greedy caption through the model's engine, with the picked frames scaled in one step
-    (direct) or two, and per attribute whether the caption names it right (`slr eval`'s outside-set scoring)."""
-    from model.data.attributes import ATTRIBUTES, described_object, parse_attributes
+def scaling_table(artifacts: str, folder: Path) -> tuple[str, bool]:
+    """The release gate's outside-set figures (export/gate.py: the one-object files' captions, their reconstructions'
+    probe, the familiarity score's passes) with the picked frames scaled in two steps against in one (DIRECT_SCALE),
+    on the same files; and whether no figure fell (one-sided McNemar at core.stats.ALPHA, as the gate decides)."""
+    from export.gate import compare, outside_outcomes
+    from export.graph_model import GraphModel
     from model.data.outside import load_outside_set
-    from service.engine import Engine
 
-    engine = Engine.load(artifacts, intra_op_threads=1)
-    captions: list[str] = []
-    outcomes: dict[str, list[bool]] = {a: [] for a in ATTRIBUTES}
-    for path, label in load_outside_set(folder):
-        video = with_direct_scale(direct, lambda: media.prepare_upload(path.read_bytes(), engine.config,
-                                                                       media.MediaLimits()))
-        mu, _ = engine.encode(video.array[None], None)
-        captions.append(engine.vocab.decode(engine.decode_sentence(mu)[0]))
-        named = described_object(parse_attributes(captions[-1]), label)
-        for a in ATTRIBUTES:
-            outcomes[a].append(parse_attributes(captions[-1]).get(a) == named[a])
-    return captions, outcomes
-
-
-def captions_table(artifacts: str, folder: Path) -> tuple[str, bool]:
-    """Two-step against direct scaling: captions changed, and each attribute's accuracy and paired fall; and
-    whether no attribute fell (one-sided McNemar at core.stats.ALPHA)."""
-    before, old = caption_outcomes(artifacts, folder, direct=False)
-    after, new = caption_outcomes(artifacts, folder, direct=True)
-    tests = {a: paired(old[a], new[a]) for a in old}
-    rows = [[a, t.n, f"{100 * sum(old[a]) / t.n:.1f}", f"{100 * sum(new[a]) / t.n:.1f}", t.lost, t.won,
-             f"{t.p_fall:.3g}"] for a, t in tests.items()]
-    changed = sum(a != b for a, b in zip(before, after))
-    text = "\n".join([f"captions worded differently: {changed} of {len(before)}", *md_table(
-        ["attribute", "files", "two-step %", "direct %", "lost", "won", "p (fall)"], rows)])
-    return text, all(t.p_fall >= ALPHA for t in tests.values())
+    model = GraphModel.open(Path(artifacts), None)
+    files = load_outside_set(folder)
+    two_step = with_direct_scale(False, lambda: outside_outcomes(model, files))
+    direct = with_direct_scale(True, lambda: outside_outcomes(model, files))
+    rows = compare(two_step, direct)
+    text = "\n".join(md_table(["figure", "files", "two-step %", "direct %", "lost", "won", "p (fall)"],
+                              [[c.figure, c.n, f"{100 * c.old:.1f}", f"{100 * c.new:.1f}", c.lost, c.won, f"{c.p:.3g}"]
+                               for c in rows]))
+    return text, not any(c.regressed for c in rows)
 
 
 def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
@@ -241,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=Path, help="check this folder's video files instead (e.g. data/outside)")
     parser.add_argument("--files-repeat", type=int, default=5, help="timed decodes per file and path")
     parser.add_argument("--captions", action="store_true",
-                        help="with --files and --artifacts: captions with two-step against direct scaling")
+                        help="with --files and --artifacts: the gate's figures with two-step against direct scaling")
     args = parser.parse_args(argv)
     if args.captions and not (args.files and args.artifacts):
         parser.error("--captions needs --files (a labelled folder) and --artifacts")
@@ -250,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(checked, indent=2) if args.json else files_table(checked))
         kept = True
         if args.captions:
-            text, kept = captions_table(args.artifacts, args.files)
+            text, kept = scaling_table(args.artifacts, args.files)
             print(text)
         return 0 if kept and all(r["identical"] for r in checked) else 1
     rows = measure(model_config(args.artifacts), args.repeat)

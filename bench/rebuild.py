@@ -3,6 +3,10 @@ tasks' heads) against the rebuild graph (video-to-video's heads only, `video_reb
 from the rebuild, per clip at batch 1 and 8, in alternating rounds (a drifting background load hits every part).
 
     python -m bench.rebuild --artifacts models/default [--version V] [--rounds 7] [--calls 200]
+                            [--mmap-threshold-kib 4096]
+
+--mmap-threshold-kib pins glibc's mmap threshold as the server does (SLR_MMAP_THRESHOLD_KIB, service/heap.py): below
+a batch's buffers, each call pays the page faults of fresh mmaps (0: malloc's own, the default here).
 
 The engine is the service's own (one intra-op thread, as served). Medians of the rounds, microseconds per clip.
 """
@@ -20,6 +24,7 @@ import numpy as np
 from core.familiarity import video_signals
 from core.graph_contract import VIDEO_REBUILD
 from service.engine import Engine
+from service.heap import fix_mmap_threshold
 
 Part = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
 
@@ -54,13 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=200, help="calls per part per round at batch 1 (fewer at 8)")
+    ap.add_argument("--mmap-threshold-kib", type=int, default=0,
+                    help="pin glibc's mmap threshold as the server does (0: leave malloc's own)")
     args = ap.parse_args(argv)
+    fix_mmap_threshold(args.mmap_threshold_kib * 1024)
     engine = Engine.load(args.artifacts, args.version, intra_op_threads=1)
     if VIDEO_REBUILD not in engine.sessions:
         print(f"{engine.version} has no {VIDEO_REBUILD} graph (a sprite decoder with sentence_heads exports one)",
               file=sys.stderr)
         return 2
-    print(f"{engine.version}, {args.rounds} rounds, median microseconds per clip")
+    threshold = f"{args.mmap_threshold_kib} KiB" if args.mmap_threshold_kib else "malloc's own"
+    print(f"{engine.version}, {args.rounds} rounds, median microseconds per clip, mmap threshold {threshold}")
     print("| part | batch 1 | batch 8 |\n|---|---|---|")
     rows: dict[str, list[float]] = {}
     for batch in (1, 8):

@@ -135,14 +135,19 @@ def scaling_table(artifacts: str, folder: Path) -> tuple[str, bool]:
     return text, not any(c.regressed for c in rows)
 
 
-def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
-    """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
-    saved = media.THREAD_MIN_PIXELS
-    media.THREAD_MIN_PIXELS = pixels
+def with_media(setting: str, value: Any, fn: Callable[[], Any]) -> Any:
+    """Run fn with one of core.media's module settings set to `value`, restored after."""
+    saved = getattr(media, setting)
+    setattr(media, setting, value)
     try:
         return fn()
     finally:
-        media.THREAD_MIN_PIXELS = saved
+        setattr(media, setting, saved)
+
+
+def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
+    """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
+    return with_media("THREAD_MIN_PIXELS", pixels, fn)
 
 
 def median_ms(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter,
@@ -166,12 +171,7 @@ def model_config(artifacts: str | None) -> ModelConfig:
 
 def with_direct_scale(direct: bool, fn: Callable[[], Any]) -> Any:
     """Run fn with the picked frames shrunk in one step by swscale (True) or in two, as before (False)."""
-    saved = media.DIRECT_SCALE
-    media.DIRECT_SCALE = direct
-    try:
-        return fn()
-    finally:
-        media.DIRECT_SCALE = saved
+    return with_media("DIRECT_SCALE", direct, fn)
 
 
 def bench_clips() -> dict[str, bytes]:

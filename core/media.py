@@ -29,7 +29,7 @@ PRE_SCALE = 4
 # Frames that PyAV would shrink are shrunk to their place in the model's frame in one step (swscale's area average,
 # as prepare_clip's box filter averages): a 320x240 frame 0.18 ms against 0.36 ms to PRE_SCALE times the model size
 # and 0.13 ms more in Pillow; its letterbox box read from the clip's own size, not the pre-scaled one (off by a row
-# on 12 of the outside set's files). False keeps the two steps (bench/decode.py --captions compares the captions).
+# on 12 of the outside set's files). False keeps the two steps (bench/decode.py --captions compares the answers).
 DIRECT_SCALE = True
 # An upload in memory, or spooled to a (seekable) file that is decoded from where it lies, never read whole.
 Source = bytes | IO[bytes]

@@ -21,10 +21,10 @@ from tests.service_fixtures import ROOT, encode_clip, free_port, moving_square_c
 BOUNDARY = "slrshutdowntest"
 
 
-def _serve(artifacts: Path, grace_s: int, log: Path) -> tuple[subprocess.Popen, str]:
+def _serve(artifacts: Path, grace_s: int, log: Path, log_level: str = "warning") -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SLR_ARTIFACTS": str(artifacts), "SLR_REDIS_URL": "",
-           "SLR_LOG_LEVEL": "warning", "SLR_INTRA_OP_THREADS": "1", "SLR_GRACEFUL_TIMEOUT_S": str(grace_s)}
+           "SLR_LOG_LEVEL": log_level, "SLR_INTRA_OP_THREADS": "1", "SLR_GRACEFUL_TIMEOUT_S": str(grace_s)}
     proc = subprocess.Popen([sys.executable, "-c", f"from service.server import run; run('127.0.0.1', {port})"],
                             cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -114,3 +114,18 @@ def test_grace_period_bounds_the_wait(artifacts_dir: Path, tmp_path: Path) -> No
     assert results and results[0][0] != 200, results
     if results[0][0] == 503:
         assert results[0][1]["error"]["code"] == "shutting_down", results
+
+
+def test_one_access_line_per_request(artifacts_dir: Path, tmp_path: Path) -> None:
+    """The service's own line (request id, status, milliseconds), not uvicorn's second one beside it."""
+    log = tmp_path / "server.log"
+    proc, base = _serve(artifacts_dir, grace_s=5, log=log, log_level="info")
+    try:
+        assert httpx.get(f"{base}/healthz", headers={"x-request-id": "one-line-please"}).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        _stop_and_wait(proc)
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if "one-line-please" in line and "service.access" in line and " 200 " in line]
+    assert not [line for line in lines if '"GET /healthz HTTP/1.1"' in line]  # uvicorn's access line

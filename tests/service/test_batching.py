@@ -380,7 +380,8 @@ def test_a_sentence_that_reaches_the_cap_is_marked_truncated() -> None:
         assert cut.caption == "5 5 5 5" and cut.truncated and cut.cap == 4
         assert [w.code for w in cut.cut_off()] == ["truncated"] and "4 words" in cut.cut_off()[0].message
         engine.decode_sentence = lambda z, beam_size=1, max_len=None: [[5, 5] for _ in z]  # ended: <eos> after two
-        ended = await p.describe(latent, 0, 0, 1, 4)
+        other = Latent(latent_id="y", config="v", entry=entry, cached=False)  # "x"'s sentence is remembered
+        ended = await p.describe(other, 0, 0, 1, 4)
         assert ended.caption == "5 5" and not ended.truncated and ended.cut_off() == []
         await p.close()
 

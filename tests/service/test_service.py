@@ -105,6 +105,18 @@ def test_cache_hit_skips_the_encoder(server: str, client: httpx.Client) -> None:
     assert metric(server, "slr_cache_hits_total", tier="memory") == hits + 1
 
 
+def test_cache_hit_skips_the_sentence_decoder_too(server: str, client: httpx.Client) -> None:
+    """A caption of the SLR's mean is a function of the latent and the options: remembered, a hit decodes nothing."""
+    files = video("avi", 31)
+    first = client.post("/caption", files=files).json()
+    calls = metric(server, "slr_batch_size_count", graph="sentence")
+    second = client.post("/caption", files=files).json()
+    assert second["cached"] is True and second["caption"] == first["caption"]
+    assert metric(server, "slr_batch_size_count", graph="sentence") == calls
+    beam = client.post("/caption", files=files, data={"beam_size": "2"}).json()  # other options: decoded anew
+    assert beam["cached"] is True and metric(server, "slr_batch_size_count", graph="sentence") > calls
+
+
 def test_encode_once_decode_many(server: str, client: httpx.Client, model: dict) -> None:
     latent_id = client.post("/encode", files=video("mov", 40)).json()["latent_id"]
     rows = sum(metric(server, "slr_encoder_rows_total", config=c) for c in ("v", "s", "vs"))

@@ -132,7 +132,30 @@ def scaling_table(artifacts: str, folder: Path) -> tuple[str, bool]:
     text = "\n".join(md_table(["figure", "files", "two-step %", "direct %", "lost", "won", "p (fall)"],
                               [[c.figure, c.n, f"{100 * c.old:.1f}", f"{100 * c.new:.1f}", c.lost, c.won, f"{c.p:.3g}"]
                                for c in rows]))
-    return text, not any(c.regressed for c in rows)
+    return text + "\n" + two_object_table(model, files), not any(c.regressed for c in rows)
+
+
+def two_object_table(model: Any, files: list[tuple[Path, dict[str, Any]]]) -> str:
+    """The outside set's two-object files, which the gate leaves out, with both scalings: the described object's
+    attributes and the first clause's binding, as `slr eval --outside` reads them."""
+    from model.data.outside import outside_accuracy
+
+    cfg = model.manifest.model
+    two = [(p, label) for p, label in files if label.get("objects")]
+
+    def caption(video: np.ndarray) -> str:
+        return model.captions(model.video_mu(video[None]))[0]
+
+    def figures(direct: bool) -> list[str]:
+        acc = with_direct_scale(direct, lambda: outside_accuracy(caption, two, cfg.frames, cfg.height, cfg.width,
+                                                                 fit=cfg.frame_fit))
+        described = acc["by_objects"]["two"]
+        return [f"{100 * described[a]:.1f}" for a in ("colour", "shape", "motion", "all")] + [
+            f"{100 * acc['binding_two_objects']['first']:.1f}"]
+
+    return "\n".join(md_table(["two-object files", "n", "colour", "shape", "motion", "all three", "first clause %"],
+                              [[name, len(two), *figures(direct)] for name, direct in (("two-step", False),
+                                                                                        ("direct", True))]))
 
 
 def with_media(setting: str, value: Any, fn: Callable[[], Any]) -> Any:

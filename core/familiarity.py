@@ -41,10 +41,9 @@ from core.answer_warnings import AnswerWarning, warning
 from core.frames import Box
 
 Side = Literal["high", "both"]
-# The signals a new calibration measures, in the order it stores them, and which tail of each is unfamiliar (SIGNALS
-# below knows every signal a calibration may name).
+# The signals a new calibration measures, in the order it stores them (SIGNALS below knows every signal a calibration
+# may name, and which tail of each is unfamiliar).
 VIDEO_SIGNALS: tuple[str, ...] = ("rebuild_miss_shaded", "motion", "edges")
-SIDES: tuple[Side, ...] = ("both", "high", "both")
 MISS = 0.2  # a pixel the model "cannot rebuild": this far (RGB distance, 0-1 scale) off, after the colour cast
 STEP = 0.1  # a pixel "changes" (motion) or "sits on an edge" (edges) at this RGB distance to its neighbour
 # Probabilities at which each signal's calibration quantiles are kept: dense in both tails, where decisions are made.
@@ -192,6 +191,7 @@ SIGNALS: dict[str, tuple[SignalFn, Side]] = {
     "motion": (lambda video, _, boxes: motion(video, boxes), "high"),
     "edges": (lambda video, _, boxes: edges(video, boxes), "both"),
 }
+SIDES: tuple[Side, ...] = tuple(SIGNALS[name][1] for name in VIDEO_SIGNALS)  # a new calibration's, in its order
 
 
 def video_signals(video: np.ndarray, rebuilt: np.ndarray,

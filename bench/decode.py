@@ -20,7 +20,8 @@ Figures are medians of --repeat runs; the ratios are the point (the machine is s
 checks real files instead: each one's sampled frames from today's path against the in-order decode's, bit for bit,
 and the time of each; with --captions (a folder of `slr data outside`), also the release gate's figures of those files
 (captions, reconstructions, familiarity) with the picked frames scaled in two steps against in one (DIRECT_SCALE),
-tested for a fall on the same files as the gate tests a new version.
+tested for a fall on the same files as the gate tests a new version (bench/preprocess.py, which does the same for
+any preprocessing setting).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from typing import Any
 import av
 import numpy as np
 
+from bench.preprocess import gate_table, setting
 from bench.support import make_clip
 from core import media
 from core.config import ModelConfig
@@ -116,61 +118,10 @@ def files_table(rows: list[dict[str, Any]]) -> str:
           f"{statistics.median(r['today_ms'] / r['in_order_ms'] for r in g):.2f}x"] for name, g in groups]))
 
 
-def scaling_table(artifacts: str, folder: Path) -> tuple[str, bool]:
-    """The release gate's outside-set figures (export/gate.py: the one-object files' captions, their reconstructions'
-    probe, the familiarity score's passes) with the picked frames scaled in two steps against in one (DIRECT_SCALE),
-    on the same files; and whether no figure fell (one-sided McNemar at core.stats.ALPHA, as the gate decides)."""
-    from export.gate import compare, outside_outcomes
-    from export.graph_model import GraphModel
-    from model.data.outside import load_outside_set
-
-    model = GraphModel.open(Path(artifacts), None)
-    files = load_outside_set(folder)
-    two_step = with_direct_scale(False, lambda: outside_outcomes(model, files))
-    direct = with_direct_scale(True, lambda: outside_outcomes(model, files))
-    rows = compare(two_step, direct)
-    text = "\n".join(md_table(["figure", "files", "two-step %", "direct %", "lost", "won", "p (fall)"],
-                              [[c.figure, c.n, f"{100 * c.old:.1f}", f"{100 * c.new:.1f}", c.lost, c.won, f"{c.p:.3g}"]
-                               for c in rows]))
-    return text + "\n" + two_object_table(model, files), not any(c.regressed for c in rows)
-
-
-def two_object_table(model: Any, files: list[tuple[Path, dict[str, Any]]]) -> str:
-    """The outside set's two-object files, which the gate leaves out, with both scalings: the described object's
-    attributes and the first clause's binding, as `slr eval --outside` reads them."""
-    from model.data.outside import outside_accuracy
-
-    cfg = model.manifest.model
-    two = [(p, label) for p, label in files if label.get("objects")]
-
-    def caption(video: np.ndarray) -> str:
-        return model.captions(model.video_mu(video[None]))[0]
-
-    def figures(direct: bool) -> list[str]:
-        acc = with_direct_scale(direct, lambda: outside_accuracy(caption, two, cfg.frames, cfg.height, cfg.width,
-                                                                 fit=cfg.frame_fit))
-        described = acc["by_objects"]["two"]
-        return [f"{100 * described[a]:.1f}" for a in ("colour", "shape", "motion", "all")] + [
-            f"{100 * acc['binding_two_objects']['first']:.1f}"]
-
-    return "\n".join(md_table(["two-object files", "n", "colour", "shape", "motion", "all three", "first clause %"],
-                              [[name, len(two), *figures(direct)] for name, direct in (("two-step", False),
-                                                                                        ("direct", True))]))
-
-
-def with_media(setting: str, value: Any, fn: Callable[[], Any]) -> Any:
-    """Run fn with one of core.media's module settings set to `value`, restored after."""
-    saved = getattr(media, setting)
-    setattr(media, setting, value)
-    try:
-        return fn()
-    finally:
-        setattr(media, setting, saved)
-
-
 def with_threshold(pixels: int, fn: Callable[[], Any]) -> Any:
     """Run fn with core.media's frame-thread threshold set to `pixels` (0: always threads)."""
-    return with_media("THREAD_MIN_PIXELS", pixels, fn)
+    with setting(media, "THREAD_MIN_PIXELS", pixels):
+        return fn()
 
 
 def median_ms(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter,
@@ -194,7 +145,8 @@ def model_config(artifacts: str | None) -> ModelConfig:
 
 def with_direct_scale(direct: bool, fn: Callable[[], Any]) -> Any:
     """Run fn with the picked frames shrunk in one step by swscale (True) or in two, as before (False)."""
-    return with_media("DIRECT_SCALE", direct, fn)
+    with setting(media, "DIRECT_SCALE", direct):
+        return fn()
 
 
 def bench_clips() -> dict[str, bytes]:
@@ -256,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(checked, indent=2) if args.json else files_table(checked))
         kept = True
         if args.captions:
-            text, kept = scaling_table(args.artifacts, args.files)
+            text, kept = gate_table(args.artifacts, args.files, media, "DIRECT_SCALE", False, True)
             print(text)
         return 0 if kept and all(r["identical"] for r in checked) else 1
     rows = measure(model_config(args.artifacts), args.repeat)

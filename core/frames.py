@@ -18,6 +18,10 @@ RESIZE_FILTER = Image.Resampling.BOX
 # as a flat bar); "pad" scales it whole into the largest centred box of its own aspect ratio and fills the rest with
 # black bars, as a player letterboxes.
 Box = tuple[int, int, int, int]  # top, left, height, width
+# What an exact black pixel of a "pad" picture becomes (uint8, each channel): exact black is left to the bars, so that
+# a black background is not read as bars (the sprite decoder finds bars as black rows and columns from edge to edge,
+# model/star.py picture_mask; it drew a clip on black inside its object's bounding box only). 0: black stays black.
+PICTURE_FLOOR = 1
 
 
 def sample_indices(n_frames: int, t: int) -> np.ndarray:
@@ -52,15 +56,18 @@ def crop_box(frames: np.ndarray, box: Box | list[int] | None) -> np.ndarray:
 
 
 def resize_frame(frame: np.ndarray, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
-    """One uint8 (h, w, 3) frame to (height, width, 3); a no-op when it already has that size."""
+    """One uint8 (h, w, 3) frame to (height, width, 3) (stretched: a no-op when it already has that size; padded: the
+    picture's exact black pixels lifted to PICTURE_FLOOR, the bars exact black)."""
+    if fit == "pad":
+        top, left, h, w = fit_box(frame.shape[0], frame.shape[1], height, width)
+        out = np.zeros((height, width, 3), np.uint8)
+        picture = out[top:top + h, left:left + w]
+        picture[:] = resize_frame(frame, h, w)
+        picture[picture.max(axis=-1) == 0] = PICTURE_FLOOR
+        return out
     if frame.shape[:2] == (height, width):
         return frame
-    if fit == "stretch":
-        return np.asarray(Image.fromarray(frame).resize((width, height), RESIZE_FILTER))
-    top, left, h, w = fit_box(frame.shape[0], frame.shape[1], height, width)
-    out = np.zeros((height, width, 3), np.uint8)
-    out[top:top + h, left:left + w] = resize_frame(frame, h, w)
-    return out
+    return np.asarray(Image.fromarray(frame).resize((width, height), RESIZE_FILTER))
 
 
 def to_rgb_uint8(frames: np.ndarray) -> np.ndarray:

@@ -161,3 +161,19 @@ def test_decode_files_checks_todays_frames_against_the_in_order_decode(tmp_path:
     real = media.decode_video
     monkeypatch.setattr(media, "decode_video", lambda *a: np.maximum(real(*a), 1) - 1)
     assert decode.main(["--files", str(tmp_path), "--files-repeat", "1"]) == 1
+
+
+def test_preprocess_compares_a_setting_on_the_gates_outside_figures(artifacts_dir: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """`bench.preprocess`: the gate's outside-set figures and the two-object files' under each value of a
+    preprocessing setting, on the same files; a setting core does not have is refused."""
+    from bench import preprocess
+    from model.data.outside_writers import build_outside_set
+
+    build_outside_set(tmp_path, seed=0, n_per_kind=1, quick=True, containers=("mp4", "gif"), two_per_kind=1)
+    args = ["--artifacts", str(artifacts_dir), "--files", str(tmp_path), "--setting", "frames.PICTURE_FLOOR=0,1"]
+    assert preprocess.main(args) == 0  # the tiny model stretches its frames: no pad picture to lift, nothing moves
+    out = capsys.readouterr().out
+    assert "| outside.colour |" in out and "| PICTURE_FLOOR=1 |" in out
+    with pytest.raises(SystemExit):
+        preprocess.main([*args[:4], "--setting", "frames.NO_SUCH_SETTING=0,1"])

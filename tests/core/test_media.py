@@ -14,7 +14,7 @@ from PIL import Image
 
 from core import media
 from core.config import ModelConfig
-from core.frames import fit_box, prepare_clip, resize_frame
+from core.frames import PICTURE_FLOOR, fit_box, prepare_clip, resize_frame
 from core.media import (
     MediaLimitExceeded,
     MediaLimits,
@@ -130,6 +130,19 @@ def test_pad_letterboxes_with_black_bars_and_keeps_a_square_square() -> None:
     assert np.ptp(squeezed[:, 1]) > np.ptp(squeezed[:, 0])
     same_aspect = np.tile(frame[:48], (1, 2, 1))[:, :64]  # 48 x 64: the model's own 4:3, nothing to pad
     assert np.array_equal(resize_frame(same_aspect, 12, 16, "pad"), resize_frame(same_aspect, 12, 16, "stretch"))
+
+
+def test_pad_leaves_exact_black_to_the_bars() -> None:
+    """A picture's exact black pixels are lifted to PICTURE_FLOOR (the decoder reads exact black rows and columns as
+    bars); its colours, pure ones included, are kept."""
+    frame = np.zeros((64, 48, 3), np.uint8)  # portrait, black
+    frame[24:40, 16:32] = (255, 0, 0)
+    out = resize_frame(frame, 12, 16, "pad")
+    top, left, h, w = fit_box(64, 48, 12, 16)
+    assert not out[:, :left].any() and not out[:, left + w:].any()
+    picture = out[top:top + h, left:left + w]
+    assert (picture.max(axis=-1) == PICTURE_FLOOR).sum() > picture.size // 6  # the background, lifted
+    assert (picture == (255, 0, 0)).all(axis=-1).any()
 
 
 @pytest.mark.parametrize("fmt", ("mp4", "npy", "gif"))

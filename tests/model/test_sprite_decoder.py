@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+import core.frames as frames_module
 from core.config import preset
-from core.frames import crop_box
+from core.frames import crop_box, fit_box, prepare_clip
 from core.vocab import Vocab
 from model.checkpoint import save_checkpoint
 from model.data.dataset import BatchStream, tensorize
@@ -229,6 +230,22 @@ def test_exact_bars_keep_a_letterboxed_first_frames_bars_black_and_nothing_else(
     frames = decoder(z, first)  # B, T, H, W, 3
     assert frames[0, :, :2].abs().max() == 0 and frames[0, :, 2:-2].abs().max() > 0
     assert frames[2].abs().max() > 0  # a sentence's clip is drawn whole
+
+
+@pytest.mark.parametrize("floor, read_as_bars", [(1, False), (0, True)])
+def test_a_black_background_is_not_read_as_bars(floor: int, read_as_bars: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A portrait clip of a white square on black, letterboxed as an upload is: its bars are the only exact black
+    the decoder sees (core.frames.PICTURE_FLOOR), so its mask is the picture's box; with black left black, every
+    row and column the square does not cross read as a bar, and the clip was drawn inside the square's box only."""
+    clip = np.zeros((4, 64, 48, 3), np.uint8)
+    clip[:, 24:40, 16:32] = 255
+    monkeypatch.setattr(frames_module, "PICTURE_FLOOR", floor)
+    first = torch.from_numpy(prepare_clip(clip, 2, H, W, "pad")[:1])
+    top, left, h, w = fit_box(64, 48, H, W)
+    picture = torch.zeros(1, H, W)
+    picture[:, top:top + h, left:left + w] = 1.0
+    assert torch.equal(picture_mask(first), picture) != read_as_bars
 
 
 def test_sentence_heads_draw_the_rows_without_a_first_frame_and_only_those() -> None:

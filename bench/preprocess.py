@@ -8,7 +8,8 @@ so the release gate (export/gate.py) never sees it: this runs the gate's outside
 captions, their reconstructions' probe, the familiarity score's passes) with the setting at its old value and at its
 new one, and compares them as the gate compares two versions (one-sided McNemar on the same files, core.stats.ALPHA).
 The two-object files, which the gate leaves out, follow: the described object's attributes and the first clause's
-binding, as `slr eval --outside` reads them. Exit 1 when a gate figure fell.
+binding, as `slr eval --outside` reads them. Exit 1 when a gate figure fell. `--sheet PATH` draws the one-object
+files whose reconstruction the setting changes: each file's frames as decoded, then its rebuild under each value.
 """
 from __future__ import annotations
 
@@ -93,11 +94,45 @@ def two_object_table(model: Any, files: list[tuple[Path, dict[str, Any]]], modul
                               [[f"{name}={value}", len(two), *figures(value)] for value in values]))
 
 
+def changed_sheet(artifacts: str, folder: Path, module: ModuleType, name: str, values: tuple[Any, Any],
+                  limit: int = 6) -> list[tuple[str, np.ndarray]]:
+    """Rows for core.sheet: up to `limit` one-object files whose reconstruction's probe reads differently under the
+    two values, each as decoded under the new value, then rebuilt (video-to-video from its first frame) under each."""
+    from export.graph_model import GraphModel
+    from model.data.outside import decode_clip_file, load_outside_set, outside_truth
+    from model.probes import probe_hits
+
+    model = GraphModel.open(Path(artifacts), None)
+    cfg = model.manifest.model
+    files = [(p, label) for p, label in load_outside_set(folder) if not label.get("objects")]
+    truths = [outside_truth(label, cfg) for _, label in files]
+    decoded, rebuilt, hits = {}, {}, {}
+    for value in values:
+        with setting(module, name, value):
+            decoded[value] = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+                                       for p, _ in files])
+        rebuilt[value] = model.frames(model.video_mu(decoded[value]), decoded[value][:, 0])
+        hits[value] = probe_hits(list(rebuilt[value]), truths)
+    old, new = values
+    changed = [i for i in range(len(files)) if any(hits[old][k][i] != hits[new][k][i]
+                                                   for k in ("colour", "shape", "motion"))][:limit]
+    rows = []
+    for i in changed:
+        label = files[i][1]
+        rows.append((f"{files[i][0].name}\n{label['colour']} {label['shape']} {label['motion']} on "
+                     f"{label['background']}", decoded[new][i]))
+        for value in values:
+            read = "/".join("ok" if hits[value][k][i] else "miss" for k in ("colour", "shape", "motion"))
+            rows.append((f"rebuilt, {name}={value}\nprobe colour/shape/motion:\n{read}", rebuilt[value][i]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", required=True, help="the model (artifacts root or version folder)")
     parser.add_argument("--files", type=Path, required=True, help="a folder of `slr data outside`")
     parser.add_argument("--setting", required=True, help="MODULE.NAME=OLD,NEW, e.g. frames.PICTURE_FLOOR=0,1")
+    parser.add_argument("--sheet", help="also draw the files whose reconstruction changes (a PNG path)")
     args = parser.parse_args(argv)
     try:
         module, name, old, new = parse_setting(args.setting)
@@ -105,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     text, kept = gate_table(args.artifacts, args.files, module, name, old, new)
     print(text)
+    if args.sheet:
+        from core.sheet import save_sheet, sheet
+
+        rows = changed_sheet(args.artifacts, args.files, module, name, (old, new))
+        print(save_sheet(sheet(rows), args.sheet) if rows else "no file's reconstruction changed: no sheet")
     return 0 if kept else 1
 
 

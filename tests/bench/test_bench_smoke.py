@@ -172,8 +172,11 @@ def test_preprocess_compares_a_setting_on_the_gates_outside_figures(artifacts_di
 
     build_outside_set(tmp_path, seed=0, n_per_kind=1, quick=True, containers=("mp4", "gif"), two_per_kind=1)
     args = ["--artifacts", str(artifacts_dir), "--files", str(tmp_path), "--setting", "frames.PICTURE_FLOOR=0,1"]
-    assert preprocess.main(args) == 0  # the tiny model learns little: no figure falls by a paired test on 4 files
+    sheet = tmp_path / "sheet.png"
+    # The tiny model learns little: no figure falls by a paired test on 4 files.
+    assert preprocess.main([*args, "--sheet", str(sheet)]) == 0
     out = capsys.readouterr().out
     assert "| outside.colour |" in out and "| PICTURE_FLOOR=1 |" in out
+    assert sheet.exists() or "no sheet" in out
     with pytest.raises(SystemExit):
         preprocess.main([*args[:4], "--setting", "frames.NO_SUCH_SETTING=0,1"])

@@ -152,7 +152,7 @@ def engine_outputs(engine: Any, video: np.ndarray, boxes: list[Any] | None = Non
         captions += [engine.vocab.decode(ids) for ids in engine.decode_sentence(mu)]
         mus.append(mu)
         if calibration is not None:
-            rebuilt = engine.decode_video(mu, x[:, 0])
+            rebuilt = engine.rebuild_video(mu, x[:, 0])
             where = None if boxes is None else boxes[i: i + batch]
             fams.append(calibration.score(x, rebuilt, where))
     flagged = None

@@ -32,7 +32,7 @@ def scores(engine, calibration: Calibration, uploads: list[bytes]) -> np.ndarray
     for i in range(0, len(prepared), 16):
         v = np.stack([p.array for p in prepared[i:i + 16]])
         mu, _ = engine.encode(v, None)
-        rebuilt = engine.decode_video(mu, v[:, 0])
+        rebuilt = engine.rebuild_video(mu, v[:, 0])
         out.append(calibration.score(v, rebuilt, [p.box for p in prepared[i:i + 16]]))
     return np.concatenate(out)
 
@@ -43,7 +43,7 @@ def frame_scores(engine, calibration: Calibration, video: np.ndarray, boxes: lis
     for i in range(0, len(video), 64):
         v = video[i:i + 64]
         mu, _ = engine.encode(v, None)
-        out.append(calibration.score(v, engine.decode_video(mu, v[:, 0]), boxes[i:i + 64]))
+        out.append(calibration.score(v, engine.rebuild_video(mu, v[:, 0]), boxes[i:i + 64]))
     return np.concatenate(out)
 
 
@@ -71,7 +71,7 @@ def sheet_rows(engine, calibration: Calibration, groups: dict[str, list[bytes]],
             p = prepare_upload(data, engine.config, MediaLimits())
             v = p.array[None]
             mu, _ = engine.encode(v, None)
-            rebuilt = engine.decode_video(mu, v[:, 0])
+            rebuilt = engine.rebuild_video(mu, v[:, 0])
             signals = calibration.measure(v, rebuilt, [p.box])
             score = float(calibration.familiarity(signals)[0])
             verdict = "familiar" if score >= calibration.threshold else "UNFAMILIAR"

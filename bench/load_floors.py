@@ -50,7 +50,7 @@ def model_floor(clip: bytes, artifacts: Path, repeat: int = 40, batch: int = 8,
         familiarity = None
         if calibration is not None and engine.has_task("reconstruct"):
             def score() -> Any:
-                rebuilt = engine.decode_video(mu, video[:, 0])
+                rebuilt = engine.rebuild_video(mu, video[:, 0])
                 return calibration.score(video, rebuilt, [prepared.box] * n)
 
             familiarity = median_ms(score, repeat) / n

@@ -1,13 +1,17 @@
 """`slr refit`: a new version whose video decoder (export/refit.py; then recalibrated) or sentence decoder
-(export/refit_sentence.py) is refitted on an exported version's frozen encoders, published beside it; `slr release`
-then decides whether it becomes `latest`."""
+(export/refit_sentence.py) is refitted on an exported version's frozen encoders, published beside it; `slr
+merge-heads` and `slr redraw` derive one from exported versions without training; `slr release` then decides whether
+it becomes `latest`."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_refit_parser(sub: Any) -> None:
@@ -41,6 +45,15 @@ def add_refit_parser(sub: Any) -> None:
     merge.add_argument("--version", required=True, help="the new version's folder name")
     merge.add_argument("--data-dir", required=True, help="the saved corpus whose validation clips check the graphs")
     merge.set_defaults(func=cmd_merge_heads)
+    redraw = sub.add_parser(
+        "redraw", help="a version whose video decoder draws video-to-video over the first frame's own scene (its "
+                       "objects filled in) with another version's weights; sentence-to-video and the familiarity "
+                       "rebuild stay that version's")
+    redraw.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
+    redraw.add_argument("--from-version", required=True, help="the version whose graphs and weights are kept")
+    redraw.add_argument("--version", required=True, help="the new version's folder name")
+    redraw.add_argument("--data-dir", required=True, help="the saved corpus whose validation clips check the graphs")
+    redraw.set_defaults(func=cmd_redraw)
 
 
 def cmd_refit(args: argparse.Namespace) -> int:
@@ -87,20 +100,28 @@ def cmd_refit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_merge_heads(args: argparse.Namespace) -> int:
+def check_clips(data_dir: str, command: str) -> np.ndarray | None:
+    """16 one-object validation clips [16,T,H,W,3] of a saved corpus that a derived version's graphs are checked on;
+    None (said on stderr) where it has none."""
     from cli.release import no_saved_corpus
-    from export.merge_heads import merge_version
     from model.data.corpus import load_split
     from model.inference import single_object, true_frames
 
-    if no_saved_corpus(args.data_dir, "merge-heads"):
-        return 2
-    val = load_split(args.data_dir, "val", 256)
+    if no_saved_corpus(data_dir, command):
+        return None
+    val = load_split(data_dir, "val", 256)
     if not val or val[0].frames is None:
-        print(f"slr merge-heads: {args.data_dir} holds no validation clips with frames (slr data synth)",
-              file=sys.stderr)
+        print(f"slr {command}: {data_dir} holds no validation clips with frames (slr data synth)", file=sys.stderr)
+        return None
+    return true_frames([val[i] for i in single_object(val)][:16])
+
+
+def cmd_merge_heads(args: argparse.Namespace) -> int:
+    from export.merge_heads import merge_version
+
+    clips = check_clips(args.data_dir, "merge-heads")
+    if clips is None:
         return 2
-    clips = true_frames([val[i] for i in single_object(val)][:16])
     try:
         directory = merge_version(Path(args.root), args.video_from, args.sentence_from, args.version, clips)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
@@ -108,5 +129,22 @@ def cmd_merge_heads(args: argparse.Namespace) -> int:
         return 2
     print(f"published {directory} (video-to-video from {args.video_from}, sentence-to-video from "
           f"{args.sentence_from}; familiarity as {args.video_from}'s); make it latest with: slr release {args.root} "
+          f"--model-version {args.version} --data-dir {args.data_dir}")
+    return 0
+
+
+def cmd_redraw(args: argparse.Namespace) -> int:
+    from export.redraw import redraw_version
+
+    clips = check_clips(args.data_dir, "redraw")
+    if clips is None:
+        return 2
+    try:
+        directory = redraw_version(Path(args.root), args.from_version, args.version, clips)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"slr redraw: {e}", file=sys.stderr)
+        return 2
+    print(f"published {directory} (video-to-video over the first frame's scene, {args.from_version}'s weights; "
+          f"sentence-to-video and familiarity as {args.from_version}'s); make it latest with: slr release {args.root} "
           f"--model-version {args.version} --data-dir {args.data_dir}")
     return 0

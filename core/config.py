@@ -42,6 +42,11 @@ class ModelConfig:
     # The sprite decoder draws sentence-to-video (no first frame) with its own heads (sprite, track, background from
     # z): sharing them with video-to-video, training kept sentence-to-video at chance on shape (model/star.py).
     sentence_heads: bool = False
+    # The sprite decoder's video-to-video frames (model/star.py: first_frame_scene) are drawn over the first frame
+    # itself, its objects filled in from their surroundings, rather than over the background the decoder draws from z
+    # (a quarter-size field, which missed other software's backgrounds: tan read as grey). The familiarity rebuild
+    # keeps the model's own background: it measures what the latent explains.
+    first_frame_background: bool = False
 
     @property
     def frame_pixels(self) -> int:

@@ -44,10 +44,12 @@ def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dic
     return {f"{prefix}.{k}": hits[k] for k in keys}
 
 
-def not_flagged(model: GraphModel, video: np.ndarray, rebuilt: np.ndarray, boxes: Sequence[Any]) -> np.ndarray:
-    """Per familiar clip, True where the familiarity score lets it pass (a false alarm is False)."""
+def not_flagged(model: GraphModel, video: np.ndarray, mu: np.ndarray, boxes: Sequence[Any]) -> np.ndarray:
+    """Per clip (its frames and mu), True where the familiarity score lets it pass (a false alarm is False): the
+    clip rebuilt by the graph the service scores with."""
     calibration = model.calibration
     assert calibration is not None
+    rebuilt = model.frames(mu, video[:, 0], model.rebuild_graph)
     return calibration.score(video, rebuilt, boxes) >= calibration.threshold
 
 
@@ -73,7 +75,7 @@ def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nda
     full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
     out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
     if model.calibration is not None:
-        passes = not_flagged(model, video, rebuilt, clip_boxes(clips))
+        passes = not_flagged(model, video, mu, clip_boxes(clips))
         out["familiarity.passes_one_object"] = passes[one]
         out["familiarity.passes_two_objects"] = passes[~one]
     return out
@@ -93,7 +95,7 @@ def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, An
     rebuilt = model.frames(mu, video[:, 0])
     out.update(_named("outside_reconstruct", probe_hits(list(rebuilt), truths), PROBE_KEYS))
     if model.calibration is not None:
-        out["familiarity.passes_outside"] = not_flagged(model, video, rebuilt,
+        out["familiarity.passes_outside"] = not_flagged(model, video, mu,
                                                         [outside_box(label, cfg) for _, label in files])
     return out
 
@@ -105,8 +107,7 @@ def ood_outcomes(model: GraphModel) -> dict[str, np.ndarray]:
         return {}
     cfg = model.manifest.model
     video, boxes = model_input(ood_set(), cfg)
-    rebuilt = model.frames(model.video_mu(video), video[:, 0])
-    return {"familiarity.flags_out_of_domain": ~not_flagged(model, video, rebuilt, boxes)}
+    return {"familiarity.flags_out_of_domain": ~not_flagged(model, video, model.video_mu(video), boxes)}
 
 
 def outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]

@@ -80,9 +80,12 @@ class GraphModel:
                                                     "first_frame": np.ascontiguousarray(first[i:i + BATCH])})[0]
                                for i in range(0, len(mu), BATCH)])
 
+    @property
+    def rebuild_graph(self) -> str:
+        """The graph the familiarity score rebuilds clips with: the rebuild graph where the version has one."""
+        return VIDEO_REBUILD if VIDEO_REBUILD in self.manifest.graphs else VIDEO_DECODER
+
     def rebuild(self, video: np.ndarray) -> np.ndarray:
-        """Clips [N,T,H,W,3] in [0, 1] rebuilt as the service does for familiarity: from their mu and first frame
-        (the rebuild graph where the version has one)."""
+        """Clips [N,T,H,W,3] in [0, 1] rebuilt as the service does for familiarity: from their mu and first frame."""
         video = np.asarray(video, np.float32)
-        graph = VIDEO_REBUILD if VIDEO_REBUILD in self.manifest.graphs else VIDEO_DECODER
-        return self.frames(self.video_mu(video), video[:, 0], graph)
+        return self.frames(self.video_mu(video), video[:, 0], self.rebuild_graph)

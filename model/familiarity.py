@@ -23,12 +23,12 @@ CALIBRATION_CLIPS: int | None = None
 @torch.no_grad()
 def rebuild(model: StarModel, video: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
     """The model's rebuilds of clips [N,T,H,W,3] in [0, 1], as the service computes them from the graphs: the video
-    decoder from z = mu and the clip's first frame."""
+    decoder's rebuild from z = mu and the clip's first frame."""
     model.eval()
     parts: list[np.ndarray] = []
     for i in range(0, len(video), batch):
         v = torch.from_numpy(np.ascontiguousarray(video[i:i + batch], dtype=np.float32))
-        parts.append(model.decode_video(model.encode(video=v).mu, v[:, 0]).numpy())
+        parts.append(model.rebuild_video(model.encode(video=v).mu, v[:, 0]).numpy())
     return np.concatenate(parts)
 
 

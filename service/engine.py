@@ -174,8 +174,9 @@ class Engine:
         return self._run_video_graph(VIDEO_DECODER, z, first_frame)
 
     def rebuild_video(self, z: np.ndarray, first_frame: np.ndarray) -> np.ndarray:
-        """decode_video's frames for rows that all have a first frame (video-to-video), through the model's rebuild
-        graph where it has one (0.6-0.75x the cost: sentence-to-video's heads are not run; bench/rebuild.py)."""
+        """The familiarity score's rebuild of rows that all have a first frame: the model's rebuild graph where it has
+        one (video-to-video's heads only, 0.6-0.75x decode_video's cost: bench/rebuild.py; over the decoder's own
+        background where decode_video draws over the first frame's scene), else decode_video's frames."""
         return self._run_video_graph(VIDEO_REBUILD if VIDEO_REBUILD in self.sessions else VIDEO_DECODER, z,
                                      first_frame)
 

@@ -131,6 +131,36 @@ def test_merge_heads_takes_each_task_exactly_from_its_version(sprite_root, tiny_
     assert "sentence-to-video's own heads" in capsys.readouterr().err and not (sprite_root / "never").exists()
 
 
+def test_redraw_draws_video_to_video_over_the_first_frame_and_keeps_the_rest(sprite_root, tiny_corpus, tmp_path,
+                                                                             capsys) -> None:
+    """`slr redraw` (export/redraw.py): the source's weights, video-to-video over the first frame's scene; the
+    sentence-to-video rows, the familiarity rebuild graph (byte for byte) and every other file as the source's; a
+    version without a rebuild graph apart from its decoder is refused."""
+    train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
+    refit_version(sprite_root, "base", "heads", train, val, TINY.train, RefitConfig(steps=4, lr=1e-2, eval_every=2),
+                  progress=False)
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    assert main(["redraw", str(sprite_root), "--from-version", "heads", "--version", "scene", "--data-dir",
+                 str(data)]) == 0
+    assert "published" in capsys.readouterr().out and read_latest(sprite_root) == "base"
+    source, scene = GraphModel.open(sprite_root, "heads"), GraphModel.open(sprite_root, "scene")
+    scene.manifest.verify_files(scene.directory)
+    assert scene.manifest.model.first_frame_background and not source.manifest.model.first_frame_background
+    changed = {name for name in source.manifest.files if source.manifest.files[name] != scene.manifest.files[name]}
+    assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed
+    assert scene.manifest.familiarity == source.manifest.familiarity
+    z = np.random.default_rng(5).standard_normal((4, source.manifest.model.latent_dim)).astype(np.float32)
+    first = np.stack([c.frames[0] for c in val[:4]]).astype(np.float32) / 255.0
+    none = np.zeros_like(first)
+    assert np.abs(scene.frames(z, none) - source.frames(z, none)).max() < 1e-5
+    assert np.abs(scene.frames(z, first, VIDEO_REBUILD) - source.frames(z, first)).max() < 1e-5
+    assert np.abs(scene.frames(z, first) - source.frames(z, first)).max() > 1e-2  # over the first frame now
+    assert main(["redraw", str(sprite_root), "--from-version", "base", "--version", "never", "--data-dir",
+                 str(data)]) == 2
+    assert "no rebuild graph" in capsys.readouterr().err and not (sprite_root / "never").exists()
+
+
 # ---------------------------------------------------------------- the sentence decoder (export/refit_sentence.py)
 
 def test_the_sentence_decoder_read_back_from_its_graphs_computes_what_they_compute(sprite_root) -> None:

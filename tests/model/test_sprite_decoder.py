@@ -248,6 +248,31 @@ def test_a_black_background_is_not_read_as_bars(floor: int, read_as_bars: bool,
     assert torch.equal(picture_mask(first), picture) != read_as_bars
 
 
+def test_video_to_video_over_the_first_frames_scene() -> None:
+    """ModelConfig.first_frame_background: a clip is drawn over its first frame, the object there filled in from its
+    surroundings (a plain background comes back plain, everywhere); sentence rows and the familiarity rebuild draw
+    over the decoder's own background, as without it."""
+    torch.manual_seed(0)
+    own = SpriteVideoDecoder(replace(sprite_config(), exact_bars=True)).eval()
+    with torch.no_grad():  # an invisible sprite: every pixel drawn is the background
+        own.sprite_out.weight[3] = 0.0
+        own.sprite_out.bias[3] = -30.0
+    scene = SpriteVideoDecoder(replace(own.cfg, first_frame_background=True)).eval()
+    scene.load_state_dict(own.state_dict())
+    first = torch.zeros(2, H, W, 3)
+    tan = torch.tensor([0.8, 0.6, 0.3])
+    first[0] = tan
+    first[0, 6:10, 10:14] = torch.tensor([0.1, 0.1, 0.9])  # a blue square
+    z = torch.randn(2, own.cfg.latent_dim)  # row 1 has no first frame: a sentence's clip
+    with torch.no_grad():
+        drawn, over_scene = own(z, first), scene(z, first)
+        rebuilt = scene.rebuild(z[:1], first[:1])
+    assert torch.allclose(over_scene[0], tan.expand_as(over_scene[0]), atol=1e-5)
+    assert not torch.allclose(drawn[0], tan.expand_as(drawn[0]), atol=0.05)
+    assert torch.equal(over_scene[1], drawn[1])
+    assert torch.allclose(rebuilt, drawn[:1])
+
+
 def test_sentence_heads_draw_the_rows_without_a_first_frame_and_only_those() -> None:
     """ModelConfig.sentence_heads: a row with a first frame is drawn by video-to-video's heads whatever the sentence
     heads hold, a row without one by the sentence heads; seeded from the others, they draw what the others drew."""

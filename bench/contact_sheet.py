@@ -2,10 +2,14 @@
 beside the true frames, through the exported graphs (the engine the service runs).
 
     python -m bench.contact_sheet --artifacts models/default --out docs/contact_sheet.png
+    python -m bench.contact_sheet --artifacts models/default --outside data/outside --versions quality-v16,quality-v17 \
+        --out docs/figures/first_frame_scene.png
 
 Rows of the sheet: each sentence's generated frames; then, for clips drawn by the synthetic generator from a
 seed no training run uses, the true frames above their reconstruction. Frames are upscaled (nearest) so a
-person can see them; the probe's figures for each row are written beside it.
+person can see them; the probe's figures for each row are written beside it. With --outside (a folder of `slr data
+outside`) and --versions, the outside set's one-object files instead: each file as decoded, then each version's
+reconstruction of it (the exported graphs), the first files whose probe readings differ between the versions.
 """
 from __future__ import annotations
 
@@ -54,13 +58,46 @@ def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
     return rows
 
 
+def outside_rows(artifacts: Path, folder: Path, versions: list[str], n_files: int) -> list[tuple[str, np.ndarray]]:
+    from export.graph_model import GraphModel
+    from model.data.outside import decode_clip_file, load_outside_set, outside_truth
+    from model.probes import probe_hits
+
+    models = [GraphModel.open(artifacts, v) for v in versions]
+    cfg = models[0].manifest.model
+    files = [(p, label) for p, label in load_outside_set(folder) if not label.get("objects")]
+    video = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in files])
+    truths = [outside_truth(label, cfg) for _, label in files]
+    rebuilt = [m.frames(m.video_mu(video), video[:, 0]) for m in models]
+    hits = [probe_hits(list(r), truths) for r in rebuilt]
+    readings = [["/".join("ok" if h[k][i] else "miss" for k in ("colour", "shape", "motion"))
+                 for i in range(len(files))] for h in hits]
+    differ = [i for i in range(len(files)) if len({r[i] for r in readings}) > 1][:n_files]
+    rows: list[tuple[str, np.ndarray]] = []
+    for i in differ:
+        label = files[i][1]
+        rows.append((f"{files[i][0].name}\n{label['colour']} {label['shape']} {label['motion']}\non "
+                     f"{label['background']}", video[i]))
+        rows += [(f"{v}: probe colour/shape/motion\n{r[i]}", frames[i])
+                 for v, r, frames in zip(versions, readings, rebuilt)]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", default="models/default")
     parser.add_argument("--out", default="docs/contact_sheet.png")
-    parser.add_argument("--clips", type=int, default=6, help="reconstructed clips")
+    parser.add_argument("--clips", type=int, default=6, help="reconstructed clips (files with --outside)")
+    parser.add_argument("--outside", type=Path, help="the outside set's folder: its files' reconstructions instead")
+    parser.add_argument("--versions", help="with --outside: the versions to compare, comma-separated")
     args = parser.parse_args(argv)
-    print(save_sheet(sheet(build_rows(Path(args.artifacts), args.clips)), args.out))
+    if args.outside:
+        if not args.versions:
+            parser.error("--outside needs --versions")
+        rows = outside_rows(Path(args.artifacts), args.outside, args.versions.split(","), args.clips)
+    else:
+        rows = build_rows(Path(args.artifacts), args.clips)
+    print(save_sheet(sheet(rows), args.out) if rows else "no file reads differently: no sheet")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,15 +15,24 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+CHECK_DATA = "the saved corpus whose validation clips check the graphs"
+
+
+def new_version_args(parser: argparse.ArgumentParser, data_help: str = CHECK_DATA) -> argparse.ArgumentParser:
+    """The arguments every command deriving a version shares: the root, the new version's name, the corpus."""
+    parser.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
+    parser.add_argument("--version", required=True, help="the new version's folder name")
+    parser.add_argument("--data-dir", required=True, help=data_help)
+    return parser
+
+
 def add_refit_parser(sub: Any) -> None:
     ref = sub.add_parser(
         "refit", help="retrain an exported version's video decoder (sentence-to-video's own heads included) or its "
                       "sentence decoder (captions, paraphrases) on its frozen encoders, from its own graphs: the "
                       "encoders and the other decoder stay byte-identical")
-    ref.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
+    new_version_args(ref, "the saved corpus the version was trained on (slr data synth)")
     ref.add_argument("--from-version", required=True, help="the version whose encoders and decoder start the refit")
-    ref.add_argument("--version", required=True, help="the new version's folder name")
-    ref.add_argument("--data-dir", required=True, help="the saved corpus the version was trained on (slr data synth)")
     ref.add_argument("--preset", default="quality", help="whose loss weights and grad clip to train with")
     ref.add_argument("--decoder", choices=("video", "sentence"), default="video", help="which decoder to refit")
     ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence)")
@@ -38,21 +48,17 @@ def add_refit_parser(sub: Any) -> None:
         "merge-heads", help="a version whose video decoder draws video-to-video with one version's heads and "
                             "sentence-to-video with another's (two refits of the same encoders): each task from the "
                             "version that does it best, exactly as that version computes it")
-    merge.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
+    new_version_args(merge)
     merge.add_argument("--video-from", required=True, help="the version whose video-to-video heads (reconstruct, "
                                                            "the familiarity rebuild) are kept")
     merge.add_argument("--sentence-from", required=True, help="the version whose sentence-to-video heads are kept")
-    merge.add_argument("--version", required=True, help="the new version's folder name")
-    merge.add_argument("--data-dir", required=True, help="the saved corpus whose validation clips check the graphs")
     merge.set_defaults(func=cmd_merge_heads)
     redraw = sub.add_parser(
         "redraw", help="a version whose video decoder draws video-to-video over the first frame's own scene (its "
                        "objects filled in) with another version's weights; sentence-to-video and the familiarity "
                        "rebuild stay that version's")
-    redraw.add_argument("root", help="artifacts root (e.g. models/default); the new version is published beside")
-    redraw.add_argument("--from-version", required=True, help="the version whose graphs and weights are kept")
-    redraw.add_argument("--version", required=True, help="the new version's folder name")
-    redraw.add_argument("--data-dir", required=True, help="the saved corpus whose validation clips check the graphs")
+    new_version_args(redraw).add_argument("--from-version", required=True,
+                                          help="the version whose graphs and weights are kept")
     redraw.set_defaults(func=cmd_redraw)
 
 
@@ -116,35 +122,36 @@ def check_clips(data_dir: str, command: str) -> np.ndarray | None:
     return true_frames([val[i] for i in single_object(val)][:16])
 
 
-def cmd_merge_heads(args: argparse.Namespace) -> int:
-    from export.merge_heads import merge_version
-
-    clips = check_clips(args.data_dir, "merge-heads")
+def publish_derived(args: argparse.Namespace, command: str, build: Callable[[np.ndarray], Path], what: str) -> int:
+    """A version derived from others without training: built from the corpus' check clips, then where it is and how
+    to release it said; exit 2 on a usage error."""
+    clips = check_clips(args.data_dir, command)
     if clips is None:
         return 2
     try:
-        directory = merge_version(Path(args.root), args.video_from, args.sentence_from, args.version, clips)
+        directory = build(clips)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"slr merge-heads: {e}", file=sys.stderr)
+        print(f"slr {command}: {e}", file=sys.stderr)
         return 2
-    print(f"published {directory} (video-to-video from {args.video_from}, sentence-to-video from "
-          f"{args.sentence_from}; familiarity as {args.video_from}'s); make it latest with: slr release {args.root} "
-          f"--model-version {args.version} --data-dir {args.data_dir}")
+    print(f"published {directory} ({what}); make it latest with: slr release {args.root} --model-version "
+          f"{args.version} --data-dir {args.data_dir}")
     return 0
+
+
+def cmd_merge_heads(args: argparse.Namespace) -> int:
+    from export.merge_heads import merge_version
+
+    return publish_derived(
+        args, "merge-heads",
+        lambda clips: merge_version(Path(args.root), args.video_from, args.sentence_from, args.version, clips),
+        f"video-to-video from {args.video_from}, sentence-to-video from {args.sentence_from}; familiarity as "
+        f"{args.video_from}'s")
 
 
 def cmd_redraw(args: argparse.Namespace) -> int:
     from export.redraw import redraw_version
 
-    clips = check_clips(args.data_dir, "redraw")
-    if clips is None:
-        return 2
-    try:
-        directory = redraw_version(Path(args.root), args.from_version, args.version, clips)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"slr redraw: {e}", file=sys.stderr)
-        return 2
-    print(f"published {directory} (video-to-video over the first frame's scene, {args.from_version}'s weights; "
-          f"sentence-to-video and familiarity as {args.from_version}'s); make it latest with: slr release {args.root} "
-          f"--model-version {args.version} --data-dir {args.data_dir}")
-    return 0
+    return publish_derived(
+        args, "redraw", lambda clips: redraw_version(Path(args.root), args.from_version, args.version, clips),
+        f"video-to-video over the first frame's scene, {args.from_version}'s weights; sentence-to-video and "
+        f"familiarity as {args.from_version}'s")

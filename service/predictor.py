@@ -300,9 +300,10 @@ class Predictor:
         """The entry with its familiarity signals (a video's, where scoring is on), cached once it has them."""
         entry, frames = await encoded
         if frames is not None and self.calibration is not None:
-            # The model rebuilds the clip from its own SLR (the video decoder's video-to-video rows, as /reconstruct
-            # draws them): what it misses is one familiarity signal, read inside the upload's own picture. Cache
-            # misses only; the signals are cached with the SLR.
+            # The model rebuilds the clip from its own SLR (the video decoder's video-to-video rows, over the
+            # background it draws itself, where /reconstruct may draw over the first frame's scene): what it misses
+            # is one familiarity signal, read inside the upload's own picture. Cache misses only; the signals are
+            # cached with the SLR.
             signals = await self._submit(BatchKey("score"), (frames, entry.mu, entry.box))
             entry = dataclasses.replace(entry, video_signals=signals)
         await self.cache.put(key, entry)

@@ -74,7 +74,8 @@ async def video_response(predictor: Predictor, latent: Latent, first_frame: bool
 async def reconstruct(request: Request, predictor: PredictorDep) -> Response:
     """A clip in the form field `video`, or a `latent_id` from /encode (form field or JSON). Decodes the SLR
     to a clip, conditioned on the input's first frame (kept with the SLR, so a latent_id of a video works
-    too; zeros when the SLR came from a sentence)."""
+    too; zeros when the SLR came from a sentence): the object the SLR describes, drawn over the first frame's
+    own scene where the model does so (`first_frame_background`, quality-v17 on)."""
     predictor.require_task("reconstruct")
     body = await parse_body(request, RECONSTRUCT)
     f = body.fields

@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.heap import fix_mmap_threshold, freeze_startup_objects, thaw_startup_objects
+from service.heap import fix_mmap_threshold, freeze_startup_objects, limit_arenas, thaw_startup_objects
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import build_predictor
@@ -62,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     fix_mmap_threshold(settings.mmap_threshold_kib * 1024)  # before the engine allocates anything
+    limit_arenas(settings.malloc_arenas)  # before the engine's and the media threads start
     # Missing or corrupt artifacts (a checksum mismatch, a graph onnxruntime cannot load) or an unusable
     # required GPU raise here: the server refuses to start and never becomes ready, and says why in one line.
     try:

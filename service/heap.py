@@ -1,10 +1,15 @@
-"""The serving process's heap: bounded (glibc's mmap threshold) and cheap to collect (start-up objects frozen).
+"""The serving process's heap: bounded (glibc's mmap threshold and arenas) and cheap to collect (start-up objects
+frozen).
 
 glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MiB on 64-bit), so every later
 buffer of that size (a batch of decoded frames, onnxruntime's activations with its arena off) is carved from the
 heap instead, where freed space fragments and is rarely given back. Under a cache-miss sweep that left the serving
 process 54 MB larger than with a fixed threshold (238 against 184 MB after the same load; docs/performance.md).
 A fixed threshold keeps large buffers mmapped: freed, they go back to the system at once.
+
+glibc also gives a thread that finds the arenas locked an arena of its own (up to 8 per core), and each keeps what was
+freed in it: the engine's six threads, the media threads and the event loop left the serving process 252 MiB after a
+peers sweep with glibc's count, 235 with 2 arenas, 221 with 1 (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -15,23 +20,34 @@ import sys
 
 log = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
+M_ARENA_MAX = -8
 
 
-def fix_mmap_threshold(threshold_bytes: int) -> bool:
-    """Pin glibc's mmap threshold (0: leave malloc's own dynamic one). True where it was set; False elsewhere
-    (another libc, another OS), which is harmless: only memory use differs."""
-    if threshold_bytes <= 0 or not sys.platform.startswith("linux"):
+def _mallopt(param: int, name: str, value: int) -> bool:
+    """glibc's mallopt(param, value) where value > 0. True where it was set; False elsewhere (another libc, another
+    OS, value 0), which is harmless: only memory use differs."""
+    if value <= 0 or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, without find_library's subprocess
     except (OSError, AttributeError):  # musl (Alpine) has no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    done = bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes))
+    done = bool(mallopt(param, value))
     if not done:
-        log.warning("mallopt(M_MMAP_THRESHOLD, %d) refused; the heap keeps glibc's dynamic threshold", threshold_bytes)
+        log.warning("mallopt(%s, %d) refused; the heap keeps glibc's own", name, value)
     return done
+
+
+def fix_mmap_threshold(threshold_bytes: int) -> bool:
+    """Pin glibc's mmap threshold (0: leave malloc's own dynamic one)."""
+    return _mallopt(M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", threshold_bytes)
+
+
+def limit_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas (0: glibc's own, 8 per core); before the process starts its threads."""
+    return _mallopt(M_ARENA_MAX, "M_ARENA_MAX", arenas)
 
 
 def freeze_startup_objects() -> None:

@@ -1,6 +1,7 @@
 """service/heap.py: with the mmap threshold pinned, a large buffer allocated after a larger one was freed is still
-mmapped (given back to the system when freed), where glibc's own threshold would have grown past it; the objects
-alive at start-up are frozen out of the cyclic collector while the server serves."""
+mmapped (given back to the system when freed), where glibc's own threshold would have grown past it; with the arenas
+capped, threads share them; the objects alive at start-up are frozen out of the cyclic collector while the server
+serves."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 from service.app import create_app
-from service.heap import fix_mmap_threshold
+from service.heap import fix_mmap_threshold, limit_arenas
 from service.settings import Settings
 
 PROBE = """
@@ -54,7 +55,44 @@ def test_a_pinned_threshold_keeps_large_buffers_mmapped() -> None:
 
 
 def test_zero_leaves_malloc_alone() -> None:
-    assert fix_mmap_threshold(0) is False
+    assert fix_mmap_threshold(0) is False and limit_arenas(0) is False
+
+
+ARENAS = """
+import ctypes, sys, tempfile, threading
+import numpy as np
+from service.heap import limit_arenas
+
+print(limit_arenas(int(sys.argv[1])))
+held = []
+def work():
+    held.append(np.ones(1 << 16, np.uint8))  # each new thread's first malloc: an arena of its own, up to the cap
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile() as f:
+    fp = libc.fopen(f.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(fp))
+    libc.fclose(ctypes.c_void_p(fp))
+    print(open(f.name).read().count("<heap nr="))
+"""
+
+
+def arenas_after_six_threads(cap: int) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", ARENAS, str(cap)], capture_output=True, text=True, check=True)
+    done, heaps = out.stdout.split()
+    return done, int(heaps)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_capped_arenas_are_shared_by_the_threads() -> None:
+    done, own = arenas_after_six_threads(0)
+    assert done == "False" and own > 2
+    assert arenas_after_six_threads(2) == ("True", 2)
 
 
 @pytest.mark.parametrize("freeze", [True, False])

@@ -9,7 +9,7 @@ A fixed threshold keeps large buffers mmapped: freed, they go back to the system
 
 glibc also gives a thread that finds the arenas locked an arena of its own (up to 8 per core), and each keeps what was
 freed in it: the engine's six threads, the media threads and the event loop left the serving process 252 MiB after a
-peers sweep with glibc's count, 235 with 2 arenas, 221 with 1 (docs/performance.md).
+cache-miss sweep with glibc's count, 235 with 2 arenas, 221 with 1 (one run each; docs/performance.md).
 """
 from __future__ import annotations
 

@@ -50,9 +50,11 @@ class Settings(BaseSettings):
                                                 "grows with use and leaves the heap fragmented. Below a batch's "
                                                 "buffers (a score batch's are 1-2 MiB), every call pays the page "
                                                 "faults of fresh mmaps: at 128 the score cost a miss 2.8x its CPU")
-    malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas of the serving process (service/heap.py): "
-                               "each keeps the memory freed in it; 0 keeps glibc's 8 per core. 2 left the process "
-                               "17 MiB smaller after a peers sweep, 1 31 MiB, at the same req/s")
+    malloc_arenas: int = Field(2, ge=0, le=64,
+                               description="glibc malloc arenas of the serving process (service/heap.py): each keeps "
+                                           "the memory freed in it; 0 keeps glibc's 8 per core. 2 left the process "
+                                           "220 against 245 MiB after a bench.load sweep (232 against 229 in another "
+                                           "run), req/s within noise")
     gc_freeze: bool = Field(True, description="take the objects alive after start-up out of Python's cyclic "
                                                "collector (service/heap.py): its full passes stalled the event loop")
     decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "

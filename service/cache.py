@@ -13,9 +13,9 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -133,15 +133,43 @@ def _raw(fields: Mapping[bytes | str, bytes | str]) -> Mapping[bytes, bytes]:
     return cast(Mapping[bytes, bytes], fields)
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Lru(Generic[K, V]):
+    """At most `size` values, the least recently used dropped first: the SLR cache's memory tier, and the sentences
+    the predictor remembers per latent."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class SlrCache:
     """Two tiers: in-process LRU (always) and Redis (when configured and reachable)."""
 
     def __init__(self, redis_url: str | None, ttl_s: int, lru_size: int, frame_shape: tuple[int, int, int],
                  retry_s: float = 2.0, on_redis_state: Callable[[bool], None] | None = None,
                  latent_dim: int | None = None, local: bool = False) -> None:
-        self.ttl_s, self.lru_size, self.frame_shape, self.retry_s = ttl_s, lru_size, frame_shape, retry_s
+        self.ttl_s, self.frame_shape, self.retry_s = ttl_s, frame_shape, retry_s
         self.latent_dim = latent_dim
-        self._lru: OrderedDict[str, SlrEntry] = OrderedDict()
+        self._lru: Lru[str, SlrEntry] = Lru(lru_size)
         self._on_state = on_redis_state or (lambda up: None)
         self._redis = self._client(redis_url) if redis_url else None
         self._up = False
@@ -192,17 +220,10 @@ class SlrCache:
             self._mark(False, e)
         return self._up
 
-    def _lru_put(self, key: str, entry: SlrEntry) -> None:
-        self._lru[key] = entry
-        self._lru.move_to_end(key)
-        while len(self._lru) > self.lru_size:
-            self._lru.popitem(last=False)
-
     async def get(self, key: str) -> tuple[SlrEntry, str] | None:
         """(entry, tier) on a hit, where tier is 'memory' or 'redis'; None on a miss."""
         entry = self._lru.get(key)
         if entry is not None:
-            self._lru.move_to_end(key)
             return entry, "memory"
         if not self._redis_usable():
             return None
@@ -216,11 +237,11 @@ class SlrCache:
         entry = _from_fields(_raw(fields), self.frame_shape, self.latent_dim) if fields else None
         if entry is None:
             return None
-        self._lru_put(key, entry)
+        self._lru.put(key, entry)
         return entry, "redis"
 
     async def put(self, key: str, entry: SlrEntry) -> None:
-        self._lru_put(key, entry)
+        self._lru.put(key, entry)
         if not self._redis_usable():
             return
         assert self._redis is not None

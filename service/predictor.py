@@ -27,7 +27,7 @@ from core.manifest import Manifest
 from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, Source
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
-from service.cache import LATENT_ID, SlrCache, SlrEntry, canonical_digest, make_key
+from service.cache import LATENT_ID, Lru, SlrCache, SlrEntry, canonical_digest, make_key
 from service.decoding import DecodePool
 from service.errors import InvalidInput, Overloaded, TaskUnavailable, UnknownLatent
 from service.media import encode_gif, encode_png_frames, to_uint8
@@ -170,9 +170,9 @@ class Predictor:
         # words): kept per distinct pair, so that a hit does one lookup with the score on as with it off (building
         # it cost ~1.1 us more with the score on, the one per-hit work that differed: bench/hit_cost.py).
         self._verdicts = functools.lru_cache(maxsize=settings.cache_lru_size)(self._verdict_of)
-        # The sentence of an SLR's mean, per (latent id, beam size, length cap), oldest dropped first: a function of
-        # the latent as the SLR is, so a cache hit's caption skips the sentence decoder too.
-        self._mean_sentences: dict[tuple[str, int, int | None], list[int]] = {}
+        # The sentence of an SLR's mean, per (latent id, beam size, length cap): a function of the latent as the SLR
+        # is, so a cache hit's caption skips the sentence decoder too.
+        self._mean_sentences: Lru[tuple[str, int, int | None], list[int]] = Lru(settings.cache_lru_size)
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
         self.decoder = DecodePool(settings.decode_processes, self._media_pool, settings.mmap_threshold_kib * 1024)
@@ -388,9 +388,7 @@ class Predictor:
             await asyncio.sleep(0)
         else:
             ids = (await self.sentence_ids(latent.entry.mu[None, :], beam_size, max_len))[0]
-            self._mean_sentences[key] = ids
-            if len(self._mean_sentences) > self.settings.cache_lru_size:
-                del self._mean_sentences[next(iter(self._mean_sentences))]
+            self._mean_sentences.put(key, ids)
         return ids
 
     async def describe(self, latent: Latent, samples: int, seed: int, beam_size: int, max_len: int | None,

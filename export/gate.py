@@ -44,13 +44,16 @@ def _named(prefix: str, hits: dict[str, np.ndarray], keys: Sequence[str]) -> dic
     return {f"{prefix}.{k}": hits[k] for k in keys}
 
 
-def not_flagged(model: GraphModel, video: np.ndarray, mu: np.ndarray, boxes: Sequence[Any]) -> np.ndarray:
+def not_flagged(model: GraphModel, video: np.ndarray, mu: np.ndarray, boxes: Sequence[Any],
+                drawn: np.ndarray | None = None) -> np.ndarray:
     """Per clip (its frames and mu), True where the familiarity score lets it pass (a false alarm is False): the
-    clip rebuilt by the graph the service scores with."""
+    clip rebuilt by the graph the service scores with (`drawn`, the video decoder's frames of the same clips, where
+    that graph is the video decoder)."""
     calibration = model.calibration
     assert calibration is not None
-    rebuilt = model.frames(mu, video[:, 0], model.rebuild_graph)
-    return calibration.score(video, rebuilt, boxes) >= calibration.threshold
+    if drawn is None or model.rebuild_graph != VIDEO_DECODER:
+        drawn = model.frames(mu, video[:, 0], model.rebuild_graph)
+    return calibration.score(video, drawn, boxes) >= calibration.threshold
 
 
 def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
@@ -75,7 +78,7 @@ def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nda
     full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
     out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
     if model.calibration is not None:
-        passes = not_flagged(model, video, mu, clip_boxes(clips))
+        passes = not_flagged(model, video, mu, clip_boxes(clips), rebuilt)
         out["familiarity.passes_one_object"] = passes[one]
         out["familiarity.passes_two_objects"] = passes[~one]
     return out
@@ -96,7 +99,7 @@ def outside_outcomes(model: GraphModel, files: Sequence[tuple[Path, dict[str, An
     out.update(_named("outside_reconstruct", probe_hits(list(rebuilt), truths), PROBE_KEYS))
     if model.calibration is not None:
         out["familiarity.passes_outside"] = not_flagged(model, video, mu,
-                                                        [outside_box(label, cfg) for _, label in files])
+                                                        [outside_box(label, cfg) for _, label in files], rebuilt)
     return out
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from core.config import ModelConfig
 from core.sheet import frames_row, save_sheet, sheet  # noqa: F401  (bench.caption_sheet, bench.familiarity)
 from core.vocab import tokenize
 
@@ -58,29 +60,57 @@ def build_rows(artifacts: Path, n_clips: int) -> list[tuple[str, np.ndarray]]:
     return rows
 
 
-def outside_rows(artifacts: Path, folder: Path, versions: list[str], n_files: int) -> list[tuple[str, np.ndarray]]:
-    from export.graph_model import GraphModel
-    from model.data.outside import decode_clip_file, load_outside_set, outside_truth
+OutsideFile = tuple[Path, dict[str, Any]]
+
+
+def one_object_files(folder: Path) -> list[OutsideFile]:
+    """The outside set's one-object files (path, label), as the release gate reads them."""
+    from model.data.outside import load_outside_set
+
+    return [(p, label) for p, label in load_outside_set(folder) if not label.get("objects")]
+
+
+def decode_files(files: list[OutsideFile], cfg: ModelConfig) -> np.ndarray:
+    """[N,T,H,W,3]: the files decoded as uploads are."""
+    from model.data.outside import decode_clip_file
+
+    return np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in files])
+
+
+def differing_rows(files: list[OutsideFile], cfg: ModelConfig, drawn: dict[str, tuple[np.ndarray, np.ndarray]],
+                   n_files: int) -> list[tuple[str, np.ndarray]]:
+    """Rows for core.sheet: up to n_files of `files` whose rebuilds the video probe reads differently one way and
+    another (`drawn`: a way's name -> (the files decoded, their rebuilds)), each as decoded (the last way's), then
+    each way's rebuild with the probe's colour / shape / motion."""
+    from model.data.outside import outside_truth
     from model.probes import probe_hits
 
-    models = [GraphModel.open(artifacts, v) for v in versions]
-    cfg = models[0].manifest.model
-    files = [(p, label) for p, label in load_outside_set(folder) if not label.get("objects")]
-    video = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit) for p, _ in files])
     truths = [outside_truth(label, cfg) for _, label in files]
-    rebuilt = [m.frames(m.video_mu(video), video[:, 0]) for m in models]
-    hits = [probe_hits(list(r), truths) for r in rebuilt]
-    readings = [["/".join("ok" if h[k][i] else "miss" for k in ("colour", "shape", "motion"))
-                 for i in range(len(files))] for h in hits]
-    differ = [i for i in range(len(files)) if len({r[i] for r in readings}) > 1][:n_files]
+    readings = {name: ["/".join("ok" if h[k][i] else "miss" for k in ("colour", "shape", "motion"))
+                       for i in range(len(files))]
+                for name, h in ((name, probe_hits(list(rebuilt), truths)) for name, (_, rebuilt) in drawn.items())}
+    differ = [i for i in range(len(files)) if len({r[i] for r in readings.values()}) > 1][:n_files]
+    decoded = list(drawn.values())[-1][0]
     rows: list[tuple[str, np.ndarray]] = []
     for i in differ:
         label = files[i][1]
         rows.append((f"{files[i][0].name}\n{label['colour']} {label['shape']} {label['motion']}\non "
-                     f"{label['background']}", video[i]))
-        rows += [(f"{v}: probe colour/shape/motion\n{r[i]}", frames[i])
-                 for v, r, frames in zip(versions, readings, rebuilt)]
+                     f"{label['background']}", decoded[i]))
+        rows += [(f"{name}: probe colour/shape/motion\n{readings[name][i]}", rebuilt[i])
+                 for name, (_, rebuilt) in drawn.items()]
     return rows
+
+
+def outside_rows(artifacts: Path, folder: Path, versions: list[str], n_files: int) -> list[tuple[str, np.ndarray]]:
+    """differing_rows between versions of a model, the files decoded once."""
+    from export.graph_model import GraphModel
+
+    models = {v: GraphModel.open(artifacts, v) for v in versions}
+    cfg = models[versions[0]].manifest.model
+    files = one_object_files(folder)
+    video = decode_files(files, cfg)
+    drawn = {v: (video, m.frames(m.video_mu(video), video[:, 0])) for v, m in models.items()}
+    return differing_rows(files, cfg, drawn, n_files)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,35 +96,21 @@ def two_object_table(model: Any, files: list[tuple[Path, dict[str, Any]]], modul
 
 def changed_sheet(artifacts: str, folder: Path, module: ModuleType, name: str, values: tuple[Any, Any],
                   limit: int = 6) -> list[tuple[str, np.ndarray]]:
-    """Rows for core.sheet: up to `limit` one-object files whose reconstruction's probe reads differently under the
-    two values, each as decoded under the new value, then rebuilt (video-to-video from its first frame) under each."""
+    """Rows for core.sheet (bench/contact_sheet.py differing_rows): up to `limit` one-object files whose
+    reconstruction's probe reads differently under the two values, each decoded under the new value, then rebuilt
+    (video-to-video from its first frame) under each."""
+    from bench.contact_sheet import decode_files, differing_rows, one_object_files
     from export.graph_model import GraphModel
-    from model.data.outside import decode_clip_file, load_outside_set, outside_truth
-    from model.probes import probe_hits
 
     model = GraphModel.open(Path(artifacts), None)
     cfg = model.manifest.model
-    files = [(p, label) for p, label in load_outside_set(folder) if not label.get("objects")]
-    truths = [outside_truth(label, cfg) for _, label in files]
-    decoded, rebuilt, hits = {}, {}, {}
+    files = one_object_files(folder)
+    drawn = {}
     for value in values:
         with setting(module, name, value):
-            decoded[value] = np.stack([decode_clip_file(p, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-                                       for p, _ in files])
-        rebuilt[value] = model.frames(model.video_mu(decoded[value]), decoded[value][:, 0])
-        hits[value] = probe_hits(list(rebuilt[value]), truths)
-    old, new = values
-    changed = [i for i in range(len(files)) if any(hits[old][k][i] != hits[new][k][i]
-                                                   for k in ("colour", "shape", "motion"))][:limit]
-    rows = []
-    for i in changed:
-        label = files[i][1]
-        rows.append((f"{files[i][0].name}\n{label['colour']} {label['shape']} {label['motion']} on "
-                     f"{label['background']}", decoded[new][i]))
-        for value in values:
-            read = "/".join("ok" if hits[value][k][i] else "miss" for k in ("colour", "shape", "motion"))
-            rows.append((f"rebuilt, {name}={value}\nprobe colour/shape/motion:\n{read}", rebuilt[value][i]))
-    return rows
+            video = decode_files(files, cfg)
+        drawn[f"rebuilt, {name}={value}"] = (video, model.frames(model.video_mu(video), video[:, 0]))
+    return differing_rows(files, cfg, drawn, limit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,8 @@ from core.channels import INPUT_KEYS
 from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD, encoder_graph
 from export.graph_model import GraphModel
 from export.graphs import graph_specs
-from export.parity import FP32_ATOL, open_cpu_session
-from export.refit import decoder_from_graph, publish_refit, video_graphs_parity
+from export.parity import FP32_ATOL
+from export.refit import decoder_from_graph, publish_refit, rows_difference, video_graphs_parity
 from model.star import SpriteVideoDecoder, StarModel
 
 SENTENCE_HEADS = "sentence."  # DrawHeads' parameters in the decoder's state dict
@@ -58,13 +58,8 @@ def source_difference(merged: Path, video_from: GraphModel, sentence_from: Graph
                       first: np.ndarray) -> float:
     """Largest |merged - source| of the written graph: video-to-video rows against video_from's graph, sentence-to-
     video rows (zeros as the first frame) against sentence_from's."""
-    session = open_cpu_session(merged)
-    none = np.zeros_like(first)
-    worst = 0.0
-    for frame, source in ((first, video_from), (none, sentence_from)):
-        got = session.run(["frames"], {"z": z, "first_frame": frame})[0]
-        worst = max(worst, float(np.abs(got - source.frames(z, frame)).max()))
-    return worst
+    return max(rows_difference(merged, video_from, z, first),
+               rows_difference(merged, sentence_from, z, np.zeros_like(first)))
 
 
 def merge_version(root: Path, video_from: str, sentence_from: str, version: str, first: np.ndarray,

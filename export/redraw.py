@@ -20,16 +20,9 @@ import torch
 from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD
 from export.graph_model import GraphModel
 from export.graphs import graph_specs
-from export.parity import FP32_ATOL, open_cpu_session
-from export.refit import decoder_from_graph, publish_refit, video_graphs_parity
+from export.parity import FP32_ATOL
+from export.refit import decoder_from_graph, publish_refit, rows_difference, video_graphs_parity
 from model.star import StarModel
-
-
-def sentence_rows_difference(graph: Path, source: GraphModel, z: np.ndarray, shape: tuple[int, ...]) -> float:
-    """Largest |new - source| of sentence-to-video rows (zeros as the first frame) of the written decoder graph."""
-    none = np.zeros(shape, np.float32)
-    got = open_cpu_session(graph).run(["frames"], {"z": z, "first_frame": none})[0]
-    return float(np.abs(got - source.frames(z, none)).max())
 
 
 def redraw_version(root: Path, source_version: str | None, version: str, clips: np.ndarray,
@@ -52,7 +45,7 @@ def redraw_version(root: Path, source_version: str | None, version: str, clips: 
     first = np.ascontiguousarray(clips[:, 0])
 
     def parity(staging: Path) -> float:
-        gap = sentence_rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, first.shape)
+        gap = rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, np.zeros_like(first))
         if gap > atol:
             raise ValueError(f"sentence-to-video rows differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
         return video_graphs_parity(decoder, staging, torch.from_numpy(z), torch.from_numpy(first))

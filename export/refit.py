@@ -224,6 +224,13 @@ def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, f
     return worst
 
 
+def rows_difference(graph: Path, source: GraphModel, z: np.ndarray, first: np.ndarray) -> float:
+    """Largest |written decoder graph - source version's decoder| on latents z and first frames (zeros: sentence-to-
+    video rows): what a derived version must draw exactly as its source does."""
+    got = open_cpu_session(graph).run(["frames"], {"z": z, "first_frame": first})[0]
+    return float(np.abs(got - source.frames(z, first)).max())
+
+
 def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, graphs: Sequence[str],
                   parity: Callable[[Path], float], record: dict[str, Any], atol: float = FP32_ATOL) -> Path:
     """The base version's folder with `graphs` exported anew from `star` (its refitted decoder), published beside

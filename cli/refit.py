@@ -1,5 +1,7 @@
 """`slr refit`: a new version whose video decoder (export/refit.py; then recalibrated) or sentence decoder
-(export/refit_sentence.py) is refitted on an exported version's frozen encoders, published beside it; `slr
+(export/refit_sentence.py) is refitted on an exported version's frozen encoders, or whose video encoder is distilled to
+read scenes over any background as over the corpus' own (export/refit_encoder.py; then recalibrated), published
+beside it; `slr
 merge-heads` and `slr redraw` derive one from exported versions without training; `slr release` then decides whether
 it becomes `latest`."""
 from __future__ import annotations
@@ -28,18 +30,24 @@ def new_version_args(parser: argparse.ArgumentParser, data_help: str = CHECK_DAT
 
 def add_refit_parser(sub: Any) -> None:
     ref = sub.add_parser(
-        "refit", help="retrain an exported version's video decoder (sentence-to-video's own heads included) or its "
-                      "sentence decoder (captions, paraphrases) on its frozen encoders, from its own graphs: the "
-                      "encoders and the other decoder stay byte-identical")
+        "refit", help="retrain one part of an exported version from its own graphs, the others byte-identical: its "
+                      "video decoder (sentence-to-video's own heads included) or its sentence decoder (captions, "
+                      "paraphrases) on its frozen encoders, or its video encoder (distilled from itself to read "
+                      "scenes over backgrounds of any colour as over the corpus' own) under its frozen decoders")
     new_version_args(ref, "the saved corpus the version was trained on (slr data synth)")
     ref.add_argument("--from-version", required=True, help="the version whose encoders and decoder start the refit")
     ref.add_argument("--preset", default="quality", help="whose loss weights and grad clip to train with")
-    ref.add_argument("--decoder", choices=("video", "sentence"), default="video", help="which decoder to refit")
-    ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence)")
+    ref.add_argument("--part", "--decoder", dest="part", choices=("video", "sentence", "video-encoder"),
+                     default="video", help="which part to refit: the video or the sentence decoder, or the video "
+                                           "encoder")
+    ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence and encoder)")
     ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--ramp-share", type=float, help="video decoder: share of video-to-video rows trained on a steep "
                                                       "colour ramp across the picture (default 0)")
+    ref.add_argument("--caption-weight", type=float, help="video encoder: weight of the caption loss through the "
+                                                          "version's own caption decoder beside the distillation "
+                                                          "(default 0)")
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--validation-clips", type=int, default=1000, help="validation clips that pick the best weights")
     ref.add_argument("--calibration-clips", type=int, help="validation clips to recalibrate on (default: all)")
@@ -67,6 +75,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from core.config import preset
     from export.calibrate import recalibrate
     from export.refit import RefitConfig, refit_version
+    from export.refit_encoder import EncoderRefitConfig, refit_encoder_version
     from export.refit_sentence import SentenceRefitConfig, refit_sentence_version
     from model.data.corpus import load_split
     from model.familiarity import clip_boxes
@@ -84,9 +93,13 @@ def cmd_refit(args: argparse.Namespace) -> int:
     root, tc = Path(args.root), preset(args.preset).train
     given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("seed", args.seed)) if v is not None}
     try:
-        if args.decoder == "sentence":
+        if args.part == "sentence":
             directory, record = refit_sentence_version(root, args.from_version, args.version, train, val, tc,
                                                        SentenceRefitConfig(**given))
+        elif args.part == "video-encoder":
+            weight = {"caption_weight": args.caption_weight} if args.caption_weight is not None else {}
+            directory, record = refit_encoder_version(root, args.from_version, args.version, train, val, tc,
+                                                      EncoderRefitConfig(**given, **weight))
         else:
             ramp = {"ramp_share": args.ramp_share} if args.ramp_share is not None else {}
             directory, record = refit_version(root, args.from_version, args.version, train, val, tc,
@@ -97,7 +110,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     best = next(row for row in record["validation"] if row["step"] == record["best_step"])
     print(json.dumps(best))
     note = f"best validation at step {record['best_step']}"
-    if args.decoder == "video":  # the familiarity score reads the video decoder's rebuilds: recalibrate on it
+    if args.part != "sentence":  # the familiarity score reads the rebuild of the encoder's latent: recalibrate
         calibration = recalibrate(root, args.version, true_frames(familiar), clip_boxes(familiar),
                                   f"{len(familiar)} validation clips of {Path(args.data_dir).name}")
         note += f"; familiarity threshold {calibration.threshold}"

@@ -47,12 +47,17 @@ class SentenceRefitConfig:
     seed: int = 0
 
 
+def restack_gates(a: np.ndarray, hidden: int, order: Sequence[int]) -> Tensor:
+    """An ONNX recurrent layer's gate blocks (each `hidden` rows of `a`) restacked in PyTorch's `order`."""
+    return torch.from_numpy(np.concatenate([a[k * hidden:(k + 1) * hidden] for k in order]).copy())
+
+
 def torch_lstm_weights(w: np.ndarray, r: np.ndarray, b: np.ndarray) -> dict[str, Tensor]:
     """An ONNX LSTM's W [1, 4H, I], R [1, 4H, H] and B [1, 8H] as nn.LSTM's layer-0 parameters."""
     hidden = r.shape[-1]
 
     def gates(a: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.concatenate([a[k * hidden:(k + 1) * hidden] for k in ONNX_TO_TORCH_GATES]).copy())
+        return restack_gates(a, hidden, ONNX_TO_TORCH_GATES)
 
     return {"lstm.weight_ih_l0": gates(w[0]), "lstm.weight_hh_l0": gates(r[0]),
             "lstm.bias_ih_l0": gates(b[0, :4 * hidden]), "lstm.bias_hh_l0": gates(b[0, 4 * hidden:])}

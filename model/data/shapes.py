@@ -193,6 +193,26 @@ def _background(height: int, width: int, avoid: list[np.ndarray], rng: np.random
     return np.full((height, width, 3), 128.0, np.float32), "grey"  # mid grey is far from every colour
 
 
+def vivid_background(height: int, width: int, avoid: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A float32 (H, W, 3) background of any colour, far in RGB from every object colour: plain, a ramp between two
+    such colours, or grainy. The corpus' own backgrounds are greys and muted tints (_background); other software's
+    are often saturated (a deep blue, a brown), which a video encoder refitted on these learns to look past."""
+    for _ in range(50):
+        kind, base = int(rng.integers(3)), rng.uniform(0, 255, 3).astype(np.float32)
+        if kind == 0:
+            bg = base[None, None, :]
+        elif kind == 1:
+            ramp = np.linspace(0, 1, width if rng.random() < 0.5 else height, dtype=np.float32)
+            ramp = ramp[None, :, None] if len(ramp) == width else ramp[:, None, None]
+            bg = base * (1 - ramp) + rng.uniform(0, 255, 3).astype(np.float32) * ramp
+        else:
+            bg = base + rng.normal(0, 14, (height, width, 1)).astype(np.float32)
+        bg = np.clip(np.broadcast_to(bg, (height, width, 3)), 0, 255).astype(np.float32)
+        if _far_from(bg, avoid):
+            return bg
+    return _background(height, width, avoid, rng)[0]
+
+
 def _muted(rng: np.random.Generator) -> np.ndarray:
     """A desaturated random colour: a tint, not one of the object colours."""
     grey = rng.uniform(60, 190)

@@ -29,6 +29,7 @@ from model.data.shapes import (
     _compose,
     _make_object,
     object_track,
+    vivid_background,
 )
 
 # Fraction of clips whose main object shows one of the held-out combinations (test only).
@@ -108,6 +109,36 @@ def _canvas(aspect: float, height: int, width: int) -> tuple[int, int]:
     return max(2, round(w / aspect)), w
 
 
+def _scene_objects(combo: Combo, frames: int, height: int, width: int, rng: np.random.Generator,
+                   main_rng: np.random.Generator, salient_first: bool = True) -> list[ObjectSpec]:
+    """A clip's objects, main one first: one, or (TWO_OBJECT_PROBABILITY) a second of another colour beside it."""
+    objects = [_make_object(*combo, frames, height, width, rng)]
+    if rng.random() < TWO_OBJECT_PROBABILITY:
+        if salient_first:  # the main object redrawn large, from its own stream: one-object clips stay as they were
+            objects[0] = _make_object(*combo, frames, height, width, main_rng, MAIN_R0_RANGE)
+        colour = COLOURS[rng.choice([j for j, c in enumerate(COLOURS) if c != combo[0]])]
+        shape, motion = SHAPES[rng.integers(len(SHAPES))], MOTIONS[rng.integers(len(MOTIONS))]
+        objects.append(_place_second(objects[0], colour, shape, motion, frames, height, width, rng,
+                                     salient_first=salient_first))
+    return objects
+
+
+def background_pair(combo: Combo, frames: int, height: int, width: int, rng: np.random.Generator,
+                    aspect: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One scene of the corpus' kind drawn twice, the same objects on the same tracks: uint8 [T, H, W, 3] over a
+    background the corpus draws, and over one of any colour (shapes.vivid_background) that it never draws; with
+    `aspect`, both drawn on a canvas of that aspect ratio and letterboxed as an upload of that shape is."""
+    canvas_h, canvas_w = (height, width) if aspect is None else _canvas(aspect, height, width)
+    objects = _scene_objects(combo, frames, canvas_h, canvas_w, rng, rng)
+    avoid = [o.rgb for o in objects]
+    familiar, _ = _background(canvas_h, canvas_w, avoid, rng)
+    other = vivid_background(canvas_h, canvas_w, avoid, rng)
+    pair = [_compose(objects, frames, canvas_h, canvas_w, bg) for bg in (familiar, other)]
+    if aspect is not None:
+        pair = [np.rint(prepare_clip(v, frames, height, width, "pad") * 255.0).astype(np.uint8) for v in pair]
+    return pair[0], pair[1]
+
+
 def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, height: int, width: int,
                captions_per_clip: int, aspect: float | None = None, salient_first: bool = True) -> Clip:
     """One clip; with `aspect`, drawn on a canvas of that aspect ratio and letterboxed into height x width
@@ -116,15 +147,7 @@ def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, heigh
     if aspect is not None:
         height, width = _canvas(aspect, out_h, out_w)
     rng = np.random.default_rng([seed, i])
-    objects = [_make_object(*combo, frames, height, width, rng)]
-    if rng.random() < TWO_OBJECT_PROBABILITY:
-        if salient_first:  # the main object redrawn large, from its own stream: one-object clips stay as they were
-            objects[0] = _make_object(*combo, frames, height, width, np.random.default_rng([seed, i, 3]),
-                                      MAIN_R0_RANGE)
-        colour = COLOURS[rng.choice([j for j, c in enumerate(COLOURS) if c != combo[0]])]
-        shape, motion = SHAPES[rng.integers(len(SHAPES))], MOTIONS[rng.integers(len(MOTIONS))]
-        objects.append(_place_second(objects[0], colour, shape, motion, frames, height, width, rng,
-                                     salient_first=salient_first))
+    objects = _scene_objects(combo, frames, height, width, rng, np.random.default_rng([seed, i, 3]), salient_first)
     bg, background = _background(height, width, [o.rgb for o in objects], rng)
     video = _compose(objects, frames, height, width, bg)
     # Python's Random is an order of magnitude faster than Generator for many scalar picks.

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bench.binding import targets
-from bench.caption_sheet import caption_rows, main
+from bench.caption_sheet import caption_rows, main, model_spec
+from export.publish import read_latest
 from model.data.outside_writers import build_outside_set
 
 
@@ -33,6 +34,15 @@ def test_caption_sheet_rows_name_both_objects_and_every_model(artifacts_dir: Pat
     out = tmp_path / "sheet.png"
     assert main(["--artifacts", str(artifacts_dir), "--outside", str(two_object_outside), "--out", str(out)]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_one_object_caption_rows_show_only_files_the_models_disagree_on(artifacts_dir: Path,
+                                                                         two_object_outside: Path) -> None:
+    rows, score = caption_rows([artifacts_dir, f"{artifacts_dir}@{read_latest(artifacts_dir)}"], two_object_outside,
+                               n_clips=5, one_object=True)
+    assert rows == [] and list(score.values()) == ["0 of 0"]  # one model twice: never a file between them
+    assert model_spec("models/default@quality-v18") == (Path("models/default"), "quality-v18")
+    assert model_spec(Path("models/default")) == (Path("models/default"), None)
 
 
 def test_binding_targets_both_objects_or_the_described_one() -> None:

@@ -5,7 +5,7 @@ whose captions the models get right (colour, shape and motion all named) on diff
 
     python -m bench.caption_sheet --artifacts /tmp/v5_default models/default --outside data/outside \
         --out docs/video/two_objects.png
-    python -m bench.caption_sheet --artifacts models/default@quality-v17 models/default@quality-v18 \
+    python -m bench.caption_sheet --artifacts models/default@quality-v17 models/default@quality-v20 \
         --outside data/outside --one-object --out docs/video/outside_captions.png
 
 A model is an artifacts root (its latest) or root@version. Every model is run through the exported graphs (the

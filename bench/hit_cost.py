@@ -3,7 +3,7 @@ same cached clip, measured in alternating rounds so that drifting background loa
 
     python -m bench.hit_cost --artifacts models/default               # whatever `latest` names
     python -m bench.hit_cost --artifacts models/default --profile 15  # also each mode's top functions (cProfile)
-    python -m bench.hit_cost --artifacts models/default --version quality-v7   # another version of the root
+    python -m bench.hit_cost --artifacts models/default --version quality-v17  # another version of the root
     python -m bench.hit_cost --artifacts models/default --http 2000   # also two uvicorn servers, over real HTTP
     python -m bench.hit_cost --artifacts models/default --http 2000 --control   # A/A: both with the score off
 

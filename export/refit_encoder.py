@@ -3,7 +3,9 @@ by distillation: the version's encoder (frozen, the teacher) reads a scene over 
 copy (the student) learns to give the same latent for the same scene over a background of any colour (saturated and
 dark ones included: model/data/shapes.py vivid_background), and for every training clip as it is. Every decoder reads
 the latent as before, so no decoder is retrained: captions, sentence-to-video and the familiarity rebuild stay the
-version's graphs byte for byte; only the two graphs that read video (encoder_v, encoder_vs) are written anew.
+version's graphs byte for byte; only the two graphs that read video (encoder_v, encoder_vs) are written anew. With a
+caption weight, the version's own caption decoder (frozen) also reads the student's latent of each training clip
+against one of its captions: the paper's task loss, reaching the encoder alone.
 
 The validation split's captions (as the version's own caption graphs read the student's latents) and the captions of
 the same kind of scenes over other backgrounds pick the best weights."""
@@ -96,6 +98,8 @@ def encoders_from_graph_file(path: Path, cfg: ModelConfig, name: str = "the") ->
     weights = {k.removeprefix(KEEP_PREFIX): torch.from_numpy(v.copy()) for k, v in arrays.items()
                if k.startswith(KEEP_PREFIX)}
     star = StarModel(cfg)
+    if not isinstance(star.video_encoder, FrameEncoder):
+        raise ValueError(f"{name} model reads precomputed features: no frame encoder to read back")
     fold_batch_norms(star.video_encoder)
     convs = [i for i, m in enumerate(star.video_encoder.cnn) if isinstance(m, nn.Conv2d)]
     graph_convs = [n for n in graph.node if n.op_type == "Conv" and not n.input[1].startswith(KEEP_PREFIX)]
@@ -118,12 +122,19 @@ def encoders_from_graph_file(path: Path, cfg: ModelConfig, name: str = "the") ->
     return star.eval()
 
 
+def clip_frames(clips: Sequence[Clip]) -> np.ndarray:
+    """The clips' own uint8 frames [N, T, H, W, 3] (a corpus of features has none: ValueError)."""
+    if any(c.frames is None for c in clips):
+        raise ValueError("the encoder refit needs clips with frames (slr data synth)")
+    return np.stack([c.frames for c in clips if c.frames is not None])
+
+
 def scene_pairs(clips: Sequence[Clip], n: int, rng: np.random.Generator, aspect_share: float,
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
     """n scenes of the clips' (colour, shape, motion) combinations, each drawn over a background of the corpus' kind
     and over one of any colour (`aspect_share` of them letterboxed from another aspect ratio, portrait ones
     included: a coloured picture between black bars): two uint8 [n, T, H, W, 3] arrays and each scene's truth."""
-    t, h, w = clips[0].frames.shape[:3]
+    t, h, w = clip_frames(clips[:1]).shape[1:4]
     truths = [{k: c.attributes[k] for k in ("colour", "shape", "motion")}
               for c in (clips[int(i)] for i in rng.integers(len(clips), size=n))]
     pairs = [background_pair((c["colour"], c["shape"], c["motion"]), t, h, w, rng,
@@ -181,7 +192,7 @@ def refit_encoder(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip],
         p.requires_grad_(False)
     if student.video_decoder is not None:
         student.video_decoder.requires_grad_(False)
-    clips = torch.from_numpy(np.stack([c.frames for c in train]))
+    clips = torch.from_numpy(clip_frames(train))
     # The pool no larger than the corpus: a small corpus' scenes are few.
     n_pairs = min(rc.pairs, len(train))
     familiar_np, other_np, _ = scene_pairs(train, n_pairs, np.random.default_rng([rc.seed, 7]), rc.aspect_share,

@@ -1,7 +1,7 @@
 """A cheaper copy of an exported version, without its checkpoint: one graph (the video encoder by default) replaced
 by a variant (export/quantize.py: VARIANTS), published beside its source as a new version.
 
-    derive_version(root, "quality-v7", "quality-v7-int8", "int8-static", calibration={"video": clips})
+    derive_version(root, "quality-v20", "quality-v20-int8", "int8-static", calibration={"video": clips})
 
 Every other file is copied unchanged; the manifest is the source's with the new version name, the new checksums, a
 `precision` naming what changed and a `quantization` entry that records the source version and what the variant

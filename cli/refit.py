@@ -45,6 +45,8 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--ramp-share", type=float, help="video decoder: share of video-to-video rows trained on a steep "
                                                       "colour ramp across the picture (default 0)")
+    ref.add_argument("--sentence-alpha-gain", type=float, help="video decoder: sentence-to-video's sprite alpha "
+                                                               "made this much steeper before training (default 1)")
     ref.add_argument("--caption-weight", type=float, help="video encoder: weight of the caption loss through the "
                                                           "version's own caption decoder beside the distillation "
                                                           "(default 0)")
@@ -101,7 +103,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
             directory, record = refit_encoder_version(root, args.from_version, args.version, train, val, tc,
                                                       EncoderRefitConfig(**given, **weight))
         else:
-            ramp = {"ramp_share": args.ramp_share} if args.ramp_share is not None else {}
+            ramp = {k: v for k, v in (("ramp_share", args.ramp_share),
+                                      ("sentence_alpha_gain", args.sentence_alpha_gain)) if v is not None}
             directory, record = refit_version(root, args.from_version, args.version, train, val, tc,
                                               RefitConfig(**given, **ramp))
     except (FileExistsError, ValueError) as e:

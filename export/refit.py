@@ -68,6 +68,9 @@ class RefitConfig:
     # Video-to-video rows whose frames get a steep colour ramp across the picture (model/data/augment.py: add_ramp),
     # input and target alike: the rebuild learns to copy such a background from the first frame. 0: the corpus as is.
     ramp_share: float = 0.0
+    # Sentence-to-video's sprite alpha made this much steeper before training (its logit scaled: the same drawing at 1):
+    # its stars came out fat, their notches half filled, and the probe read them as diamonds.
+    sentence_alpha_gain: float = 1.0
 
 
 def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = True) -> Latents:
@@ -106,6 +109,17 @@ def decoder_from_graph(model: GraphModel, cfg: ModelConfig) -> SpriteVideoDecode
     if any(name.startswith("sentence.") for name in missing):
         decoder.seed_sentence_heads()
     return decoder
+
+
+@torch.no_grad()
+def steepen_sentence_alpha(decoder: SpriteVideoDecoder, gain: float) -> None:
+    """Scale the logit of sentence-to-video's sprite alpha (the last of its sprite's four output channels) by `gain`."""
+    if gain == 1.0 or decoder.sentence is None:
+        return
+    out = decoder.sentence.sprite_out
+    assert isinstance(out, nn.Conv2d) and out.bias is not None  # set by add_draw_heads
+    out.weight[3] *= gain
+    out.bias[3] *= gain
 
 
 def batches(data: SplitTensors, latents: Latents, rc: RefitConfig, latent_dim: int
@@ -187,6 +201,7 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
     torch.manual_seed(rc.seed)
     cfg = dataclasses.replace(model.manifest.model, sentence_heads=True)
     decoder = decoder_from_graph(model, cfg)
+    steepen_sentence_alpha(decoder, rc.sentence_alpha_gain)
     data = tensorize(list(train), model.vocab, cfg)
     latents = encoder_latents(model, train, progress)
     check = [val[i] for i in single_object(val)]
@@ -204,7 +219,8 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
         progress)
     decoder.eval()
     return decoder, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
-                     "seed": rc.seed, "ramp_share": rc.ramp_share, "train_clips": len(train), "validation": history}
+                     "seed": rc.seed, "ramp_share": rc.ramp_share, "sentence_alpha_gain": rc.sentence_alpha_gain,
+                     "train_clips": len(train), "validation": history}
 
 
 def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, first: Tensor) -> float:

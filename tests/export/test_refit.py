@@ -15,7 +15,7 @@ from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, VIDEO_REBUILD
 from core.manifest import Manifest
 from export.graph_model import GraphModel
 from export.publish import read_latest
-from export.refit import RefitConfig, refit_version
+from export.refit import RefitConfig, decoder_from_graph, refit_version, steepen_sentence_alpha
 from export.refit_sentence import (
     SentenceRefitConfig,
     refit_sentence_version,
@@ -159,6 +159,20 @@ def test_redraw_draws_video_to_video_over_the_first_frame_and_keeps_the_rest(spr
     assert main(["redraw", str(sprite_root), "--from-version", "base", "--version", "never", "--data-dir",
                  str(data)]) == 2
     assert "no rebuild graph" in capsys.readouterr().err and not (sprite_root / "never").exists()
+
+
+def test_a_steeper_sentence_alpha_scales_its_logit_and_leaves_video_to_video_alone(sprite_heads_root) -> None:
+    model = GraphModel.open(sprite_heads_root, None)
+    decoder = decoder_from_graph(model, model.manifest.model).eval()
+    cfg = decoder.cfg
+    z = torch.from_numpy(np.random.default_rng(2).standard_normal((3, cfg.latent_dim)).astype(np.float32))
+    none, first = torch.zeros(3, cfg.height, cfg.width, 3), torch.rand(3, cfg.height, cfg.width, 3)
+    with torch.no_grad():
+        before, before_v = decoder.shape_and_track(z, none)[0], decoder.shape_and_track(z, first)[0]
+        steepen_sentence_alpha(decoder, 3.0)
+        after, after_v = decoder.shape_and_track(z, none)[0], decoder.shape_and_track(z, first)[0]
+    assert torch.allclose(torch.logit(after[:, 3]), 3.0 * torch.logit(before[:, 3]), atol=1e-3)
+    assert torch.equal(after[:, :3], before[:, :3]) and torch.equal(after_v, before_v)
 
 
 # ---------------------------------------------------------------- the sentence decoder (export/refit_sentence.py)

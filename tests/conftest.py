@@ -50,6 +50,17 @@ def artifacts_dir(tmp_path_factory, tiny_run, tiny_corpus) -> Path:
     return root
 
 
+def refit_cli(root: Path, corpus, tmp_path: Path, version: str, *args: str) -> int:
+    """`slr refit` from root's `base` version for 4 steps of the tiny preset, on `corpus` saved under tmp_path."""
+    from cli.main import main
+
+    data = tmp_path / "corpus"
+    if not data.exists():
+        corpus.save(data)
+    return main(["refit", str(root), "--from-version", "base", "--version", version, "--data-dir", str(data),
+                 "--preset", "tiny", "--steps", "4", *args])
+
+
 def export_tiny_sprite(run: Path, root: Path, corpus, sentence_heads: bool, seed: int, **export_kw) -> Path:
     """An untrained tiny sprite model (sentence-to-video's own heads or not) saved in `run` and exported to `root`."""
     from dataclasses import replace

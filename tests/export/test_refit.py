@@ -23,7 +23,7 @@ from export.refit_sentence import (
     sentence_parity,
 )
 from service.engine import Engine
-from tests.conftest import export_tiny_sprite
+from tests.conftest import export_tiny_sprite, refit_cli
 
 TINY = preset("tiny")
 
@@ -87,10 +87,7 @@ def test_refit_refuses_a_taken_name_and_a_decoder_it_cannot_refit(sprite_root, a
 
 
 def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_corpus, tmp_path, capsys) -> None:
-    data = tmp_path / "corpus"
-    tiny_corpus.save(data)
-    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli", "--data-dir", str(data),
-                 "--preset", "tiny", "--steps", "4", "--calibration-clips", "8", "--ramp-share", "0.5"]) == 0
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli", "--calibration-clips", "8", "--ramp-share", "0.5") == 0
     out = capsys.readouterr().out
     assert "published" in out and "slr release" in out
     manifest = Manifest.read(sprite_root / "cli")
@@ -208,13 +205,9 @@ def test_a_sentence_refit_changes_the_sentence_graphs_alone(sprite_root, tiny_co
 
 def test_the_cli_refits_the_sentence_decoder_without_recalibrating(sprite_root, tiny_corpus, tmp_path,
                                                                     capsys) -> None:
-    data = tmp_path / "corpus"
-    tiny_corpus.save(data)
-    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli-words", "--decoder",
-                 "sentence", "--data-dir", str(data), "--preset", "tiny", "--steps", "4",
-                 "--calibration-clips", "16"]) == 0
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-words", "--decoder", "sentence",
+                     "--calibration-clips", "16") == 0
     out = capsys.readouterr().out
     assert "published" in out and "familiarity threshold" not in out
-    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli-words", "--decoder",
-                 "sentence", "--data-dir", str(data), "--preset", "tiny", "--steps", "4"]) == 2
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-words", "--decoder", "sentence") == 2
     assert "already exists" in capsys.readouterr().err

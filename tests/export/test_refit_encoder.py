@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from cli.main import main
 from core.config import preset
 from core.graph_contract import ENCODER_V, ENCODER_VS
 from core.manifest import Manifest
@@ -29,6 +28,7 @@ from export.refit_encoder import (
 )
 from model.data.synthetic import background_pair
 from model.star import StarModel
+from tests.conftest import refit_cli
 
 TINY = preset("tiny")
 FAST = EncoderRefitConfig(steps=60, lr=1e-3, eval_every=20, batch_size=16, pairs=96, check_pairs=16)
@@ -132,11 +132,8 @@ def test_the_caption_loss_teaches_the_encoder_what_the_caption_decoder_reads(spr
 
 
 def test_the_cli_refits_the_video_encoder_and_recalibrates(sprite_root, tiny_corpus, tmp_path, capsys) -> None:
-    data = tmp_path / "corpus"
-    tiny_corpus.save(data)
-    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "cli-seen", "--part",
-                 "video-encoder", "--data-dir", str(data), "--preset", "tiny", "--steps", "4",
-                 "--calibration-clips", "16"]) == 0
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-seen", "--part", "video-encoder",
+                     "--calibration-clips", "16") == 0
     out = capsys.readouterr().out
     assert "published" in out and "familiarity threshold" in out
     assert Manifest.read(sprite_root / "cli-seen").refit["steps"] == 4

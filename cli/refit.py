@@ -1,12 +1,12 @@
 """`slr refit`: a new version whose video decoder (export/refit.py; then recalibrated) or sentence decoder
 (export/refit_sentence.py) is refitted on an exported version's frozen encoders, or whose video encoder is distilled to
 read scenes over any background as over the corpus' own (export/refit_encoder.py; then recalibrated), published
-beside it; `slr
-merge-heads` and `slr redraw` derive one from exported versions without training; `slr release` then decides whether
-it becomes `latest`."""
+beside it; `slr merge-heads` and `slr redraw` derive one from exported versions without training; `slr release` then
+decides whether it becomes `latest`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -41,7 +41,7 @@ def add_refit_parser(sub: Any) -> None:
                      default="video", help="which part to refit: the video or the sentence decoder, or the video "
                                            "encoder")
     ref.add_argument("--steps", type=int, help="training steps (default: 6000 video, 3000 sentence and encoder)")
-    ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3)")
+    ref.add_argument("--lr", type=float, help="learning rate, decayed linearly to 0 (default: 1e-3; 3e-4 the encoder)")
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--ramp-share", type=float, help="video decoder: share of video-to-video rows trained on a steep "
                                                       "colour ramp across the picture (default 0)")
@@ -93,20 +93,16 @@ def cmd_refit(args: argparse.Namespace) -> int:
               "(slr data synth)", file=sys.stderr)
         return 2
     root, tc = Path(args.root), preset(args.preset).train
-    given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("seed", args.seed)) if v is not None}
+    configs: dict[str, Any] = {"video": RefitConfig, "sentence": SentenceRefitConfig,
+                               "video-encoder": EncoderRefitConfig}
     try:
+        rc = part_config(configs[args.part], args)
         if args.part == "sentence":
-            directory, record = refit_sentence_version(root, args.from_version, args.version, train, val, tc,
-                                                       SentenceRefitConfig(**given))
+            directory, record = refit_sentence_version(root, args.from_version, args.version, train, val, tc, rc)
         elif args.part == "video-encoder":
-            weight = {"caption_weight": args.caption_weight} if args.caption_weight is not None else {}
-            directory, record = refit_encoder_version(root, args.from_version, args.version, train, val, tc,
-                                                      EncoderRefitConfig(**given, **weight))
+            directory, record = refit_encoder_version(root, args.from_version, args.version, train, val, tc, rc)
         else:
-            ramp = {k: v for k, v in (("ramp_share", args.ramp_share),
-                                      ("sentence_alpha_gain", args.sentence_alpha_gain)) if v is not None}
-            directory, record = refit_version(root, args.from_version, args.version, train, val, tc,
-                                              RefitConfig(**given, **ramp))
+            directory, record = refit_version(root, args.from_version, args.version, train, val, tc, rc)
     except (FileExistsError, ValueError) as e:
         print(f"slr refit: {e}", file=sys.stderr)
         return 2
@@ -120,6 +116,20 @@ def cmd_refit(args: argparse.Namespace) -> int:
     print(f"published {directory} ({note}); make it latest with: slr release {root} --model-version "
           f"{args.version} --data-dir {args.data_dir}")
     return 0
+
+
+TUNING = ("steps", "lr", "seed", "ramp_share", "sentence_alpha_gain", "caption_weight")  # each a config field
+
+
+def part_config(cls: Any, args: argparse.Namespace) -> Any:
+    """The refit's config (a dataclass) with the options given on the command line; ValueError for one given that
+    the part does not take (--caption-weight for a decoder, say)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = {k: getattr(args, k) for k in TUNING if getattr(args, k) is not None}
+    if unused := sorted(set(given) - fields):
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise ValueError(f"{flags} does not apply to --part {args.part}")
+    return cls(**given)
 
 
 def check_clips(data_dir: str, command: str) -> np.ndarray | None:

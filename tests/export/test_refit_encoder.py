@@ -137,3 +137,7 @@ def test_the_cli_refits_the_video_encoder_and_recalibrates(sprite_root, tiny_cor
     out = capsys.readouterr().out
     assert "published" in out and "familiarity threshold" in out
     assert Manifest.read(sprite_root / "cli-seen").refit["steps"] == 4
+    # An option of another part is refused, not ignored.
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-never", "--caption-weight", "0.1") == 2
+    assert "--caption-weight does not apply to --part video" in capsys.readouterr().err
+    assert not (sprite_root / "cli-never").exists()

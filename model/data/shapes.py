@@ -181,8 +181,7 @@ def _background(height: int, width: int, avoid: list[np.ndarray], rng: np.random
             bg = _muted(rng)[None, None, :]
         elif kind == "gradient":
             a, b = _muted(rng), _muted(rng)
-            ramp = np.linspace(0, 1, width if rng.random() < 0.5 else height, dtype=np.float32)
-            ramp = ramp[None, :, None] if len(ramp) == width else ramp[:, None, None]
+            ramp = _ramp(height, width, rng)
             bg = a * (1 - ramp) + b * ramp
         else:
             base = rng.uniform(40, 200)
@@ -191,6 +190,12 @@ def _background(height: int, width: int, avoid: list[np.ndarray], rng: np.random
         if _far_from(bg, avoid):
             return bg, kind
     return np.full((height, width, 3), 128.0, np.float32), "grey"  # mid grey is far from every colour
+
+
+def _ramp(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """0 to 1 across the frame, left to right or top to bottom (even odds): float32 [1, W, 1] or [H, 1, 1]."""
+    ramp = np.linspace(0, 1, width if rng.random() < 0.5 else height, dtype=np.float32)
+    return ramp[None, :, None] if len(ramp) == width else ramp[:, None, None]
 
 
 def vivid_background(height: int, width: int, avoid: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -202,8 +207,7 @@ def vivid_background(height: int, width: int, avoid: list[np.ndarray], rng: np.r
         if kind == 0:
             bg = base[None, None, :]
         elif kind == 1:
-            ramp = np.linspace(0, 1, width if rng.random() < 0.5 else height, dtype=np.float32)
-            ramp = ramp[None, :, None] if len(ramp) == width else ramp[:, None, None]
+            ramp = _ramp(height, width, rng)
             bg = base * (1 - ramp) + rng.uniform(0, 255, 3).astype(np.float32) * ramp
         else:
             bg = base + rng.normal(0, 14, (height, width, 1)).astype(np.float32)

@@ -218,9 +218,8 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
         lambda: probe_figures(decoder, check, check_v, check_s), "refit video decoder", "sentence_to_video.shape",
         progress)
     decoder.eval()
-    return decoder, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
-                     "seed": rc.seed, "ramp_share": rc.ramp_share, "sentence_alpha_gain": rc.sentence_alpha_gain,
-                     "train_clips": len(train), "validation": history}
+    return decoder, {**dataclasses.asdict(rc), "best_step": best_step, "train_clips": len(train),
+                     "validation": history}
 
 
 def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, first: Tensor) -> float:

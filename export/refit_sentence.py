@@ -9,6 +9,7 @@ two-object first clause) and paraphrases pick the best weights. Encoders and the
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,7 @@ def refit_sentence(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip]
         lambda: sentence_figures(star, model.vocab, check_v, check_s, truths), "refit sentence decoder",
         "two_objects.first_clause", progress)
     star.eval()
-    return star, {"steps": rc.steps, "best_step": best_step, "lr": rc.lr, "batch_size": rc.batch_size,
-                  "video_share": rc.video_share, "seed": rc.seed, "train_clips": len(train),
+    return star, {**dataclasses.asdict(rc), "best_step": best_step, "train_clips": len(train),
                   "validation_clips": len(val), "validation": history}
 
 

@@ -6,7 +6,10 @@ is then captioned, scored or drawn) is queued in another lane or in flight, wait
 of its key, up to `max_batch` (an int, or a function of the key: graphs that gain nothing from large batches, such as
 a convolutional encoder, take a smaller cap). A lone request (nothing that feeds queued or in flight: a lone request's
 own caption and familiarity score, submitted together, do not wait for each other) goes out at once: batching must
-not add latency to an idle server. Batches run in a thread pool (onnxruntime releases the GIL) so the event loop
+not add latency to an idle server. Under a backlog (`backlog()`: uploads waiting for a decoder, the server saturated)
+a lane whose key feeds nothing (a caption, a score) waits up to `backlog_wait_ms` instead: more requests are surely on
+their way, and a decoder's batch of several rows costs little more than one row (bench/batch_cost.py); a server that
+keeps up never waits that long. Batches run in a thread pool (onnxruntime releases the GIL) so the event loop
 keeps accepting requests; one batch per key at a time, different keys run concurrently. The queue is bounded: past
 `queue_size` waiting jobs, `submit` raises `QueueFull` at once. A job whose caller is cancelled (its client went
 away) leaves the queue at once and never reaches the engine.
@@ -49,9 +52,11 @@ class Batcher(Generic[K]):
     def __init__(self, run_batch: Callable[[K, list[Any]], Sequence[Any]], executor: Executor | None,
                  max_batch: int | Callable[[K], int], max_wait_ms: float, queue_size: int,
                  on_batch: Callable[[K, int, float], None] | None = None,
-                 feeds: Callable[[K], bool] | None = None) -> None:
+                 feeds: Callable[[K], bool] | None = None, backlog: Callable[[], bool] | None = None,
+                 backlog_wait_ms: float = 0.0) -> None:
         self.run_batch, self.executor = run_batch, executor
         self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_ms / 1000.0, queue_size
+        self.backlog, self.backlog_wait_s = backlog or (lambda: False), backlog_wait_ms / 1000.0
         self.on_batch = on_batch or (lambda key, size, seconds: None)
         self.feeds = feeds or (lambda key: True)  # whether a key's results lead to more jobs (default: any may)
         self._lanes: dict[K, _Lane] = {}
@@ -100,10 +105,18 @@ class Batcher(Generic[K]):
         return self._feeding > 0 or any(other.jobs for key, other in self._lanes.items()
                                         if other is not lane and self.feeds(key))
 
+    def _backlogged(self, key: K) -> bool:
+        """Whether this lane may take the longer backlog wait: it feeds nothing and uploads wait for a decoder."""
+        return self.backlog_wait_s > self.max_wait_s and not self.feeds(key) and self.backlog()
+
+    def _companions_coming(self, key: K, lane: _Lane) -> bool:
+        return self._others_pending(lane) or self._backlogged(key)
+
     async def _collect(self, key: K, lane: _Lane) -> list[_Job]:
         cap = self.batch_cap(key)
-        deadline = lane.jobs[0].enqueued + self.max_wait_s
-        while len(lane.jobs) < cap and self.max_wait_s > 0 and self._others_pending(lane):
+        wait = self.backlog_wait_s if self._backlogged(key) else self.max_wait_s
+        deadline = lane.jobs[0].enqueued + wait
+        while len(lane.jobs) < cap and wait > 0 and self._companions_coming(key, lane):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

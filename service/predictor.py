@@ -184,7 +184,12 @@ class Predictor:
         batching = settings.batching
         self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
                                settings.max_wait_ms if batching else 0.0, settings.queue_size,
-                               on_batch=self._record_batch, feeds=lambda key: key.kind == "encode")
+                               on_batch=self._record_batch, feeds=lambda key: key.kind == "encode",
+                               backlog=self._decode_backlog, backlog_wait_ms=settings.backlog_wait_ms if batching else 0)
+
+    def _decode_backlog(self) -> bool:
+        """More uploads in hand than decoders: the server is saturated, and more SLRs are on their way."""
+        return self._media_pending > max(1, self.settings.decode_processes)
 
     def _batch_cap(self, key: BatchKey) -> int:
         if key.kind in ("encode", "score"):  # both hold every row's frames

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
                                                       "costs the same per row at any batch size, and more per row "
                                                       "past about 8 on CPU")
     max_wait_ms: float = Field(5.0, ge=0, description="longest a request waits for companions (never when alone)")
+    backlog_wait_ms: float = Field(40.0, ge=0, description="longest a caption or score waits for companions while "
+                                   "uploads wait for a decoder (the server saturated): larger batches of graphs that "
+                                   "cost little more per batch than per row")
     queue_size: int = Field(256, ge=1, description="requests waiting for the engine before 503")
     api_key: str | None = Field(None, description="when set, X-API-Key is required (health endpoints stay open)")
     log_level: str = "info"

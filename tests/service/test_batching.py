@@ -125,6 +125,31 @@ def test_work_that_feeds_no_lane_does_not_hold_a_lone_job() -> None:
     run(go())
 
 
+def test_under_a_backlog_a_lane_that_feeds_nothing_waits_for_companions_and_an_encoder_does_not() -> None:
+    """Uploads waiting for a decoder (the server saturated): a caption waits up to the backlog window for the
+    captions on their way, so they share one call; an encoder's job (whose batch saves nothing) still goes at once,
+    and once the backlog is gone a lone caption does too."""
+    backlog = [True]
+
+    async def go() -> None:
+        rec = Recorder()
+        b = Batcher(rec, ThreadPoolExecutor(4), max_batch=8, max_wait_ms=0, queue_size=64,
+                    feeds=lambda key: key == "encode", backlog=lambda: backlog[0], backlog_wait_ms=120_000)
+        assert await asyncio.wait_for(b.submit("encode", 1), 60) == 10  # feeds others: no backlog wait
+        first = asyncio.create_task(b.submit("sentence", 2))
+        await until(lambda: b.queued == 1)
+        await asyncio.sleep(0.05)
+        assert not first.done() and len(rec.calls) == 1  # waiting for companions, not yet run
+        second = asyncio.create_task(b.submit("sentence", 3))
+        backlog[0] = False  # the backlog drains: the batch goes at the next arrival, not at the window's end
+        assert await asyncio.wait_for(asyncio.gather(first, second), 60) == [20, 30]
+        assert rec.calls[1] == ("sentence", [2, 3])
+        assert await asyncio.wait_for(b.submit("sentence", 4), 60) == 40  # no backlog: a lone job goes at once
+        await b.close()
+
+    run(go())
+
+
 def test_jobs_arriving_while_a_batch_runs_form_the_next_batch() -> None:
     async def go() -> None:
         rec = Recorder()

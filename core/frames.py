@@ -87,9 +87,18 @@ def to_rgb_uint8(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
-def prepare_clip(frames: np.ndarray, t: int, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
-    """Any clip -> the model's input: (T, height, width, 3) float32 in [0, 1]."""
+def clip_pixels(frames: np.ndarray, t: int, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
+    """Any clip -> the model's frames as uint8 (T, height, width, 3): the pixels prepare_clip scales to [0, 1]."""
     rgb = to_rgb_uint8(frames)
     picked = rgb[sample_indices(len(rgb), t)]
-    resized = np.stack([resize_frame(f, height, width, fit) for f in picked])
-    return resized.astype(np.float32) / 255.0
+    return np.stack([resize_frame(f, height, width, fit) for f in picked])
+
+
+def unit_frames(pixels: np.ndarray) -> np.ndarray:
+    """uint8 frames -> the model's float32 input in [0, 1] (each value exactly k / 255: rounding back is exact)."""
+    return pixels.astype(np.float32) / 255.0
+
+
+def prepare_clip(frames: np.ndarray, t: int, height: int, width: int, fit: FrameFit = "stretch") -> np.ndarray:
+    """Any clip -> the model's input: (T, height, width, 3) float32 in [0, 1]."""
+    return unit_frames(clip_pixels(frames, t, height, width, fit))

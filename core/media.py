@@ -2,7 +2,7 @@
 model's video input. The one decode path that serving, training's outside set and evaluation share; knows
 nothing of HTTP (its errors carry a stable code that the service maps to a status) and nothing of the engine.
 
-Every clip ends in `core.frames.prepare_clip`, the very function training used, so the model sees
+Every clip ends in `core.frames.clip_pixels` (what `prepare_clip` is made of), the very function training used, so the model sees
 in production what it learned on. PyAV's scaler only shrinks very large frames first (to a few times
 the model size), which keeps decoding cheap without changing what the box filter averages much.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from core.config import ModelConfig
-from core.frames import Box, fit_box, picture_box, prepare_clip, sample_indices, to_rgb_uint8
+from core.frames import Box, clip_pixels, fit_box, picture_box, sample_indices, to_rgb_uint8, unit_frames
 
 VIDEO_FORMATS = ("mp4", "mov", "webm", "avi", "gif")
 SUPPORTED = VIDEO_FORMATS + ("npy",)
@@ -69,6 +69,14 @@ class PreparedVideo:
     first_frame: np.ndarray | None  # f32 [H,W,3] or None for features
     # Where the upload's own picture lies in a letterboxed frame ("pad" models); None when it fills the frame.
     box: Box | None = None
+    # The uint8 frames `array` is made of (core.frames.unit_frames), None for features: a quarter of the floats' bytes,
+    # what a decode worker sends back (service/decoding.py) and a cache entry keeps of the first frame.
+    pixels: np.ndarray | None = None
+
+    @classmethod
+    def of_pixels(cls, pixels: np.ndarray, box: Box | None) -> PreparedVideo:
+        clip = unit_frames(pixels)
+        return cls(clip, clip[0], box, pixels)
 
 
 def detect_format(data: bytes) -> str:
@@ -429,6 +437,6 @@ def prepare_upload(source: Source, cfg: ModelConfig, limits: MediaLimits) -> Pre
         frames = _frames_from_npy(load_npy(_in_memory(source)), limits)
     else:
         frames = decode_video(source, cfg, limits)
-    clip = prepare_clip(frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-    return PreparedVideo(clip, clip[0], picture_box(frames.shape[1], frames.shape[2], cfg.height, cfg.width,
-                                                    cfg.frame_fit))
+    pixels = clip_pixels(frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
+    return PreparedVideo.of_pixels(pixels, picture_box(frames.shape[1], frames.shape[2], cfg.height, cfg.width,
+                                                       cfg.frame_fit))

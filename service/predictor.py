@@ -30,7 +30,7 @@ from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, Lru, SlrCache, SlrEntry, canonical_digest, make_key
 from service.decoding import DecodePool
 from service.errors import InvalidInput, Overloaded, TaskUnavailable, UnknownLatent
-from service.media import encode_gif, encode_png_frames, to_uint8
+from service.media import encode_gif, encode_png_frames
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -297,7 +297,7 @@ class Predictor:
         prepared = await self.prepare(video) if video is not None else None
         frames = prepared.array if prepared else None
         mu, sigma = await self._submit(BatchKey("encode", config), (frames, tokens))
-        first = to_uint8(prepared.first_frame) if prepared and prepared.first_frame is not None else None
+        first = prepared.pixels[0] if prepared and prepared.pixels is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
         return SlrEntry(mu, sigma, first, prepared.box if prepared else None, None, sentence_fam), frames
 

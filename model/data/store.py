@@ -112,9 +112,8 @@ def decode_file(path: str, cfg: ModelConfig) -> tuple[np.ndarray, list[int]] | s
         return f"unreadable: {e.strerror or e}"
     except Exception as e:  # a decoder's surprise is one file's failure, not the run's
         return f"{type(e).__name__}: {e}"
-    # prepare_clip's floats are uint8 / 255: rounding back is exact.
-    frames = np.rint(prepared.array * 255.0).astype(np.uint8)
-    return frames, list(prepared.box) if prepared.box else [-1, -1, -1, -1]
+    assert prepared.pixels is not None  # a frames model's upload
+    return prepared.pixels, list(prepared.box) if prepared.box else [-1, -1, -1, -1]
 
 
 def decoded(rows: list[int], files: list[str], cfg: ModelConfig,

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from core.frames import fit_box, prepare_clip
+from core.frames import clip_pixels, fit_box
 from model.data.captions import describe
 from model.data.corpus import Clip, Corpus
 from model.data.shapes import (
@@ -135,7 +135,7 @@ def background_pair(combo: Combo, frames: int, height: int, width: int, rng: np.
     other = vivid_background(canvas_h, canvas_w, avoid, rng)
     pair = [_compose(objects, frames, canvas_h, canvas_w, bg) for bg in (familiar, other)]
     if aspect is not None:
-        pair = [np.rint(prepare_clip(v, frames, height, width, "pad") * 255.0).astype(np.uint8) for v in pair]
+        pair = [clip_pixels(v, frames, height, width, "pad") for v in pair]
     return pair[0], pair[1]
 
 
@@ -160,7 +160,7 @@ def _make_clip(i: int, seed: int, combo: Combo, unseen: bool, frames: int, heigh
     }
     box = None
     if aspect is not None:
-        video = np.rint(prepare_clip(video, frames, out_h, out_w, "pad") * 255.0).astype(np.uint8)
+        video = clip_pixels(video, frames, out_h, out_w, "pad")
         box = fit_box(height, width, out_h, out_w)
         attributes.update(aspect=round(aspect, 3), frame_box=list(box))
     attributes["track"] = object_track(objects[0], height, box)

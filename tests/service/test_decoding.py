@@ -107,6 +107,20 @@ def test_replies_carry_arrays_of_any_layout_and_errors_without_pickle() -> None:
     assert not ok and isinstance(err, WorkerError) and "KeyError" in str(err)
 
 
+def test_a_prepared_upload_travels_as_its_uint8_pixels_and_arrives_bit_for_bit() -> None:
+    """A worker's reply carries a frames model's upload as uint8 (a quarter of the floats' bytes); the server gets
+    the very floats, first frame and box prepare_upload made in process."""
+    prepared = prepare_upload(encode_clip(moving_square_clip(8, 48, 64), "mp4"), CFG, LIMITS)
+    assert prepared.pixels is not None and prepared.pixels.dtype == np.uint8
+    parts = pack_reply(True, prepared)
+    assert sum(memoryview(p).nbytes for p in parts[2:]) == prepared.pixels.nbytes == prepared.array.nbytes // 4
+    ok, got = round_trip(True, prepared)
+    assert ok and got.box == prepared.box
+    for name in ("array", "first_frame", "pixels"):
+        mine, theirs = getattr(prepared, name), getattr(got, name)
+        assert mine.dtype == theirs.dtype and mine.tobytes() == theirs.tobytes(), name
+
+
 def test_a_request_names_its_function_and_carries_the_upload_as_raw_bytes() -> None:
     data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
     (head, body, upload), fds = pack_request(prepare_upload, (data, CFG, LIMITS))

@@ -2,8 +2,8 @@
 model's video input. The one decode path that serving, training's outside set and evaluation share; knows
 nothing of HTTP (its errors carry a stable code that the service maps to a status) and nothing of the engine.
 
-Every clip ends in `core.frames.clip_pixels` (what `prepare_clip` is made of), the very function training used, so the model sees
-in production what it learned on. PyAV's scaler only shrinks very large frames first (to a few times
+Every clip ends in `core.frames.clip_pixels` (what `prepare_clip` is made of), the very function training used, so
+the model sees in production what it learned on. PyAV's scaler only shrinks very large frames first (to a few times
 the model size), which keeps decoding cheap without changing what the box filter averages much.
 """
 from __future__ import annotations

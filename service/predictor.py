@@ -185,7 +185,8 @@ class Predictor:
         self.batcher = Batcher(self._run_batch, self._engine_pool, self._batch_cap if batching else 1,
                                settings.max_wait_ms if batching else 0.0, settings.queue_size,
                                on_batch=self._record_batch, feeds=lambda key: key.kind == "encode",
-                               backlog=self._decode_backlog, backlog_wait_ms=settings.backlog_wait_ms if batching else 0)
+                               backlog=self._decode_backlog,
+                               backlog_wait_ms=settings.backlog_wait_ms if batching else 0.0)
 
     def _decode_backlog(self) -> bool:
         """More uploads in hand than decoders: the server is saturated, and more SLRs are on their way."""

@@ -13,10 +13,13 @@ added 1.3-3 ms per call through its manager thread), and no blocking read of a r
 buffer (the event loop would wait on the worker's writes). Workers are spawned, never forked
 (the parent holds onnxruntime's and asyncio's threads), at start, so no upload pays for an interpreter start.
 They import core only (no torch, no onnxruntime) and end when the server process ends, however it ends.
-A worker that dies while decoding (a codec crashing on a hostile file) is replaced and the upload tried once
-more on another worker; a second death is that upload's fault and answers 422. A call given up by its caller
-(the predictor's timeout, a client gone) kills its worker mid-decode and starts a fresh one: a stuck decode
-never holds a worker.
+Each worker holds up to `depth` uploads (SLR_DECODE_DEPTH): the next one waits in its socket while it decodes the
+last, so under load it never idles between a reply and the event loop's next request.
+A worker that dies while decoding (a codec crashing on a hostile file) is replaced and its uploads tried once
+more, each on a worker of its own (a crashing upload cannot take an innocent retry down with it); a second death
+is that upload's fault and answers 422. A call given up by its caller (the predictor's timeout, a client gone)
+kills its worker mid-decode and starts a fresh one (the calls queued behind it are retried): a stuck decode never
+holds a worker.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -276,6 +279,12 @@ async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, n:
 class Worker:
     process: BaseProcess
     sock: socket.socket  # the server's end, non-blocking: read and written by the event loop
+    load: int = 0  # calls sent and not yet answered (at most the pool's depth)
+    alone: bool = False  # its one call is a retry, which shares the worker with no other call
+    # Requests go out whole, one at a time, and are answered in the order they went out: each call reads its reply
+    # once the call before it on this worker has read its own (`reading`: that call's done-reading future).
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    reading: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -301,14 +310,16 @@ def stop_worker(w: Worker) -> None:
 
 
 class DecodePool:
-    """prepare_upload in `processes` spawned workers, or in `threads` (the media thread pool) when 0."""
+    """prepare_upload in `processes` spawned workers, or in `threads` (the media thread pool) when 0. Each worker
+    holds up to `depth` calls: the next upload waits in its socket while it decodes the last, so a busy server's
+    workers never sit idle between a reply and the event loop's next request (depth 1: one call at a time)."""
 
-    def __init__(self, processes: int, threads: Executor, mmap_threshold: int = 0) -> None:
+    def __init__(self, processes: int, threads: Executor, mmap_threshold: int = 0, depth: int = 1) -> None:
         """mmap_threshold: each worker's pinned glibc mmap threshold in bytes (service/heap.py; 0: malloc's own)."""
         self.processes, self._threads, self.mmap_threshold = processes, threads, mmap_threshold
+        self.depth = max(1, depth)
         self._workers: list[Worker] = [spawn_worker(mmap_threshold) for _ in range(processes)]
-        self._idle: list[Worker] = list(self._workers)
-        self._waiters: deque[asyncio.Future[Worker]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[Worker], bool]] = deque()  # (waiter, needs a worker alone)
         self.restarts = 0  # workers replaced after dying or being given up on
 
     @property
@@ -327,7 +338,9 @@ class DecodePool:
         if not self.processes:
             return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
         for attempt in range(ATTEMPTS):
-            worker = await self._acquire()
+            # A retry follows a worker's death: it runs on a worker of its own, so that an upload that kills its
+            # decoder cannot take another caller's retry down with it.
+            worker = await self._acquire(alone=attempt > 0)
             try:
                 ok, value = await self._run(worker, fn, args)
             except WorkerDied:
@@ -347,46 +360,82 @@ class DecodePool:
 
     async def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
         loop = asyncio.get_running_loop()
+        before, w.reading = w.reading, loop.create_future()
+        mine = w.reading
         try:
             parts, fds = pack_request(fn, args)
-            if fds:  # on the prefix, a few bytes on an idle socket: sent at once with its descriptors
-                sent = socket.send_fds(w.sock, [parts[0]], fds)
-                parts = [parts[0][sent:], *parts[1:]]
-            for part in parts:
-                await loop.sock_sendall(w.sock, part)
+            async with w.sending:  # FIFO: requests leave in the order their calls took their turn to read
+                if fds:  # on the prefix, sent at once with its descriptors
+                    sent = socket.send_fds(w.sock, [parts[0]], fds)
+                    parts = [parts[0][sent:], *parts[1:]]
+                for part in parts:
+                    await loop.sock_sendall(w.sock, part)
+            if before is not None:
+                await before
             return unpack_reply(*await read_async(loop, w.sock))
         except OSError:
             raise WorkerDied(f"decode worker {w.pid} exited") from None
+        finally:
+            mine.set_result(None)
 
-    async def _acquire(self) -> Worker:
-        if self._idle:
-            return self._idle.pop()
+    def _fits(self, w: Worker, alone: bool) -> bool:
+        return w.load == 0 if alone else not w.alone and w.load < self.depth
+
+    def _take(self, alone: bool) -> Worker | None:
+        """A slot on the least loaded worker that has room (`alone`: a worker with nothing else in flight)."""
+        free = [w for w in self._workers if self._fits(w, alone)]
+        if not free:
+            return None
+        w = min(free, key=lambda x: x.load)
+        w.load, w.alone = w.load + 1, alone
+        return w
+
+    async def _acquire(self, alone: bool = False) -> Worker:
+        """A slot on a worker, first come first served."""
+        while self._waiters and self._waiters[0][0].done():  # callers that gave up waiting
+            self._waiters.popleft()
+        w = None if self._waiters else self._take(alone)
+        if w is not None:
+            return w
         waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, alone))
         try:
             return await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # handed a worker just as it was cancelled
+            if waiter.done() and not waiter.cancelled():  # handed a slot just as it was cancelled
                 self._release(waiter.result())
             raise
 
     def _release(self, w: Worker) -> None:
+        """A call on `w` is answered: its slot is free for the waiters."""
+        if w in self._workers:  # else replaced meanwhile: its slots went with it
+            w.load -= 1
+            w.alone = w.alone and w.load > 0
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand free slots to the waiters in order (one that needs a worker alone holds up those behind it)."""
         while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(w)
+            waiter, alone = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            w = self._take(alone)
+            if w is None:
                 return
-        self._idle.append(w)
+            self._waiters.popleft()
+            waiter.set_result(w)
 
     def _replace(self, w: Worker) -> None:
+        """Kill `w` (its other calls in flight fail as WorkerDied and are tried again) and start a fresh worker."""
+        if w not in self._workers:  # another of its calls replaced it already
+            return
         log.warning("decode worker %s replaced (it exited, or its call was given up)", w.pid)
         stop_worker(w)
-        fresh = spawn_worker(self.mmap_threshold)
-        self._workers[self._workers.index(w)] = fresh
+        self._workers[self._workers.index(w)] = spawn_worker(self.mmap_threshold)
         self.restarts += 1
-        self._release(fresh)
+        self._dispatch()
 
     def close(self) -> None:
         for w in self._workers:
             stop_worker(w)
-        self._idle.clear()

@@ -175,7 +175,8 @@ class Predictor:
         self._mean_sentences: Lru[tuple[str, int, int | None], list[int]] = Lru(settings.cache_lru_size)
         self.limits = MediaLimits(settings.max_video_frames, settings.max_video_pixels, settings.max_decode_s)
         self._media_pool = ThreadPoolExecutor(settings.media_workers, thread_name_prefix="media")
-        self.decoder = DecodePool(settings.decode_processes, self._media_pool, settings.mmap_threshold_kib * 1024)
+        self.decoder = DecodePool(settings.decode_processes, self._media_pool, settings.mmap_threshold_kib * 1024,
+                                  settings.decode_depth)
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders, the score, 2 decoders).
         self._engine_pool = ThreadPoolExecutor(6, thread_name_prefix="engine")
         self._media_pending = 0

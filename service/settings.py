@@ -64,6 +64,9 @@ class Settings(BaseSettings):
                                   "no torch, no onnxruntime); decoding in threads shares the event loop's GIL, "
                                   "which caps cache-miss throughput below the cores (docs/performance.md); "
                                   "0 = decode in the media threads")
+    decode_depth: int = Field(2, ge=1, le=8, description="uploads each decode process holds at once: the next one "
+                              "waits in its socket while it decodes the last, so a busy worker never idles between "
+                              "a reply and its next request (1: one at a time)")
     graceful_timeout_s: int = Field(10, ge=0)
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)

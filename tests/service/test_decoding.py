@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -224,6 +224,57 @@ def test_concurrent_calls_share_the_workers(pool: DecodePool) -> None:
 
     for got, clip in zip(run(all_at_once()), clips):
         np.testing.assert_array_equal(got.array, prepare_upload(clip, CFG, LIMITS).array)
+
+
+def test_a_worker_holds_two_calls_at_depth_two_and_answers_each_its_own() -> None:
+    """At depth 2 one worker takes a second upload while it decodes the first (no second process), and the
+    replies, read in the order the requests went out, reach their own callers; a third call waits for a slot."""
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(1, threads, depth=2)
+    clips = [encode_clip(moving_square_clip(12, 48, 64, seed=i), "mp4") for i in range(5)]
+    try:
+        async def go() -> list:
+            slow = asyncio.create_task(p.call(time.sleep, 1.0))
+            await asyncio.sleep(0.05)
+            assert p._workers[0].load == 1
+            second = asyncio.create_task(p.prepare(clips[0], CFG, LIMITS))
+            third = asyncio.create_task(p.prepare(clips[1], CFG, LIMITS))
+            await asyncio.sleep(0.05)
+            assert p._workers[0].load == 2 and not second.done() and len(p._waiters) == 1  # sent; the third waits
+            rest = await asyncio.gather(*(p.prepare(c, CFG, LIMITS) for c in clips[2:]))
+            return [await slow, await second, await third, *rest]
+
+        got = run(go())
+        assert got[0] is None and p.restarts == 0 and p._workers[0].load == 0
+        for prepared, clip in zip(got[1:], clips):
+            np.testing.assert_array_equal(prepared.array, prepare_upload(clip, CFG, LIMITS).array)
+    finally:
+        p.close()
+        threads.shutdown()
+
+
+def test_a_death_or_a_call_given_up_at_depth_two_costs_the_other_call_a_retry_not_its_answer() -> None:
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(1, threads, depth=2)
+    data = encode_clip(moving_square_clip(8, 48, 64), "mp4")
+    want = prepare_upload(data, CFG, LIMITS).array
+    try:
+        async def beside(first: Callable[[], Awaitable[object]]) -> np.ndarray:
+            doomed = asyncio.create_task(first())
+            await asyncio.sleep(0.05)
+            innocent = await p.prepare(data, CFG, LIMITS)  # queued behind it on the same worker
+            with pytest.raises((UndecodableMedia, asyncio.TimeoutError)):
+                await doomed
+            return innocent.array
+
+        np.testing.assert_array_equal(run(beside(lambda: p.call(os._exit, 3))), want)
+        dead = p.restarts
+        assert dead >= 2  # the dying call's two tries
+        np.testing.assert_array_equal(run(beside(lambda: asyncio.wait_for(p.call(time.sleep, 30), 0.3))), want)
+        assert p.restarts == dead + 1 and p._workers[0].load == 0
+    finally:
+        p.close()
+        threads.shutdown()
 
 
 def test_zero_processes_decodes_in_the_threads() -> None:

@@ -16,7 +16,13 @@ from fastapi_offline import FastAPIOffline
 from service.disconnect import CancelOnDisconnect
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.heap import fix_mmap_threshold, freeze_startup_objects, limit_arenas, thaw_startup_objects
+from service.heap import (
+    fix_mmap_threshold,
+    freeze_startup_objects,
+    limit_arenas,
+    thaw_startup_objects,
+    trim_periodically,
+)
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, MetricsMiddleware, RequestIdMiddleware
 from service.predictor import build_predictor
@@ -78,9 +84,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.predictor = predictor
     if settings.gc_freeze:
         freeze_startup_objects()
+    trimmer = (asyncio.create_task(trim_periodically(settings.malloc_trim_s, lambda: predictor.batches_run))
+               if settings.malloc_trim_s > 0 else None)
     try:
         yield
     finally:
+        if trimmer is not None:
+            trimmer.cancel()
         app.state.predictor = None
         if settings.gc_freeze:
             thaw_startup_objects()

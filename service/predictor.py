@@ -180,6 +180,7 @@ class Predictor:
         # One thread per batch key is enough: a key runs one batch at a time (3 encoders, the score, 2 decoders).
         self._engine_pool = ThreadPoolExecutor(6, thread_name_prefix="engine")
         self._media_pending = 0
+        self.batches_run = 0  # engine calls so far: the heap trimmer's measure of activity (service/heap.py)
         self._in_flight: dict[str, Flight] = {}  # cache key -> the tasks computing its SLR
         # Batching off (SLR_BATCHING=false): the same queue and threads, one request per engine call.
         batching = settings.batching
@@ -299,7 +300,8 @@ class Predictor:
         prepared = await self.prepare(video) if video is not None else None
         frames = prepared.array if prepared else None
         mu, sigma = await self._submit(BatchKey("encode", config), (frames, tokens))
-        first = prepared.pixels[0] if prepared and prepared.pixels is not None else None
+        # A copy: a view would keep the whole clip's pixels (8x the frame) alive in the cache entry.
+        first = prepared.pixels[0].copy() if prepared and prepared.pixels is not None else None
         sentence_fam = sentence_familiarity(tokens, UNK_ID) if tokens is not None else None
         return SlrEntry(mu, sigma, first, prepared.box if prepared else None, None, sentence_fam), frames
 
@@ -484,6 +486,7 @@ class Predictor:
         return list(self.engine.decode_video(z, first))
 
     def _record_batch(self, key: BatchKey, size: int, seconds: float) -> None:
+        self.batches_run += 1
         self.metrics.batch_size.labels(key.graph).observe(size)
         self.metrics.batch_latency.labels(key.graph).observe(seconds)
 

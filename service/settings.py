@@ -58,6 +58,10 @@ class Settings(BaseSettings):
                                            "the memory freed in it; 0 keeps glibc's 8 per core. 2 left the process "
                                            "220 against 245 MiB after a bench.load sweep (232 against 229 in another "
                                            "run), req/s within noise")
+    malloc_trim_s: float = Field(10.0, ge=0, description="the heap's free pages go back to the system (glibc's "
+                                 "malloc_trim; service/heap.py) a second after a load ends, and every this many "
+                                 "seconds under a steady one: a load's freed batch buffers leave it fragmented and "
+                                 "resident; 0 = never")
     gc_freeze: bool = Field(True, description="take the objects alive after start-up out of Python's cyclic "
                                                "collector (service/heap.py): its full passes stalled the event loop")
     decode_processes: int = Field(2, ge=0, description="processes decoding uploads (spawned at start, core only: "

@@ -1,7 +1,7 @@
-"""service/heap.py: with the mmap threshold pinned, a large buffer allocated after a larger one was freed is still
-mmapped (given back to the system when freed), where glibc's own threshold would have grown past it; with the arenas
-capped, threads share them; the objects alive at start-up are frozen out of the cyclic collector while the server
-serves."""
+"""service/heap.py: a trim gives a fragmented heap's free pages back, once work stops and at an interval under load;
+with the mmap threshold pinned, a large buffer allocated after a larger one was freed is still mmapped (given back to
+the system when freed), where glibc's own threshold would have grown past it; with the arenas capped, threads share
+them; the objects alive at start-up are frozen out of the cyclic collector while the server serves."""
 from __future__ import annotations
 
 import asyncio
@@ -112,3 +112,49 @@ def test_the_server_freezes_its_start_up_objects_while_it_serves(artifacts_dir, 
     frozen = asyncio.run(serving_count())
     assert (frozen > 10_000) if freeze else frozen == 0
     assert gc.get_freeze_count() == 0
+
+
+TRIM_PROBE = """
+import random
+import numpy as np
+from service.heap import fix_mmap_threshold, trim_heap
+
+fix_mmap_threshold(4 << 20)  # as the server: buffers below 4 MiB come from the heap
+batch = [np.ones(random.Random(i).randint(400_000, 600_000), np.uint8) for i in range(200)]  # ~100 MB at once
+kept = batch[19::20]  # a few stay alive (cached results), the rest is freed: the heap cannot shrink from its top
+del batch
+rss = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+before = rss()
+print(trim_heap(), before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not has_mallinfo2(), reason="glibc only")
+def test_a_trim_gives_a_fragmented_heaps_free_pages_back() -> None:
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, check=True)
+    done, freed_kib = out.stdout.split()
+    assert done == "True" and int(freed_kib) > 50_000, out.stdout  # of ~95 MB freed inside the heap
+
+
+def test_the_trimmer_trims_after_work_once_quiet_and_at_the_interval_under_load(monkeypatch) -> None:
+    """No work: no trim. Work then a quiet tick: one trim. Steady work: a trim every interval, not every tick."""
+    import service.heap as heap
+
+    trims: list[int] = []
+    count = [0]
+    monkeypatch.setattr(heap, "trim_heap", lambda: trims.append(count[0]) or True)
+
+    async def go() -> None:
+        task = asyncio.create_task(heap.trim_periodically(0.25, lambda: count[0], tick_s=0.01))
+        await asyncio.sleep(0.1)
+        assert trims == []  # idle from the start
+        count[0] += 1
+        await asyncio.sleep(0.1)
+        assert trims == [1]  # trimmed once the work stopped, and not again while quiet
+        for _ in range(60):  # 0.6 s of steady work: a trim per 0.25 s, not one per tick
+            count[0] += 1
+            await asyncio.sleep(0.01)
+        task.cancel()
+        assert 1 <= len(trims) - 1 <= 4, trims
+
+    asyncio.run(go())

@@ -61,10 +61,10 @@ class BatchKey:
 # score's (frames, mu, picture box) -> signals; a sentence decoder's (z, max_len) -> word ids; the video decoder's
 # (z, first frame) -> frames.
 EncodeItem = tuple[np.ndarray | None, list[int] | None]
-SCORE_BATCH = 16  # most clips one familiarity score call rebuilds and reads (Predictor._batch_cap)
 EncodeResult = tuple[np.ndarray, np.ndarray]
 ScoreItem = tuple[np.ndarray, np.ndarray, Box | None]
 Signals = tuple[float, ...]
+SCORE_BATCH = 16  # most clips one familiarity score call rebuilds and reads (Predictor._batch_cap)
 SentenceItem = tuple[np.ndarray, int | None]
 VideoItem = tuple[np.ndarray, np.ndarray | None]
 BatchItem = EncodeItem | ScoreItem | SentenceItem | VideoItem
@@ -193,7 +193,7 @@ class Predictor:
 
     def _decode_backlog(self) -> bool:
         """More uploads in hand than decoders: the server is saturated, and more SLRs are on their way."""
-        return self._media_pending > max(1, self.settings.decode_processes)
+        return self._media_pending > (self.settings.decode_processes or self.settings.media_workers)
 
     def _batch_cap(self, key: BatchKey) -> int:
         if key.kind == "encode":  # a convolutional encoder costs the same per row at any batch

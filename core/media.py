@@ -8,6 +8,7 @@ the model size), which keeps decoding cheap without changing what the box filter
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -63,20 +64,28 @@ class MediaLimits:
 
 @dataclass(frozen=True)
 class PreparedVideo:
-    """The model input of one upload and, for frames models, its first frame (reconstruct conditions on it)."""
+    """The model input of one upload: a frames model's uint8 pixels, or a features model's features; for frames, its
+    first frame too (reconstruct conditions on it). The floats are made from the pixels where first read: a decode
+    worker sends the pixels alone (a quarter of the bytes; service/decoding.py) and never makes them."""
 
-    array: np.ndarray  # f32 [T,H,W,3] in [0,1], or [T,D] features
-    first_frame: np.ndarray | None  # f32 [H,W,3] or None for features
+    pixels: np.ndarray | None = None  # uint8 [T,H,W,3] (core.frames.clip_pixels), or None for features
+    features: np.ndarray | None = None  # f32 [T,D] for a features model
     # Where the upload's own picture lies in a letterboxed frame ("pad" models); None when it fills the frame.
     box: Box | None = None
-    # The uint8 frames `array` is made of (core.frames.unit_frames), None for features: a quarter of the floats' bytes,
-    # what a decode worker sends back (service/decoding.py) and a cache entry keeps of the first frame.
-    pixels: np.ndarray | None = None
 
-    @classmethod
-    def of_pixels(cls, pixels: np.ndarray, box: Box | None) -> PreparedVideo:
-        clip = unit_frames(pixels)
-        return cls(clip, clip[0], box, pixels)
+    @functools.cached_property
+    def array(self) -> np.ndarray:
+        """The model's input: f32 [T,H,W,3] in [0,1] (core.frames.unit_frames of the pixels, made once), or the
+        features."""
+        if self.pixels is not None:
+            return unit_frames(self.pixels)
+        assert self.features is not None, "a PreparedVideo holds pixels or features"
+        return self.features
+
+    @property
+    def first_frame(self) -> np.ndarray | None:
+        """f32 [H,W,3], or None for features."""
+        return self.array[0] if self.pixels is not None else None
 
 
 def detect_format(data: bytes) -> str:
@@ -432,11 +441,11 @@ def prepare_upload(source: Source, cfg: ModelConfig, limits: MediaLimits) -> Pre
     if cfg.video_input == "features":
         if fmt != "npy":
             raise UnsupportedMedia("this model takes precomputed features: upload a .npy of shape (Tf, D)")
-        return PreparedVideo(_features_from_npy(load_npy(_in_memory(source)), cfg, limits), None)
+        return PreparedVideo(features=_features_from_npy(load_npy(_in_memory(source)), cfg, limits))
     if fmt == "npy":
         frames = _frames_from_npy(load_npy(_in_memory(source)), limits)
     else:
         frames = decode_video(source, cfg, limits)
     pixels = clip_pixels(frames, cfg.frames, cfg.height, cfg.width, cfg.frame_fit)
-    return PreparedVideo.of_pixels(pixels, picture_box(frames.shape[1], frames.shape[2], cfg.height, cfg.width,
-                                                       cfg.frame_fit))
+    return PreparedVideo(pixels, box=picture_box(frames.shape[1], frames.shape[2], cfg.height, cfg.width,
+                                                 cfg.frame_fit))

@@ -144,10 +144,8 @@ def encode(value: Any, raws: list[memoryview], fds: list[int] | None = None) -> 
     if isinstance(value, bytes):
         raws.append(memoryview(value))
         return {"bytes": len(raws) - 1}
-    if isinstance(value, PreparedVideo) and value.pixels is not None:  # frames: their uint8 pixels, a quarter the bytes
-        return {"pixels": [encode(value.pixels, raws), encode(value.box, raws)]}
-    if isinstance(value, PreparedVideo):
-        return {"prepared": [encode(value.array, raws), encode(value.first_frame, raws), encode(value.box, raws)]}
+    if isinstance(value, PreparedVideo):  # frames as their uint8 pixels (a quarter of the floats' bytes), or features
+        return {"prepared": [encode(value.pixels, raws), encode(value.features, raws), encode(value.box, raws)]}
     if isinstance(value, ModelConfig):
         return {"model_config": value.to_dict()}
     if isinstance(value, MediaLimits):
@@ -166,12 +164,9 @@ def decode(value: Any, buffers: list[bytearray], files: list[Any] | None = None)
         return value
     if "file" in value and files is not None:
         return files[value["file"]]
-    if "pixels" in value:
-        pixels, box = (decode(x, buffers) for x in value["pixels"])
-        return PreparedVideo.of_pixels(pixels, tuple(box) if box is not None else None)
     if "prepared" in value:
-        array, first, box = (decode(x, buffers) for x in value["prepared"])
-        return PreparedVideo(array, first, tuple(box) if box is not None else None)
+        pixels, features, box = (decode(x, buffers) for x in value["prepared"])
+        return PreparedVideo(pixels, features, tuple(box) if box is not None else None)
     if "bytes" in value:
         return bytes(buffers[value["bytes"]])
     if "model_config" in value:

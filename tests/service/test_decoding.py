@@ -93,7 +93,7 @@ def round_trip(ok: bool, value: object) -> tuple[bool, object]:
 def test_replies_carry_arrays_of_any_layout_and_errors_without_pickle() -> None:
     grid = np.arange(2 * 36 * 64 * 3, dtype=np.float32).reshape(2, 36, 64, 3)
     value = [grid, np.asfortranarray(grid[0]), grid[:, ::3, 1::2], 7, "x", None,
-             PreparedVideo(grid, grid[0], (1, 2, 30, 60))]
+             PreparedVideo(features=grid, box=(1, 2, 30, 60))]
     ok, got = round_trip(True, value)
     assert ok
     for i in range(3):

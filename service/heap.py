@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
 import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +29,26 @@ M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
 M_ARENA_MAX = -8
 
 
+@functools.cache
+def _libc(name: str, argtypes: tuple[Any, ...]) -> Any | None:
+    """One of glibc's malloc functions from the process's own symbols (without find_library's subprocess), typed; None
+    elsewhere (another OS; musl, Alpine's libc, has no mallopt or malloc_trim)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
+    return fn
+
+
 def _mallopt(param: int, name: str, value: int) -> bool:
     """glibc's mallopt(param, value) where value > 0. True where it was set; False elsewhere (another libc, another
     OS, value 0), which is harmless: only memory use differs."""
-    if value <= 0 or not sys.platform.startswith("linux"):
+    mallopt = _libc("mallopt", (ctypes.c_int, ctypes.c_int))
+    if value <= 0 or mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, without find_library's subprocess
-    except (OSError, AttributeError):  # musl (Alpine) has no mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = bool(mallopt(param, value))
     if not done:
         log.warning("mallopt(%s, %d) refused; the heap keeps glibc's own", name, value)
@@ -53,16 +65,8 @@ def limit_arenas(arenas: int) -> bool:
     return _mallopt(M_ARENA_MAX, "M_ARENA_MAX", arenas)
 
 
-def _malloc_trim() -> object | None:
-    """glibc's malloc_trim, or None (another libc, another OS)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # musl has no malloc_trim
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+def _malloc_trim() -> Any | None:
+    return _libc("malloc_trim", (ctypes.c_size_t,))
 
 
 def trim_heap() -> bool:
@@ -71,7 +75,7 @@ def trim_heap() -> bool:
     resident: a cache-miss sweep at c=32 left the serving process 301 MB, 220 MB after one trim (docs/performance.md).
     False where there is no malloc_trim."""
     trim = _malloc_trim()
-    return trim is not None and bool(trim(0))  # type: ignore[operator]
+    return trim is not None and bool(trim(0))
 
 
 async def trim_periodically(interval_s: float, activity: Callable[[], int], tick_s: float = 1.0) -> None:

@@ -123,16 +123,28 @@ def _plane_coords(h: int, w: int) -> np.ndarray:
 PULL = np.diag([1.0, 1e-4, 1e-4]).astype(np.float32)
 
 
+def _cast(sub: np.ndarray) -> np.ndarray:
+    """[F, 3] each frame's median difference over its pixels (sub [F, P, 3]): np.median's values exactly (the mean
+    of the two middle values where P is even), at about a third of its cost: one partition of a contiguous copy
+    whose pixels run last, and the lower middle read as the largest of the lower half."""
+    n = sub.shape[1]
+    k = n // 2
+    x = np.partition(np.ascontiguousarray(sub.transpose(0, 2, 1)), k, axis=-1)  # [F, 3, P]
+    return x[..., k] if n % 2 else (x[..., :k].max(axis=-1) + x[..., k]) / 2
+
+
 def _less_shading(d: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """[F, P, 3] frames' differences with their rebuilds at P picture pixels (coords [P, 3]), less each frame's cast
     and shading: per channel the plane a + b x + c y fitted by least squares on the pixels (every 4th) the frame's
     median cast already explains, so the object the rebuild misses does not tilt it (PULL keeps it defined)."""
     sub, at = d[:, ::4], coords[::4]
-    cast = np.median(sub, axis=1)  # [F, 3]
+    cast = _cast(sub)  # [F, 3]
     explained = (~_over(sub - cast[:, None], MISS)).astype(np.float32)  # [F, P/4]
-    weighted = explained[:, :, None] * at[None]  # [F, P/4, 3]
-    normal = weighted.transpose(0, 2, 1) @ at + PULL  # [F, 3, 3]
-    target = weighted.transpose(0, 2, 1) @ sub  # [F, 3 coefficients, 3 channels]
+    # the explained pixels' coordinates, coefficients before pixels: both products below are then plain matrix
+    # products (0.25x the cost of the same sums over a transposed view, equal to float rounding)
+    weighted = explained[:, None, :] * np.ascontiguousarray(at.T)[None]  # [F, 3, P/4]
+    normal = weighted @ at + PULL  # [F, 3, 3]
+    target = weighted @ sub  # [F, 3 coefficients, 3 channels]
     target[:, 0] += PULL[0, 0] * cast
     plane = np.linalg.solve(normal, target)  # [F, 3, 3]
     return d - coords[None] @ plane
@@ -141,7 +153,7 @@ def _less_shading(d: np.ndarray, coords: np.ndarray) -> np.ndarray:
 def _forgiven(d: np.ndarray, coords: np.ndarray, shading: bool) -> np.ndarray:
     """[F, P, 3] frames' differences with their rebuilds less what the signal forgives: each frame's median cast, or
     with `shading` its cast and shading (_less_shading)."""
-    return _less_shading(d, coords) if shading else d - np.median(d[:, ::4], axis=1, keepdims=True)
+    return _less_shading(d, coords) if shading else d - _cast(d[:, ::4])[:, None]
 
 
 def missed_pixels(video: np.ndarray, rebuilt: np.ndarray, box: Box | Sequence[int] | None,

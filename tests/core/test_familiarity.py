@@ -10,6 +10,7 @@ from core.familiarity import (
     VIDEO_SIGNALS,
     Calibration,
     Verdict,
+    _cast,
     edges,
     motion,
     picture_masks,
@@ -173,3 +174,13 @@ def test_a_calibration_measures_the_signals_it_names() -> None:
         Calibration.from_dict({**old.to_dict(), "signals": ["rebuild_miss", "motion", "colourfulness"]})
     with pytest.raises(ValueError, match="another layout"):
         Calibration.from_dict({**old.to_dict(), "sides": ["high", "high", "both"]})
+
+
+@pytest.mark.parametrize("pixels", [576, 577, 1, 2])
+def test_a_frames_cast_is_numpys_median_exactly(pixels: int) -> None:
+    # _cast partitions once rather than calling np.median; a calibration fitted before must read the same values
+    rng = np.random.default_rng(pixels)
+    d = rng.normal(0, 0.3, (5, pixels * 4, 3)).astype(np.float32)
+    d[0] = np.round(d[0], 1)  # ties in the middle
+    sub = d[:, ::4]  # the strided view the signals read
+    np.testing.assert_array_equal(_cast(sub), np.median(sub, axis=1))

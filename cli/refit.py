@@ -66,9 +66,13 @@ def add_refit_parser(sub: Any) -> None:
     redraw = sub.add_parser(
         "redraw", help="a version whose video decoder draws video-to-video over the first frame's own scene (its "
                        "objects filled in) with another version's weights; sentence-to-video and the familiarity "
-                       "rebuild stay that version's")
+                       "rebuild stay that version's. With --rebuild-stride, only the familiarity rebuild graph is "
+                       "drawn anew, every n-th frame, and the version must be recalibrated (slr calibrate)")
     new_version_args(redraw).add_argument("--from-version", required=True,
                                           help="the version whose graphs and weights are kept")
+    redraw.add_argument("--rebuild-stride", type=int,
+                        help="the familiarity rebuild draws every n-th frame (ending on the last), the score's "
+                             "rebuild-miss signal reads those: cheaper per cache miss (docs/performance.md)")
     redraw.set_defaults(func=cmd_redraw)
 
 
@@ -175,8 +179,15 @@ def cmd_merge_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_redraw(args: argparse.Namespace) -> int:
-    from export.redraw import redraw_version
+    from export.redraw import redraw_version, restride_version
 
+    if args.rebuild_stride is not None:
+        return publish_derived(
+            args, "redraw",
+            lambda clips: restride_version(Path(args.root), args.from_version, args.version, args.rebuild_stride,
+                                           clips),
+            f"{args.from_version}'s graphs, its familiarity rebuild drawing every {args.rebuild_stride} frame(s); "
+            f"uncalibrated: first slr calibrate {args.root} --model-version {args.version} --data-dir {args.data_dir}")
     return publish_derived(
         args, "redraw", lambda clips: redraw_version(Path(args.root), args.from_version, args.version, clips),
         f"video-to-video over the first frame's scene, {args.from_version}'s weights; sentence-to-video and "

@@ -47,6 +47,11 @@ class ModelConfig:
     # (a quarter-size field, which missed other software's backgrounds: tan read as grey). The familiarity rebuild
     # keeps the model's own background: it measures what the latent explains.
     first_frame_background: bool = False
+    # The familiarity rebuild (model/star.py: SpriteVideoDecoder.rebuild, the graph the score runs on every cache
+    # miss) draws every n-th frame of the clip, ending on the last (rebuilt_frames), and the rebuild-miss signal reads
+    # those frames: at 2, 0.79x the rebuild graph's cost and half the signal's (docs/performance.md). Sprite decoders
+    # only (others rebuild with their whole decoder, every frame).
+    rebuild_stride: int = 1
 
     @property
     def frame_pixels(self) -> int:
@@ -66,6 +71,14 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def rebuilt_frames(frames: int, stride: int) -> slice:
+    """The frames of a `frames`-frame clip that a rebuild at `stride` draws (ModelConfig.rebuild_stride): every
+    stride-th, ending on the last (the first frame is the rebuild's input; the last lies furthest from it)."""
+    if stride < 1 or frames % stride:
+        raise ValueError(f"a rebuild stride must divide the clip's {frames} frames, got {stride}")
+    return slice(stride - 1, frames, stride)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.answer_warnings import AnswerWarning, warning
+from core.config import rebuilt_frames
 from core.frames import Box
 
 Side = Literal["high", "both"]
@@ -83,15 +84,29 @@ def _over(diff: np.ndarray, limit: float) -> np.ndarray:
     return squared > limit * limit
 
 
+def _drawn(video: np.ndarray, drawn: int, axis: int) -> np.ndarray:
+    """The frames (on `axis`) of clips that a rebuild of `drawn` frames drew: all of them, or every n-th ending on
+    the last (core.config.rebuilt_frames), n read from the two lengths."""
+    frames = video.shape[axis]
+    if drawn == frames:
+        return video
+    if drawn < 1 or frames % drawn:
+        raise ValueError(f"a rebuild of {drawn} frames cannot be read against clips of {frames}")
+    index: list[slice] = [slice(None)] * video.ndim
+    index[axis] = rebuilt_frames(frames, frames // drawn)
+    return video[tuple(index)]
+
+
 def rebuild_miss(video: np.ndarray, rebuilt: np.ndarray,
                  boxes: Sequence[Box | Sequence[int] | None] | None = None, shading: bool = False) -> np.ndarray:
     """[B] the share of picture pixels the model's rebuild misses by more than MISS, once each frame's median
     difference (the rebuild's colour cast: a brown background rebuilt a shade too dark) is taken off, and with
     `shading` its shading too (_less_shading). The median is read on every 4th picture pixel: the cast is a property
     of the whole frame, and the full median costs 4x (every 16th: 0.3 ms less per clip, and one more outside file of
-    50 flagged)."""
+    50 flagged). A rebuild of fewer frames than the clip (ModelConfig.rebuild_stride) is read against the frames
+    it drew."""
     masks = _frame_masks(video, boxes)
-    diff = np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)  # [B,T,H,W,3]
+    diff = np.asarray(_drawn(video, rebuilt.shape[1], axis=1), np.float32) - np.asarray(rebuilt, np.float32)
     b, t, h, w, _ = diff.shape
     coords = _plane_coords(h, w)
     out = np.zeros(b)
@@ -160,6 +175,7 @@ def missed_pixels(video: np.ndarray, rebuilt: np.ndarray, box: Box | Sequence[in
                   shading: bool) -> np.ndarray:
     """[T, H, W] bool: the pixels of one clip's picture [T,H,W,3] its rebuild misses, as rebuild_miss (shading
     False) or rebuild_miss_shaded counts them (for pictures of what each forgives: bench/familiarity.py)."""
+    video = _drawn(video, len(rebuilt), axis=0)
     t, h, w, _ = video.shape
     inside = picture_masks([box], h, w)[0].ravel()
     d = (np.asarray(video, np.float32) - np.asarray(rebuilt, np.float32)).reshape(t, h * w, 3)[:, inside]

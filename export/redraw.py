@@ -1,13 +1,15 @@
-"""A version whose video decoder draws video-to-video over the first frame's own scene (ModelConfig.
-first_frame_background, model/star.py: first_frame_scene), with the source version's weights: no training.
+"""Versions that draw otherwise with the source version's weights, no training:
 
-    redraw_version(root, "quality-v16", "quality-v17", clips)
+    redraw_version(root, "quality-v16", "quality-v17", clips)       video-to-video over the first frame's scene
+    restride_version(root, "quality-v21", "quality-v22", 2, clips)  the familiarity rebuild, every 2nd frame
 
-Only the video decoder's graph is new. Its sentence-to-video rows compute exactly what the source's compute (no first
-frame: the scene is the decoder's own background), its video-to-video rows draw the source's sprite and track over
-the first frame; the familiarity rebuild graph is the source's file, byte for byte (it keeps the decoder's own
-background, so the calibration stays the source's). All three are checked on the written graphs before anything is
-published; `slr release` then decides whether the version becomes `latest`.
+redraw_version: the video decoder draws video-to-video over the first frame's own scene (ModelConfig.
+first_frame_background, model/star.py: first_frame_scene); only the video decoder's graph is new. Its sentence-to-
+video rows compute exactly what the source's compute (no first frame: the scene is the decoder's own background), its
+video-to-video rows draw the source's sprite and track over the first frame; the familiarity rebuild graph is the
+source's file, byte for byte (it keeps the decoder's own background, so the calibration stays the source's). All
+three are checked on the written graphs before anything is published; `slr release` then decides whether the version
+becomes `latest`.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.config import rebuilt_frames
 from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD
 from export.graph_model import GraphModel
 from export.graphs import graph_specs
-from export.parity import FP32_ATOL
+from export.parity import FP32_ATOL, max_abs_diff, open_cpu_session
 from export.refit import decoder_from_graph, publish_refit, rows_difference, video_graphs_parity
 from model.star import StarModel
 
@@ -52,3 +55,39 @@ def redraw_version(root: Path, source_version: str | None, version: str, clips: 
 
     record = {"first_frame_background": True, "weights_from": source.version}
     return publish_refit(root, source, version, star, (VIDEO_DECODER,), parity, record, atol)
+
+
+def restride_version(root: Path, source_version: str | None, version: str, stride: int, clips: np.ndarray,
+                     atol: float = FP32_ATOL) -> Path:
+    """Publish `version` beside the source (latest untouched) whose familiarity rebuild graph draws every `stride`-th
+    frame (ModelConfig.rebuild_stride) with the source rebuild graph's weights; every other file is the source's.
+    The frames it draws are checked against PyTorch and against the source rebuild's own at the same frames. It is
+    published without a familiarity calibration (its rebuild-miss signal reads fewer frames): `slr calibrate` it,
+    then `slr release`. `clips`: [N,T,H,W,3] in [0, 1] whose latents and first frames the graph is checked on."""
+    source = GraphModel.open(root, source_version)
+    cfg = source.manifest.model
+    if VIDEO_REBUILD not in source.manifest.graphs:
+        raise ValueError(f"{source.version} has no rebuild graph apart from its decoder to redraw (a sprite decoder "
+                         "with sentence-to-video's own heads exports one)")
+    if stride == cfg.rebuild_stride:
+        raise ValueError(f"{source.version} already rebuilds every {stride} frame(s)")
+    ours, theirs = (np.arange(cfg.frames)[rebuilt_frames(cfg.frames, s)] for s in (stride, cfg.rebuild_stride))
+    decoder = decoder_from_graph(source, dataclasses.replace(cfg, rebuild_stride=stride), VIDEO_REBUILD).eval()
+    star = StarModel(decoder.cfg).eval()  # only the rebuild graph is new
+    star.video_decoder = decoder
+    z = source.video_mu(clips)
+    first = np.ascontiguousarray(clips[:, 0])
+
+    def parity(staging: Path) -> float:
+        got = open_cpu_session(staging / graph_specs(decoder.cfg)[VIDEO_REBUILD].file).run(
+            ["frames"], {"z": z, "first_frame": first})[0]
+        was = source.frames(z, first, VIDEO_REBUILD)
+        both = np.intersect1d(ours, theirs)  # the last frame at least
+        gap = float(np.abs(got[:, np.searchsorted(ours, both)] - was[:, np.searchsorted(theirs, both)]).max())
+        if gap > atol:
+            raise ValueError(f"the rebuilt frames differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
+        with torch.no_grad():
+            return max_abs_diff([decoder.rebuild(torch.from_numpy(z), torch.from_numpy(first)).numpy()], [got])
+
+    record = {"rebuild_stride": stride, "weights_from": source.version}
+    return publish_refit(root, source, version, star, (VIDEO_REBUILD,), parity, record, atol, keep_calibration=False)

@@ -96,9 +96,10 @@ def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = T
                    torch.tensor([len(c.captions) for c in clips]))
 
 
-def decoder_from_graph(model: GraphModel, cfg: ModelConfig) -> SpriteVideoDecoder:
-    """The version's sprite decoder with its graph's weights; sentence heads (cfg) start as copies of the others."""
-    proto = onnx.load(str(model.directory / model.manifest.graphs[VIDEO_DECODER].file))
+def decoder_from_graph(model: GraphModel, cfg: ModelConfig, graph: str = VIDEO_DECODER) -> SpriteVideoDecoder:
+    """The version's sprite decoder with `graph`'s weights (the video decoder's, or the rebuild graph's: video-to-
+    video's heads only); sentence heads (cfg) missing from it start as copies of the others."""
+    proto = onnx.load(str(model.directory / model.manifest.graphs[graph].file))
     weights = {t.name.removeprefix(DECODER_PREFIX): torch.from_numpy(numpy_helper.to_array(t).copy())
                for t in proto.graph.initializer if t.name.startswith(DECODER_PREFIX)}
     decoder = SpriteVideoDecoder(cfg)
@@ -247,11 +248,13 @@ def rows_difference(graph: Path, source: GraphModel, z: np.ndarray, first: np.nd
 
 
 def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, graphs: Sequence[str],
-                  parity: Callable[[Path], float], record: dict[str, Any], atol: float = FP32_ATOL) -> Path:
+                  parity: Callable[[Path], float], record: dict[str, Any], atol: float = FP32_ATOL,
+                  keep_calibration: bool = True) -> Path:
     """The base version's folder with `graphs` exported anew from `star` (its refitted decoder), published beside
     it (latest untouched: the release gate moves it). `parity(staging)`: the written graphs' largest difference from
     PyTorch; past `atol`, nothing is published (ValueError). The manifest's `refit` records the base, the graphs and
-    `record`, and the base's own refit as `previous`."""
+    `record`, and the base's own refit as `previous`; its familiarity calibration is the base's, or none with
+    `keep_calibration` False (a rebuild that now draws otherwise: `slr calibrate` the version before its release)."""
     version = new_version_name(root, version)
     specs = graph_specs(star.cfg)
 
@@ -270,8 +273,9 @@ def publish_refit(root: Path, base: GraphModel, version: str, star: StarModel, g
         if base.manifest.refit is not None:
             refit_record["previous"] = base.manifest.refit
         entries = {**base.manifest.graphs, **{name: specs[name].manifest_entry() for name in graphs}}
+        familiarity = base.manifest.familiarity if keep_calibration else None
         dataclasses.replace(base.manifest, version=version, model=star.cfg, files=files, graphs=entries,
-                            parity=parity_record, release=None, refit=refit_record,
+                            parity=parity_record, release=None, refit=refit_record, familiarity=familiarity,
                             created=datetime.now(timezone.utc).isoformat(timespec="seconds")).write(staging)
 
     return publish_version(root, version, build, update_latest=False)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.config import ModelConfig
+from core.config import ModelConfig, rebuilt_frames
 from core.graph_contract import resolve_max_len
 from core.search import beam_search, greedy_search
 from core.vocab import PAD_ID
@@ -423,17 +423,20 @@ class SpriteVideoDecoder(nn.Module):
         has_first = first_frame.flatten(1).abs().amax(dim=1) > 0
         return torch.where(has_first.view(-1, 1, 1, 1), bg, background_field(self, z, first_frame, self.sentence))
 
-    def draw(self, z: Tensor, first_frame: Tensor, sentence_rows: bool = True,
-             scene: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    def draw(self, z: Tensor, first_frame: Tensor, sentence_rows: bool = True, scene: bool = True,
+             stride: int = 1) -> tuple[Tensor, Tensor, Tensor]:
         """(frames [B, T, H, W, 3], sprite [B, 4, S, S], poses [B, T, 3]); `sentence_rows` as shape_and_track;
         `scene` False: over the decoder's own background even where cfg.first_frame_background asks for the first
-        frame's (the familiarity rebuild)."""
+        frame's (the familiarity rebuild); `stride` > 1: only the frames core.config.rebuilt_frames names are drawn
+        (the track still runs through every frame: the same poses, so the same pixels as a full draw's)."""
         cfg, b = self.cfg, z.size(0)
         sprite, poses, _ = self.shape_and_track(z, first_frame, sentence_rows)
-        grid = self.sampling_grid(poses.reshape(b * cfg.frames, 3), self.coords)
-        sprites = sprite.unsqueeze(1).expand(-1, cfg.frames, -1, -1, -1).reshape(b * cfg.frames, 4, *sprite.shape[2:])
+        drawn = poses[:, rebuilt_frames(cfg.frames, stride)]
+        t = drawn.size(1)
+        grid = self.sampling_grid(drawn.reshape(b * t, 3), self.coords)
+        sprites = sprite.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(b * t, 4, *sprite.shape[2:])
         layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        layer = layer.view(b, cfg.frames, 4, cfg.height, cfg.width)
+        layer = layer.view(b, t, 4, cfg.height, cfg.width)
         bg = self.background(z, first_frame, sentence_rows)
         if cfg.first_frame_background and scene:
             bg = first_frame_scene(first_frame, layer[:, 0, 3:], bg)
@@ -450,14 +453,17 @@ class SpriteVideoDecoder(nn.Module):
     def rebuild(self, z: Tensor, first_frame: Tensor) -> Tensor:
         """Video-to-video's frames only (every row has a first frame), without running sentence-to-video's heads, over
         the decoder's own background (the familiarity score's rebuild: core/graph_contract.py VIDEO_REBUILD): the
-        pixels it misses are what the latent does not explain. Without cfg.first_frame_background, forward's rows."""
-        return self.draw(z, first_frame, sentence_rows=False, scene=False)[0]
+        pixels it misses are what the latent does not explain. Without cfg.first_frame_background, forward's rows;
+        every cfg.rebuild_stride-th of them."""
+        return self.draw(z, first_frame, sentence_rows=False, scene=False, stride=self.cfg.rebuild_stride)[0]
 
 
 def has_rebuild_graph(cfg: ModelConfig) -> bool:
     """Whether a model exports a rebuild graph apart from its video decoder: only where they differ (a sprite decoder
-    with sentence-to-video's own heads, or drawing video-to-video over the first frame's scene)."""
-    return cfg.video_output and cfg.video_decoder == "sprite" and (cfg.sentence_heads or cfg.first_frame_background)
+    with sentence-to-video's own heads, drawing video-to-video over the first frame's scene, or rebuilding every n-th
+    frame)."""
+    return cfg.video_output and cfg.video_decoder == "sprite" and (cfg.sentence_heads or cfg.first_frame_background
+                                                                   or cfg.rebuild_stride > 1)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from core.familiarity import (
     Verdict,
     _cast,
     edges,
+    missed_pixels,
     motion,
     picture_masks,
     rebuild_miss,
@@ -184,3 +185,16 @@ def test_a_frames_cast_is_numpys_median_exactly(pixels: int) -> None:
     d[0] = np.round(d[0], 1)  # ties in the middle
     sub = d[:, ::4]  # the strided view the signals read
     np.testing.assert_array_equal(_cast(sub), np.median(sub, axis=1))
+
+
+def test_a_rebuild_of_every_other_frame_is_read_against_the_frames_it_drew() -> None:
+    # ModelConfig.rebuild_stride: the rebuild graph draws frames 1, 3 (of T = 4); the signal reads those of the clip
+    video, rebuilt = shape_clips(6, seed=11)
+    boxes = [None, None, (2, 0, 8, W), None, None, (0, 4, H, 8)]
+    for shading in (False, True):
+        np.testing.assert_array_equal(rebuild_miss(video, rebuilt[:, 1::2], boxes, shading),
+                                      rebuild_miss(video[:, 1::2], rebuilt[:, 1::2], boxes, shading))
+    np.testing.assert_array_equal(missed_pixels(video[0], rebuilt[0, 1::2], None, True),
+                                  missed_pixels(video[0, 1::2], rebuilt[0, 1::2], None, True))
+    with pytest.raises(ValueError, match="cannot be read"):
+        rebuild_miss(video, rebuilt[:, :3])

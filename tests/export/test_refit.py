@@ -158,6 +158,38 @@ def test_redraw_draws_video_to_video_over_the_first_frame_and_keeps_the_rest(spr
     assert "no rebuild graph" in capsys.readouterr().err and not (sprite_root / "never").exists()
 
 
+def test_a_restrided_rebuild_draws_every_other_frame_of_the_source_and_is_calibrated_anew(
+        sprite_heads_root, tiny_corpus, tmp_path, capsys) -> None:
+    """`slr redraw --rebuild-stride 2` (export/redraw.py: restride_version): only the familiarity rebuild graph is new
+    and draws the source rebuild's frames 1, 3, 5 exactly; the version is published uncalibrated (its signal reads
+    fewer frames) and scores once `slr calibrate` has run; a stride that does not divide the clip is refused."""
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    args = ["redraw", str(sprite_heads_root), "--from-version", "heads", "--data-dir", str(data)]
+    assert main([*args, "--version", "every2", "--rebuild-stride", "2"]) == 0
+    assert "uncalibrated" in capsys.readouterr().out and read_latest(sprite_heads_root) == "heads"
+    source, every2 = GraphModel.open(sprite_heads_root, "heads"), GraphModel.open(sprite_heads_root, "every2")
+    every2.manifest.verify_files(every2.directory)
+    changed = {name for name in source.manifest.files if source.manifest.files[name] != every2.manifest.files[name]}
+    assert changed == {source.manifest.graphs[VIDEO_REBUILD].file}, changed
+    assert every2.manifest.model.rebuild_stride == 2 and every2.manifest.familiarity is None
+    video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
+    z = source.video_mu(video)
+    full, drawn = source.frames(z, video[:, 0], VIDEO_REBUILD), every2.frames(z, video[:, 0], VIDEO_REBUILD)
+    assert full.shape[1] == 6 and drawn.shape[1] == 3
+    assert np.abs(drawn - full[:, 1::2]).max() < 1e-5
+    assert main(["calibrate", str(sprite_heads_root), "--model-version", "every2", "--data-dir", str(data)]) == 0
+    engine = Engine.load(sprite_heads_root, "every2")
+    assert engine.manifest.familiarity is not None
+    rebuilt = engine.rebuild_video(z, video[:, 0])
+    assert rebuilt.shape[1] == 3 and engine.manifest.familiarity.measure(video, rebuilt).shape == (4, 3)
+    for stride, error in ((4, "must divide"), (2, "already rebuilds")):
+        source_version = "heads" if stride == 4 else "every2"
+        assert main(["redraw", str(sprite_heads_root), "--from-version", source_version, "--data-dir", str(data),
+                     "--version", "never", "--rebuild-stride", str(stride)]) == 2
+        assert error in capsys.readouterr().err and not (sprite_heads_root / "never").exists()
+
+
 def test_a_steeper_sentence_alpha_scales_its_logit_and_leaves_video_to_video_alone(sprite_heads_root) -> None:
     model = GraphModel.open(sprite_heads_root, None)
     decoder = decoder_from_graph(model, model.manifest.model).eval()

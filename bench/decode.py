@@ -4,7 +4,8 @@
 
 Side by side in one run, per clip (48 frames at 320x240 as in issue 20, plus a small and a VGA one, and the peers'
 benchmark clip of bench/peers, `bench.support.make_clip(48, 240, 320)`):
-- `decode only`: PyAV decoding every frame, no conversion (the floor of any path that reads the file);
+- `decode only`: PyAV decoding every frame, no conversion (the floor of any path that reads the file), with the
+  slice threads libavcodec opens by default and with one thread (core.media's since 2026-12-07);
 - `old path`: every frame decoded and converted (rgb24 at up to 4x the model size, frame threads on), then
   sampled by `prepare_clip` (what `core.media` did before);
 - `issue 35's path`: every frame of the window decoded in order, the sampled ones converted to up to 4x the model
@@ -70,10 +71,14 @@ def moving_clip_mp4(width: int, height: int, n_frames: int = FRAMES) -> bytes:
     return buf.getvalue()
 
 
-def decode_only(data: bytes) -> int:
-    """Every frame decoded, none converted: the floor."""
+def decode_only(data: bytes, one_thread: bool = False) -> int:
+    """Every frame decoded, none converted: the floor, as PyAV opens a codec (libavcodec's slice threads, one per
+    core) or with `one_thread` as core.media opens one (since 2026-12-07)."""
     with av.open(io.BytesIO(data)) as container:
-        return sum(1 for _ in container.decode(container.streams.video[0]))
+        stream = container.streams.video[0]
+        if one_thread:
+            stream.thread_count = 1
+        return sum(1 for _ in container.decode(stream))
 
 
 def decode_everything(data: bytes, cfg: ModelConfig, threads: bool = True) -> np.ndarray:
@@ -162,6 +167,7 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
         prepare = lambda: media.prepare_upload(data, cfg, limits)  # noqa: E731
         row = {"clip": name,
                "decode_only_ms": median_ms(lambda: decode_only(data), repeat),
+               "decode_one_thread_ms": median_ms(lambda: decode_only(data, one_thread=True), repeat),
                "old_path_ms": median_ms(lambda: decode_everything(data, cfg), repeat),
                "issue35_ms": median_ms(lambda: with_direct_scale(False, lambda: decode_in_order(data, cfg, limits)),
                                        repeat),
@@ -181,10 +187,12 @@ def measure(cfg: ModelConfig, repeat: int) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(md_table(
-        ["clip", "decode only (ms)", "old path (ms)", "issue 35's path (ms)", "today's decode, two-step / direct (ms)",
+        ["clip", "decode only, PyAV's threads / one thread (ms)", "old path (ms)", "issue 35's path (ms)",
+         "today's decode, two-step / direct (ms)",
          "issue 35's / today's", "prepare_upload, two-step / direct (ms)", "threads on / off (ms)",
          "prepare / decode-only", "old / new"],
-        [[r["clip"], f"{r['decode_only_ms']:.1f}", f"{r['old_path_ms']:.1f}", f"{r['issue35_ms']:.1f}",
+        [[r["clip"], f"{r['decode_only_ms']:.1f} / {r['decode_one_thread_ms']:.1f}", f"{r['old_path_ms']:.1f}",
+          f"{r['issue35_ms']:.1f}",
           f"{r['two_step_ms']:.1f} / {r['decode_video_ms']:.1f}", f"{r['issue35_over_today']:.2f}x",
           f"{r['prepare_two_step_ms']:.1f} / {r['prepare_upload_ms']:.1f}",
           f"{r['threads_on_ms']:.1f} / {r['threads_off_ms']:.1f}", f"{r['prepare_over_floor']:.2f}x",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,24 @@ def test_a_truncated_long_clip_is_a_media_error_or_its_decodable_start(cut: floa
     except media.MediaError:
         return
     assert frames.shape[0] == 8
+
+
+def test_an_upload_is_decoded_on_one_thread_unless_frame_threads_are_asked_for(monkeypatch) -> None:
+    # libavcodec's default opens slice threads, one per core, for every upload: twice the CPU of one thread on the
+    # peers' 48-frame 320x240 clip (bench/decode.py)
+    clip = encode_clip(moving_square_clip(), "mp4")
+    container, stream = media._open_video(clip, media.MediaLimits())
+    with container:
+        assert stream.thread_count == 1
+    seen = []
+    real_open = media._open_video
+
+    def spy(source, limits):
+        container, stream = real_open(source, limits)
+        seen.append(stream)
+        return container, stream
+
+    monkeypatch.setattr(media, "_open_video", spy)
+    monkeypatch.setattr(media, "THREAD_MIN_PIXELS", 0)
+    media._decode_in_order(clip, CFG, media.MediaLimits(), {0}, 1, time.monotonic())
+    assert str(seen[-1].thread_type).endswith("AUTO")  # its count libavcodec's own (one per core and one)

@@ -24,6 +24,7 @@ holds a worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import io
 import json
@@ -280,6 +281,8 @@ class Worker:
     # once the call before it on this worker has read its own (`reading`: that call's done-reading future).
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     reading: asyncio.Future[None] | None = None
+    active: int = 0  # calls sending or reading on the socket now: it is closed only once none is (stop_worker)
+    retired: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -298,10 +301,18 @@ def spawn_worker(mmap_threshold: int = 0) -> Worker:
 
 
 def stop_worker(w: Worker) -> None:
-    w.sock.close()
+    """Kill the worker; its socket closes now if no call is on it, else when the last one leaves (Worker.active).
+    Closed under a pending read, the event loop would never wake that read again (epoll forgets a closed fd): the
+    call would hang. The kill and a shutdown of our end make every pending read see EOF and every write fail."""
+    w.retired = True
     if w.process.is_alive():
         w.process.kill()
     w.process.join(timeout=1)
+    if w.active:
+        with contextlib.suppress(OSError):
+            w.sock.shutdown(socket.SHUT_RDWR)
+    else:
+        w.sock.close()
 
 
 class DecodePool:
@@ -357,6 +368,7 @@ class DecodePool:
         loop = asyncio.get_running_loop()
         before, w.reading = w.reading, loop.create_future()
         mine = w.reading
+        w.active += 1
         try:
             parts, fds = pack_request(fn, args)
             async with w.sending:  # FIFO: requests leave in the order their calls took their turn to read
@@ -365,13 +377,16 @@ class DecodePool:
                     parts = [parts[0][sent:], *parts[1:]]
                 for part in parts:
                     await loop.sock_sendall(w.sock, part)
-            if before is not None:
-                await before
+            if before is not None and not before.done():  # waited on, not awaited: a call given up here must not
+                await asyncio.wait([before])  # cancel the future of the call reading before it
             return unpack_reply(*await read_async(loop, w.sock))
         except OSError:
             raise WorkerDied(f"decode worker {w.pid} exited") from None
         finally:
             mine.set_result(None)
+            w.active -= 1
+            if w.retired and not w.active:
+                w.sock.close()
 
     def _fits(self, w: Worker, alone: bool) -> bool:
         return w.load == 0 if alone else not w.alone and w.load < self.depth

@@ -312,3 +312,25 @@ def proc_state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "zombie"  # gone between the two reads
+
+
+def test_a_call_given_up_while_another_reads_the_same_worker_never_strands_the_reader() -> None:
+    """Depth 2: the second call on a worker is given up (its client left) while the first waits for its reply. The
+    worker is replaced, and its socket must stay open until the first call has seen the worker go (EOF): closed
+    under a pending read, the event loop never wakes that read again and its caller hangs."""
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(1, threads, depth=2)
+    try:
+        async def go() -> object:
+            await p.warm()
+            reader = asyncio.create_task(p.call(time.sleep, 0.5))
+            await asyncio.sleep(0.1)  # the first call's request is out and its reply awaited
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(p.call(time.sleep, 0), 0.2)  # queued behind it, then given up
+            return await asyncio.wait_for(reader, 15)  # a retry on the fresh worker, not a hang
+
+        assert run(go()) is None
+        assert p.restarts == 1  # the worker given up with the second call; the first call retried on its successor
+    finally:
+        p.close()
+        threads.shutdown()

@@ -431,7 +431,7 @@ class SpriteVideoDecoder(nn.Module):
         (the track still runs through every frame: the same poses, so the same pixels as a full draw's)."""
         cfg, b = self.cfg, z.size(0)
         sprite, poses, _ = self.shape_and_track(z, first_frame, sentence_rows)
-        drawn = poses[:, rebuilt_frames(cfg.frames, stride)]
+        drawn = poses if stride == 1 else poses[:, rebuilt_frames(cfg.frames, stride)]  # no Slice in other graphs
         t = drawn.size(1)
         grid = self.sampling_grid(drawn.reshape(b * t, 3), self.coords)
         sprites = sprite.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(b * t, 4, *sprite.shape[2:])

@@ -65,8 +65,10 @@ from service.heap import limit_arenas
 
 print(limit_arenas(int(sys.argv[1])))
 held = []
+together = threading.Barrier(6)
 def work():
     held.append(np.ones(1 << 16, np.uint8))  # each new thread's first malloc: an arena of its own, up to the cap
+    together.wait()  # all six alive at once: a thread that ended first would hand its arena to the next
 threads = [threading.Thread(target=work) for _ in range(6)]
 for t in threads:
     t.start()

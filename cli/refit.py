@@ -47,6 +47,12 @@ def add_refit_parser(sub: Any) -> None:
                                                       "colour ramp across the picture (default 0)")
     ref.add_argument("--sentence-alpha-gain", type=float, help="video decoder: sentence-to-video's sprite alpha "
                                                                "made this much steeper before training (default 1)")
+    ref.add_argument("--heads", choices=("both", "sentence"),
+                     help="video decoder: which drawing heads learn (default both); sentence: sentence-to-video's "
+                          "alone, from sentence rows, video-to-video and the familiarity calibration kept exactly")
+    ref.add_argument("--sprite-mask-weight", type=float,
+                     help="video decoder: weight of the sprite alpha's term against its shape's mask (default: the "
+                          "preset's)")
     ref.add_argument("--caption-weight", type=float, help="video encoder: weight of the caption loss through the "
                                                           "version's own caption decoder beside the distillation "
                                                           "(default 0)")
@@ -113,7 +119,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
     best = next(row for row in record["validation"] if row["step"] == record["best_step"])
     print(json.dumps(best))
     note = f"best validation at step {record['best_step']}"
-    if args.part != "sentence":  # the familiarity score reads the rebuild of the encoder's latent: recalibrate
+    # The familiarity score reads the rebuild of the encoder's latent: recalibrate where the rebuild drew anew.
+    if args.part != "sentence" and record.get("heads") != "sentence":
         calibration = recalibrate(root, args.version, true_frames(familiar), clip_boxes(familiar),
                                   f"{len(familiar)} validation clips of {Path(args.data_dir).name}")
         note += f"; familiarity threshold {calibration.threshold}"
@@ -122,7 +129,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     return 0
 
 
-TUNING = ("steps", "lr", "seed", "ramp_share", "sentence_alpha_gain", "caption_weight")  # each a config field
+TUNING = ("steps", "lr", "seed", "ramp_share", "sentence_alpha_gain", "heads", "sprite_mask_weight", "caption_weight")  # each a config field
 
 
 def part_config(cls: Any, args: argparse.Namespace) -> Any:

@@ -40,6 +40,7 @@ from model.losses import total_loss, video_decoder_losses
 from model.probes import probe_accuracy
 from model.star import SpriteVideoDecoder, StarModel
 
+HEADS = ("both", "sentence")  # RefitConfig.heads
 DECODER_PREFIX = "model.video_decoder."  # the decoder's weights in its graph (export/graphs.py: VideoDecoderGraph)
 
 
@@ -71,6 +72,13 @@ class RefitConfig:
     # Sentence-to-video's sprite alpha made this much steeper before training (its logit scaled: the same drawing at 1):
     # its stars came out fat, their notches half filled, and the probe read them as diamonds.
     sentence_alpha_gain: float = 1.0
+    # "sentence": only sentence-to-video's own heads learn, from sentence rows alone, so video-to-video (reconstruct,
+    # the familiarity rebuild graph and its calibration) stays the base's exactly; "both": every head, both kinds of row.
+    heads: str = "both"
+    # The weight of the sprite alpha's term against its shape's mask (TrainConfig.lambda_sprite_mask where None). At
+    # the quality preset's 1, sentence-to-video's sprites came out rounded (squares read as circles, stars and
+    # crosses as diamonds: shape 65.6); at 20 their outline is the shape's (models/default/README.md, quality-v23).
+    sprite_mask_weight: float | None = None
 
 
 def encoder_latents(model: GraphModel, clips: Sequence[Clip], progress: bool = True) -> Latents:
@@ -199,10 +207,18 @@ def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: floa
 def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: TrainConfig, rc: RefitConfig,
           progress: bool = True) -> tuple[SpriteVideoDecoder, dict[str, Any]]:
     """Train the decoder on the version's latents; the best validation weights (mean of both tasks' probe)."""
+    if rc.heads not in HEADS:
+        raise ValueError(f"heads {rc.heads!r}: one of {', '.join(HEADS)}")
     torch.manual_seed(rc.seed)
     cfg = dataclasses.replace(model.manifest.model, sentence_heads=True)
     decoder = decoder_from_graph(model, cfg)
     steepen_sentence_alpha(decoder, rc.sentence_alpha_gain)
+    if rc.sprite_mask_weight is not None:
+        tc = dataclasses.replace(tc, lambda_sprite_mask=rc.sprite_mask_weight)
+    learner: nn.Module = decoder
+    if rc.heads == "sentence":
+        assert decoder.sentence is not None  # cfg asks for them
+        learner, rc = decoder.sentence, dataclasses.replace(rc, sentence_share=1.0)
     data = tensorize(list(train), model.vocab, cfg)
     latents = encoder_latents(model, train, progress)
     check = [val[i] for i in single_object(val)]
@@ -215,7 +231,7 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
         return total_loss({"kl": z.new_zeros(()), **video_decoder_losses(decoder, z, z, batch, mask_v)}, tc, 0.0)
 
     best_step, history = train_keeping_best(  # both tasks' colour, shape and motion
-        decoder, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
+        learner, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
         lambda: probe_figures(decoder, check, check_v, check_s), "refit video decoder", "sentence_to_video.shape",
         progress)
     decoder.eval()
@@ -286,13 +302,17 @@ def refit_version(root: Path, base_version: str | None, version: str, train: Seq
     base = GraphModel.open(root, base_version)
     if base.manifest.model.video_decoder != "sprite" or VIDEO_DECODER not in base.manifest.graphs:
         raise ValueError(f"{base.version} has no sprite video decoder to refit")
+    if rc.heads == "sentence" and not base.manifest.model.sentence_heads:
+        raise ValueError(f"{base.version} draws sentence-to-video with video-to-video's heads: refit both first")
     decoder, record = refit(base, train, val, tc, rc, progress)
     star = StarModel(decoder.cfg).eval()  # its encoders are never exported: only the decoder's graph is new
     star.video_decoder = decoder
     video = torch.from_numpy(true_frames([val[i] for i in single_object(val)][:16]))
     z = torch.from_numpy(base.video_mu(video.numpy()))
     specs = graph_specs(star.cfg)  # the video decoder, and its rebuild graph where they differ
-    graphs = tuple(name for name in (VIDEO_DECODER, VIDEO_REBUILD) if name in specs)
+    # Sentence heads alone: the base's rebuild graph stays (the parity check below reads it against the refit).
+    redrawn = (VIDEO_DECODER,) if rc.heads == "sentence" else (VIDEO_DECODER, VIDEO_REBUILD)
+    graphs = tuple(name for name in redrawn if name in specs)
 
     def parity(staging: Path) -> float:
         return video_graphs_parity(decoder, staging, z, video[:, 0])

@@ -100,6 +100,40 @@ def test_the_cli_refits_recalibrates_and_says_what_it_needs(sprite_root, tiny_co
     assert "no saved corpus" in capsys.readouterr().err
 
 
+def test_a_sentence_heads_refit_keeps_video_to_video_and_its_calibration(sprite_root, tiny_corpus, tmp_path,
+                                                                        capsys) -> None:
+    """`slr refit --heads sentence`: sentence-to-video's heads alone learn (the sprite mask weighed as asked); every
+    video-to-video row, the rebuild graph's bytes and the familiarity calibration stay the source's, so nothing is
+    recalibrated; a source without sentence-to-video's own heads is refused."""
+    train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
+    refit_version(sprite_root, "base", "own-heads", train, val, TINY.train, RefitConfig(steps=4, lr=1e-2, eval_every=2),
+                  progress=False)
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    args = ["--data-dir", str(data), "--preset", "tiny", "--steps", "6", "--lr", "1e-2", "--heads", "sentence",
+            "--sprite-mask-weight", "5"]
+    assert main(["refit", str(sprite_root), "--from-version", "own-heads", "--version", "drawn", *args]) == 0
+    assert "familiarity threshold" not in capsys.readouterr().out  # not recalibrated
+    source, drawn = GraphModel.open(sprite_root, "own-heads"), GraphModel.open(sprite_root, "drawn")
+    drawn.manifest.verify_files(drawn.directory)
+    changed = {name for name in source.manifest.files if source.manifest.files[name] != drawn.manifest.files[name]}
+    assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed  # the rebuild graph's bytes kept
+    assert drawn.manifest.familiarity == source.manifest.familiarity is not None
+    record = drawn.manifest.refit
+    assert record is not None and record["heads"] == "sentence" and record["sentence_share"] == 1.0
+    assert record["sprite_mask_weight"] == 5.0 and record["graphs"] == [VIDEO_DECODER]
+    z = np.random.default_rng(4).standard_normal((4, source.manifest.model.latent_dim)).astype(np.float32)
+    first = np.stack([c.frames[0] for c in val[:4]]).astype(np.float32) / 255.0
+    none = np.zeros_like(first)
+    assert np.abs(drawn.frames(z, first) - source.frames(z, first)).max() < 1e-5
+    assert np.abs(drawn.frames(z, none) - source.frames(z, none)).max() > 1e-4  # sentence-to-video learnt
+    assert main(["refit", str(sprite_root), "--from-version", "base", "--version", "never", *args]) == 2
+    assert "refit both first" in capsys.readouterr().err and not (sprite_root / "never").exists()
+    assert main(["refit", str(sprite_root), "--from-version", "own-heads", "--version", "never", "--part", "sentence",
+                 *args]) == 2
+    assert "does not apply" in capsys.readouterr().err
+
+
 def test_merge_heads_takes_each_task_exactly_from_its_version(sprite_root, tiny_corpus, tmp_path, capsys) -> None:
     """`slr merge-heads`: video-to-video as one refit draws it, sentence-to-video as another does, on the same encoders
     (export/merge_heads.py); a version without sentence-to-video's own heads is refused."""

@@ -19,7 +19,7 @@ from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.losses import latent_alignment, sentence_loss, video_loss
 from model.metrics import caption_scores, frame_mse
 from model.phases import MIX_KEYS, fixed_masks, full_masks, phases_for
-from model.probes import probe_accuracy
+from model.probes import probe_accuracy, probe_video
 from model.star import Latent, StarModel
 from model.train import Trainer, evaluate_loss
 
@@ -289,6 +289,22 @@ def test_probe_reads_rendered_clips() -> None:
     clips = [render_clip(t, 8, 36, 64, np.random.default_rng(i)).astype(np.float32) / 255 for i, t in enumerate(truths)]
     acc = probe_accuracy(clips, truths)
     assert acc["colour"] >= 0.9 and acc["motion"] >= 0.9, acc
+
+
+def test_probe_reads_a_shrinking_triangle_as_shrinking() -> None:
+    """A triangle shrinks about its centre as the generator draws it; its pixels sit low in its box, so their
+    centroid rises more than the probe's motion threshold: read from the centroid it was "up"."""
+    from model.data.shapes import COLOUR_RGB, ObjectSpec, _compose
+
+    t = 8
+    obj = ObjectSpec("red", "triangle", "shrink", np.array(COLOUR_RGB["red"], np.float32),
+                     np.full(t, 32.0, np.float32), np.full(t, 18.0, np.float32),
+                     np.linspace(15.0, 3.0, t).astype(np.float32), "big", "none")
+    clip = _compose([obj], t, 36, 64, np.full(3, 240.0, np.float32)).astype(np.float32) / 255
+    mask = np.linalg.norm(clip - clip[0, 0, 0], axis=-1) > 0.25
+    centroid_y = [np.nonzero(m)[0].mean() for m in mask]
+    assert centroid_y[0] - centroid_y[-1] > 0.08 * 36  # the centroid alone reads "up"
+    assert probe_video(clip).motion == "shrink" and probe_video(clip).shape == "triangle"
 
 
 def test_cli_trains_evaluates_and_explains(tmp_path: Path) -> None:

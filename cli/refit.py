@@ -129,7 +129,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
     return 0
 
 
-TUNING = ("steps", "lr", "seed", "ramp_share", "sentence_alpha_gain", "heads", "sprite_mask_weight", "caption_weight")  # each a config field
+TUNING = ("steps", "lr", "seed", "ramp_share", "sentence_alpha_gain", "heads", "sprite_mask_weight",
+          "caption_weight")  # each a config field
 
 
 def part_config(cls: Any, args: argparse.Namespace) -> Any:

@@ -73,7 +73,8 @@ class RefitConfig:
     # its stars came out fat, their notches half filled, and the probe read them as diamonds.
     sentence_alpha_gain: float = 1.0
     # "sentence": only sentence-to-video's own heads learn, from sentence rows alone, so video-to-video (reconstruct,
-    # the familiarity rebuild graph and its calibration) stays the base's exactly; "both": every head, both kinds of row.
+    # the familiarity rebuild graph and its calibration) stays the base's exactly; "both": every head, both kinds of
+    # row.
     heads: str = "both"
     # The weight of the sprite alpha's term against its shape's mask (TrainConfig.lambda_sprite_mask where None). At
     # the quality preset's 1, sentence-to-video's sprites came out rounded (squares read as circles, stars and

@@ -66,7 +66,9 @@ QUALITY_RESTRIDED ?= quality-v22
 # sentence), every other head, the rebuild graph and the calibration the restrided version's, through the gate.
 QUALITY_VERSION ?= quality-v23
 # Published beside the shipped versions, then made `latest` only through the release gate (slr release: no caption,
-# video or familiarity figure may fall against the current latest past a paired test's noise).
+# video or familiarity figure may fall against the current latest past a paired test's noise). Each version's
+# per-clip outcomes are read once and kept (slr release --outcome-cache): the recipe compares most versions twice.
+quality-model: export SLR_GATE_CACHE := $(CURDIR)/runs/gate-cache
 quality-model: install system-deps
 	$(SLR) data synth --preset quality --codec-share 0.2 --seed 0 --out data/synthetic-quality
 	$(SLR) data outside --out data/outside

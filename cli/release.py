@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ def add_release_parser(sub: Any) -> None:
     rel.add_argument("--dry-run", action="store_true",
                      help="print the comparison (and exit 3 where the gate would refuse) without moving latest")
     rel.add_argument("--against", help="compare with this version instead of the current latest (with --dry-run)")
+    rel.add_argument("--outcome-cache", default=os.environ.get("SLR_GATE_CACHE"),
+                     help="a folder keeping each version's per-clip outcomes, keyed by its graphs, the clips and the "
+                          "readers' code, so a version is read once (default: $SLR_GATE_CACHE; unset: not kept)")
     rel.add_argument("--reason", help="publish despite regressions; the reason is kept in the manifest and "
                                       "shown by /readyz")
     rel.set_defaults(func=cmd_release)
@@ -65,14 +69,15 @@ def cmd_release(args: argparse.Namespace) -> int:
     if args.against and not args.dry_run:
         print("slr release: --against compares with another version than latest: only with --dry-run", file=sys.stderr)
         return 2
+    cache = Path(args.outcome_cache) if args.outcome_cache else None
     if args.dry_run:
-        result = run_gate(Path(args.root), args.model_version, clips, files, baseline=args.against)
+        result = run_gate(Path(args.root), args.model_version, clips, files, baseline=args.against, cache=cache)
         print(result.table())
         print(f"{result.candidate} against {result.baseline}: "
               + ("passes" if result.passed else f"would be refused ({', '.join(result.regressions)})"))
         return 0 if result.passed else REFUSED
     try:
-        result = release(Path(args.root), args.model_version, clips, files, args.reason)
+        result = release(Path(args.root), args.model_version, clips, files, args.reason, cache)
     except GateRefused as refused:
         print(f"slr release: refused: {refused}", file=sys.stderr)
         return REFUSED

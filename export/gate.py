@@ -12,16 +12,21 @@ refusal can be overridden only with a reason, which the manifest records (`relea
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import onnxruntime as ort
 
 from core.graph_contract import VIDEO_DECODER
-from core.manifest import Manifest, resolve_version_dir
+from core.manifest import MANIFEST, Manifest, resolve_version_dir
 from core.stats import ALPHA, paired
 from export.graph_model import GraphModel
 from export.publish import read_latest, rewrite_manifest, write_latest
@@ -119,6 +124,51 @@ def outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Pat
             **ood_outcomes(model)}
 
 
+# The modules whose code decides a version's outcomes: a change to any of them reads every version anew.
+OUTCOME_READERS = ("export.gate", "export.graph_model", "model.probes", "model.data.attributes", "model.data.ood",
+                   "model.data.outside", "model.familiarity", "core.familiarity", "core.media", "core.frames")
+
+
+def outcomes_key(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]) -> str:
+    """What a version's outcomes depend on, hashed: its manifest but the release record (graphs' sha256s, config,
+    calibration), every clip (frames and truth), every outside file (bytes and label), the readers' code and
+    onnxruntime's version."""
+    h = hashlib.sha256()
+    manifest = json.loads((model.directory / MANIFEST).read_text())
+    manifest.pop("release", None)  # written by the release itself: the same graphs read the same before and after
+    h.update(json.dumps(manifest, sort_keys=True).encode())
+    for clip in clips:
+        h.update(clip.clip_id.encode())
+        h.update(np.ascontiguousarray(clip.frames).tobytes() if clip.frames is not None else b"")
+        h.update(json.dumps(clip.attributes, sort_keys=True, default=str).encode())
+    for path, label in files:
+        h.update(Path(path).read_bytes())
+        h.update(json.dumps(label, sort_keys=True, default=str).encode())
+    for name in OUTCOME_READERS:
+        h.update(Path(str(importlib.import_module(name).__file__)).read_bytes())
+    h.update(ort.__version__.encode())
+    return h.hexdigest()[:32]
+
+
+def cached_outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
+                    cache: Path | None) -> dict[str, np.ndarray]:
+    """`outcomes`, kept in `cache` (a folder; None: not kept) under the version and its `outcomes_key`: a release
+    reads the current latest's from there, and `make quality-model`'s gates each version once rather than at every
+    comparison it takes part in. Plain arrays (no pickle)."""
+    if cache is None:
+        return outcomes(model, clips, files)
+    path = cache / f"{model.version}-{outcomes_key(model, clips, files)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as kept:
+            return {name: kept[name] for name in kept.files}
+    out = outcomes(model, clips, files)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + f".{os.getpid()}.partial.npz")
+    np.savez(partial, **cast(dict[str, Any], out))  # names only: typed as if one might be allow_pickle
+    os.replace(partial, path)  # whole or absent, whoever reads it
+    return out
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One figure, old against new on the same clips."""
@@ -185,16 +235,16 @@ class GateResult:
 
 
 def run_gate(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
-             reason: str | None = None, baseline: str | None = None) -> GateResult:
+             reason: str | None = None, baseline: str | None = None, cache: Path | None = None) -> GateResult:
     """Compare `candidate` with `baseline` (default: the root's current latest; nothing to compare with: it
-    passes)."""
+    passes); each version's outcomes kept in `cache` (cached_outcomes)."""
     baseline = baseline or read_latest(root)
     new = GraphModel.open(root, candidate)
     if baseline is None or baseline == new.version:
         return GateResult(baseline, new.version, (), reason)
     old = GraphModel.open(root, baseline)
-    return GateResult(baseline, new.version, tuple(compare(outcomes(old, clips, files), outcomes(new, clips, files))),
-                      reason)
+    return GateResult(baseline, new.version, tuple(compare(cached_outcomes(old, clips, files, cache),
+                                                           cached_outcomes(new, clips, files, cache))), reason)
 
 
 def record_release(root: Path, result: GateResult) -> None:
@@ -204,10 +254,10 @@ def record_release(root: Path, result: GateResult) -> None:
 
 
 def release(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
-            reason: str | None = None) -> GateResult:
+            reason: str | None = None, cache: Path | None = None) -> GateResult:
     """The gate, then `latest` moved to the candidate when it passed or a reason overrides it; GateRefused (with the
     table) otherwise, `latest` untouched."""
-    result = run_gate(root, candidate, clips, files, reason)
+    result = run_gate(root, candidate, clips, files, reason, cache=cache)
     if not result.passed and not reason:
         raise GateRefused(f"{result.candidate} regresses against {result.baseline} on "
                           f"{', '.join(result.regressions)}; `latest` not moved (give --reason to override)\n"

@@ -127,3 +127,28 @@ def test_a_score_that_stops_flagging_the_out_of_domain_set_is_refused(root: Path
     ood = next(c for c in result.comparisons if c.figure == "familiarity.flags_out_of_domain")
     assert ood.n == 56 and ood.old >= 0.25 and ood.new == 0.0, ood
     assert result.regressions == ["familiarity.flags_out_of_domain"]
+
+
+def test_each_version_is_read_once_into_the_outcome_cache(root: Path, clips, tmp_path, monkeypatch) -> None:
+    """`slr release --outcome-cache`: a version's per-clip outcomes are kept under its key and read back on its next
+    comparison; its release record does not change the key, and other clips or other reader code do."""
+    from export import gate
+
+    cache = tmp_path / "outcomes"
+    first = run_gate(root, "v1-again", clips, [], baseline="v1", cache=cache)
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == ["v1", "v1"]  # v1 and v1-again, .npz each
+    model = gate.GraphModel.open(root, "v1-again")
+    key = gate.outcomes_key(model, clips, [])
+    gate.record_release(root, first)  # the release record is written into the candidate's manifest
+    assert gate.outcomes_key(gate.GraphModel.open(root, "v1-again"), clips, []) == key
+
+    def unread(*_: object) -> dict:
+        raise AssertionError("read anew")
+
+    monkeypatch.setattr(gate, "outcomes", unread)
+    again = run_gate(root, "v1-again", clips, [], baseline="v1", cache=cache)
+    assert again.comparisons == first.comparisons
+    with pytest.raises(AssertionError, match="read anew"):  # other clips: other outcomes
+        run_gate(root, "v1-again", clips[:40], [], baseline="v1", cache=cache)
+    monkeypatch.setattr(gate, "OUTCOME_READERS", (*gate.OUTCOME_READERS, "core.stats"))
+    assert gate.outcomes_key(model, clips, []) != key  # the readers' code is part of the key

@@ -28,7 +28,7 @@ import onnxruntime as ort
 from core.graph_contract import VIDEO_DECODER
 from core.manifest import MANIFEST, Manifest, resolve_version_dir
 from core.stats import ALPHA, paired
-from export.graph_model import GraphModel
+from export.graph_model import BATCH, GraphModel
 from export.publish import read_latest, rewrite_manifest, write_latest
 from model.data.attributes import attribute_hits, binding_hits
 from model.data.corpus import Clip
@@ -61,9 +61,22 @@ def not_flagged(model: GraphModel, video: np.ndarray, mu: np.ndarray, boxes: Seq
     return calibration.score(video, drawn, boxes) >= calibration.threshold
 
 
+# Clips read at a time: a multiple of the graphs' batch (the same batches as one pass, so the same numbers), and
+# arrays under glibc's 32 MiB mmap ceiling, whose pages the allocator reuses: fresh pages for a whole split's float
+# frames and drawings (gigabytes) were most of a version's reading, the kernel zeroing them (sys 139 s of 254).
+SPLIT_CHUNK = 2 * BATCH
+
+
 def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
-    """Per-clip outcomes on corpus clips: captions (every clip; one-object clips; two-object first clause), the
-    video probe of both video tasks on one-object clips, and the familiarity score's passes."""
+    """Per-clip outcomes on corpus clips, SPLIT_CHUNK clips at a time (_chunk_outcomes), in the clips' order."""
+    parts = [_chunk_outcomes(model, clips[i:i + SPLIT_CHUNK]) for i in range(0, len(clips), SPLIT_CHUNK)]
+    names = dict.fromkeys(name for part in parts for name in part)  # a part may lack one: no one-object clip in it
+    return {name: np.concatenate([part[name] for part in parts if name in part]) for name in names}
+
+
+def _chunk_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+    """Per-clip outcomes: captions (every clip; one-object clips; two-object first clause), the video probe of both
+    video tasks on one-object clips, and the familiarity score's passes."""
     truths = [c.attributes for c in clips]
     video = np.stack([c.frames for c in clips]).astype(np.float32) / 255.0
     mu = model.video_mu(video)
@@ -77,11 +90,12 @@ def split_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nda
         return out
     idx = np.flatnonzero(one)
     rebuilt = model.frames(mu, video[:, 0])
-    out.update(_named("reconstruct", probe_hits(list(rebuilt[idx]), [truths[i] for i in idx]), PROBE_KEYS))
-    s_mu = model.sentence_mu([clips[i].captions[0] for i in idx])
-    drawn = model.frames(s_mu, np.zeros_like(video[idx, 0]))
-    full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
-    out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
+    if len(idx):
+        out.update(_named("reconstruct", probe_hits(list(rebuilt[idx]), [truths[i] for i in idx]), PROBE_KEYS))
+        s_mu = model.sentence_mu([clips[i].captions[0] for i in idx])
+        drawn = model.frames(s_mu, np.zeros_like(video[idx, 0]))
+        full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
+        out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
     if model.calibration is not None:
         passes = not_flagged(model, video, mu, clip_boxes(clips), rebuilt)
         out["familiarity.passes_one_object"] = passes[one]

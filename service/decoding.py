@@ -69,6 +69,10 @@ class WorkerDied(RuntimeError):
     """The worker process exited while it held a call."""
 
 
+class PoolClosed(RuntimeError):
+    """The pool is closed (the server is stopping): a call waiting for a worker, or on one, ends with this."""
+
+
 class WorkerError(RuntimeError):
     """A worker failed in a way that is not a media error (a bug: the server answers 500, as in a thread)."""
 
@@ -327,6 +331,7 @@ class DecodePool:
         self._workers: list[Worker] = [spawn_worker(mmap_threshold) for _ in range(processes)]
         self._waiters: deque[tuple[asyncio.Future[Worker], bool]] = deque()  # (waiter, needs a worker alone)
         self.restarts = 0  # workers replaced after dying or being given up on
+        self.closed = False
 
     @property
     def pids(self) -> list[int | None]:
@@ -341,6 +346,8 @@ class DecodePool:
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """fn(*args) in a worker process (fn importable from core or the standard library), or in a thread."""
+        if self.closed:
+            raise PoolClosed("the decode pool is closed")
         if not self.processes:
             return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
         for attempt in range(ATTEMPTS):
@@ -350,6 +357,8 @@ class DecodePool:
             try:
                 ok, value = await self._run(worker, fn, args)
             except WorkerDied:
+                if self.closed:  # killed by close(), not by its upload
+                    raise PoolClosed("the decode pool closed during the call") from None
                 self._replace(worker)
                 if attempt == ATTEMPTS - 1:
                     raise UndecodableMedia("the decoder stopped on this upload (its worker process exited while "
@@ -438,7 +447,7 @@ class DecodePool:
 
     def _replace(self, w: Worker) -> None:
         """Kill `w` (its other calls in flight fail as WorkerDied and are tried again) and start a fresh worker."""
-        if w not in self._workers:  # another of its calls replaced it already
+        if w not in self._workers or self.closed:  # another of its calls replaced it already; or closing
             return
         log.warning("decode worker %s replaced (it exited, or its call was given up)", w.pid)
         stop_worker(w)
@@ -447,5 +456,12 @@ class DecodePool:
         self._dispatch()
 
     def close(self) -> None:
+        """Stop every worker and start none again: calls on them end as PoolClosed (not a retry on a fresh worker,
+        which outlived the server), and so do calls waiting for one."""
+        self.closed = True
         for w in self._workers:
             stop_worker(w)
+        while self._waiters:
+            waiter, _ = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(PoolClosed("the decode pool closed while the call waited for a worker"))

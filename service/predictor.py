@@ -28,8 +28,8 @@ from core.media import MediaLimitExceeded, MediaLimits, PreparedVideo, Source
 from core.vocab import UNK_ID, Vocab, tokenize
 from service.batching import Batcher, QueueFull
 from service.cache import LATENT_ID, Lru, SlrCache, SlrEntry, canonical_digest, make_key
-from service.decoding import DecodePool
-from service.errors import InvalidInput, Overloaded, TaskUnavailable, UnknownLatent
+from service.decoding import DecodePool, PoolClosed
+from service.errors import InvalidInput, NotReady, Overloaded, TaskUnavailable, UnknownLatent
 from service.media import encode_gif, encode_png_frames
 from service.metrics import Metrics
 from service.settings import Settings
@@ -241,6 +241,8 @@ class Predictor:
             return await asyncio.wait_for(work, self.settings.max_decode_s + 5)
         except asyncio.TimeoutError:
             raise MediaLimitExceeded(f"decoding took longer than {self.settings.max_decode_s:g} s") from None
+        except PoolClosed:
+            raise NotReady("the server is stopping: send the upload again") from None
 
     # ---- infer --------------------------------------------------------------------------------------
     async def _submit(self, key: BatchKey, item: BatchItem) -> Any:

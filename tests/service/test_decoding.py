@@ -334,3 +334,55 @@ def test_a_call_given_up_while_another_reads_the_same_worker_never_strands_the_r
     finally:
         p.close()
         threads.shutdown()
+
+
+def test_a_closed_pool_ends_its_calls_and_starts_no_worker() -> None:
+    """close() with a call on the worker and one waiting for it (the server stopping under load): both end as
+    PoolClosed, no fresh worker is spawned for a retry (before, the killed call's retry started one that outlived the
+    pool), and a later call is refused at once."""
+    from service.decoding import PoolClosed
+
+    threads = ThreadPoolExecutor(1)
+    p = DecodePool(1, threads)
+    first = p._workers[0].process
+
+    async def close_under_load() -> list:
+        calls = [asyncio.ensure_future(p.call(time.sleep, 20)) for _ in range(2)]  # one on the worker, one waiting
+        await asyncio.sleep(0.5)
+        p.close()
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+
+    try:
+        outcomes = run(close_under_load())
+        assert [type(o) for o in outcomes] == [PoolClosed, PoolClosed], outcomes
+        assert p.restarts == 0 and p._workers[0].process is first and not first.is_alive()
+        with pytest.raises(PoolClosed):
+            run(p.call(time.sleep, 0))
+    finally:
+        p.close()
+        threads.shutdown()
+
+
+def test_a_server_stopping_answers_an_upload_503_not_ready(artifacts_dir: Path) -> None:
+    """The predictor's decode pool closed under a request: the request's answer is the service's 503 (not_ready,
+    send it again), not a 500."""
+    from service.engine import Engine
+    from service.errors import NotReady
+    from service.metrics import Metrics
+    from service.predictor import Upload, build_predictor
+    from service.settings import Settings
+
+    predictor = build_predictor(Engine.load(artifacts_dir, intra_op_threads=1), Settings(redis_url=""), Metrics(),
+                                local=True)
+    clip = encode_clip(moving_square_clip(8, 48, 64), "mp4")
+
+    async def go() -> None:
+        try:
+            predictor.decoder.close()
+            with pytest.raises(NotReady, match="stopping") as refused:
+                await predictor.prepare(Upload(clip, "clip.mp4"))
+            assert refused.value.status == 503
+        finally:
+            await predictor.close()
+
+    asyncio.run(go())

@@ -143,14 +143,10 @@ OUTCOME_READERS = ("export.gate", "export.graph_model", "model.probes", "model.d
                    "model.data.outside", "model.familiarity", "core.familiarity", "core.media", "core.frames")
 
 
-def outcomes_key(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]) -> str:
-    """What a version's outcomes depend on, hashed: its manifest but the release record (graphs' sha256s, config,
-    calibration), every clip (frames and truth), every outside file (bytes and label), the readers' code and
-    onnxruntime's version."""
+def inputs_digest(clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]]) -> str:
+    """What every version's outcomes on these inputs depend on, hashed: every clip (frames and truth), every outside
+    file (bytes and label), the readers' code and onnxruntime's version. Once per gate: both versions share it."""
     h = hashlib.sha256()
-    manifest = json.loads((model.directory / MANIFEST).read_text())
-    manifest.pop("release", None)  # written by the release itself: the same graphs read the same before and after
-    h.update(json.dumps(manifest, sort_keys=True).encode())
     for clip in clips:
         h.update(clip.clip_id.encode())
         h.update(np.ascontiguousarray(clip.frames).tobytes() if clip.frames is not None else b"")
@@ -161,17 +157,28 @@ def outcomes_key(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple
     for name in OUTCOME_READERS:
         h.update(Path(str(importlib.import_module(name).__file__)).read_bytes())
     h.update(ort.__version__.encode())
+    return h.hexdigest()
+
+
+def outcomes_key(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
+                 inputs: str | None = None) -> str:
+    """A version's outcomes' key: its manifest but the release record (graphs' sha256s, config, calibration) and
+    the inputs' digest (`inputs`, where the caller has it already)."""
+    manifest = json.loads((model.directory / MANIFEST).read_text())
+    manifest.pop("release", None)  # written by the release itself: the same graphs read the same before and after
+    h = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
+    h.update((inputs or inputs_digest(clips, files)).encode())
     return h.hexdigest()[:32]
 
 
 def cached_outcomes(model: GraphModel, clips: Sequence[Clip], files: Sequence[tuple[Path, dict[str, Any]]],
-                    cache: Path | None) -> dict[str, np.ndarray]:
+                    cache: Path | None, inputs: str | None = None) -> dict[str, np.ndarray]:
     """`outcomes`, kept in `cache` (a folder; None: not kept) under the version and its `outcomes_key`: a release
     reads the current latest's from there, and `make quality-model`'s gates each version once rather than at every
     comparison it takes part in. Plain arrays (no pickle)."""
     if cache is None:
         return outcomes(model, clips, files)
-    path = cache / f"{model.version}-{outcomes_key(model, clips, files)}.npz"
+    path = cache / f"{model.version}-{outcomes_key(model, clips, files, inputs)}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as kept:
             return {name: kept[name] for name in kept.files}
@@ -257,8 +264,9 @@ def run_gate(root: Path, candidate: str, clips: Sequence[Clip], files: Sequence[
     if baseline is None or baseline == new.version:
         return GateResult(baseline, new.version, (), reason)
     old = GraphModel.open(root, baseline)
-    return GateResult(baseline, new.version, tuple(compare(cached_outcomes(old, clips, files, cache),
-                                                           cached_outcomes(new, clips, files, cache))), reason)
+    inputs = inputs_digest(clips, files) if cache is not None else None  # hashed once for both versions
+    return GateResult(baseline, new.version, tuple(compare(cached_outcomes(old, clips, files, cache, inputs),
+                                                           cached_outcomes(new, clips, files, cache, inputs))), reason)
 
 
 def record_release(root: Path, result: GateResult) -> None:

@@ -2,8 +2,11 @@
 tasks' heads) against the rebuild graph (video-to-video's heads only, `video_rebuild.onnx`), and the signals read
 from the rebuild, per clip at batch 1 and 8, in alternating rounds (a drifting background load hits every part).
 
-    python -m bench.rebuild --artifacts models/default [--version V] [--rounds 7] [--calls 200]
+    python -m bench.rebuild --artifacts models/default [--version V] [--against W] [--rounds 7] [--calls 200]
                             [--mmap-threshold-kib 4096]
+
+--against W times version W's two video graphs in the same rounds, on the same clips, and prints V's cost over W's
+(a re-exported version against its source: `slr redraw --reexport`).
 
 --mmap-threshold-kib pins glibc's mmap threshold as the server does (SLR_MMAP_THRESHOLD_KIB, service/heap.py): below
 a batch's buffers, each call pays the page faults of fresh mmaps (0: malloc's own, the default here).
@@ -36,10 +39,17 @@ def clips(engine: Engine, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return video, mu, engine.decode_video(mu, video[:, 0])
 
 
-def parts(engine: Engine) -> dict[str, Part]:
+def graph_parts(engine: Engine, suffix: str = "") -> dict[str, Part]:
     return {
-        "rebuild, video_decoder": lambda v, mu, _: engine.decode_video(mu, v[:, 0]),
-        "rebuild, video_rebuild": lambda v, mu, _: engine.rebuild_video(mu, v[:, 0]),
+        f"rebuild, video_decoder{suffix}": lambda v, mu, _: engine.decode_video(mu, v[:, 0]),
+        f"rebuild, video_rebuild{suffix}": lambda v, mu, _: engine.rebuild_video(mu, v[:, 0]),
+    }
+
+
+def parts(engine: Engine, against: Engine | None = None) -> dict[str, Part]:
+    return {
+        **graph_parts(engine),
+        **(graph_parts(against, f" ({against.version})") if against is not None else {}),
         # the signals the model's calibration names (a model without one: today's default signals)
         "signals": lambda v, _, rebuilt: (engine.manifest.familiarity.measure(v, rebuilt) if engine.manifest.familiarity
                                           else video_signals(v, rebuilt)),
@@ -57,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--artifacts", type=Path, default=Path("models/default"))
     ap.add_argument("--version", default=None)
+    ap.add_argument("--against", default=None, help="another version whose video graphs are timed in the same rounds")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=200, help="calls per part per round at batch 1 (fewer at 8)")
     ap.add_argument("--mmap-threshold-kib", type=int, default=0,
@@ -68,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{engine.version} has no {VIDEO_REBUILD} graph (a sprite decoder with sentence_heads exports one)",
               file=sys.stderr)
         return 2
+    against = Engine.load(args.artifacts, args.against, intra_op_threads=1) if args.against else None
     threshold = f"{args.mmap_threshold_kib} KiB" if args.mmap_threshold_kib else "malloc's own"
     print(f"{engine.version}, {args.rounds} rounds, median microseconds per clip, mmap threshold {threshold}")
     print("| part | batch 1 | batch 8 |\n|---|---|---|")
@@ -75,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for batch in (1, 8):
         inputs = clips(engine, batch)
         calls = max(10, args.calls // batch)
-        times: dict[str, list[float]] = {name: [] for name in parts(engine)}
+        times: dict[str, list[float]] = {name: [] for name in parts(engine, against)}
         for _ in range(args.rounds):
-            for name, fn in parts(engine).items():
+            for name, fn in parts(engine, against).items():
                 times[name].append(per_clip_us(fn, inputs, calls))
         for name, t in times.items():
             rows.setdefault(name, []).append(statistics.median(t))
@@ -85,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {one:,.0f} | {eight:,.0f} |")
     whole, own = rows["rebuild, video_decoder"], rows["rebuild, video_rebuild"]
     print(f"rebuild graph / whole decoder: {own[0] / whole[0]:.2f}x at batch 1, {own[1] / whole[1]:.2f}x at batch 8")
+    if against is not None:
+        for graph in ("video_decoder", "video_rebuild"):
+            ours, theirs = rows[f"rebuild, {graph}"], rows[f"rebuild, {graph} ({against.version})"]
+            print(f"{graph}: {engine.version} / {against.version} {ours[0] / theirs[0]:.2f}x at batch 1, "
+                  f"{ours[1] / theirs[1]:.2f}x at batch 8")
     return 0
 
 

@@ -76,9 +76,14 @@ def add_refit_parser(sub: Any) -> None:
                        "drawn anew, every n-th frame, and the version must be recalibrated (slr calibrate)")
     new_version_args(redraw).add_argument("--from-version", required=True,
                                           help="the version whose graphs and weights are kept")
-    redraw.add_argument("--rebuild-stride", type=int,
-                        help="the familiarity rebuild draws every n-th frame (ending on the last), the score's "
-                             "rebuild-miss signal reads those: cheaper per cache miss (docs/performance.md)")
+    how = redraw.add_mutually_exclusive_group()
+    how.add_argument("--rebuild-stride", type=int,
+                     help="the familiarity rebuild draws every n-th frame (ending on the last), the score's "
+                          "rebuild-miss signal reads those: cheaper per cache miss (docs/performance.md)")
+    how.add_argument("--reexport", action="store_true",
+                     help="the video graphs exported anew from the version's weights by today's drawing code: the "
+                          "same pixels to float rounding, through faster graphs where the code has them (calibration "
+                          "kept)")
     redraw.set_defaults(func=cmd_redraw)
 
 
@@ -187,8 +192,12 @@ def cmd_merge_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_redraw(args: argparse.Namespace) -> int:
-    from export.redraw import redraw_version, restride_version
+    from export.redraw import redraw_version, reexport_version, restride_version
 
+    if args.reexport:
+        return publish_derived(
+            args, "redraw", lambda clips: reexport_version(Path(args.root), args.from_version, args.version, clips),
+            f"{args.from_version}'s weights and calibration, its video graphs exported anew by today's drawing code")
     if args.rebuild_stride is not None:
         return publish_derived(
             args, "redraw",

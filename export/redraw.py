@@ -2,6 +2,7 @@
 
     redraw_version(root, "quality-v16", "quality-v17", clips)       video-to-video over the first frame's scene
     restride_version(root, "quality-v21", "quality-v22", 2, clips)  the familiarity rebuild, every 2nd frame
+    reexport_version(root, "quality-v23", "quality-v24", clips)     the same pixels through today's drawing code
 
 redraw_version: the video decoder draws video-to-video over the first frame's own scene (ModelConfig.
 first_frame_background, model/star.py: first_frame_scene); only the video decoder's graph is new. Its sentence-to-
@@ -91,3 +92,36 @@ def restride_version(root: Path, source_version: str | None, version: str, strid
 
     record = {"rebuild_stride": stride, "weights_from": source.version}
     return publish_refit(root, source, version, star, (VIDEO_REBUILD,), parity, record, atol, keep_calibration=False)
+
+
+def reexport_version(root: Path, source_version: str | None, version: str, clips: np.ndarray,
+                     atol: float = FP32_ATOL) -> Path:
+    """Publish `version` beside the source (latest untouched) whose video graphs (the decoder and its familiarity
+    rebuild) are exported anew from the source's weights by today's drawing code: the same pixels to float rounding
+    (e.g. the sprite placed by two matrix products instead of GridSample: model/star.py sample_separable). Each new
+    graph is checked against PyTorch and against the source's own graph, both video tasks' rows; the calibration is
+    the source's (the rebuild draws what it drew)."""
+    source = GraphModel.open(root, source_version)
+    cfg = source.manifest.model
+    if cfg.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
+        raise ValueError(f"{source.version} has no sprite video decoder to export anew")
+    decoder = decoder_from_graph(source, cfg).eval()  # the rebuild graph's weights are the decoder's own
+    star = StarModel(cfg).eval()
+    star.video_decoder = decoder
+    graphs = tuple(name for name in (VIDEO_DECODER, VIDEO_REBUILD) if name in source.manifest.graphs)
+    z = source.video_mu(clips)
+    first = np.ascontiguousarray(clips[:, 0])
+    cases = [(VIDEO_DECODER, np.zeros_like(first)), (VIDEO_DECODER, first)] + [(VIDEO_REBUILD, first)] * (
+        VIDEO_REBUILD in graphs)
+
+    def parity(staging: Path) -> float:
+        for name, frame in cases:
+            got = open_cpu_session(staging / graph_specs(cfg)[name].file).run(
+                ["frames"], {"z": z, "first_frame": frame})[0]
+            gap = float(np.abs(got - source.frames(z, frame, name)).max())
+            if gap > atol:
+                raise ValueError(f"the new {name} graph draws {source.version}'s rows {gap:.2e} apart (> {atol:.0e})")
+        return video_graphs_parity(decoder, staging, torch.from_numpy(z), torch.from_numpy(first))
+
+    record = {"reexported": list(graphs), "weights_from": source.version}
+    return publish_refit(root, source, version, star, graphs, parity, record, atol)

@@ -276,11 +276,35 @@ def first_frame_scene(first_frame: Tensor, alpha0: Tensor, drawn: Tensor) -> Ten
     return torch.where(has_first, scene, drawn)
 
 
+def pixel_centres(size: int) -> Tensor:
+    """[size]: each pixel's centre along one side in [-1, 1] (grid_sample's align_corners=False convention)."""
+    return (torch.arange(size) + 0.5) / size * 2 - 1
+
+
 def coordinate_planes(height: int, width: int) -> Tensor:
     """[1, 2, H, W]: x and y of each pixel's centre in [-1, 1] (grid_sample's align_corners=False convention)."""
-    ys = ((torch.arange(height) + 0.5) / height * 2 - 1).view(1, 1, -1, 1).expand(1, 1, height, width)
-    xs = ((torch.arange(width) + 0.5) / width * 2 - 1).view(1, 1, 1, -1).expand(1, 1, height, width)
+    ys = pixel_centres(height).view(1, 1, -1, 1).expand(1, 1, height, width)
+    xs = pixel_centres(width).view(1, 1, 1, -1).expand(1, 1, height, width)
     return torch.cat([xs, ys], dim=1)
+
+
+def bilinear_taps(pos: Tensor, size: int) -> Tensor:
+    """[..., size]: each of `size` pixels' weight in a bilinear sample at pos [...] (grid_sample's normalised
+    coordinates, align_corners=False, zeros padding): the hat max(0, 1 - |p - i|) at p = ((pos + 1) size - 1) / 2
+    pixels; pixels past either end weigh nothing, as grid_sample's zeros."""
+    p = ((pos + 1) * size - 1) / 2
+    return torch.relu(1 - (p.unsqueeze(-1) - torch.arange(size, dtype=pos.dtype, device=pos.device)).abs())
+
+
+def sample_separable(images: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+    """[..., C, H, W]: images [..., C, h, w] sampled bilinearly at (xs[j], ys[i]) for columns xs [..., W] and rows
+    ys [..., H] (normalised coordinates, as grid_sample's): grid_sample's values on a grid that scales and
+    translates without rotating, as two matrix products (a row's weights times the image times the columns'). In
+    onnxruntime 0.28x GridSample's cost for the sprite's placement (docs/performance.md), equal to float rounding;
+    broadcasting over the leading axes places one sprite in every frame without copying it."""
+    rows = bilinear_taps(ys, images.size(-2)).unsqueeze(-3)  # [..., 1, H, h]
+    columns = bilinear_taps(xs, images.size(-1)).unsqueeze(-3)  # [..., 1, W, w]
+    return rows @ images @ columns.transpose(-1, -2)
 
 
 def add_draw_heads(module: nn.Module, cfg: ModelConfig, first_frame_layers: bool = False) -> None:
@@ -341,7 +365,9 @@ class SpriteVideoDecoder(nn.Module):
         self.seed_size = max(1, cfg.sprite_size // 4)
         self.sentence = DrawHeads(cfg) if cfg.sentence_heads else None
         self.register_buffer("coords", coordinate_planes(cfg.height, cfg.width), persistent=False)
-        self.register_buffer("sprite_coords", coordinate_planes(cfg.sprite_size, cfg.sprite_size), persistent=False)
+        self.register_buffer("columns", pixel_centres(cfg.width), persistent=False)
+        self.register_buffer("rows", pixel_centres(cfg.height), persistent=False)
+        self.register_buffer("sprite_line", pixel_centres(cfg.sprite_size), persistent=False)
 
     def seed_sentence_heads(self) -> None:
         """Start sentence-to-video's heads as copies of video-to-video's (a model trained without them)."""
@@ -361,17 +387,19 @@ class SpriteVideoDecoder(nn.Module):
         return torch.cat([xy, radius], dim=-1) * has_first, has_first
 
     def half_sides(self, radius: Tensor) -> tuple[Tensor, Tensor]:
-        """([N, 1, 1] x, y): a sprite's half-sides in the frame's [-1, 1] coordinates for radii [N] in half-heights
-        (the sprite's half-side is SPRITE_MARGIN radii; a half-height is fewer units of x than of y)."""
+        """(x, y, each radius' shape [...]): a sprite's half-sides in the frame's [-1, 1] coordinates for radii in
+        half-heights (the sprite's half-side is SPRITE_MARGIN radii; a half-height is fewer units of x than of y)."""
         half_y = SPRITE_MARGIN * radius
-        return (half_y * (self.cfg.height / self.cfg.width))[:, None, None], half_y[:, None, None]
+        return half_y * (self.cfg.height / self.cfg.width), half_y
 
-    def sampling_grid(self, pose: Tensor, coords: Tensor) -> Tensor:
-        """[N, h, w, 2]: where each output pixel (coords [1, 2, h, w]) falls in the sprite placed at pose [N, 3]."""
-        half_x, half_y = self.half_sides(pose[:, 2].clamp(min=1e-3))
-        u = (coords[:, 0] - pose[:, 0, None, None]) / half_x
-        v = (coords[:, 1] - pose[:, 1, None, None]) / half_y
-        return torch.stack([u, v], dim=-1)
+    def place(self, sprite: Tensor, pose: Tensor) -> Tensor:
+        """[..., 4, H, W]: sprites [..., 4, S, S] placed in the frame at poses [..., 3] (the leading axes broadcast:
+        one sprite [B, 1, ...] at each of a clip's poses [B, T, 3]). A frame pixel (x, y) shows the sprite's point
+        ((x - cx) / half_x, (y - cy) / half_y): scale and translate, so the sampling is separable."""
+        half_x, half_y = self.half_sides(pose[..., 2].clamp(min=1e-3))
+        u = (self.columns - pose[..., :1]) / half_x.unsqueeze(-1)  # [..., W]
+        v = (self.rows - pose[..., 1:2]) / half_y.unsqueeze(-1)  # [..., H]
+        return sample_separable(sprite, u, v)
 
     def sprite(self, heads: nn.Module, z: Tensor, anchor: Tensor, has_first: Tensor, first_frame: Tensor) -> Tensor:
         """[B, 4, S, S] in [0, 1]: RGB and alpha, drawn by `heads` (self or self.sentence)."""
@@ -380,12 +408,10 @@ class SpriteVideoDecoder(nn.Module):
         x = F.interpolate(torch.relu(x), size=(size // 2, size // 2), mode="bilinear", align_corners=False)
         x = F.interpolate(torch.relu(heads.sprite_mid(x)), size=(size, size), mode="bilinear", align_corners=False)
         # The first frame seen through the anchor, on the sprite's pixels: sprite pixel (u, v) is the frame point
-        # anchor + half-side * (u, v), the inverse of sampling_grid's map.
-        half_x, half_y = self.half_sides(anchor[:, 2].clamp(min=0.05))
-        frame_pts = torch.stack([anchor[:, 0, None, None] + self.sprite_coords[:, 0] * half_x,
-                                 anchor[:, 1, None, None] + self.sprite_coords[:, 1] * half_y], dim=-1)
-        glimpse = F.grid_sample(first_frame.permute(0, 3, 1, 2), frame_pts, mode="bilinear", padding_mode="zeros",
-                                align_corners=False) * has_first.view(b, 1, 1, 1)
+        # anchor + half-side * (u, v), the inverse of place's map.
+        half_x, half_y = self.half_sides(anchor[:, 2:].clamp(min=0.05))  # [B, 1]
+        glimpse = sample_separable(first_frame.permute(0, 3, 1, 2), anchor[:, :1] + self.sprite_line * half_x,
+                                   anchor[:, 1:2] + self.sprite_line * half_y) * has_first.view(b, 1, 1, 1)
         x = torch.relu(heads.sprite_glimpse(torch.cat([x, glimpse], dim=1)))
         return torch.sigmoid(heads.sprite_out(x))
 
@@ -429,14 +455,10 @@ class SpriteVideoDecoder(nn.Module):
         `scene` False: over the decoder's own background even where cfg.first_frame_background asks for the first
         frame's (the familiarity rebuild); `stride` > 1: only the frames core.config.rebuilt_frames names are drawn
         (the track still runs through every frame: the same poses, so the same pixels as a full draw's)."""
-        cfg, b = self.cfg, z.size(0)
+        cfg = self.cfg
         sprite, poses, _ = self.shape_and_track(z, first_frame, sentence_rows)
         drawn = poses if stride == 1 else poses[:, rebuilt_frames(cfg.frames, stride)]  # no Slice in other graphs
-        t = drawn.size(1)
-        grid = self.sampling_grid(drawn.reshape(b * t, 3), self.coords)
-        sprites = sprite.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(b * t, 4, *sprite.shape[2:])
-        layer = F.grid_sample(sprites, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        layer = layer.view(b, t, 4, cfg.height, cfg.width)
+        layer = self.place(sprite.unsqueeze(1), drawn)  # [B, T, 4, H, W]
         bg = self.background(z, first_frame, sentence_rows)
         if cfg.first_frame_background and scene:
             bg = first_frame_scene(first_frame, layer[:, 0, 3:], bg)

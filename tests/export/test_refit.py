@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
+import model.star as star_module
 from cli.main import main
 from core.config import preset
 from core.graph_contract import SENTENCE_GRAPHS, VIDEO_DECODER, VIDEO_REBUILD
@@ -222,6 +224,51 @@ def test_a_restrided_rebuild_draws_every_other_frame_of_the_source_and_is_calibr
         assert main(["redraw", str(sprite_heads_root), "--from-version", source_version, "--data-dir", str(data),
                      "--version", "never", "--rebuild-stride", str(stride)]) == 2
         assert error in capsys.readouterr().err and not (sprite_heads_root / "never").exists()
+
+
+def _grid_sampled(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """model.star.sample_separable as the versions before quality-v24 computed it: one GridSample over every pixel."""
+    lead = torch.broadcast_shapes(images.shape[:-3], xs.shape[:-1], ys.shape[:-1])
+    grid = torch.stack(torch.broadcast_tensors(xs.unsqueeze(-2), ys.unsqueeze(-1)), dim=-1)  # [..., H, W, 2]
+    flat = images.expand(*lead, *images.shape[-3:]).reshape(-1, *images.shape[-3:])
+    out = torch.nn.functional.grid_sample(flat, grid.expand(*lead, *grid.shape[-3:]).reshape(-1, *grid.shape[-3:]),
+                                          mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.view(*lead, *out.shape[-3:])
+
+
+def _op_types(model: GraphModel, graph: str) -> set[str]:
+    return {node.op_type for node in onnx.load(str(model.directory / model.manifest.graphs[graph].file)).graph.node}
+
+
+def test_a_reexport_draws_the_sources_pixels_through_todays_graphs(sprite_heads_root, tiny_corpus, tmp_path,
+                                                                  monkeypatch, capsys) -> None:
+    """`slr redraw --reexport` (export/redraw.py: reexport_version): a version exported with GridSample placing its
+    sprite is exported anew with the same weights, its sprite placed by two matrix products: both video graphs new,
+    both tasks' frames and the familiarity rebuild's the source's to float rounding, the calibration and every other
+    file the source's; --reexport and --rebuild-stride together are refused."""
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    args = ["redraw", str(sprite_heads_root), "--data-dir", str(data)]
+    with monkeypatch.context() as patch:
+        patch.setattr(star_module, "sample_separable", _grid_sampled)
+        assert main([*args, "--from-version", "heads", "--version", "gridded", "--reexport"]) == 0
+    assert main([*args, "--from-version", "gridded", "--version", "separable", "--reexport"]) == 0
+    assert "exported anew" in capsys.readouterr().out and read_latest(sprite_heads_root) == "heads"
+    old, new = GraphModel.open(sprite_heads_root, "gridded"), GraphModel.open(sprite_heads_root, "separable")
+    new.manifest.verify_files(new.directory)
+    for graph in (VIDEO_DECODER, VIDEO_REBUILD):
+        assert "GridSample" in _op_types(old, graph) and "GridSample" not in _op_types(new, graph)
+    changed = {name for name in old.manifest.files if old.manifest.files[name] != new.manifest.files[name]}
+    assert changed == {old.manifest.graphs[g].file for g in (VIDEO_DECODER, VIDEO_REBUILD)}, changed
+    assert new.manifest.familiarity == old.manifest.familiarity and new.manifest.refit["weights_from"] == "gridded"
+    video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
+    z, first = old.video_mu(video), np.ascontiguousarray(video[:, 0])
+    for graph, frame in ((VIDEO_DECODER, first), (VIDEO_DECODER, np.zeros_like(first)), (VIDEO_REBUILD, first)):
+        assert np.abs(new.frames(z, frame, graph) - old.frames(z, frame, graph)).max() < 1e-5
+    with pytest.raises(SystemExit) as usage:
+        main([*args, "--from-version", "heads", "--version", "never", "--reexport", "--rebuild-stride", "2"])
+    assert usage.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert not (sprite_heads_root / "never").exists()
 
 
 def test_a_steeper_sentence_alpha_scales_its_logit_and_leaves_video_to_video_alone(sprite_heads_root) -> None:

@@ -19,7 +19,7 @@ from model.data.shapes import SHAPES, SPRITE_MARGIN, render_clip, shape_masks
 from model.data.synthetic import generate
 from model.losses import anchor_loss, star_losses, total_loss
 from model.probes import probe_accuracy, probe_video
-from model.star import SpriteVideoDecoder, StarModel, picture_mask
+from model.star import SpriteVideoDecoder, StarModel, picture_mask, pixel_centres, sample_separable
 
 T, H, W, S = 6, 18, 32, 16
 
@@ -38,12 +38,27 @@ def test_a_placed_sprite_lands_where_its_pose_says_at_its_size() -> None:
     square = torch.from_numpy(shape_masks(S, ("square",))[0])
     sprite = torch.stack([torch.ones(S, S), torch.zeros(S, S), torch.zeros(S, S), square])[None]
     pose = torch.tensor([[0.25, -0.2, 0.5]])  # centre at x = 20 px, y = 7.2 px; radius 4.5 px
-    grid = dec.sampling_grid(pose, dec.coords)
-    alpha = torch.nn.functional.grid_sample(sprite, grid, align_corners=False)[0, 3].numpy()
+    alpha = dec.place(sprite, pose)[0, 3].numpy()
     ys, xs = np.nonzero(alpha > 0.5)
     assert abs(xs.mean() + 0.5 - 20) < 0.6 and abs(ys.mean() + 0.5 - 7.2) < 0.6
     half = 0.82 * 4.5  # the generator's square: max(|x|, |y|) < 0.82 r
     assert abs((xs.max() - xs.min() + 1) / 2 - half) < 1.0 and abs((ys.max() - ys.min() + 1) / 2 - half) < 1.0
+
+
+def test_separable_sampling_is_grid_samples_on_a_scaled_and_translated_grid() -> None:
+    """The placement's two matrix products give grid_sample's bilinear values, zeros past the image's edges
+    included: sprites partly and wholly off the frame, magnified and shrunk."""
+    torch.manual_seed(0)
+    n, s, h, w = 64, 8, 9, 14
+    images = torch.rand(n, 4, s, s)
+    centres = torch.rand(n, 2) * 3 - 1.5  # some far off the frame
+    halves = torch.rand(n, 2) * 1.5 + 0.05
+    u = (pixel_centres(w) - centres[:, :1]) / halves[:, :1]
+    v = (pixel_centres(h) - centres[:, 1:]) / halves[:, 1:]
+    grid = torch.stack(torch.broadcast_tensors(u[:, None, :], v[:, :, None]), dim=-1)
+    want = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.allclose(sample_separable(images, u, v), want, atol=1e-6)
+    assert (want == 0).any() and (want > 0).any()
 
 
 def test_the_decoder_draws_one_sprite_moved_along_its_track() -> None:

@@ -47,7 +47,8 @@ demo-model: $(DEMO_ARTIFACTS)/latest
 # to read scenes over backgrounds of any colour as over the corpus' own, its captions' loss beside (slr refit --part
 # video-encoder: 3,000 steps, ~12 minutes); then its video encoder in static int8 and its familiarity rebuild drawing
 # every other frame (seconds each, recalibrated); then sentence-to-video's own heads refitted alone (3,000 steps, 22
-# minutes on shared cores) and the video graphs exported anew by today's drawing code (slr redraw --reexport: seconds).
+# minutes on shared cores), the video graphs exported anew by today's drawing code (slr redraw --reexport: seconds) and
+# sentence-to-video drawn with its track cleared (slr redraw --clear-sentence-track: seconds).
 QUALITY_BASE ?= quality-v8
 QUALITY_VIDEO ?= quality-v9
 QUALITY_CAPTIONS ?= quality-v10
@@ -66,10 +67,14 @@ QUALITY_RESTRIDED ?= quality-v22
 # Sentence-to-video's heads refitted alone with the sprite's mask weighed 20x (slr refit --heads sentence), every other
 # head, the rebuild graph and the calibration the restrided version's, through the gate.
 QUALITY_SENTENCE ?= quality-v23
-# The shipped default: the same weights and calibration, its video graphs exported anew by today's drawing code (slr
+# The same weights and calibration, its video graphs exported anew by today's drawing code (slr
 # redraw --reexport: the sprite placed by two matrix products, not GridSample; about 0.8x the familiarity rebuild's cost,
 # the same pixels to float rounding), through the gate.
-QUALITY_VERSION ?= quality-v24
+QUALITY_REEXPORTED ?= quality-v24
+# The shipped default: sentence-to-video drawn over its background with the sprite's track filled from the rest of
+# it (slr redraw --clear-sentence-track: the smear of the object a background learns along its track is gone),
+# video-to-video, the rebuild and the calibration as before, through the gate.
+QUALITY_VERSION ?= quality-v25
 # Published beside the shipped versions, then made `latest` only through the release gate (slr release: no caption,
 # video or familiarity figure may fall against the current latest past a paired test's noise). Each version's
 # per-clip outcomes are read once and kept (slr release --outcome-cache): the recipe compares most versions twice.
@@ -118,7 +123,10 @@ quality-model: install system-deps
 	$(SLR) refit $(SHIPPED) --from-version $(QUALITY_RESTRIDED) --version $(QUALITY_SENTENCE) --heads sentence \
 		--sprite-mask-weight 20 --lr 5e-4 --steps 3000 --data-dir data/synthetic-quality
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_SENTENCE) --data-dir data/synthetic-quality --outside data/outside
-	$(SLR) redraw $(SHIPPED) --from-version $(QUALITY_SENTENCE) --version $(QUALITY_VERSION) --reexport \
+	$(SLR) redraw $(SHIPPED) --from-version $(QUALITY_SENTENCE) --version $(QUALITY_REEXPORTED) --reexport \
+		--data-dir data/synthetic-quality
+	$(SLR) release $(SHIPPED) --model-version $(QUALITY_REEXPORTED) --data-dir data/synthetic-quality --outside data/outside
+	$(SLR) redraw $(SHIPPED) --from-version $(QUALITY_REEXPORTED) --version $(QUALITY_VERSION) --clear-sentence-track \
 		--data-dir data/synthetic-quality
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality --outside data/outside
 	printf '%s\n\n' "The base's own run ($(QUALITY_BASE), slr eval on its checkpoint) comes first; each later version's \
@@ -197,14 +205,21 @@ quality-model: install system-deps
 		the same clips (slr release, which made it latest):" >> $(SHIPPED)/EVAL.md
 	$(SLR) release $(SHIPPED) --model-version $(QUALITY_SENTENCE) --data-dir data/synthetic-quality \
 		--outside data/outside --dry-run --against $(QUALITY_RESTRIDED) >> $(SHIPPED)/EVAL.md
-	printf '\n## $(QUALITY_VERSION): $(QUALITY_SENTENCE)'"'"'s video graphs exported anew (slr redraw --reexport)\n\n%s\n\n' \
+	printf '\n## $(QUALITY_REEXPORTED): $(QUALITY_SENTENCE)'"'"'s video graphs exported anew (slr redraw --reexport)\n\n%s\n\n' \
 		"$(QUALITY_SENTENCE)'s weights, calibration and every other graph byte for byte; the video decoder and the \
 		familiarity rebuild place the sprite by two matrix products instead of GridSample (model/star.py \
 		sample_separable): the same pixels to float rounding, about 0.8x the rebuild graph's cost at batch 8 \
 		(docs/performance.md). Every figure of both versions on the same clips (slr release, which made it latest):" \
 		>> $(SHIPPED)/EVAL.md
-	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality \
+	$(SLR) release $(SHIPPED) --model-version $(QUALITY_REEXPORTED) --data-dir data/synthetic-quality \
 		--outside data/outside --dry-run --against $(QUALITY_SENTENCE) >> $(SHIPPED)/EVAL.md
+	printf '\n## $(QUALITY_VERSION): $(QUALITY_REEXPORTED) with sentence-to-video'"'"'s track cleared (slr redraw --clear-sentence-track)\n\n%s\n\n' \
+		"$(QUALITY_REEXPORTED)'s weights, calibration and every other file byte for byte, and the video decoder's \
+		video-to-video rows too; sentence-to-video draws its sprite over its background with the sprite's whole track \
+		filled from the rest of it (model/star.py clear_track): no smear of the object along its path. Every figure \
+		of both versions on the same clips (slr release, which made it latest):" >> $(SHIPPED)/EVAL.md
+	$(SLR) release $(SHIPPED) --model-version $(QUALITY_VERSION) --data-dir data/synthetic-quality \
+		--outside data/outside --dry-run --against $(QUALITY_REEXPORTED) >> $(SHIPPED)/EVAL.md
 
 # Style, the rooms' import rules and types: ruff ([tool.ruff]), import-linter's contracts, mypy ([tool.mypy]) on every
 # room.

@@ -84,6 +84,10 @@ def add_refit_parser(sub: Any) -> None:
                      help="the video graphs exported anew from the version's weights by today's drawing code: the "
                           "same pixels to float rounding, through faster graphs where the code has them (calibration "
                           "kept)")
+    how.add_argument("--clear-sentence-track", action="store_true",
+                     help="sentence-to-video's background without the smear of the object along its track (the "
+                          "track's pixels filled from the rest of the background); video-to-video, the familiarity "
+                          "rebuild and the calibration kept")
     redraw.set_defaults(func=cmd_redraw)
 
 
@@ -192,8 +196,13 @@ def cmd_merge_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_redraw(args: argparse.Namespace) -> int:
-    from export.redraw import redraw_version, reexport_version, restride_version
+    from export.redraw import clear_track_version, redraw_version, reexport_version, restride_version
 
+    if args.clear_sentence_track:
+        return publish_derived(
+            args, "redraw",
+            lambda clips: clear_track_version(Path(args.root), args.from_version, args.version, clips),
+            f"{args.from_version}'s weights; sentence-to-video drawn over its background with the track cleared")
     if args.reexport:
         return publish_derived(
             args, "redraw", lambda clips: reexport_version(Path(args.root), args.from_version, args.version, clips),

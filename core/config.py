@@ -47,6 +47,10 @@ class ModelConfig:
     # (a quarter-size field, which missed other software's backgrounds: tan read as grey). The familiarity rebuild
     # keeps the model's own background: it measures what the latent explains.
     first_frame_background: bool = False
+    # Sentence-to-video's background (a quarter-size field from z) carries a faint smear of the object along its
+    # track, the average a background learns under a moving object; the sprite decoder fills the track's pixels from
+    # the rest of its background (model/star.py: clear_track). Video-to-video and the familiarity rebuild as before.
+    clear_sentence_track: bool = False
     # The familiarity rebuild (model/star.py: SpriteVideoDecoder.rebuild, the graph the score runs on every cache
     # miss) draws every n-th frame of the clip, ending on the last (rebuilt_frames), and the rebuild-miss signal reads
     # those frames: at 2, 0.79x the rebuild graph's cost and half the signal's (docs/performance.md). Sprite decoders

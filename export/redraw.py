@@ -3,6 +3,7 @@
     redraw_version(root, "quality-v16", "quality-v17", clips)       video-to-video over the first frame's scene
     restride_version(root, "quality-v21", "quality-v22", 2, clips)  the familiarity rebuild, every 2nd frame
     reexport_version(root, "quality-v23", "quality-v24", clips)     the same pixels through today's drawing code
+    clear_track_version(root, "quality-v24", "quality-v25", clips)  sentence-to-video's track cleared
 
 redraw_version: the video decoder draws video-to-video over the first frame's own scene (ModelConfig.
 first_frame_background, model/star.py: first_frame_scene); only the video decoder's graph is new. Its sentence-to-
@@ -125,3 +126,31 @@ def reexport_version(root: Path, source_version: str | None, version: str, clips
 
     record = {"reexported": list(graphs), "weights_from": source.version}
     return publish_refit(root, source, version, star, graphs, parity, record, atol)
+
+
+def clear_track_version(root: Path, source_version: str | None, version: str, clips: np.ndarray,
+                        atol: float = FP32_ATOL) -> Path:
+    """Publish `version` beside the source (latest untouched) whose video decoder draws sentence-to-video over its
+    background with the sprite's track filled from the rest of it (ModelConfig.clear_sentence_track, model/star.py:
+    clear_track): the source's weights, its video-to-video rows exactly, the familiarity rebuild graph and the
+    calibration byte for byte (only video_decoder.onnx is new)."""
+    source = GraphModel.open(root, source_version)
+    cfg = source.manifest.model
+    if cfg.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
+        raise ValueError(f"{source.version} has no sprite video decoder to redraw")
+    if cfg.clear_sentence_track:
+        raise ValueError(f"{source.version} already clears sentence-to-video's track")
+    decoder = decoder_from_graph(source, dataclasses.replace(cfg, clear_sentence_track=True)).eval()
+    star = StarModel(decoder.cfg).eval()  # only the decoder's graph is new
+    star.video_decoder = decoder
+    z = source.video_mu(clips)
+    first = np.ascontiguousarray(clips[:, 0])
+
+    def parity(staging: Path) -> float:
+        gap = rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, first)
+        if gap > atol:
+            raise ValueError(f"video-to-video rows differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
+        return video_graphs_parity(decoder, staging, torch.from_numpy(z), torch.from_numpy(first))
+
+    record = {"clear_sentence_track": True, "weights_from": source.version}
+    return publish_refit(root, source, version, star, (VIDEO_DECODER,), parity, record, atol)

@@ -136,6 +136,38 @@ def contrast(frames: np.ndarray, colour: str) -> float:
     return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
 
 
+STAIN_AWAY, STAIN_PULL = 3, 0.1  # stain: pixels this far from anything object-like, pulled this far to its colour
+
+
+def stain(frames: np.ndarray, colour: str) -> float:
+    """How much of the object's colour lies on the background away from the object: per frame, of the pixels more
+    than STAIN_AWAY pixels from anything object-like (farther than 0.25 from the background, the median of the
+    borders), the share pulled at least STAIN_PULL of the way from the background toward the asked colour; the mean
+    over frames. A clean background reads 0; sentence-to-video's on quality-v24, whose background carried a smear of
+    the object along its track, 2.9% (models/default/README.md, quality-v25)."""
+    target = np.array(COLOUR_RGB[colour], np.float32) / 255.0
+    shares = []
+    for frame in np.asarray(frames, np.float32):
+        border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
+        background = np.median(border, axis=0)
+        toward = target - background
+        reach = float(toward @ toward)
+        if reach < 0.01:  # the asked colour is the background's: nothing to tell apart
+            continue
+        near = _grown(np.linalg.norm(frame - background, axis=-1) > 0.25, STAIN_AWAY)
+        if near.all():
+            continue
+        pull = (frame[~near] - background) @ toward / reach  # 0: the background, 1: the object's colour
+        shares.append(float((pull > STAIN_PULL).mean()))
+    return float(np.mean(shares)) if shares else 0.0
+
+
+def _grown(mask: np.ndarray, by: int) -> np.ndarray:
+    """[H, W] bool: `mask` grown by `by` pixels on every side (a square's reach)."""
+    padded = np.pad(mask, by)
+    return np.asarray(np.lib.stride_tricks.sliding_window_view(padded, (2 * by + 1, 2 * by + 1)).any(axis=(-1, -2)))
+
+
 def probe_hits(videos: Sequence[np.ndarray], truths: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per generated clip, whether the probe reads the colour, shape and motion it was asked for (bool [N] each,
     the outcomes a paired test compares: export/gate.py), and its contrast (float [N]); each clip inside its

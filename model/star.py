@@ -265,15 +265,36 @@ def first_frame_scene(first_frame: Tensor, alpha0: Tensor, drawn: Tensor) -> Ten
     mean = (img * picture).sum(dim=(2, 3), keepdim=True) / picture.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
     far = ((img - mean).norm(dim=1, keepdim=True) > SCENE_FAR).to(img.dtype)
     hole = torch.maximum(F.max_pool2d(far, SCENE_GROW, 1, SCENE_GROW // 2), (alpha0 > 0.05).to(img.dtype))
-    keep = (1.0 - hole) * picture
+    scene = fill_holes(img, (1.0 - hole) * picture, drawn)
+    has_first = first_frame.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0
+    return torch.where(has_first, scene, drawn)
+
+
+def fill_holes(img: Tensor, keep: Tensor, fallback: Tensor) -> Tensor:
+    """[B, 3, H, W]: img where keep [B, 1, H, W] is 1, and elsewhere the kept pixels blurred into the hole
+    (SCENE_PASSES box blurs of SCENE_BLUR pixels); `fallback` where no kept pixel is near."""
     total, weight = img * keep, keep
     for _ in range(SCENE_PASSES):
         total = F.avg_pool2d(total, SCENE_BLUR, 1, SCENE_BLUR // 2, count_include_pad=False)
         weight = F.avg_pool2d(weight, SCENE_BLUR, 1, SCENE_BLUR // 2, count_include_pad=False)
-    fill = torch.where(weight > 1e-3, total / weight.clamp(min=1e-6), drawn)
-    scene = keep * img + (1.0 - keep) * fill
-    has_first = first_frame.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0
-    return torch.where(has_first, scene, drawn)
+    fill = torch.where(weight > 1e-3, total / weight.clamp(min=1e-6), fallback)
+    return keep * img + (1.0 - keep) * fill
+
+
+# clear_track: the pixels the sprite covers in any frame (alpha above 0.05), grown by TRACK_GROW pixels on each side:
+# the smear is drawn at a quarter of the frame's size and upsampled, so it reaches past the sprite's own edge.
+TRACK_GROW = 4
+
+
+def clear_track(drawn: Tensor, alpha: Tensor) -> Tensor:
+    """[B, 3, H, W]: a background drawn from z (`drawn`) with the sprite's whole track (alpha [B, T, 1, H, W], every
+    frame's) filled from the rest of it (fill_holes): what sentence-to-video draws its sprite over
+    (ModelConfig.clear_sentence_track), without the smear of the object a background learns along its track."""
+    track = (alpha.amax(dim=1) > 0.05).to(drawn.dtype)  # B, 1, H, W
+    keep = 1.0 - F.max_pool2d(track, 2 * TRACK_GROW + 1, 1, TRACK_GROW)
+    # Deep inside a wide track no kept pixel is near: the rest's mean colour there, not the smear itself.
+    rest = (drawn * keep).sum(dim=(2, 3), keepdim=True) / keep.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
+    return fill_holes(drawn, keep, torch.where(keep.sum(dim=(2, 3), keepdim=True) > 0, rest, drawn))
 
 
 def pixel_centres(size: int) -> Tensor:
@@ -462,6 +483,9 @@ class SpriteVideoDecoder(nn.Module):
         bg = self.background(z, first_frame, sentence_rows)
         if cfg.first_frame_background and scene:
             bg = first_frame_scene(first_frame, layer[:, 0, 3:], bg)
+        if cfg.clear_sentence_track and sentence_rows:
+            has_first = first_frame.flatten(1).abs().amax(dim=1).view(-1, 1, 1, 1) > 0
+            bg = torch.where(has_first, bg, clear_track(bg, layer[:, :, 3:]))
         bg = bg.unsqueeze(1)
         alpha = layer[:, :, 3:]
         frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg

@@ -119,6 +119,20 @@ def test_rebuild_compares_the_rebuild_graph_with_the_whole_decoder(sprite_heads_
     assert "rebuild graph / whole decoder:" in out
     assert rebuild.main(["--artifacts", str(artifacts_dir)]) == 2  # the session's tiny model draws linearly: no graph
     assert "no video_rebuild graph" in capsys.readouterr().err
+    assert rebuild.main(["--artifacts", str(sprite_heads_root), "--against", "heads", "--rounds", "1",
+                         "--calls", "2"]) == 0
+    assert "video_rebuild: heads / heads" in capsys.readouterr().out
+
+
+def test_stain_compares_versions_on_sentence_to_video(sprite_heads_root: Path, tiny_corpus, tmp_path: Path,
+                                                      capsys) -> None:
+    from bench import stain
+
+    tiny_corpus.save(tmp_path / "corpus")
+    assert stain.main(["--artifacts", str(sprite_heads_root), "--versions", "heads,heads", "--data",
+                       str(tmp_path / "corpus"), "--clips", "4"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| heads")]
+    assert len(rows) == 2 and rows[0] == rows[1] and 0.0 <= float(rows[0][1]) <= 100.0, rows
 
 
 def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None:

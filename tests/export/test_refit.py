@@ -271,6 +271,33 @@ def test_a_reexport_draws_the_sources_pixels_through_todays_graphs(sprite_heads_
     assert not (sprite_heads_root / "never").exists()
 
 
+def test_clearing_sentence_to_videos_track_changes_its_rows_alone(sprite_heads_root, tiny_corpus, tmp_path,
+                                                                   capsys) -> None:
+    """`slr redraw --clear-sentence-track` (export/redraw.py: clear_track_version): only the video decoder's graph is
+    new, its video-to-video rows and the familiarity rebuild the source's, its sentence rows PyTorch's with the track
+    cleared; the calibration is kept; a version that already clears it is refused."""
+    data = tmp_path / "corpus"
+    tiny_corpus.save(data)
+    args = ["redraw", str(sprite_heads_root), "--data-dir", str(data), "--clear-sentence-track"]
+    assert main([*args, "--from-version", "heads", "--version", "cleared"]) == 0
+    assert "track cleared" in capsys.readouterr().out and read_latest(sprite_heads_root) == "heads"
+    source, cleared = GraphModel.open(sprite_heads_root, "heads"), GraphModel.open(sprite_heads_root, "cleared")
+    cleared.manifest.verify_files(cleared.directory)
+    changed = {n for n in source.manifest.files if source.manifest.files[n] != cleared.manifest.files[n]}
+    assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed
+    assert cleared.manifest.model.clear_sentence_track and cleared.manifest.familiarity == source.manifest.familiarity
+    video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
+    z, first = source.video_mu(video), np.ascontiguousarray(video[:, 0])
+    assert np.abs(cleared.frames(z, first) - source.frames(z, first)).max() < 1e-5
+    decoder = decoder_from_graph(cleared, cleared.manifest.model).eval()
+    none = np.zeros_like(first)
+    with torch.no_grad():
+        want = decoder(torch.from_numpy(z), torch.from_numpy(none)).numpy()
+    assert np.abs(cleared.frames(z, none) - want).max() < 1e-4
+    assert main([*args, "--from-version", "cleared", "--version", "never"]) == 2
+    assert "already clears" in capsys.readouterr().err and not (sprite_heads_root / "never").exists()
+
+
 def test_a_steeper_sentence_alpha_scales_its_logit_and_leaves_video_to_video_alone(sprite_heads_root) -> None:
     model = GraphModel.open(sprite_heads_root, None)
     decoder = decoder_from_graph(model, model.manifest.model).eval()

@@ -13,7 +13,7 @@ from core.vocab import Vocab
 from model.checkpoint import save_checkpoint
 from model.data.dataset import centre_clip
 from model.losses import foreground_weights, video_target
-from model.probes import contrast, probe_video
+from model.probes import contrast, probe_video, stain
 from model.star import StarModel
 
 T, H, W = 6, 12, 16
@@ -64,6 +64,20 @@ def test_contrast_tells_a_drawn_object_from_a_smudge() -> None:
     smudge = 0.8 * clip.mean(axis=(1, 2), keepdims=True) + 0.2 * clip
     assert contrast(clip, "red") > 0.9
     assert contrast(smudge, "red") < 0.3
+
+
+def test_stain_reads_the_objects_colour_smeared_along_its_track_and_not_the_object() -> None:
+    """A red square sliding over grey: a clean background reads 0 (the object itself and its edges are not counted);
+    the same clip over a background smeared a fifth of the way to red along the square's path reads the smear."""
+    frames = np.full((4, 36, 64, 3), 0.5, np.float32)
+    for t, x in enumerate((6, 20, 34, 48)):
+        frames[t, 14:22, x:x + 8] = (220 / 255, 30 / 255, 30 / 255)
+    assert stain(frames, "red") == 0.0
+    smeared = frames.copy()
+    band = smeared[:, 12:24, 4:60]
+    far = np.linalg.norm(band - 0.5, axis=-1) < 0.1  # the background in the band, not the square
+    band[far] = 0.8 * 0.5 + 0.2 * np.array((220, 30, 30), np.float32) / 255
+    assert stain(smeared, "red") > 0.02
 
 
 def test_layered_decoder_exports_with_parity(tmp_path: Path) -> None:

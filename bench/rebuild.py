@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core.familiarity import video_signals
-from core.graph_contract import VIDEO_REBUILD
+from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD
 from service.engine import Engine
 from service.heap import fix_mmap_threshold
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     whole, own = rows["rebuild, video_decoder"], rows["rebuild, video_rebuild"]
     print(f"rebuild graph / whole decoder: {own[0] / whole[0]:.2f}x at batch 1, {own[1] / whole[1]:.2f}x at batch 8")
     if against is not None:
-        for graph in ("video_decoder", "video_rebuild"):
+        for graph in (VIDEO_DECODER, VIDEO_REBUILD):
             ours, theirs = rows[f"rebuild, {graph}"], rows[f"rebuild, {graph} ({against.version})"]
             print(f"{graph}: {engine.version} / {against.version} {ours[0] / theirs[0]:.2f}x at batch 1, "
                   f"{ours[1] / theirs[1]:.2f}x at batch 8")

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-from core.config import rebuilt_frames
+from core.config import ModelConfig, rebuilt_frames
 from core.graph_contract import VIDEO_DECODER, VIDEO_REBUILD
 from export.graph_model import GraphModel
 from export.graphs import graph_specs
@@ -34,28 +35,42 @@ def redraw_version(root: Path, source_version: str | None, version: str, clips: 
                    atol: float = FP32_ATOL) -> Path:
     """Publish `version` beside the source (latest untouched). `clips`: [N,T,H,W,3] in [0, 1] whose latents and
     first frames the graphs are checked on."""
-    source = GraphModel.open(root, source_version)
+    source = _sprite_source(root, source_version)
     cfg = source.manifest.model
-    if cfg.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
-        raise ValueError(f"{source.version} has no sprite video decoder to redraw")
     if cfg.first_frame_background:
         raise ValueError(f"{source.version} already draws video-to-video over the first frame")
     if VIDEO_REBUILD not in graph_specs(cfg):
         raise ValueError(f"{source.version} has no rebuild graph apart from its decoder: its familiarity rebuild would "
                          "change with it (refit it with sentence-to-video's own heads first)")
-    decoder = decoder_from_graph(source, dataclasses.replace(cfg, first_frame_background=True)).eval()
+    return _publish_redrawn(root, source, version, clips, "first_frame_background", "sentence-to-video", atol)
+
+
+def _sprite_source(root: Path, source_version: str | None) -> GraphModel:
+    source = GraphModel.open(root, source_version)
+    if source.manifest.model.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
+        raise ValueError(f"{source.version} has no sprite video decoder to redraw")
+    return source
+
+
+def _publish_redrawn(root: Path, source: GraphModel, version: str, clips: np.ndarray, flag: str,
+                     kept: Literal["sentence-to-video", "video-to-video"], atol: float) -> Path:
+    """The source with its video decoder's graph alone exported anew from its weights with the config's boolean
+    `flag` on; the `kept` task's rows checked against the source's graph, every row against PyTorch."""
+    cfg = ModelConfig.from_dict({**source.manifest.model.to_dict(), flag: True})
+    decoder = decoder_from_graph(source, cfg).eval()
     star = StarModel(decoder.cfg).eval()  # only the decoder's graph is new
     star.video_decoder = decoder
     z = source.video_mu(clips)
     first = np.ascontiguousarray(clips[:, 0])
 
     def parity(staging: Path) -> float:
-        gap = rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, np.zeros_like(first))
+        frame = first if kept == "video-to-video" else np.zeros_like(first)
+        gap = rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, frame)
         if gap > atol:
-            raise ValueError(f"sentence-to-video rows differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
+            raise ValueError(f"{kept} rows differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
         return video_graphs_parity(decoder, staging, torch.from_numpy(z), torch.from_numpy(first))
 
-    record = {"first_frame_background": True, "weights_from": source.version}
+    record = {flag: True, "weights_from": source.version}
     return publish_refit(root, source, version, star, (VIDEO_DECODER,), parity, record, atol)
 
 
@@ -102,10 +117,8 @@ def reexport_version(root: Path, source_version: str | None, version: str, clips
     (e.g. the sprite placed by two matrix products instead of GridSample: model/star.py sample_separable). Each new
     graph is checked against PyTorch and against the source's own graph, both video tasks' rows; the calibration is
     the source's (the rebuild draws what it drew)."""
-    source = GraphModel.open(root, source_version)
+    source = _sprite_source(root, source_version)
     cfg = source.manifest.model
-    if cfg.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
-        raise ValueError(f"{source.version} has no sprite video decoder to export anew")
     decoder = decoder_from_graph(source, cfg).eval()  # the rebuild graph's weights are the decoder's own
     star = StarModel(cfg).eval()
     star.video_decoder = decoder
@@ -134,23 +147,7 @@ def clear_track_version(root: Path, source_version: str | None, version: str, cl
     background with the sprite's track filled from the rest of it (ModelConfig.clear_sentence_track, model/star.py:
     clear_track): the source's weights, its video-to-video rows exactly, the familiarity rebuild graph and the
     calibration byte for byte (only video_decoder.onnx is new)."""
-    source = GraphModel.open(root, source_version)
-    cfg = source.manifest.model
-    if cfg.video_decoder != "sprite" or VIDEO_DECODER not in source.manifest.graphs:
-        raise ValueError(f"{source.version} has no sprite video decoder to redraw")
-    if cfg.clear_sentence_track:
+    source = _sprite_source(root, source_version)
+    if source.manifest.model.clear_sentence_track:
         raise ValueError(f"{source.version} already clears sentence-to-video's track")
-    decoder = decoder_from_graph(source, dataclasses.replace(cfg, clear_sentence_track=True)).eval()
-    star = StarModel(decoder.cfg).eval()  # only the decoder's graph is new
-    star.video_decoder = decoder
-    z = source.video_mu(clips)
-    first = np.ascontiguousarray(clips[:, 0])
-
-    def parity(staging: Path) -> float:
-        gap = rows_difference(staging / graph_specs(star.cfg)[VIDEO_DECODER].file, source, z, first)
-        if gap > atol:
-            raise ValueError(f"video-to-video rows differ from {source.version}'s by {gap:.2e} (> {atol:.0e})")
-        return video_graphs_parity(decoder, staging, torch.from_numpy(z), torch.from_numpy(first))
-
-    record = {"clear_sentence_track": True, "weights_from": source.version}
-    return publish_refit(root, source, version, star, (VIDEO_DECODER,), parity, record, atol)
+    return _publish_redrawn(root, source, version, clips, "clear_sentence_track", "video-to-video", atol)

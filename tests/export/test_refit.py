@@ -38,6 +38,24 @@ def sprite_root(tmp_path_factory, tiny_corpus) -> Path:
                               calibration_clips=tiny_corpus.splits["val"] + tiny_corpus.splits["train"][:48])
 
 
+def derived_by_cli(root: Path, corpus, tmp_path: Path, capsys, command: list[str], version: str,
+                   said: str) -> tuple[GraphModel, GraphModel, Path]:
+    """`slr <command> ... --version version` from the root's "heads" on the saved corpus: exit 0, `said` printed,
+    latest untouched, the new version's files as its manifest says; (source, derived, the corpus' folder)."""
+    data = tmp_path / "corpus"
+    corpus.save(data)
+    assert main([*command, "--data-dir", str(data), "--from-version", "heads", "--version", version]) == 0
+    assert said in capsys.readouterr().out and read_latest(root) == "heads"
+    source, derived = GraphModel.open(root, "heads"), GraphModel.open(root, version)
+    derived.manifest.verify_files(derived.directory)
+    return source, derived, data
+
+
+def changed_files(source: GraphModel, derived: GraphModel) -> set[str]:
+    """The files of `source` whose checksum differs in `derived`."""
+    return {name for name, digest in source.manifest.files.items() if derived.manifest.files[name] != digest}
+
+
 def test_a_refit_changes_the_video_decoder_alone_and_publishes_beside(sprite_root, tiny_corpus) -> None:
     train, val = tiny_corpus.splits["train"], tiny_corpus.splits["val"]
     rc = RefitConfig(steps=40, lr=3e-3, eval_every=20)
@@ -118,7 +136,7 @@ def test_a_sentence_heads_refit_keeps_video_to_video_and_its_calibration(sprite_
     assert "familiarity threshold" not in capsys.readouterr().out  # not recalibrated
     source, drawn = GraphModel.open(sprite_root, "own-heads"), GraphModel.open(sprite_root, "drawn")
     drawn.manifest.verify_files(drawn.directory)
-    changed = {name for name in source.manifest.files if source.manifest.files[name] != drawn.manifest.files[name]}
+    changed = changed_files(source, drawn)
     assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed  # the rebuild graph's bytes kept
     assert drawn.manifest.familiarity == source.manifest.familiarity is not None
     record = drawn.manifest.refit
@@ -180,7 +198,7 @@ def test_redraw_draws_video_to_video_over_the_first_frame_and_keeps_the_rest(spr
     source, scene = GraphModel.open(sprite_root, "heads"), GraphModel.open(sprite_root, "scene")
     scene.manifest.verify_files(scene.directory)
     assert scene.manifest.model.first_frame_background and not source.manifest.model.first_frame_background
-    changed = {name for name in source.manifest.files if source.manifest.files[name] != scene.manifest.files[name]}
+    changed = changed_files(source, scene)
     assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed
     assert scene.manifest.familiarity == source.manifest.familiarity
     z = np.random.default_rng(5).standard_normal((4, source.manifest.model.latent_dim)).astype(np.float32)
@@ -199,14 +217,10 @@ def test_a_restrided_rebuild_draws_every_other_frame_of_the_source_and_is_calibr
     """`slr redraw --rebuild-stride 2` (export/redraw.py: restride_version): only the familiarity rebuild graph is new
     and draws the source rebuild's frames 1, 3, 5 exactly; the version is published uncalibrated (its signal reads
     fewer frames) and scores once `slr calibrate` has run; a stride that does not divide the clip is refused."""
-    data = tmp_path / "corpus"
-    tiny_corpus.save(data)
-    args = ["redraw", str(sprite_heads_root), "--from-version", "heads", "--data-dir", str(data)]
-    assert main([*args, "--version", "every2", "--rebuild-stride", "2"]) == 0
-    assert "uncalibrated" in capsys.readouterr().out and read_latest(sprite_heads_root) == "heads"
-    source, every2 = GraphModel.open(sprite_heads_root, "heads"), GraphModel.open(sprite_heads_root, "every2")
-    every2.manifest.verify_files(every2.directory)
-    changed = {name for name in source.manifest.files if source.manifest.files[name] != every2.manifest.files[name]}
+    source, every2, data = derived_by_cli(sprite_heads_root, tiny_corpus, tmp_path, capsys,
+                                          ["redraw", str(sprite_heads_root), "--rebuild-stride", "2"], "every2",
+                                          "uncalibrated")
+    changed = changed_files(source, every2)
     assert changed == {source.manifest.graphs[VIDEO_REBUILD].file}, changed
     assert every2.manifest.model.rebuild_stride == 2 and every2.manifest.familiarity is None
     video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
@@ -258,7 +272,7 @@ def test_a_reexport_draws_the_sources_pixels_through_todays_graphs(sprite_heads_
     new.manifest.verify_files(new.directory)
     for graph in (VIDEO_DECODER, VIDEO_REBUILD):
         assert "GridSample" in _op_types(old, graph) and "GridSample" not in _op_types(new, graph)
-    changed = {name for name in old.manifest.files if old.manifest.files[name] != new.manifest.files[name]}
+    changed = changed_files(old, new)
     assert changed == {old.manifest.graphs[g].file for g in (VIDEO_DECODER, VIDEO_REBUILD)}, changed
     assert new.manifest.familiarity == old.manifest.familiarity and new.manifest.refit["weights_from"] == "gridded"
     video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
@@ -276,14 +290,10 @@ def test_clearing_sentence_to_videos_track_changes_its_rows_alone(sprite_heads_r
     """`slr redraw --clear-sentence-track` (export/redraw.py: clear_track_version): only the video decoder's graph is
     new, its video-to-video rows and the familiarity rebuild the source's, its sentence rows PyTorch's with the track
     cleared; the calibration is kept; a version that already clears it is refused."""
-    data = tmp_path / "corpus"
-    tiny_corpus.save(data)
-    args = ["redraw", str(sprite_heads_root), "--data-dir", str(data), "--clear-sentence-track"]
-    assert main([*args, "--from-version", "heads", "--version", "cleared"]) == 0
-    assert "track cleared" in capsys.readouterr().out and read_latest(sprite_heads_root) == "heads"
-    source, cleared = GraphModel.open(sprite_heads_root, "heads"), GraphModel.open(sprite_heads_root, "cleared")
-    cleared.manifest.verify_files(cleared.directory)
-    changed = {n for n in source.manifest.files if source.manifest.files[n] != cleared.manifest.files[n]}
+    args = ["redraw", str(sprite_heads_root), "--clear-sentence-track"]
+    source, cleared, data = derived_by_cli(sprite_heads_root, tiny_corpus, tmp_path, capsys, args, "cleared",
+                                           "track cleared")
+    changed = changed_files(source, cleared)
     assert changed == {source.manifest.graphs[VIDEO_DECODER].file}, changed
     assert cleared.manifest.model.clear_sentence_track and cleared.manifest.familiarity == source.manifest.familiarity
     video = np.stack([c.frames for c in tiny_corpus.splits["val"][:4]]).astype(np.float32) / 255.0
@@ -294,7 +304,7 @@ def test_clearing_sentence_to_videos_track_changes_its_rows_alone(sprite_heads_r
     with torch.no_grad():
         want = decoder(torch.from_numpy(z), torch.from_numpy(none)).numpy()
     assert np.abs(cleared.frames(z, none) - want).max() < 1e-4
-    assert main([*args, "--from-version", "cleared", "--version", "never"]) == 2
+    assert main([*args, "--data-dir", str(data), "--from-version", "cleared", "--version", "never"]) == 2
     assert "already clears" in capsys.readouterr().err and not (sprite_heads_root / "never").exists()
 
 

@@ -35,7 +35,7 @@ from model.data.corpus import Clip
 from model.data.ood import model_input, ood_set
 from model.data.outside import decode_clip_file, outside_box, outside_truth
 from model.familiarity import clip_boxes
-from model.probes import probe_hits
+from model.probes import STAIN_CLEAN, probe_hits, stain
 
 ATTRIBUTE_KEYS = ("colour", "shape", "motion", "all")
 PROBE_KEYS = ("colour", "shape", "motion")
@@ -96,6 +96,8 @@ def _chunk_outcomes(model: GraphModel, clips: Sequence[Clip]) -> dict[str, np.nd
         drawn = model.frames(s_mu, np.zeros_like(video[idx, 0]))
         full = [{k: v for k, v in truths[i].items() if k != "frame_box"} for i in idx]  # a sentence names no box
         out.update(_named("sentence_to_video", probe_hits(list(drawn), full), PROBE_KEYS))
+        # its background clean of the object's colour away from the object (no smear along the track)
+        out["sentence_to_video.clean"] = np.array([stain(v, t["colour"]) < STAIN_CLEAN for v, t in zip(drawn, full)])
     if model.calibration is not None:
         passes = not_flagged(model, video, mu, clip_boxes(clips), rebuilt)
         out["familiarity.passes_one_object"] = passes[one]

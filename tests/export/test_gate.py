@@ -66,7 +66,7 @@ def test_an_equal_version_passes_and_is_recorded(root: Path, clips) -> None:
     result = run_gate(root, "v1-again", clips, [])
     figures = {c.figure for c in result.comparisons}
     assert {"caption.colour", "caption.shape", "caption.motion", "caption.all", "two_objects.first_clause",
-            "sentence_to_video.shape", "reconstruct.colour", "familiarity.passes_one_object",
+            "sentence_to_video.shape", "sentence_to_video.clean", "reconstruct.colour", "familiarity.passes_one_object",
             "familiarity.flags_out_of_domain"} <= figures
     assert result.passed and all(c.lost == c.won == 0 for c in result.comparisons)
     assert next(c for c in result.comparisons if c.figure == "caption.colour").old > 0.05  # the red clips

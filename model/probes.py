@@ -138,7 +138,7 @@ def contrast(frames: np.ndarray, colour: str) -> float:
 
 STAIN_AWAY, STAIN_PULL = 3, 0.1  # stain: pixels this far from anything object-like, pulled this far to its colour
 # A generated clip's background is clean below this stain (a per-clip outcome the release gate pairs: export/gate.py):
-# quality-v24's smeared sentence-to-video backgrounds read 2.9% on average, quality-v25's 0.09%.
+# quality-v24's smeared sentence-to-video backgrounds read 2.9% on average, quality-v25's 0.00%.
 STAIN_CLEAN = 0.01
 
 

@@ -65,21 +65,21 @@ def test_clearing_the_track_removes_a_smear_along_it_and_nothing_else() -> None:
     """clear_track: a background smeared with the object's colour along its track (the average a background learns
     under a moving object) comes back plain there, from the rest of itself; pixels away from the track are
     untouched, and a track across the whole frame leaves the rest's mean colour, not the smear."""
-    b, t, h, w = 1, 4, 18, 32
+    b, t, h, w = 1, 4, 36, 64
     grey = torch.full((b, 3, h, w), 0.5)
     drawn = grey.clone()
-    drawn[:, 0, 7:11, 4:28] = 0.8  # a red smear along a rightward track
+    drawn[:, 0, 15:21, 10:50] = 0.8  # a red smear along a rightward track
     alpha = torch.zeros(b, t, 1, h, w)
-    for i, x in enumerate((4, 11, 18, 24)):
-        alpha[:, i, :, 6:12, x:x + 5] = 1.0
+    for i, x in enumerate((10, 20, 30, 42)):
+        alpha[:, i, :, 14:22, x:x + 8] = 1.0
     cleared = clear_track(drawn, alpha)
     assert (cleared - grey).abs().max() < 1e-4, "the smear stays"
     assert torch.equal(cleared[:, :, :1], drawn[:, :, :1]) and torch.equal(cleared[..., -1:], drawn[..., -1:])
     everywhere = torch.ones(b, t, 1, h, w)
     assert torch.equal(clear_track(drawn, everywhere), drawn), "no rest to fill from: the background as drawn"
-    wide, wide_alpha = torch.full((b, 3, 40, 64), 0.5), torch.zeros(b, t, 1, 40, 64)
-    wide[:, 0, 6:34, 6:58], wide_alpha[..., 6:34, 6:58] = 0.8, 1.0  # no kept pixel within the blur's reach of (20, 32)
-    assert (clear_track(wide, wide_alpha)[:, :, 20, 32] - 0.5).abs().max() < 1e-4, "deep in a wide track: the rest"
+    wide, wide_alpha = torch.full((b, 3, 64, 96), 0.5), torch.zeros(b, t, 1, 64, 96)
+    wide[:, 0, 12:52, 12:84], wide_alpha[..., 12:52, 12:84] = 0.8, 1.0  # nothing kept near (32, 48)
+    assert (clear_track(wide, wide_alpha)[:, :, 32, 48] - 0.5).abs().max() < 1e-4, "deep in a wide track: the rest"
 
 
 def test_the_decoder_draws_one_sprite_moved_along_its_track() -> None:

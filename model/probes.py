@@ -21,10 +21,15 @@ class Probe:
     shape: str | None = None
 
 
-def _object_mask(frame: np.ndarray) -> np.ndarray:
-    """Pixels far from the background colour, the background being the median of the frame's border."""
-    border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
-    bg = np.median(border, axis=0)
+def _backgrounds(frames: np.ndarray) -> np.ndarray:
+    """[T, 3] each frame's background colour (frames [T, H, W, 3]): the median of its border."""
+    border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+    return np.median(border, axis=1)
+
+
+def _object_mask(frame: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
+    """Pixels far from the background colour (the median of the frame's border, unless given)."""
+    bg = _backgrounds(frame[None])[0] if background is None else background
     return np.linalg.norm(frame - bg, axis=-1) > 0.25
 
 
@@ -65,8 +70,7 @@ def _centres(masks: np.ndarray, outline: np.ndarray) -> tuple[np.ndarray, np.nda
 def _colour_masks(frames: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     """[T, H, W] pixels nearer the object's colour than half its distance from the background: the outline the
     shape is read from (the distance-from-background mask also takes in a noisy background's outliers)."""
-    border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
-    background = np.median(border, axis=1)[:, None, None]  # T, 1, 1, 3
+    background = _backgrounds(frames)[:, None, None]  # T, 1, 1, 3
     reach = np.linalg.norm(rgb - background, axis=-1)
     return np.linalg.norm(frames - rgb, axis=-1) < reach / 2
 
@@ -130,8 +134,7 @@ def contrast(frames: np.ndarray, colour: str) -> float:
     median of the borders) over the asked colour's own distance from that background. Real clips score about
     1; a grey mean with a faint stain, the paper's "a little bit blur", about 0.2."""
     f = np.asarray(frames, np.float32)
-    border = np.concatenate([f[:, 0], f[:, -1], f[:, :, 0], f[:, :, -1]], axis=1)  # T, N, 3
-    background = np.median(border, axis=1)[:, None, None]  # T, 1, 1, 3
+    background = _backgrounds(f)[:, None, None]  # T, 1, 1, 3
     reach = np.linalg.norm(np.array(COLOUR_RGB[colour], np.float32) / 255.0 - background, axis=-1).mean()
     return float(np.percentile(np.linalg.norm(f - background, axis=-1), 99.5) / max(float(reach), 1e-6))
 
@@ -149,15 +152,14 @@ def stain(frames: np.ndarray, colour: str) -> float:
     over frames. A clean background reads 0; sentence-to-video's on quality-v24, whose background carried a smear of
     the object along its track, 2.9% (models/default/README.md, quality-v25)."""
     target = np.array(COLOUR_RGB[colour], np.float32) / 255.0
+    frames = np.asarray(frames, np.float32)
     shares = []
-    for frame in np.asarray(frames, np.float32):
-        border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
-        background = np.median(border, axis=0)
+    for frame, background in zip(frames, _backgrounds(frames)):
         toward = target - background
         reach = float(toward @ toward)
         if reach < 0.01:  # the asked colour is the background's: nothing to tell apart
             continue
-        near = _grown(np.linalg.norm(frame - background, axis=-1) > 0.25, STAIN_AWAY)
+        near = _grown(_object_mask(frame, background), STAIN_AWAY)
         if near.all():
             continue
         pull = (frame[~near] - background) @ toward / reach  # 0: the background, 1: the object's colour

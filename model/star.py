@@ -295,8 +295,9 @@ def clear_track(drawn: Tensor, alpha: Tensor) -> Tensor:
     track = (alpha.amax(dim=1) > 0.05).to(drawn.dtype)  # B, 1, H, W
     keep = 1.0 - F.max_pool2d(track, 2 * TRACK_GROW + 1, 1, TRACK_GROW)
     # Deep inside a wide track no kept pixel is near: the rest's mean colour there, not the smear itself.
-    rest = (drawn * keep).sum(dim=(2, 3), keepdim=True) / keep.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
-    return fill_holes(drawn, keep, torch.where(keep.sum(dim=(2, 3), keepdim=True) > 0, rest, drawn))
+    kept = keep.sum(dim=(2, 3), keepdim=True)
+    rest = (drawn * keep).sum(dim=(2, 3), keepdim=True) / kept.clamp(min=1.0)
+    return fill_holes(drawn, keep, torch.where(kept > 0, rest, drawn))
 
 
 def pixel_centres(size: int) -> Tensor:

@@ -63,7 +63,9 @@ def resize_frame(frame: np.ndarray, height: int, width: int, fit: FrameFit = "st
         out = np.zeros((height, width, 3), np.uint8)
         picture = out[top:top + h, left:left + w]
         picture[:] = resize_frame(frame, h, w)
-        picture[picture.max(axis=-1) == 0] = PICTURE_FLOOR
+        # The channels OR-ed as three views, not picture.max(axis=-1): numpy reduces a 3-long last axis slowly
+        # (53 against 13 us a 36x48 picture, 8 of them an upload: a tenth of a decode worker's CPU per upload).
+        picture[(picture[..., 0] | picture[..., 1] | picture[..., 2]) == 0] = PICTURE_FLOOR
         return out
     if frame.shape[:2] == (height, width):
         return frame

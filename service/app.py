@@ -18,6 +18,7 @@ from service.engine import Engine
 from service.errors import install_error_handlers
 from service.heap import (
     fix_mmap_threshold,
+    fix_trim_threshold,
     freeze_startup_objects,
     limit_arenas,
     thaw_startup_objects,
@@ -68,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     fix_mmap_threshold(settings.mmap_threshold_kib * 1024)  # before the engine allocates anything
+    fix_trim_threshold(settings.trim_threshold_kib * 1024)  # a call's buffers stay mapped for the next call
     limit_arenas(settings.malloc_arenas)  # before the engine's and the media threads start
     # Missing or corrupt artifacts (a checksum mismatch, a graph onnxruntime cannot load) or an unusable
     # required GPU raise here: the server refuses to start and never becomes ready, and says why in one line.

@@ -7,6 +7,12 @@ heap instead, where freed space fragments and is rarely given back. Under a cach
 process 54 MB larger than with a fixed threshold (238 against 184 MB after the same load; docs/performance.md).
 A fixed threshold keeps large buffers mmapped: freed, they go back to the system at once.
 
+Pinning it also pins glibc's trim threshold at 128 KiB: every free() that leaves more than that at the top of a heap
+gives it back, so each graph call (onnxruntime's activations, the arena off) faulted its buffers in anew: the
+familiarity rebuild cost 1.35x its CPU at batch 16, the encoder 1.1x at batch 8. The trim threshold is pinned too
+(64 MiB: a call's buffers stay mapped for the next one; cache-miss /caption at c=32 1.15x and 1.27x), and the
+periodic trim (trim_periodically) still gives every free page back once work stops.
+
 glibc also gives a thread that finds the arenas locked an arena of its own (up to 8 per core), and each keeps what was
 freed in it: the engine's six threads, the media threads and the event loop left the serving process 252 MiB after a
 cache-miss sweep with glibc's count, 235 with 2 arenas, 221 with 1 (one run each; docs/performance.md).
@@ -25,7 +31,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
+M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers in glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
@@ -58,6 +65,12 @@ def _mallopt(param: int, name: str, value: int) -> bool:
 def fix_mmap_threshold(threshold_bytes: int) -> bool:
     """Pin glibc's mmap threshold (0: leave malloc's own dynamic one)."""
     return _mallopt(M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", threshold_bytes)
+
+
+def fix_trim_threshold(threshold_bytes: int) -> bool:
+    """Pin glibc's trim threshold: the free memory a heap keeps at its top before a free() gives it back (0: glibc's
+    own; a pinned mmap threshold leaves it at 128 KiB, so every graph call's buffers are faulted in anew)."""
+    return _mallopt(M_TRIM_THRESHOLD, "M_TRIM_THRESHOLD", threshold_bytes)
 
 
 def limit_arenas(arenas: int) -> bool:

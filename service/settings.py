@@ -53,6 +53,13 @@ class Settings(BaseSettings):
                                                 "grows with use and leaves the heap fragmented. Below a batch's "
                                                 "buffers (a score batch's are 1-2 MiB), every call pays the page "
                                                 "faults of fresh mmaps: at 128 the score cost a miss 2.8x its CPU")
+    trim_threshold_kib: int = Field(64 * 1024, ge=0, le=1024 * 1024,
+                                    description="free memory the serving process's heap keeps at its top before a "
+                                                "free() gives it back (glibc; service/heap.py); 0 keeps glibc's, "
+                                                "which a pinned mmap threshold leaves at 128 KiB: every graph call "
+                                                "then faults its buffers in anew (cache-miss /caption at c=32 1.15x "
+                                                "and 1.27x with 64 MiB, docs/performance.md). The periodic trim "
+                                                "(malloc_trim_s) still gives it all back")
     malloc_arenas: int = Field(2, ge=0, le=64,
                                description="glibc malloc arenas of the serving process (service/heap.py): each keeps "
                                            "the memory freed in it; 0 keeps glibc's 8 per core. 2 left the process "

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from service.app import create_app
-from service.heap import fix_mmap_threshold, limit_arenas
+from service.heap import fix_mmap_threshold, fix_trim_threshold, limit_arenas
 from service.settings import Settings
 
 PROBE = """
@@ -55,7 +55,44 @@ def test_a_pinned_threshold_keeps_large_buffers_mmapped() -> None:
 
 
 def test_zero_leaves_malloc_alone() -> None:
-    assert fix_mmap_threshold(0) is False and limit_arenas(0) is False
+    assert fix_mmap_threshold(0) is False and fix_trim_threshold(0) is False and limit_arenas(0) is False
+
+
+KEPT_PROBE = """
+import ctypes, sys
+import numpy as np
+from service.heap import fix_mmap_threshold, fix_trim_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+fix_mmap_threshold(4 << 20)  # as the server
+print(fix_trim_threshold(int(sys.argv[1])))
+for _ in range(3):  # a graph call's buffer, three calls running
+    buffer = np.ones(3 << 20, np.uint8)  # below the mmap threshold: carved from the heap's top
+    held = libc.mallinfo2().arena
+    del buffer
+print(held - libc.mallinfo2().arena)  # bytes the free gave back to the system
+"""
+
+
+def given_back_at_a_free(trim_threshold: int) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", KEPT_PROBE, str(trim_threshold)], capture_output=True, text=True,
+                         check=True)
+    done, given = out.stdout.split()
+    return done, int(given)
+
+
+@pytest.mark.skipif(not has_mallinfo2(), reason="glibc >= 2.33 only")
+def test_a_pinned_trim_threshold_keeps_a_calls_buffer_for_the_next_call() -> None:
+    """With the mmap threshold pinned, glibc's trim threshold stays at 128 KiB: each free of a 3 MiB buffer gives its
+    pages back, and the next call faults them in again. Pinned at 64 MiB, the heap keeps them."""
+    done, given = given_back_at_a_free(0)
+    assert done == "False" and given >= 3 << 20
+    assert given_back_at_a_free(64 << 20) == ("True", 0)
 
 
 ARENAS = """

@@ -1,7 +1,8 @@
 """service/heap.py: a trim gives a fragmented heap's free pages back, once work stops and at an interval under load;
 with the mmap threshold pinned, a large buffer allocated after a larger one was freed is still mmapped (given back to
-the system when freed), where glibc's own threshold would have grown past it; with the arenas capped, threads share
-them; the objects alive at start-up are frozen out of the cyclic collector while the server serves."""
+the system when freed), where glibc's own threshold would have grown past it; with the trim threshold pinned, a freed
+buffer's pages stay for the next call; with the arenas capped, threads share them; the objects alive at start-up are
+frozen out of the cyclic collector while the server serves."""
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,10 @@ from service.app import create_app
 from service.heap import fix_mmap_threshold, fix_trim_threshold, limit_arenas
 from service.settings import Settings
 
-PROBE = """
+MALLINFO = """
 import ctypes, sys
 import numpy as np
-from service.heap import fix_mmap_threshold
+from service.heap import fix_mmap_threshold, fix_trim_threshold
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -26,6 +27,9 @@ class MallInfo2(ctypes.Structure):
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
+"""
+
+PROBE = MALLINFO + """
 print(fix_mmap_threshold(int(sys.argv[1])))
 big = np.ones(8 << 20, np.uint8)
 del big  # glibc's dynamic threshold now rises to 8 MiB
@@ -58,17 +62,7 @@ def test_zero_leaves_malloc_alone() -> None:
     assert fix_mmap_threshold(0) is False and fix_trim_threshold(0) is False and limit_arenas(0) is False
 
 
-KEPT_PROBE = """
-import ctypes, sys
-import numpy as np
-from service.heap import fix_mmap_threshold, fix_trim_threshold
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
+KEPT_PROBE = MALLINFO + """
 fix_mmap_threshold(4 << 20)  # as the server
 print(fix_trim_threshold(int(sys.argv[1])))
 for _ in range(3):  # a graph call's buffer, three calls running

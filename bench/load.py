@@ -405,7 +405,7 @@ def start_servers(args: argparse.Namespace, plan: Plan, redis_url: str, work: Pa
         servers[mode] = server = stack.enter_context(start_server(args.artifacts, env, work / f"server-{mode}.log"))
         report["cold_start_s"][mode] = round(server.cold_start_s, 3)
         log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "
-            f"(RSS {rss_mb(server.pid) or 0:.0f} MB)")
+            f"(RSS {rss_mb(server.pid) or 0:.0f} MiB)")
     return servers
 
 
@@ -419,7 +419,7 @@ def memory_passes(runner: Runner, servers: dict[str, Server], plan: Plan, args: 
             runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
         report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
         log(f"memory pass {i + 1} (batching {mode}, every endpoint at c={top}): "
-            f"RSS {report['memory_runs_mb'][-1]:.0f} MB")
+            f"RSS {report['memory_runs_mb'][-1]:.0f} MiB")
 
 
 def keep_server_tracebacks(servers: dict[str, Server], work: Path, report: dict[str, Any]) -> None:
@@ -445,7 +445,7 @@ def run_servers(args: argparse.Namespace, plan: Plan, runner: Runner, work: Path
         results = sweep(runner, {mode: server.url for mode, server in servers.items()}, plan, args)
         for mode, server in servers.items():
             report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
-        log(f"RSS after the sweep: {report['rss_mb']} MB")
+        log(f"RSS after the sweep: {report['rss_mb']} MiB")
         if args.memory_repeats > 0:
             memory_passes(runner, servers, plan, args, report, log)
         keep_server_tracebacks(servers, work, report)
@@ -495,7 +495,7 @@ def print_report(report: dict[str, Any], results: list[Result], switch: str, log
     if report["cold_start_s"]:
         log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
     if report["rss_mb"]:
-        log(f"RSS after each sweep: {report['rss_mb']} MB; after each memory pass: {report['memory_runs_mb']} MB")
+        log(f"RSS after each sweep: {report['rss_mb']} MiB; after each memory pass: {report['memory_runs_mb']} MiB")
     if report["busy_before"] or report["busy_after"]:
         log(f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
 

@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                                     engine_env))
             report["cold_start_s"][name] = round(servers[name].cold_start_s, 2)
             log(f"{name}: ready in {servers[name].cold_start_s:.1f} s at {servers[name].url} "
-                f"(RSS {rss_mb(servers[name].pid):.0f} MB)")
+                f"(RSS {rss_mb(servers[name].pid):.0f} MiB)")
         for name, s in servers.items():
             report["captions"][name] = caption_once(s.url, clip)
         distinct = set(report["captions"].values())
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if report["leads"]:
         log("\nstar-slr against the better peer\n" + lead_table(report["leads"]))
     log(f"\ncold start (spawn to ready): {report['cold_start_s']} s; idle CPU: {report['idle_cpu_cores']} cores; "
-        f"RSS after the sweep: {report['rss_mb']} MB")
+        f"RSS after the sweep: {report['rss_mb']} MiB")
     log(f"load average before {report['loadavg_before'][0]:.2f}, after {report['loadavg_after'][0]:.2f}; "
         f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
     write_json(report, args.json)

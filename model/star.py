@@ -238,13 +238,17 @@ def background_field(dec: nn.Module, z: Tensor, first_frame: Tensor, heads: nn.M
 BAR_LEVEL = 1.0 / 255.0
 
 
+def has_first_frame(first_frame: Tensor) -> Tensor:
+    """[B] bool: the row has a first frame (video-to-video, the rebuild); sentence-to-video's rows are all zeros."""
+    return first_frame.flatten(1).abs().amax(dim=1) > 0
+
+
 def picture_mask(first_frame: Tensor) -> Tensor:
     """[B, H, W]: 0 on a letterboxed first frame's bars (rows or columns black from edge to edge), 1 elsewhere, and
     1 everywhere for a clip without a first frame (sentence-to-video). Float ops only, for ONNX."""
     dark = (first_frame.amax(dim=-1) < BAR_LEVEL).to(first_frame.dtype)  # B, H, W
     bars = torch.maximum(dark.amin(dim=2, keepdim=True), dark.amin(dim=1, keepdim=True))
-    has_first = (first_frame.flatten(1).amax(dim=1) > 0).to(first_frame.dtype).view(-1, 1, 1)
-    return 1.0 - bars * has_first
+    return 1.0 - bars * has_first_frame(first_frame).to(first_frame.dtype).view(-1, 1, 1)
 
 
 # first_frame_scene: a first-frame pixel this far (RGB distance, 0-1) from its picture's mean colour is taken for an
@@ -266,8 +270,7 @@ def first_frame_scene(first_frame: Tensor, alpha0: Tensor, drawn: Tensor) -> Ten
     far = ((img - mean).norm(dim=1, keepdim=True) > SCENE_FAR).to(img.dtype)
     hole = torch.maximum(F.max_pool2d(far, SCENE_GROW, 1, SCENE_GROW // 2), (alpha0 > 0.05).to(img.dtype))
     scene = fill_holes(img, (1.0 - hole) * picture, drawn)
-    has_first = first_frame.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0
-    return torch.where(has_first, scene, drawn)
+    return torch.where(has_first_frame(first_frame).view(-1, 1, 1, 1), scene, drawn)
 
 
 def fill_holes(img: Tensor, keep: Tensor, fallback: Tensor) -> Tensor:
@@ -407,7 +410,7 @@ class SpriteVideoDecoder(nn.Module):
         weights = torch.softmax(maps[:, 0], dim=-1)  # B, N
         xy = torch.bmm(weights.unsqueeze(1), self.coords.flatten(2).expand(b, -1, -1).transpose(1, 2)).squeeze(1)
         radius = F.softplus((weights * maps[:, 1]).sum(-1, keepdim=True))
-        has_first = (first_frame.flatten(1).abs().amax(dim=1, keepdim=True) > 0).to(first_frame.dtype)
+        has_first = has_first_frame(first_frame).to(first_frame.dtype).unsqueeze(1)  # B, 1
         return torch.cat([xy, radius], dim=-1) * has_first, has_first
 
     def half_sides(self, radius: Tensor) -> tuple[Tensor, Tensor]:
@@ -470,8 +473,8 @@ class SpriteVideoDecoder(nn.Module):
         bg = background_field(self, z, first_frame)
         if self.sentence is None or not sentence_rows:
             return bg
-        has_first = first_frame.flatten(1).abs().amax(dim=1) > 0
-        return torch.where(has_first.view(-1, 1, 1, 1), bg, background_field(self, z, first_frame, self.sentence))
+        return torch.where(has_first_frame(first_frame).view(-1, 1, 1, 1), bg,
+                           background_field(self, z, first_frame, self.sentence))
 
     def draw(self, z: Tensor, first_frame: Tensor, sentence_rows: bool = True, scene: bool = True,
              stride: int = 1) -> tuple[Tensor, Tensor, Tensor]:
@@ -487,8 +490,7 @@ class SpriteVideoDecoder(nn.Module):
         if cfg.first_frame_background and scene:
             bg = first_frame_scene(first_frame, layer[:, 0, 3:], bg)
         if cfg.clear_sentence_track and sentence_rows:
-            has_first = first_frame.flatten(1).abs().amax(dim=1).view(-1, 1, 1, 1) > 0
-            bg = torch.where(has_first, bg, clear_track(bg, layer[:, :, 3:]))
+            bg = torch.where(has_first_frame(first_frame).view(-1, 1, 1, 1), bg, clear_track(bg, layer[:, :, 3:]))
         bg = bg.unsqueeze(1)
         alpha = layer[:, :, 3:]
         frames = alpha * layer[:, :, :3] + (1.0 - alpha) * bg

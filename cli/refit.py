@@ -56,6 +56,8 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--caption-weight", type=float, help="video encoder: weight of the caption loss through the "
                                                           "version's own caption decoder beside the distillation "
                                                           "(default 0)")
+    ref.add_argument("--precision", choices=("fp32", "bf16"),
+                     help="the training forward's precision (default: the preset's; model/precision.py)")
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--validation-clips", type=int, default=1000, help="validation clips that pick the best weights")
     ref.add_argument("--calibration-clips", type=int, help="validation clips to recalibrate on (default: all)")
@@ -112,6 +114,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
               "(slr data synth)", file=sys.stderr)
         return 2
     root, tc = Path(args.root), preset(args.preset).train
+    if args.precision:
+        tc = dataclasses.replace(tc, precision=args.precision)
     configs: dict[str, Any] = {"video": RefitConfig, "sentence": SentenceRefitConfig,
                                "video-encoder": EncoderRefitConfig}
     try:

@@ -37,6 +37,7 @@ from model.data.corpus import Clip
 from model.data.dataset import SplitTensors, tensorize
 from model.inference import single_object, true_frames
 from model.losses import total_loss, video_decoder_losses
+from model.precision import autocast, check_precision, prepare_module, standard_layout
 from model.probes import probe_accuracy
 from model.star import SpriteVideoDecoder, StarModel
 
@@ -173,11 +174,15 @@ def probe_figures(decoder: SpriteVideoDecoder, clips: Sequence[Clip], v_mu: Tens
 
 def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: float, eval_every: int,
                        loss_at: Callable[[], Tensor], validate: Callable[[], dict[str, float]], desc: str,
-                       watch: str, progress: bool = True) -> tuple[int, list[dict[str, Any]]]:
+                       watch: str, progress: bool = True, precision: str = "fp32") -> tuple[int, list[dict[str, Any]]]:
     """Adam at `lr` decayed linearly to 0 over `steps`, gradients clipped; `validate()` before the first step, every
     `eval_every` steps and at the end, the mean of its figures picking the weights `module` keeps on return.
     Returns the best step and the history (each validation's figures, its step and the training loss since the last).
-    The refits' one loop (export/refit.py, export/refit_sentence.py)."""
+    `loss_at()` runs at `precision` (model/precision.py); validation in float32. The refits' one loop
+    (export/refit.py, export/refit_sentence.py, export/refit_encoder.py)."""
+    cpu = torch.device("cpu")
+    check_precision(precision, cpu)
+    prepare_module(module, precision)
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
     first = validate()
@@ -186,7 +191,8 @@ def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: floa
     bar = tqdm(range(1, steps + 1), desc=desc, unit="step", disable=not progress)
     window: list[float] = []  # training losses since the last validation
     for step in bar:
-        loss = loss_at()
+        with autocast(precision, cpu):
+            loss = loss_at()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
@@ -202,6 +208,7 @@ def train_keeping_best(module: nn.Module, steps: int, lr: float, grad_clip: floa
             if score >= best[0]:  # a tie goes to the more trained weights
                 best = (score, step, {k: v.clone() for k, v in module.state_dict().items()})
     module.load_state_dict(best[2])
+    standard_layout(module)  # as export expects, whatever the precision trained in
     return best[1], history
 
 
@@ -234,10 +241,10 @@ def refit(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip], tc: Tra
     best_step, history = train_keeping_best(  # both tasks' colour, shape and motion
         learner, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
         lambda: probe_figures(decoder, check, check_v, check_s), "refit video decoder", "sentence_to_video.shape",
-        progress)
+        progress, tc.precision)
     decoder.eval()
-    return decoder, {**dataclasses.asdict(rc), "best_step": best_step, "train_clips": len(train),
-                     "validation": history}
+    return decoder, {**dataclasses.asdict(rc), "precision": tc.precision, "best_step": best_step,
+                     "train_clips": len(train), "validation": history}
 
 
 def video_graphs_parity(decoder: SpriteVideoDecoder, staging: Path, z: Tensor, first: Tensor) -> float:

@@ -216,10 +216,10 @@ def refit_encoder(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip],
     best_step, history = train_keeping_best(
         student, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
         lambda: caption_figures(student, model, val, check_other, check_truths), "refit video encoder",
-        "other_background.colour", progress)
+        "other_background.colour", progress, tc.precision)
     student.eval()
-    return student, {**dataclasses.asdict(rc), "best_step": best_step, "pairs": n_pairs, "train_clips": len(train),
-                     "validation_clips": len(val), "validation": history}
+    return student, {**dataclasses.asdict(rc), "precision": tc.precision, "best_step": best_step,
+                     "pairs": n_pairs, "train_clips": len(train), "validation_clips": len(val), "validation": history}
 
 
 @torch.no_grad()

@@ -126,10 +126,10 @@ def refit_sentence(model: GraphModel, train: Sequence[Clip], val: Sequence[Clip]
     best_step, history = train_keeping_best(
         decoder, rc.steps, rc.lr, tc.grad_clip, rc.eval_every, loss_at,
         lambda: sentence_figures(star, model.vocab, check_v, check_s, truths), "refit sentence decoder",
-        "two_objects.first_clause", progress)
+        "two_objects.first_clause", progress, tc.precision)
     star.eval()
-    return star, {**dataclasses.asdict(rc), "best_step": best_step, "train_clips": len(train),
-                  "validation_clips": len(val), "validation": history}
+    return star, {**dataclasses.asdict(rc), "precision": tc.precision, "best_step": best_step,
+                  "train_clips": len(train), "validation_clips": len(val), "validation": history}
 
 
 @torch.no_grad()

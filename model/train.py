@@ -45,6 +45,7 @@ from model.distributed import (
 )
 from model.losses import star_losses, total_loss
 from model.phases import MaskFn, Phase, fixed_masks, phase_budgets, phases_for
+from model.precision import autocast, check_precision, prepare_module
 from model.star import StarModel
 
 CHECKPOINT = "checkpoint.pt"
@@ -145,6 +146,8 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.val_clips = val_clips or []
         self.model.to(self.dist.device)
+        check_precision(tc.precision, self.dist.device)
+        prepare_module(self.model, tc.precision)
         self.opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
         self.global_step = 0
         self.done_phases: list[str] = []
@@ -192,9 +195,10 @@ class Trainer:
         mine = slice(d.rank, None, d.world)
         mask_v, mask_s = (m[mine].to(d.device) for m in phase.masks(n, gen))
         noise = torch.randn((n, self.model.cfg.latent_dim), generator=gen)[mine].to(d.device) if self.vae else None
-        losses = select_losses(self.forward(batch, mask_v, mask_s, noise, self.vae, phase.inputs, phase.outputs),
-                               phase.outputs)
-        loss = total_loss(losses, self.tc, self.kl_weight())
+        with autocast(self.tc.precision, d.device):
+            losses = select_losses(self.forward(batch, mask_v, mask_s, noise, self.vae, phase.inputs, phase.outputs),
+                                   phase.outputs)
+            loss = total_loss(losses, self.tc, self.kl_weight())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: the gradients are averaged over the ranks here
         if phase.trainable:  # after the all-reduce, so every rank drops the same gradients

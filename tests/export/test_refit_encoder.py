@@ -4,10 +4,12 @@ background of any colour closer to how its teacher reads it over the corpus' own
 video are new; the CLI publishes and recalibrates."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -137,7 +139,23 @@ def test_the_cli_refits_the_video_encoder_and_recalibrates(sprite_root, tiny_cor
     out = capsys.readouterr().out
     assert "published" in out and "familiarity threshold" in out
     assert Manifest.read(sprite_root / "cli-seen").refit["steps"] == 4
+    assert Manifest.read(sprite_root / "cli-seen").refit["precision"] == "fp32"  # the preset's, where not asked
     # An option of another part is refused, not ignored.
     assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-never", "--caption-weight", "0.1") == 2
     assert "--caption-weight does not apply to --part video" in capsys.readouterr().err
     assert not (sprite_root / "cli-never").exists()
+
+
+def test_a_bf16_refit_publishes_float32_graphs_that_match_its_weights(sprite_root, tiny_corpus, tmp_path,
+                                                                     capsys) -> None:
+    """`slr refit --precision bf16`: the loss under bfloat16 autocast, channels-last convolutions; what is published
+    is float32 and passes the same parity check against the refitted weights, and the manifest says how it trained."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a CPU that emulates bf16: slower, not wrong
+        assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-bf16", "--part", "video-encoder",
+                         "--calibration-clips", "8", "--precision", "bf16") == 0
+    manifest = Manifest.read(sprite_root / "cli-bf16")
+    assert manifest.refit is not None and manifest.refit["precision"] == "bf16"
+    assert all(manifest.parity[name]["max_abs_diff"] < 1e-4 for name in (ENCODER_V, ENCODER_VS))
+    graph = onnx.load(str(sprite_root / "cli-bf16" / f"{ENCODER_V}.onnx"))
+    assert {init.data_type for init in graph.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,20 +164,33 @@ def test_partial_model_masks_follow_the_paper_probabilities() -> None:
     assert [p.name for p in phases_for(TrainConfig(finetune_steps=5))] == ["full", "partial", "finetune"]
 
 
-def test_a_few_training_steps_lower_the_loss(tiny_corpus, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_few_training_steps_lower_the_loss(precision: str, tiny_corpus, tmp_path: Path) -> None:
     p = preset("tiny")
     vocab = Vocab.build(tiny_corpus.all_captions("train"))
     m = tiny_model(len(vocab))
     data = tensorize(tiny_corpus.splits["train"], vocab, m.cfg)
-    tc = TrainConfig.from_dict({**p.train.to_dict(), "lr": 3e-3})
+    tc = TrainConfig.from_dict({**p.train.to_dict(), "lr": 3e-3, "precision": precision})
     before = evaluate_loss(m, data, tc, full_masks)
-    trainer = Trainer(m, vocab, tc, tmp_path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bf16 where the CPU emulates it: slower, not wrong
+        trainer = Trainer(m, vocab, tc, tmp_path, progress=False)
+    computed: set[torch.dtype] = set()  # what the frame CNN's convolutions compute in
+    for conv in (mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda _mod, _inp, out: computed.add(out.dtype))
     stream = BatchStream(data, 16, seed=0)
     phase = phases_for(tc)[0]
     for _ in range(30):
         trainer.train_step(stream.next(), phase, torch.Generator().manual_seed(0))
+    assert computed == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert {q.dtype for q in m.parameters()} == {torch.float32}  # the optimiser's weights stay float32
     after = evaluate_loss(m, data, tc, full_masks)
     assert after < 0.93 * before, (before, after)
+
+
+def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        Trainer(tiny_model(), Vocab.build(["a b"]), TrainConfig(precision="fp16"), tmp_path, progress=False)
 
 
 def test_beam_search_at_beam_one_is_greedy() -> None:

@@ -50,7 +50,19 @@ from typing import Any
 
 from bench.load_floors import decode_floor, floor_share_line, model_floor, model_floor_lines
 from bench.load_targets import Target, build_targets, vocabulary_words
-from bench.support import Server, clip_shape, http_post, make_clip, redis_installed, redis_server, uvicorn_server
+from bench.support import (
+    SETTLE_S,
+    Server,
+    clip_shape,
+    http_post,
+    make_clip,
+    mib,
+    redis_installed,
+    redis_server,
+    rss_kib,
+    settle,
+    uvicorn_server,
+)
 from core.manifest import ArtifactError, Manifest, resolve_version_dir
 from core.tables import md_table
 
@@ -65,16 +77,6 @@ Log = Callable[[str], None]  # where progress lines and tables go
 # ---------------------------------------------------------------- request bodies
 
 # ---------------------------------------------------------------- the service and its machine
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
 
 def busy_processes(exclude: set[int], min_cpu: float = 20.0) -> list[str]:
     """Other processes using CPU now (ps), so a report can say whether the machine was busy."""
@@ -405,7 +407,7 @@ def start_servers(args: argparse.Namespace, plan: Plan, redis_url: str, work: Pa
         servers[mode] = server = stack.enter_context(start_server(args.artifacts, env, work / f"server-{mode}.log"))
         report["cold_start_s"][mode] = round(server.cold_start_s, 3)
         log(f"{args.switch} {mode}: service ready in {server.cold_start_s:.2f} s "
-            f"(RSS {rss_mb(server.pid) or 0:.0f} MiB)")
+            f"(RSS {mib(rss_kib(server.pid)):.0f} MiB)")
     return servers
 
 
@@ -417,7 +419,8 @@ def memory_passes(runner: Runner, servers: dict[str, Server], plan: Plan, args: 
     for i in range(args.memory_repeats):
         for endpoint in plan.endpoints:
             runner.run(server.url, endpoint, mode, top, max(1.0, args.duration / 2), 0)
-        report["memory_runs_mb"].append(round(rss_mb(server.pid) or 0, 1))
+        settle()
+        report["memory_runs_mb"].append(mib(rss_kib(server.pid)))
         log(f"memory pass {i + 1} (batching {mode}, every endpoint at c={top}): "
             f"RSS {report['memory_runs_mb'][-1]:.0f} MiB")
 
@@ -443,9 +446,11 @@ def run_servers(args: argparse.Namespace, plan: Plan, runner: Runner, work: Path
             report["model"] = model
         servers = start_servers(args, plan, redis_url, work, stack, report, log)
         results = sweep(runner, {mode: server.url for mode, server in servers.items()}, plan, args)
-        for mode, server in servers.items():
-            report["rss_mb"][mode] = round(rss_mb(server.pid) or 0, 1)
-        log(f"RSS after the sweep: {report['rss_mb']} MiB")
+        report["rss_last_response_mb"] = {mode: mib(rss_kib(server.pid)) for mode, server in servers.items()}
+        settle()
+        report["rss_mb"] = {mode: mib(rss_kib(server.pid)) for mode, server in servers.items()}
+        log(f"RSS after the sweep, settled: {report['rss_mb']} MiB; at its last response: "
+            f"{report['rss_last_response_mb']} MiB")
         if args.memory_repeats > 0:
             memory_passes(runner, servers, plan, args, report, log)
         keep_server_tracebacks(servers, work, report)
@@ -495,7 +500,8 @@ def print_report(report: dict[str, Any], results: list[Result], switch: str, log
     if report["cold_start_s"]:
         log(f"cold start (spawn to /readyz 200): {report['cold_start_s']} s")
     if report["rss_mb"]:
-        log(f"RSS after each sweep: {report['rss_mb']} MiB; after each memory pass: {report['memory_runs_mb']} MiB")
+        log(f"RSS after each sweep: {report['rss_mb']} MiB; after each memory pass: {report['memory_runs_mb']} MiB "
+            f"(each read {SETTLE_S} s after the last response: the server has trimmed its heaps)")
     if report["busy_before"] or report["busy_after"]:
         log(f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
 

@@ -36,7 +36,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.support import encode_clip, moving_square_clip, redis_installed, redis_server, uvicorn_server
+from bench.support import (
+    encode_clip,
+    moving_square_clip,
+    redis_installed,
+    redis_server,
+    rss_kib,
+    settle,
+    uvicorn_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("a", "the", "red", "blue", "green", "yellow", "square", "circle", "triangle", "moves", "slides", "left",
@@ -112,21 +120,9 @@ end
 """
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-# The server trims its heap once it has been quiet for a tick (service/heap.py trim_periodically: 1 s), in a thread:
-# two ticks and the trim's own time.
-SETTLE_S = 2.5
-
-
 def settled_rss_kib(pid: int) -> int:
     """VmRSS once the server has been quiet long enough to give its heaps' free pages back."""
-    time.sleep(SETTLE_S)
+    settle()
     return rss_kib(pid)
 
 

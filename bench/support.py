@@ -88,6 +88,51 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout_s: float 
 
 # ---------------------------------------------------------------- redis-server
 
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (d / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_kib(pid: int, tree: bool = False) -> int:
+    """VmRSS of a process (with `tree`, summed over it and its descendants: a server's decode workers), in KiB; 0
+    for a process that is gone."""
+    total = 0
+    for p in process_tree(pid) if tree else [pid]:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+# star-slr gives its heaps' free pages back once it has been quiet for a tick (service/heap.py trim_periodically: 1 s),
+# in a thread: RSS read SETTLE_S after the last request (two ticks and the trim's own time) counts what stays, not the
+# free memory a heap keeps while requests keep coming (up to SLR_TRIM_THRESHOLD_KIB).
+SETTLE_S = 2.5
+
+
+def settle() -> None:
+    """Wait until a server that has just answered its last request has trimmed its heaps."""
+    time.sleep(SETTLE_S)
+
+
 def redis_installed() -> bool:
     return shutil.which("redis-server") is not None
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from bench.load import Runner, busy_processes, machine_info, private_redis, run_wrk, start_server, to_result, write_json
 from bench.load_targets import BOUNDARY, build_targets, multipart
-from bench.support import clip_shape, free_port, make_clip
+from bench.support import SETTLE_S, clip_shape, free_port, make_clip, mib, process_tree, rss_kib, settle
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,43 +142,15 @@ def start_peer(name: str, artifacts: Path, log_path: Path, env: dict[str, str] |
 
 # ---------------------------------------------------------------- CPU and memory of a process tree
 
-def _tree(pid: int) -> list[int]:
-    """pid and its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (d / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
 def cpu_seconds(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{p}/stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return round(total / 1024, 1)
 
 
 def idle_cpu(servers: dict[str, Running], seconds: float) -> dict[str, float]:
@@ -351,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                                     engine_env))
             report["cold_start_s"][name] = round(servers[name].cold_start_s, 2)
             log(f"{name}: ready in {servers[name].cold_start_s:.1f} s at {servers[name].url} "
-                f"(RSS {rss_mb(servers[name].pid):.0f} MiB)")
+                f"(RSS {mib(rss_kib(servers[name].pid, tree=True)):.0f} MiB)")
         for name, s in servers.items():
             report["captions"][name] = caption_once(s.url, clip)
         distinct = set(report["captions"].values())
@@ -382,7 +354,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         log(f"  {MODE[endpoint]:<10} c={c:<3} round {rnd + 1} {name:<9} {ok_rps:8.1f} req/s  "
                             f"p50 {r.p50_ms:7.1f}  p99 {r.p99_ms:7.1f} ms  errors {r.errors}")
                     turn += 1
-        report["rss_mb"] = {n: rss_mb(s.pid) for n, s in servers.items()}
+        report["rss_last_response_mb"] = {n: mib(rss_kib(s.pid, tree=True)) for n, s in servers.items()}
+        settle()  # every server equally quiet: star-slr has trimmed its heaps (bench.support.SETTLE_S)
+        report["rss_mb"] = {n: mib(rss_kib(s.pid, tree=True)) for n, s in servers.items()}
         for name, s in servers.items():
             with contextlib.suppress(OSError):
                 tail = s.log.read_text(errors="replace")[-3000:]
@@ -400,7 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if report["leads"]:
         log("\nstar-slr against the better peer\n" + lead_table(report["leads"]))
     log(f"\ncold start (spawn to ready): {report['cold_start_s']} s; idle CPU: {report['idle_cpu_cores']} cores; "
-        f"RSS after the sweep: {report['rss_mb']} MiB")
+        f"RSS after the sweep (process trees, read once quiet {SETTLE_S} s): {report['rss_mb']} MiB; at its last "
+        f"response: {report['rss_last_response_mb']} MiB")
     log(f"load average before {report['loadavg_before'][0]:.2f}, after {report['loadavg_after'][0]:.2f}; "
         f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
     write_json(report, args.json)

@@ -5,9 +5,10 @@
 
 With only the checkout and a torch install it:
 1. prints torch / CUDA / onnxruntime and its execution providers;
-2. measures training throughput at batch 32 and 128 (learning rate scaled by sqrt(batch / 32)) for the same
-   wall time each: steps/s, clips/s and the mean loss of the last steps (a larger batch pays only if its loss at
-   equal time is no worse);
+2. measures training throughput at batch 32 and 128 (learning rate scaled by sqrt(batch / 32)), each in fp32 and
+   under bf16 autocast (model/precision.py), for the same wall time each: steps/s, clips/s and the mean loss of
+   the last steps (a larger batch or a lower precision pays only if its loss at equal time is no worse); `--variant
+   bf16:precision=bf16` trains a whole run so, beside the preset's;
 3. generates the preset's synthetic corpus and trains the preset on the GPU under a time budget (`slr train
    --device cuda --time-budget`), with any `--variant` (the preset with some fields set, e.g. an ablation) trained
    beside it in its own process: a 3.9 M-parameter model at batch 32 is launch-bound and leaves the GPU mostly idle;
@@ -19,6 +20,7 @@ and writes one JSON report (`<out>/report.json`), exiting non-zero on any failur
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import subprocess
@@ -58,15 +60,17 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[int, ...], seconds: float) -> list[dict]:
-    """Training steps of the preset's model at each batch size for the same wall time: steps/s, clips/s, and the
-    mean loss of the last 20 steps."""
+def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[int, ...], seconds: float,
+               precisions: tuple[str, ...] = ("fp32", "bf16")) -> list[dict]:
+    """Training steps of the preset's model at each batch size and training precision (model/precision.py) for the
+    same wall time: steps/s, clips/s, and the mean loss of the last 20 steps."""
     import torch
 
     from core.config import preset
     from core.vocab import Vocab
     from model.data.dataset import BatchStream, tensorize
     from model.losses import star_losses, total_loss
+    from model.precision import autocast, prepare_module
     from model.star import StarModel
     from model.train import model_config_for
 
@@ -76,9 +80,10 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
     cfg = model_config_for(corpus, p.model, vocab)
     data = tensorize(clips, vocab, cfg)
     rows = []
-    for batch in batch_sizes:
+    for batch, precision in itertools.product(batch_sizes, precisions):
         torch.manual_seed(0)
         model = StarModel(cfg).to(device).train()
+        prepare_module(model, precision)
         lr = p.train.lr * (batch / 32) ** 0.5
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         stream = BatchStream(data, batch, seed=0)
@@ -86,7 +91,8 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
         losses, steps, start = [], 0, None
         while True:
             b = {k: v.to(device, non_blocking=True) for k, v in stream.next().items()}
-            loss = total_loss(star_losses(model, b, ones, ones), p.train, p.train.lambda_kl)
+            with autocast(precision, torch.device(device)):
+                loss = total_loss(star_losses(model, b, ones, ones), p.train, p.train.lambda_kl)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), p.train.grad_clip)
@@ -104,10 +110,10 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
         tail = torch.stack(losses[-20:]).float().mean().item()
-        rows.append({"batch": batch, "lr": lr, "steps": steps, "seconds": round(elapsed, 2),
+        rows.append({"batch": batch, "precision": precision, "lr": lr, "steps": steps, "seconds": round(elapsed, 2),
                      "steps_per_s": round(steps / elapsed, 2), "clips_per_s": round(steps * batch / elapsed, 1),
                      "loss_last20": round(tail, 3)})
-        print(f"throughput batch {batch}: {rows[-1]}", flush=True)
+        print(f"throughput batch {batch} {precision}: {rows[-1]}", flush=True)
     return rows
 
 

@@ -17,7 +17,8 @@ def test_dry_run_goes_through_every_stage_and_reports(tmp_path: Path) -> None:
     assert rc == 0, report["failures"]
     assert report["failures"] == [] and report["dry_run"] is True
     assert {"environment", "corpus", "throughput", "train", "export", "validation"} <= set(report["stage_seconds"])
-    assert [row["batch"] for row in report["throughput"]] == [32, 128]
+    assert [(row["batch"], row["precision"]) for row in report["throughput"]] == [
+        (32, "fp32"), (32, "bf16"), (128, "fp32"), (128, "bf16")]
     assert set(report["train"]) == {"main", "nokl"} and report["train"]["nokl"]["sets"] == ["lambda_kl=0"]
     assert all(r["rc"] == 0 and r["steps_done"] > 0 for r in report["train"].values())
     assert report["export"]["rc"] == 0 and report["export"]["parity"]["greedy_captions_equal"] is True

@@ -86,7 +86,7 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout_s: float 
         time.sleep(0.01)
 
 
-# ---------------------------------------------------------------- redis-server
+# ---------------------------------------------------------------- a server's memory
 
 def process_tree(pid: int) -> list[int]:
     """pid and its descendants (from /proc)."""
@@ -132,6 +132,8 @@ def settle() -> None:
     """Wait until a server that has just answered its last request has trimmed its heaps."""
     time.sleep(SETTLE_S)
 
+
+# ---------------------------------------------------------------- redis-server
 
 def redis_installed() -> bool:
     return shutil.which("redis-server") is not None

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.config import PRECISIONS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -56,7 +58,7 @@ def add_refit_parser(sub: Any) -> None:
     ref.add_argument("--caption-weight", type=float, help="video encoder: weight of the caption loss through the "
                                                           "version's own caption decoder beside the distillation "
                                                           "(default 0)")
-    ref.add_argument("--precision", choices=("fp32", "bf16"),
+    ref.add_argument("--precision", choices=PRECISIONS,
                      help="the training forward's precision (default: the preset's; model/precision.py)")
     ref.add_argument("--train-clips", type=int, help="the first N training clips only (default: all)")
     ref.add_argument("--validation-clips", type=int, default=1000, help="validation clips that pick the best weights")

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli.data import add_data_args, corpus_source, load_source
-from core.config import PRESET_TABLE, PRESETS, preset
+from core.config import PRECISIONS, PRESET_TABLE, PRESETS, preset
 
 
 def check_video_data(corpus: Any, sentences_only: bool) -> None:
@@ -44,6 +44,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         p.train.threads = args.threads
     apply_overrides(p, args.set or [])
+    if p.train.precision not in PRECISIONS:
+        print(f"slr train: precision {p.train.precision!r}: one of {', '.join(PRECISIONS)}", file=sys.stderr)
+        return 2
     # Under torchrun every rank runs this command; rank 0 alone writes and reports (model/train.py).
     if args.again and not args.resume:
         print("slr train: --again runs a finished phase of a run once more: pass --resume with it", file=sys.stderr)

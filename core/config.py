@@ -85,6 +85,9 @@ def rebuilt_frames(frames: int, stride: int) -> slice:
     return slice(stride - 1, frames, stride)
 
 
+PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 100
@@ -132,9 +135,9 @@ class TrainConfig:
     patience: int = 0
     min_steps: int = 0
     threads: int = 0  # torch intra-op threads (0 = torch's default); 1 is far steadier on a shared machine
-    # "fp32", or "bf16": the training forward under bfloat16 autocast with the frame CNN's tensors channels-last
-    # (model/precision.py), weights and optimiser still float32. On a CPU with avx512_bf16, 1.27-1.37x the quality
-    # preset's steps/s (docs/performance.md); exported graphs are float32 either way.
+    # One of PRECISIONS: "bf16" runs the training forward under bfloat16 autocast, the model's 4-D weights
+    # channels-last (model/precision.py); weights, optimiser and exported graphs stay float32. On a CPU with
+    # avx512_bf16 1.2-1.7x a step, its captions a little worse at equal steps (docs/performance.md).
     precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+from core.config import PRECISIONS
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -332,6 +332,11 @@ def test_cli_trains_evaluates_and_explains(tmp_path: Path) -> None:
     res = subprocess.run(slr + ["eval", str(run), "--no-meteor", "--max-clips", "6"], check=True,
                          capture_output=True, text=True)
     assert "| caption |" in res.stdout and (run / "eval_test.json").exists()
+    bad = subprocess.run(slr + ["train", "--data", "synthetic", "--data-dir", str(data), "--preset", "tiny",
+                                "--out", str(tmp_path / "never"), "--set", "precision=fp16"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "precision 'fp16': one of fp32, bf16" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "never").exists()
 
 
 @pytest.mark.parametrize("kind", ["lstm", "vae"])

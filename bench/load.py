@@ -446,11 +446,11 @@ def run_servers(args: argparse.Namespace, plan: Plan, runner: Runner, work: Path
             report["model"] = model
         servers = start_servers(args, plan, redis_url, work, stack, report, log)
         results = sweep(runner, {mode: server.url for mode, server in servers.items()}, plan, args)
-        report["rss_last_response_mb"] = {mode: mib(rss_kib(server.pid)) for mode, server in servers.items()}
+        report["rss_sweep_end_mb"] = {mode: mib(rss_kib(server.pid)) for mode, server in servers.items()}
         settle()
         report["rss_mb"] = {mode: mib(rss_kib(server.pid)) for mode, server in servers.items()}
-        log(f"RSS after the sweep, settled: {report['rss_mb']} MiB; at its last response: "
-            f"{report['rss_last_response_mb']} MiB")
+        log(f"RSS after the sweep, settled: {report['rss_mb']} MiB; straight after its last cell: "
+            f"{report['rss_sweep_end_mb']} MiB")
         if args.memory_repeats > 0:
             memory_passes(runner, servers, plan, args, report, log)
         keep_server_tracebacks(servers, work, report)

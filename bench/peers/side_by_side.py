@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         log(f"  {MODE[endpoint]:<10} c={c:<3} round {rnd + 1} {name:<9} {ok_rps:8.1f} req/s  "
                             f"p50 {r.p50_ms:7.1f}  p99 {r.p99_ms:7.1f} ms  errors {r.errors}")
                     turn += 1
-        report["rss_last_response_mb"] = {n: mib(rss_kib(s.pid, tree=True)) for n, s in servers.items()}
+        report["rss_sweep_end_mb"] = {n: mib(rss_kib(s.pid, tree=True)) for n, s in servers.items()}
         settle()  # every server equally quiet: star-slr has trimmed its heaps (bench.support.SETTLE_S)
         report["rss_mb"] = {n: mib(rss_kib(s.pid, tree=True)) for n, s in servers.items()}
         for name, s in servers.items():
@@ -374,8 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if report["leads"]:
         log("\nstar-slr against the better peer\n" + lead_table(report["leads"]))
     log(f"\ncold start (spawn to ready): {report['cold_start_s']} s; idle CPU: {report['idle_cpu_cores']} cores; "
-        f"RSS after the sweep (process trees, read once quiet {SETTLE_S} s): {report['rss_mb']} MiB; at its last "
-        f"response: {report['rss_last_response_mb']} MiB")
+        f"RSS after the sweep (process trees, read once quiet {SETTLE_S} s): {report['rss_mb']} MiB; straight after "
+        f"its last cell: {report['rss_sweep_end_mb']} MiB")
     log(f"load average before {report['loadavg_before'][0]:.2f}, after {report['loadavg_after'][0]:.2f}; "
         f"other busy processes: before {report['busy_before']}, after {report['busy_after']}")
     write_json(report, args.json)

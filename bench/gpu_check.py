@@ -79,7 +79,7 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
     vocab = Vocab.build(c for clip in clips for c in clip.captions)
     cfg = model_config_for(corpus, p.model, vocab)
     data = tensorize(clips, vocab, cfg)
-    rows = []
+    rows, torch_device = [], torch.device(device)
     for batch, precision in itertools.product(batch_sizes, precisions):
         torch.manual_seed(0)
         model = StarModel(cfg).to(device).train()
@@ -91,7 +91,7 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
         losses, steps, start = [], 0, None
         while True:
             b = {k: v.to(device, non_blocking=True) for k, v in stream.next().items()}
-            with autocast(precision, torch.device(device)):
+            with autocast(precision, torch_device):
                 loss = total_loss(star_losses(model, b, ones, ones), p.train, p.train.lambda_kl)
             opt.zero_grad(set_to_none=True)
             loss.backward()

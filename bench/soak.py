@@ -38,6 +38,7 @@ from pathlib import Path
 
 from bench.support import (
     encode_clip,
+    mib,
     moving_square_clip,
     redis_installed,
     redis_server,
@@ -268,9 +269,9 @@ def soak(base: str, pid: int, requests: int, concurrency: int, threads: int, war
         rss_end = settled_rss_kib(pid)
     result.update(requests_asked=requests, concurrency=concurrency, wrk_threads=threads, distinct_requests=distinct,
                   warmup_requests=warmup, warmup_errors=warm["errors"] if warm else 0,
-                  rss_start_mib=round(rss_start / 1024, 1), rss_after_warmup_mib=round(rss_warm / 1024, 1),
-                  rss_peak_mib=round(max(peak) / 1024, 1), rss_last_response_mib=round(rss_busy_end / 1024, 1),
-                  rss_end_mib=round(rss_end / 1024, 1),
+                  rss_start_mib=mib(rss_start), rss_after_warmup_mib=mib(rss_warm),
+                  rss_peak_mib=mib(max(peak)), rss_last_response_mib=mib(rss_busy_end),
+                  rss_end_mib=mib(rss_end),
                   rss_growth_pct=round(100.0 * (rss_end - rss_warm) / rss_warm, 2),
                   req_per_s=round(result["responses"] / result["duration_s"], 1) if result["duration_s"] else None)
     return result

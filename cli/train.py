@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli.data import add_data_args, corpus_source, load_source
-from core.config import PRECISIONS, PRESET_TABLE, PRESETS, preset
+from core.config import PRESET_TABLE, PRESETS, check_precision_name, preset
 
 
 def check_video_data(corpus: Any, sentences_only: bool) -> None:
@@ -44,8 +44,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         p.train.threads = args.threads
     apply_overrides(p, args.set or [])
-    if p.train.precision not in PRECISIONS:
-        print(f"slr train: precision {p.train.precision!r}: one of {', '.join(PRECISIONS)}", file=sys.stderr)
+    try:
+        check_precision_name(p.train.precision)
+    except ValueError as e:
+        print(f"slr train: {e}", file=sys.stderr)
         return 2
     # Under torchrun every rank runs this command; rank 0 alone writes and reports (model/train.py).
     if args.again and not args.resume:

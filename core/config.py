@@ -88,6 +88,12 @@ def rebuilt_frames(frames: int, stride: int) -> slice:
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision
 
 
+def check_precision_name(precision: str) -> None:
+    """ValueError naming the choices, for a precision that is not one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 100

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 
 import torch
 
-from core.config import PRECISIONS
+from core.config import check_precision_name
 
 
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError for an unknown precision; a warning where bf16 would run emulated (slower than fp32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    check_precision_name(precision)
     if precision == "bf16" and device.type == "cpu" and not native_bf16_cpu():
         warnings.warn("precision bf16 on a CPU without avx512_bf16 or AMX: bfloat16 is emulated there, slower than "
                       "fp32", RuntimeWarning, stacklevel=2)

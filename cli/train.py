@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli.data import add_data_args, corpus_source, load_source
-from core.config import PRESET_TABLE, PRESETS, check_precision_name, preset
+from core.config import PRESET_TABLE, PRESETS, preset
 
 
 def check_video_data(corpus: Any, sentences_only: bool) -> None:
@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         p.train.threads = args.threads
     apply_overrides(p, args.set or [])
     try:
-        check_precision_name(p.train.precision)
+        p.train.check_choices()
     except ValueError as e:
         print(f"slr train: {e}", file=sys.stderr)
         return 2

@@ -86,12 +86,14 @@ def rebuilt_frames(frames: int, stride: int) -> slice:
 
 
 PRECISIONS = ("fp32", "bf16")  # TrainConfig.precision
+LR_SCHEDULES = ("constant", "cosine")  # TrainConfig.lr_schedule
+TRAIN_CHOICES = {"precision": PRECISIONS, "lr_schedule": LR_SCHEDULES}  # TrainConfig's fields that name a choice
 
 
-def check_precision_name(precision: str) -> None:
-    """ValueError naming the choices, for a precision that is not one of PRECISIONS."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+def check_choice(name: str, value: str) -> None:
+    """ValueError naming the choices, for a value of TrainConfig field `name` that is not one of them."""
+    if value not in TRAIN_CHOICES[name]:
+        raise ValueError(f"{name} {value!r}: one of {', '.join(TRAIN_CHOICES[name])}")
 
 
 @dataclass
@@ -145,6 +147,15 @@ class TrainConfig:
     # channels-last (model/precision.py); weights, optimiser and exported graphs stay float32. On a CPU with
     # avx512_bf16 1.2-1.7x a step, its captions a little worse at equal steps (docs/performance.md).
     precision: str = "fp32"
+    # One of LR_SCHEDULES: "cosine" lowers partial-model learning's rate along a half cosine, from its start to
+    # model/phases.py's LR_FLOOR of it at the phase's last step (fewer steps to the same captions: docs/model.md);
+    # "constant" keeps it (the paper's).
+    lr_schedule: str = "constant"
+
+    def check_choices(self) -> None:
+        """ValueError for a field that names no known choice (TRAIN_CHOICES)."""
+        for name in TRAIN_CHOICES:
+            check_choice(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

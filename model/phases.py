@@ -3,6 +3,7 @@ channel dropout, one task's), the outputs it trains and the submodule it moves; 
 TrainConfig, and a time budget split over the phases."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from core import channels
 from core.config import TrainConfig
 
 MaskFn = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
+LR_FLOOR = 0.05  # a cosine-scheduled phase's last rate, a share of its first (TrainConfig.lr_schedule)
 
 
 @dataclass
@@ -26,6 +28,15 @@ class Phase:
     # The inputs its masks ever switch on: an encoder outside them is not run (model/losses.py: star_losses).
     inputs: frozenset[str] = field(default_factory=lambda: frozenset(channels.MEDIA))
     converge: bool = False  # early stopping (TrainConfig.patience) and the best validation's weights kept
+    cosine: bool = False  # the rate falls along a half cosine to LR_FLOOR of its start (TrainConfig.lr_schedule)
+
+    def lr(self, base: float, step: int) -> float:
+        """The learning rate of this phase's `step` (0-based), from the run's base rate."""
+        start = base * self.lr_scale
+        if not self.cosine or self.steps <= 1:
+            return start
+        fall = 0.5 * (1.0 + math.cos(math.pi * step / (self.steps - 1)))  # 1 at the first step, 0 at the last
+        return start * (LR_FLOOR + (1.0 - LR_FLOOR) * fall)
 
 
 def full_masks(b: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -58,7 +69,7 @@ def phases_for(tc: TrainConfig) -> list[Phase]:
     # Full-model learning runs its steps; partial-model learning runs to convergence when patience is set.
     phases = [Phase("full", tc.full_steps, 1.0, full_masks),
               Phase("partial", tc.partial_steps, tc.partial_lr_scale, mixed_masks(tuple(tc.partial_mix)),
-                    converge=tc.patience > 0)]
+                    converge=tc.patience > 0, cosine=tc.lr_schedule == "cosine")]
     if tc.finetune_steps:
         caption = channels.get("caption")
         phases.append(Phase("finetune", tc.finetune_steps, 0.01, fixed_masks(caption), caption.outputs,

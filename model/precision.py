@@ -16,12 +16,12 @@ from collections.abc import Iterator
 
 import torch
 
-from core.config import check_precision_name
+from core.config import check_choice
 
 
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError for an unknown precision; a warning where bf16 would run emulated (slower than fp32)."""
-    check_precision_name(precision)
+    check_choice("precision", precision)
     if precision == "bf16" and device.type == "cpu" and not native_bf16_cpu():
         warnings.warn("precision bf16 on a CPU without avx512_bf16 or AMX: bfloat16 is emulated there, slower than "
                       "fp32", RuntimeWarning, stacklevel=2)

@@ -146,6 +146,7 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.val_clips = val_clips or []
         self.model.to(self.dist.device)
+        tc.check_choices()
         check_precision(tc.precision, self.dist.device)
         prepare_module(self.model, tc.precision)
         self.opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
@@ -241,12 +242,12 @@ class Trainer:
 
     def run_phase(self, phase: Phase, stream: BatchStream, gen: torch.Generator,
                   budget_s: float | None) -> dict[str, Any]:
-        for g in self.opt.param_groups:
-            g["lr"] = self.tc.lr * phase.lr_scale
         start, last, step, stopped = time.monotonic(), {}, 0, False
         best = Best(self.tc.patience, self.tc.min_steps) if phase.converge and self.tc.eval_every else None
         bar = tqdm(range(phase.steps), desc=f"{phase.name:>8}", disable=not self.progress, dynamic_ncols=True)
         for step in bar:
+            for g in self.opt.param_groups:
+                g["lr"] = phase.lr(self.tc.lr, step)
             losses = self.train_step(stream.next(), phase, gen)
             last_step = step == phase.steps - 1
             if step % 10 == 0 or last_step:

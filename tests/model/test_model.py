@@ -19,7 +19,7 @@ from model.data.attributes import attribute_accuracy
 from model.data.dataset import BatchStream, decoder_io, tensorize
 from model.losses import latent_alignment, sentence_loss, video_loss
 from model.metrics import caption_scores, frame_mse
-from model.phases import MIX_KEYS, fixed_masks, full_masks, phases_for
+from model.phases import LR_FLOOR, MIX_KEYS, fixed_masks, full_masks, phases_for
 from model.probes import probe_accuracy, probe_video
 from model.star import Latent, StarModel
 from model.train import Trainer, evaluate_loss
@@ -188,9 +188,34 @@ def test_a_few_training_steps_lower_the_loss(precision: str, tiny_corpus, tmp_pa
     assert after < 0.93 * before, (before, after)
 
 
-def test_an_unknown_precision_is_refused(tmp_path: Path) -> None:
+def test_an_unknown_precision_or_schedule_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="precision 'fp16'"):
         Trainer(tiny_model(), Vocab.build(["a b"]), TrainConfig(precision="fp16"), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="lr_schedule 'linear': one of constant, cosine"):
+        Trainer(tiny_model(), Vocab.build(["a b"]), TrainConfig(lr_schedule="linear"), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_the_partial_phase_steps_at_its_schedules_rates(schedule: str, tiny_corpus, tmp_path: Path) -> None:
+    """The rate each optimiser step of partial-model learning really used: flat, or a half cosine falling from the
+    phase's start to LR_FLOOR of it at its last step; the full phase before it stays flat either way."""
+    vocab = Vocab.build(tiny_corpus.all_captions("train"))
+    m = tiny_model(len(vocab))
+    tc = TrainConfig(batch_size=8, lr=2e-3, full_steps=3, partial_steps=7, partial_lr_scale=0.5, lr_schedule=schedule)
+    trainer = Trainer(m, vocab, tc, tmp_path, progress=False)
+    used: list[float] = []
+    step = trainer.opt.step
+    trainer.opt.step = lambda *a, **k: (used.append(trainer.opt.param_groups[0]["lr"]), step(*a, **k))[1]
+    stream = BatchStream(tensorize(tiny_corpus.splits["train"], vocab, m.cfg), 8, seed=0)
+    for phase in phases_for(tc):
+        trainer.run_phase(phase, stream, torch.Generator().manual_seed(0), None)
+    full, partial = used[:3], used[3:]
+    assert full == [2e-3] * 3 and len(partial) == 7 and partial[0] == pytest.approx(1e-3)
+    if schedule == "constant":
+        assert partial == [pytest.approx(1e-3)] * 7
+    else:
+        assert all(a > b for a, b in zip(partial, partial[1:]))
+        assert partial[-1] == pytest.approx(1e-3 * LR_FLOOR) and partial[3] == pytest.approx(1e-3 * (1 + LR_FLOOR) / 2)
 
 
 def test_beam_search_at_beam_one_is_greedy() -> None:

@@ -135,6 +135,14 @@ def test_stain_compares_versions_on_sentence_to_video(sprite_heads_root: Path, t
     assert len(rows) == 2 and rows[0] == rows[1] and 0.0 <= float(rows[0][1]) <= 100.0, rows
 
 
+def test_redis_parse_measures_both_parsers_through_the_redis_tier() -> None:
+    from bench import redis_parse
+
+    figures = redis_parse.measure(ops=20, rounds=2)  # one_round asserts its gets came back from Redis, not the LRU
+    assert set(figures) == {"get", "put", "miss"}
+    assert all(set(by) == set(redis_parse.PARSERS) and min(by.values()) > 0 for by in figures.values())
+
+
 def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None:
     from bench import hit_cost
 

@@ -148,8 +148,8 @@ class TrainConfig:
     # avx512_bf16 1.2-1.7x a step, its captions a little worse at equal steps (docs/performance.md).
     precision: str = "fp32"
     # One of LR_SCHEDULES: "cosine" lowers partial-model learning's rate along a half cosine, from its start to
-    # model/phases.py's LR_FLOOR of it at the phase's last step (fewer steps to the same captions: docs/model.md);
-    # "constant" keeps it (the paper's).
+    # model/phases.py's LR_FLOOR of it at the phase's last step; "constant" keeps it (the paper's, every preset's).
+    # At half the quality preset's steps the cosine did not keep its captions (docs/model.md).
     lr_schedule: str = "constant"
 
     def check_choices(self) -> None:

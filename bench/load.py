@@ -125,10 +125,12 @@ def private_redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def start_server(artifacts: Path, env: dict[str, str], log_path: Path) -> Iterator[Server]:
-    """uvicorn with the app factory (uvloop + httptools, no access log), timed from spawn to /readyz 200."""
-    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts), **env}, log_path, timeout_s=120,
-                        extra_args=("--no-access-log", "--loop", "uvloop", "--http", "httptools")) as server:
+def start_server(artifacts: Path, env: dict[str, str], log_path: Path,
+                 extra_args: tuple[str, ...] = ()) -> Iterator[Server]:
+    """uvicorn with the app factory (uvloop + httptools, no access log, any `extra_args` of uvicorn's), timed from
+    spawn to /readyz 200."""
+    args = ("--no-access-log", "--loop", "uvloop", "--http", "httptools", *extra_args)
+    with uvicorn_server({"SLR_ARTIFACTS": str(artifacts), **env}, log_path, timeout_s=120, extra_args=args) as server:
         yield server
 
 

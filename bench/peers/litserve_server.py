@@ -69,19 +69,20 @@ class CaptionAPI(ls.LitAPI):
         return {"caption": output}
 
 
-def build_server(max_batch_size: int = 32, batch_timeout: float = 0.01) -> ls.LitServer:
+def build_server(max_batch_size: int = 32, batch_timeout: float = 0.01, workers: int = 1) -> ls.LitServer:
     api = CaptionAPI(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/caption")
-    return ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
+    return ls.LitServer(api, accelerator="cpu", workers_per_device=workers, timeout=60)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="inference worker processes (workers_per_device)")
     p.add_argument("--max-batch-size", type=int, default=int(os.environ.get("SLR_PEER_MAX_BATCH", "32")))
     p.add_argument("--batch-timeout", type=float, default=float(os.environ.get("SLR_PEER_BATCH_TIMEOUT", "0.01")),
                    help="seconds LitServe waits to fill a batch")
     args = p.parse_args(argv)
-    server = build_server(args.max_batch_size, args.batch_timeout)
+    server = build_server(args.max_batch_size, args.batch_timeout, args.workers)
     server.run(host="127.0.0.1", port=args.port, num_api_servers=1, generate_client_file=False, log_level="warning")
 
 

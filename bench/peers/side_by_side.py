@@ -48,18 +48,26 @@ from bench.support import SETTLE_S, clip_shape, free_port, make_clip, mib, proce
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ("star-slr", "star-slr-score-off", "star-slr-threads", "bentoml", "litserve")
+SERVERS = ("star-slr", "star-slr-score-off", "star-slr-threads", "star-slr-per-core", "bentoml", "litserve",
+           "litserve-per-core")
+# The peers' packages. litserve-per-core is LitServe with an inference worker per core (workers_per_device =
+# os.cpu_count()); plain litserve keeps the one worker of every run before 2026-12-08.
+PEER_PACKAGE = {"bentoml": "bentoml", "litserve": "litserve", "litserve-per-core": "litserve"}
 # star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads), and
 # without the familiarity score (which the peers do not compute), measured beside today's default so each difference
 # is a ratio from one run; they are not peers.
 OWN_VARIANTS = {"star-slr": {}, "star-slr-score-off": {"SLR_FAMILIARITY": "false"},
-                "star-slr-threads": {"SLR_DECODE_PROCESSES": "0"}}
+                "star-slr-threads": {"SLR_DECODE_PROCESSES": "0"}, "star-slr-per-core": {"SLR_DECODE_PROCESSES": "1"}}
+# star-slr-per-core: uvicorn's own --workers, a serving process (engine and one decode process) per core, as
+# litserve-per-core runs an inference worker per core; each keeps its own LRU in front of the one Redis.
+OWN_ARGS = {"star-slr-per-core": ("--workers", str(os.cpu_count() or 1))}
 ENDPOINTS = ("caption", "caption_hit")
 MODE = {"caption": "cache miss", "caption_hit": "cache hit"}
 CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-threads": "Redis (private redis-server)",
+         "star-slr-per-core": "Redis (private redis-server)",
          "star-slr-score-off": "Redis (private redis-server)",
          "star-slr-lru": "in-process LRU",
-         "bentoml": "in-process dict", "litserve": "in-process dict"}
+         "bentoml": "in-process dict", "litserve": "in-process dict", "litserve-per-core": "in-process dict"}
 
 
 # ---------------------------------------------------------------- the servers
@@ -115,8 +123,10 @@ def peer_command(name: str, port: int) -> tuple[list[str], str]:
     if name == "bentoml":
         return [sys.executable, "-m", "bentoml", "serve", "bench.peers.bentoml_service:Caption", "--host",
                 "127.0.0.1", "--port", str(port)], "/readyz"
-    if name == "litserve":
-        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port)], "/health"
+    if name in ("litserve", "litserve-per-core"):
+        workers = (os.cpu_count() or 1) if name == "litserve-per-core" else 1
+        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port), "--workers", str(workers)], \
+            "/health"
     raise ValueError(f"unknown peer {name!r}")
 
 
@@ -247,7 +257,7 @@ def lead_table(rows: list[dict[str, Any]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", type=Path, required=True, help="artifacts root every server loads")
-    p.add_argument("--servers", default="star-slr,bentoml,litserve",
+    p.add_argument("--servers", default="star-slr,bentoml,litserve,litserve-per-core",
                    help=f"comma-separated subset of {','.join(SERVERS)}")
     p.add_argument("--endpoints", default=",".join(ENDPOINTS), help="caption (cache miss), caption_hit (cache hit)")
     p.add_argument("--concurrency", default="1,32")
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"unknown server {n!r}; choose from {SERVERS}")
         if n not in OWN_VARIANTS:
             with contextlib.suppress(ImportError):
-                __import__(n)
+                __import__(PEER_PACKAGE[n])
                 continue
             raise SystemExit(f"{n} is not installed: pip install -e '.[peers]'")
     endpoints = [e for e in args.endpoints.split(",") if e]
@@ -316,7 +326,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if not redis_url:
                     cache[name] = CACHE["star-slr-lru"]
                 env = {"SLR_LOG_LEVEL": "warning", "SLR_REDIS_URL": redis_url, **engine_env, **OWN_VARIANTS[name]}
-                srv = stack.enter_context(start_server(args.artifacts, env, work / f"{name}.log"))
+                srv = stack.enter_context(start_server(args.artifacts, env, work / f"{name}.log",
+                                                       OWN_ARGS.get(name, ())))
                 servers[name] = Running(name, srv.url, srv.pid, srv.cold_start_s, work / f"{name}.log")
             else:
                 servers[name] = stack.enter_context(start_peer(name, args.artifacts, work / f"{name}.log",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import start_server
-from bench.peers.side_by_side import caption_once, start_peer
+from bench.peers.side_by_side import PEER_PACKAGE, caption_once, start_peer
 from bench.support import make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +34,9 @@ def star_caption(clip: bytes, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield caption_once(server.url, clip)
 
 
-@pytest.mark.parametrize("peer", ["bentoml", "litserve"])
+@pytest.mark.parametrize("peer", ["bentoml", "litserve", "litserve-per-core"])
 def test_peer_captions_like_star_slr(peer: str, clip: bytes, star_caption: str, tmp_path: Path) -> None:
-    if importlib.util.find_spec(peer) is None:
+    if importlib.util.find_spec(PEER_PACKAGE[peer]) is None:
         pytest.skip(f"{peer} is not installed: pip install -e '.[peers]' (the benchmark-only extra)")
     with start_peer(peer, SHIPPED, tmp_path / f"{peer}.log", timeout_s=120) as server:
         first = caption_once(server.url, clip)
@@ -44,3 +44,13 @@ def test_peer_captions_like_star_slr(peer: str, clip: bytes, star_caption: str, 
     assert star_caption  # a real sentence, not empty
     assert first == star_caption, (peer, first, star_caption)
     assert again == first
+
+
+def test_star_slr_per_core_serves_from_each_worker_like_one(clip: bytes, star_caption: str, tmp_path: Path) -> None:
+    """The peers' star-slr-per-core variant: uvicorn's --workers, a serving process per core, answers alike."""
+    from bench.peers.side_by_side import OWN_ARGS, OWN_VARIANTS
+
+    env = {"SLR_LOG_LEVEL": "warning", "SLR_REDIS_URL": "", **OWN_VARIANTS["star-slr-per-core"]}
+    with start_server(SHIPPED, env, tmp_path / "per-core.log", OWN_ARGS["star-slr-per-core"]) as server:
+        captions = {caption_once(server.url, clip) for _ in range(4)}  # the workers take turns; each its own LRU
+    assert captions == {star_caption}

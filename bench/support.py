@@ -88,6 +88,15 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout_s: float 
 
 # ---------------------------------------------------------------- a server's memory
 
+def process_state(pid: int) -> str:
+    """The one-letter state /proc gives a process (R running, S sleeping, T stopped, ...); "" for one gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
+
+
 def process_tree(pid: int) -> list[int]:
     """pid and its descendants (from /proc)."""
     children: dict[int, list[int]] = {}

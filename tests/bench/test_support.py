@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bench.support import clip_shape, free_port, process_tree, rss_kib
+from bench.support import clip_shape, free_port, process_state, process_tree, rss_kib
 
 
 def test_clip_shape_reads_frames_height_width_and_refuses_the_rest() -> None:
@@ -39,3 +39,30 @@ def test_rss_of_a_process_tree_counts_its_children_and_a_gone_process_as_zero() 
     finally:
         child.communicate(b"")
     assert rss_kib(child.pid) == 0
+
+
+def test_a_peer_measured_alone_stops_the_others_trees_and_continues_them() -> None:
+    """bench.peers measures each server with every other one stopped: an idle server's polling (LitServe's) would
+    tax the one measured. A server and its child both stop, and both run again after."""
+    from pathlib import Path
+
+    from bench.peers.side_by_side import Running, alone
+
+    code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            "time.sleep(60)")
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    try:
+        time.sleep(1.0)  # the children started
+        servers = {f"s{i}": Running(f"s{i}", "", p.pid, 0.0, Path("/dev/null")) for i, p in enumerate(procs)}
+        other = process_tree(procs[1].pid)
+        assert len(other) == 2
+        with alone(servers, "s0"):
+            assert {process_state(p) for p in other} == {"T"}  # stopped, the child too
+            assert process_state(procs[0].pid) != "T"
+        assert "T" not in {process_state(p) for p in other}
+        with alone(servers, "s0", pause=False):
+            assert "T" not in {process_state(p) for p in other}
+    finally:
+        for p in procs:
+            for q in process_tree(p.pid):
+                os.kill(q, 9)

@@ -69,8 +69,48 @@ class CaptionAPI(ls.LitAPI):
         return {"caption": output}
 
 
-def build_server(max_batch_size: int = 32, batch_timeout: float = 0.01, workers: int = 1) -> ls.LitServer:
-    api = CaptionAPI(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/caption")
+class ScoredCaptionAPI(CaptionAPI):
+    """`--score`: star-slr's whole cache miss in LitServe's shape, the familiarity signals included (the rebuild and
+    the calibration's measures, as service/predictor.py `_run_score`), each worker doing all of it for its batch:
+    what star-slr would gain by running its model where it decodes the upload (docs/performance.md)."""
+
+    def setup(self, device):
+        super().setup(device)
+        calibration = self.engine.manifest.familiarity
+        if calibration is None:
+            raise SystemExit("--score needs a model with a familiarity calibration")
+        self.calibration = calibration
+
+    def decode_request(self, request):
+        from core.media import prepare_upload
+
+        data = request["video"].file.read()
+        key = hashlib.sha256(data).hexdigest()
+        hit = self.cache.get(key)  # (mu, signals)
+        return (key, hit, None) if hit is not None else (key, None, prepare_upload(data, self.engine.config,
+                                                                                      self.limits))
+
+    def predict(self, x):
+        misses = [i for i, (_, hit, _) in enumerate(x) if hit is None]
+        found = [hit for _, hit, _ in x]
+        if misses:
+            video = np.stack([x[i][2].array for i in misses])
+            mu, _ = self.engine.encode(video, None)
+            rebuilt = self.engine.rebuild_video(mu, video[:, 0])
+            signals = self.calibration.measure(video, rebuilt, [x[i][2].box for i in misses])
+            for j, i in enumerate(misses):
+                self.cache[x[i][0]] = found[i] = (mu[j], [float(v) for v in signals[j]])
+        ids = self.engine.decode_sentence(np.stack([mu for mu, _ in found]))
+        return [(self.engine.vocab.decode(row), sig) for row, (_, sig) in zip(ids, found)]
+
+    def encode_response(self, output):
+        return {"caption": output[0], "signals": output[1]}
+
+
+def build_server(max_batch_size: int = 32, batch_timeout: float = 0.01, workers: int = 1,
+                 score: bool = False) -> ls.LitServer:
+    api = (ScoredCaptionAPI if score else CaptionAPI)(max_batch_size=max_batch_size, batch_timeout=batch_timeout,
+                                                      api_path="/caption")
     return ls.LitServer(api, accelerator="cpu", workers_per_device=workers, timeout=60)
 
 
@@ -78,11 +118,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="inference worker processes (workers_per_device)")
+    p.add_argument("--score", action="store_true", help="also the familiarity signals of every miss, as star-slr")
     p.add_argument("--max-batch-size", type=int, default=int(os.environ.get("SLR_PEER_MAX_BATCH", "32")))
     p.add_argument("--batch-timeout", type=float, default=float(os.environ.get("SLR_PEER_BATCH_TIMEOUT", "0.01")),
                    help="seconds LitServe waits to fill a batch")
     args = p.parse_args(argv)
-    server = build_server(args.max_batch_size, args.batch_timeout, args.workers)
+    server = build_server(args.max_batch_size, args.batch_timeout, args.workers, args.score)
     server.run(host="127.0.0.1", port=args.port, num_api_servers=1, generate_client_file=False, log_level="warning")
 
 

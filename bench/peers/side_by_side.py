@@ -49,10 +49,13 @@ from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("star-slr", "star-slr-score-off", "star-slr-threads", "star-slr-per-core", "bentoml", "litserve",
-           "litserve-per-core")
+           "litserve-per-core", "litserve-per-core-score")
 # The peers' packages. litserve-per-core is LitServe with an inference worker per core (workers_per_device =
-# os.cpu_count()); plain litserve keeps the one worker of every run before 2026-12-08.
-PEER_PACKAGE = {"bentoml": "bentoml", "litserve": "litserve", "litserve-per-core": "litserve"}
+# os.cpu_count()); plain litserve keeps the one worker of every run before 2026-12-08. litserve-per-core-score is not
+# a peer but a design: star-slr's whole miss, the familiarity score included, done in LitServe's per-core workers.
+PEER_PACKAGE = {"bentoml": "bentoml", "litserve": "litserve", "litserve-per-core": "litserve",
+                "litserve-per-core-score": "litserve"}
+DESIGNS = ("litserve-per-core-score",)  # measured beside the servers, never "the better peer"
 # star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads), and
 # without the familiarity score (which the peers do not compute), measured beside today's default so each difference
 # is a ratio from one run; they are not peers.
@@ -67,7 +70,8 @@ CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-threads": "Redis 
          "star-slr-per-core": "Redis (private redis-server)",
          "star-slr-score-off": "Redis (private redis-server)",
          "star-slr-lru": "in-process LRU",
-         "bentoml": "in-process dict", "litserve": "in-process dict", "litserve-per-core": "in-process dict"}
+         "bentoml": "in-process dict", "litserve": "in-process dict", "litserve-per-core": "in-process dict",
+         "litserve-per-core-score": "in-process dict"}
 
 
 # ---------------------------------------------------------------- the servers
@@ -123,10 +127,11 @@ def peer_command(name: str, port: int) -> tuple[list[str], str]:
     if name == "bentoml":
         return [sys.executable, "-m", "bentoml", "serve", "bench.peers.bentoml_service:Caption", "--host",
                 "127.0.0.1", "--port", str(port)], "/readyz"
-    if name in ("litserve", "litserve-per-core"):
-        workers = (os.cpu_count() or 1) if name == "litserve-per-core" else 1
-        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port), "--workers", str(workers)], \
-            "/health"
+    if name in ("litserve", "litserve-per-core", "litserve-per-core-score"):
+        workers = 1 if name == "litserve" else (os.cpu_count() or 1)
+        score = ["--score"] if name == "litserve-per-core-score" else []
+        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port), "--workers", str(workers),
+                *score], "/health"
     raise ValueError(f"unknown peer {name!r}")
 
 
@@ -245,7 +250,7 @@ def leads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for conc in sorted({r["concurrency"] for r in rows}):
             cell = [r for r in rows if r["endpoint"] == endpoint and r["concurrency"] == conc]
             star = next((r for r in cell if r["server"] == "star-slr"), None)
-            peers = [r for r in cell if r["server"] not in OWN_VARIANTS]
+            peers = [r for r in cell if r["server"] not in OWN_VARIANTS and r["server"] not in DESIGNS]
             if star is None or not peers:
                 continue
             best = max(peers, key=lambda r: r["rps"])

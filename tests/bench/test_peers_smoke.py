@@ -34,7 +34,7 @@ def star_caption(clip: bytes, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield caption_once(server.url, clip)
 
 
-@pytest.mark.parametrize("peer", ["bentoml", "litserve", "litserve-per-core"])
+@pytest.mark.parametrize("peer", ["bentoml", "litserve", "litserve-per-core", "litserve-per-core-score"])
 def test_peer_captions_like_star_slr(peer: str, clip: bytes, star_caption: str, tmp_path: Path) -> None:
     if importlib.util.find_spec(PEER_PACKAGE[peer]) is None:
         pytest.skip(f"{peer} is not installed: pip install -e '.[peers]' (the benchmark-only extra)")

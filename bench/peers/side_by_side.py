@@ -10,17 +10,20 @@ httptools, no access log, its default settings: batching on, a private redis-ser
 in-process LRU when redis-server is missing). All three open the graphs with the same onnxruntime setting
 (--intra-op-threads, star-slr's default 1: on 2 busy cores onnxruntime's own default of a thread per core makes the
 encoder and greedy decoding several times slower, which would measure the setting, not the server). The peers
-(bentoml_service.py, litserve_server.py) each run one
-worker with their framework's batching and keep an in-process dict sha256(upload) -> mu as their cache.
+(bentoml_service.py, litserve_server.py) run their framework's batching and keep an in-process dict
+sha256(upload) -> mu as their cache: `bentoml` and `litserve` with one worker (every run before 2026-12-08),
+`litserve-per-core` with an inference worker per core (the better peer on a cache miss since). `litserve-per-core-score`
+is a design, not a peer: star-slr's whole miss, the familiarity signals included, in LitServe's per-core workers.
 
 The load is bench/load.py's: wrk -t1 with bench/lua/post.lua, endpoints `caption` (a unique upload per request,
 by rewriting bytes the decoder ignores: every request misses the cache) and `caption_hit` (the same upload, primed
 once: every request hits). req/s counts answers with a 2xx status only; errors (socket errors, timeouts,
 non-2xx answers) are counted apart. All servers run side by side and every cell (endpoint x concurrency) is measured on
 each server right after the others, the order rotated each round, so the ratios hold while the machine's other
-load drifts; with --rounds > 1 a cell's figures are the median over its rounds. Before the sweep each server
-captions the benchmark clip once and the captions must be equal (same work), and each server's idle CPU is
-measured (a polling loop would tax the others).
+load drifts; with --rounds > 1 a cell's figures are the median over its rounds. While one server is measured every
+other one is stopped (SIGSTOP, continued after; --no-pause-others to leave them running): an idle LitServe polls its
+queues, which would tax the one measured. Before the sweep each server captions the benchmark clip once and the
+captions must be equal (same work), and each server's idle CPU is measured.
 """
 from __future__ import annotations
 

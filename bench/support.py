@@ -86,15 +86,22 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout_s: float 
         time.sleep(0.01)
 
 
-# ---------------------------------------------------------------- a server's memory
+# ---------------------------------------------------------------- a server's processes and memory
 
-def process_state(pid: int) -> str:
-    """The one-letter state /proc gives a process (R running, S sleeping, T stopped, ...); "" for one gone."""
+def proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (which may hold spaces), the state first; [] for a process
+    that is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat[stat.rindex(")") + 2]
+        return []
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of a process (R running, S sleeping, T stopped, ...); "" for one gone."""
+    fields = proc_stat(pid)
+    return fields[0] if fields else ""
 
 
 def process_tree(pid: int) -> list[int]:
@@ -103,10 +110,8 @@ def process_tree(pid: int) -> list[int]:
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (d / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(d.name))
+        with contextlib.suppress(ValueError, IndexError):
+            children.setdefault(int(proc_stat(int(d.name))[1]), []).append(int(d.name))
     out, todo = [], [pid]
     while todo:
         p = todo.pop()

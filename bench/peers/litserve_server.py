@@ -40,14 +40,16 @@ class CaptionAPI(ls.LitAPI):
         self.cache = {}  # sha256(upload) -> mu
 
     def decode_request(self, request):
-        from core.media import prepare_upload
-
         data = request["video"].file.read()
         key = hashlib.sha256(data).hexdigest()
-        mu = self.cache.get(key)
-        if mu is not None:
-            return key, mu, None
-        return key, None, prepare_upload(data, self.engine.config, self.limits).array
+        hit = self.cache.get(key)
+        return (key, hit, None) if hit is not None else (key, None, self.prepare(data))
+
+    def prepare(self, data):
+        """The upload as the model's input: its frames (the score also needs where its picture lies)."""
+        from core.media import prepare_upload
+
+        return prepare_upload(data, self.engine.config, self.limits).array
 
     def batch(self, inputs):
         return inputs  # (key, mu or None, clip or None) per request: predict stacks what the graphs need
@@ -81,14 +83,10 @@ class ScoredCaptionAPI(CaptionAPI):
             raise SystemExit("--score needs a model with a familiarity calibration")
         self.calibration = calibration
 
-    def decode_request(self, request):
+    def prepare(self, data):
         from core.media import prepare_upload
 
-        data = request["video"].file.read()
-        key = hashlib.sha256(data).hexdigest()
-        hit = self.cache.get(key)  # (mu, signals)
-        return (key, hit, None) if hit is not None else (key, None, prepare_upload(data, self.engine.config,
-                                                                                      self.limits))
+        return prepare_upload(data, self.engine.config, self.limits)  # a PreparedVideo: frames and box
 
     def predict(self, x):
         misses = [i for i, (_, hit, _) in enumerate(x) if hit is None]

@@ -47,17 +47,26 @@ from typing import Any
 
 from bench.load import Runner, busy_processes, machine_info, private_redis, run_wrk, start_server, to_result, write_json
 from bench.load_targets import BOUNDARY, build_targets, multipart
-from bench.support import SETTLE_S, clip_shape, free_port, make_clip, mib, process_state, process_tree, rss_kib, settle
+from bench.support import (
+    SETTLE_S,
+    clip_shape,
+    free_port,
+    make_clip,
+    mib,
+    proc_stat,
+    process_state,
+    process_tree,
+    rss_kib,
+    settle,
+)
 from core.tables import md_table
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ("star-slr", "star-slr-score-off", "star-slr-threads", "star-slr-per-core", "bentoml", "litserve",
-           "litserve-per-core", "litserve-per-core-score")
-# The peers' packages. litserve-per-core is LitServe with an inference worker per core (workers_per_device =
-# os.cpu_count()); plain litserve keeps the one worker of every run before 2026-12-08. litserve-per-core-score is not
-# a peer but a design: star-slr's whole miss, the familiarity score included, done in LitServe's per-core workers.
-PEER_PACKAGE = {"bentoml": "bentoml", "litserve": "litserve", "litserve-per-core": "litserve",
-                "litserve-per-core-score": "litserve"}
+# LitServe's servers: (inference workers, 0 for one per core; star-slr's familiarity signals too). Plain litserve
+# keeps the one worker of every run before 2026-12-08; litserve-per-core-score is not a peer but a design: star-slr's
+# whole miss, the familiarity score included, done in LitServe's per-core workers.
+LITSERVE = {"litserve": (1, False), "litserve-per-core": (0, False), "litserve-per-core-score": (0, True)}
+PEER_PACKAGE = {"bentoml": "bentoml", **{name: "litserve" for name in LITSERVE}}
 DESIGNS = ("litserve-per-core-score",)  # measured beside the servers, never "the better peer"
 # star-slr as it was before its decode processes (SLR_DECODE_PROCESSES=0: uploads decoded in its media threads), and
 # without the familiarity score (which the peers do not compute), measured beside today's default so each difference
@@ -67,14 +76,11 @@ OWN_VARIANTS = {"star-slr": {}, "star-slr-score-off": {"SLR_FAMILIARITY": "false
 # star-slr-per-core: uvicorn's own --workers, a serving process (engine and one decode process) per core, as
 # litserve-per-core runs an inference worker per core; each keeps its own LRU in front of the one Redis.
 OWN_ARGS = {"star-slr-per-core": ("--workers", str(os.cpu_count() or 1))}
+SERVERS = (*OWN_VARIANTS, "bentoml", *LITSERVE)  # the tables' order
 ENDPOINTS = ("caption", "caption_hit")
 MODE = {"caption": "cache miss", "caption_hit": "cache hit"}
-CACHE = {"star-slr": "Redis (private redis-server)", "star-slr-threads": "Redis (private redis-server)",
-         "star-slr-per-core": "Redis (private redis-server)",
-         "star-slr-score-off": "Redis (private redis-server)",
-         "star-slr-lru": "in-process LRU",
-         "bentoml": "in-process dict", "litserve": "in-process dict", "litserve-per-core": "in-process dict",
-         "litserve-per-core-score": "in-process dict"}
+CACHE = {**{name: "Redis (private redis-server)" for name in OWN_VARIANTS}, "star-slr-lru": "in-process LRU",
+         **{name: "in-process dict" for name in PEER_PACKAGE}}
 
 
 # ---------------------------------------------------------------- the servers
@@ -130,11 +136,10 @@ def peer_command(name: str, port: int) -> tuple[list[str], str]:
     if name == "bentoml":
         return [sys.executable, "-m", "bentoml", "serve", "bench.peers.bentoml_service:Caption", "--host",
                 "127.0.0.1", "--port", str(port)], "/readyz"
-    if name in ("litserve", "litserve-per-core", "litserve-per-core-score"):
-        workers = 1 if name == "litserve" else (os.cpu_count() or 1)
-        score = ["--score"] if name == "litserve-per-core-score" else []
-        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port), "--workers", str(workers),
-                *score], "/health"
+    if name in LITSERVE:
+        workers, score = LITSERVE[name]
+        return [sys.executable, "-m", "bench.peers.litserve_server", "--port", str(port), "--workers",
+                str(workers or os.cpu_count() or 1), *(["--score"] if score else [])], "/health"
     raise ValueError(f"unknown peer {name!r}")
 
 
@@ -163,7 +168,7 @@ def alone(servers: dict[str, Running], name: str, pause: bool = True) -> Iterato
     """Server `name` alone on the machine: every other server's processes stopped (SIGSTOP) while it is measured,
     continued after. An idle LitServe polls its queues (0.1-0.3 cores here), which would tax whichever server is
     measured beside it."""
-    stopped = [p for other, s in servers.items() if other != name and pause for p in process_tree(s.pid)]
+    stopped = [p for other, s in servers.items() if other != name for p in process_tree(s.pid)] if pause else []
     for p in stopped:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGSTOP)
@@ -184,9 +189,8 @@ def cpu_seconds(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for p in process_tree(pid):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{p}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+        with contextlib.suppress(ValueError, IndexError):  # utime and stime, in clock ticks
+            fields = proc_stat(p)
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
 

@@ -151,7 +151,8 @@ def test_hit_cost_measures_both_modes_on_cache_hits(artifacts_dir: Path) -> None
     assert len(report["rounds_on"]) == len(report["rounds_off"]) == 2
     assert report["rps_on"] > 0 and set(report["calls_per_request"]) == {"on", "off"}
     for m in ("on", "off"):
-        assert 0 < report[f"loop_us_{m}"] <= report[f"cpu_us_{m}"] and report[f"verdict_us_{m}"] > 0
+        # The kernel accounts the thread and process clocks apart: they may differ by a tick's share.
+        assert 0 < report[f"loop_us_{m}"] <= 1.05 * report[f"cpu_us_{m}"] and report[f"verdict_us_{m}"] > 0
 
 
 def test_hit_cost_over_http_reads_each_servers_cpu(artifacts_dir: Path) -> None:

@@ -60,17 +60,18 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[int, ...], seconds: float,
-               precisions: tuple[str, ...] = ("fp32", "bf16")) -> list[dict]:
-    """Training steps of the preset's model at each batch size and training precision (model/precision.py) for the
-    same wall time: steps/s, clips/s, and the mean loss of the last 20 steps."""
+def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[int, ...], seconds: float
+               ) -> list[dict]:
+    """Training steps of the preset's model at each batch size and training precision the device runs
+    (model/precision.py: bf16 on a GPU, or on a CPU with oneDNN's bfloat16) for the same wall time: steps/s, clips/s,
+    and the mean loss of the last 20 steps."""
     import torch
 
     from core.config import preset
     from core.vocab import Vocab
     from model.data.dataset import BatchStream, tensorize
     from model.losses import star_losses, total_loss
-    from model.precision import autocast, prepare_module
+    from model.precision import autocast, precisions_on, prepare_module
     from model.star import StarModel
     from model.train import model_config_for
 
@@ -80,7 +81,7 @@ def throughput(corpus: Any, preset_name: str, device: str, batch_sizes: tuple[in
     cfg = model_config_for(corpus, p.model, vocab)
     data = tensorize(clips, vocab, cfg)
     rows, torch_device = [], torch.device(device)
-    for batch, precision in itertools.product(batch_sizes, precisions):
+    for batch, precision in itertools.product(batch_sizes, precisions_on(torch_device)):
         torch.manual_seed(0)
         model = StarModel(cfg).to(device).train()
         prepare_module(model, precision)

@@ -96,6 +96,8 @@ def add_refit_parser(sub: Any) -> None:
 
 
 def cmd_refit(args: argparse.Namespace) -> int:
+    import torch
+
     from cli.release import no_saved_corpus
     from core.config import preset
     from export.calibrate import recalibrate
@@ -105,8 +107,14 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from model.data.corpus import load_split
     from model.familiarity import clip_boxes
     from model.inference import true_frames
+    from model.precision import check_precision
 
     if no_saved_corpus(args.data_dir, "refit"):
+        return 2
+    try:  # before the corpus loads: a precision this CPU cannot train in is refused at once
+        check_precision(args.precision or preset(args.preset).train.precision, torch.device("cpu"))
+    except ValueError as e:
+        print(f"slr refit: {e}", file=sys.stderr)
         return 2
     train = load_split(args.data_dir, "train", args.train_clips)
     every_val = load_split(args.data_dir, "val")

@@ -23,6 +23,10 @@ def check_video_data(corpus: Any, sentences_only: bool) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import warnings
 
+    import torch
+
+    from model.distributed import wants_cuda
+    from model.precision import check_precision
     from model.train import train
 
     source = corpus_source(args)
@@ -46,6 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     apply_overrides(p, args.set or [])
     try:
         p.train.check_choices()
+        check_precision(p.train.precision, torch.device("cuda" if wants_cuda(args.device) else "cpu"))
     except ValueError as e:
         print(f"slr train: {e}", file=sys.stderr)
         return 2

@@ -32,8 +32,13 @@ class Dist:
         return self.world > 1
 
 
+def wants_cuda(device: str) -> bool:
+    """Whether --device (auto, cpu or cuda) trains on a GPU."""
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 def pick_device(device: str, local_rank: int = 0) -> torch.device:
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    if wants_cuda(device):
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda, but torch sees no usable GPU")
         torch.cuda.set_device(local_rank)

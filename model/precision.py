@@ -6,12 +6,13 @@ master copies: the optimiser steps float32 weights, so checkpoints and exported 
 (on the quality preset, with avx512_bf16: 1.27x steps/s for autocast alone, 1.37x with channels-last). Validation and
 export always run in float32.
 
-A CPU without native bfloat16 (no avx512_bf16 or AMX) emulates it, slower than float32: asking for it there warns.
+bf16 on a CPU needs oneDNN's bfloat16 kernels (AVX-512 or AMX): on an AVX2-only CPU its LSTM has none at all (the
+forward fails: "could not create a primitive descriptor"), and what else runs is emulated, slower than float32, so
+asking for bf16 there is refused up front.
 """
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 
 import torch
@@ -20,16 +21,22 @@ from core.config import check_choice
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """ValueError for an unknown precision; a warning where bf16 would run emulated (slower than fp32)."""
+    """ValueError for an unknown precision, or for bf16 on a CPU without oneDNN's bfloat16 kernels."""
     check_choice("precision", precision)
     if precision == "bf16" and device.type == "cpu" and not native_bf16_cpu():
-        warnings.warn("precision bf16 on a CPU without avx512_bf16 or AMX: bfloat16 is emulated there, slower than "
-                      "fp32", RuntimeWarning, stacklevel=2)
+        raise ValueError(f"precision bf16 needs a CPU with AVX-512 or AMX (oneDNN's bfloat16 kernels; this one has "
+                         f"{torch.backends.cpu.get_cpu_capability()}, where the LSTM has no bfloat16 kernel): "
+                         "train in fp32")
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bfloat16 itself (oneDNN's check: avx512_bf16, or AMX)."""
+    """Whether oneDNN runs bfloat16 on this CPU (its own check: AVX-512's bw/vl/dq, or AMX)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def precisions_on(device: torch.device) -> tuple[str, ...]:
+    """The training precisions this device runs."""
+    return ("fp32", "bf16") if device.type != "cpu" or native_bf16_cpu() else ("fp32",)
 
 
 def prepare_module(module: torch.nn.Module, precision: str) -> None:

@@ -4,7 +4,6 @@ background of any colour closer to how its teacher reads it over the corpus' own
 video are new; the CLI publishes and recalibrates."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from export.refit_encoder import (
     scene_pairs,
 )
 from model.data.synthetic import background_pair
+from model.precision import native_bf16_cpu
 from model.star import StarModel
 from tests.conftest import refit_cli
 
@@ -146,16 +146,27 @@ def test_the_cli_refits_the_video_encoder_and_recalibrates(sprite_root, tiny_cor
     assert not (sprite_root / "cli-never").exists()
 
 
+@pytest.mark.skipif(not native_bf16_cpu(), reason="this CPU has no oneDNN bfloat16 (AVX-512 or AMX): bf16 is "
+                    "refused here (test_a_bf16_refit_is_refused_where_the_cpu_cannot_run_it)")
 def test_a_bf16_refit_publishes_float32_graphs_that_match_its_weights(sprite_root, tiny_corpus, tmp_path,
                                                                      capsys) -> None:
     """`slr refit --precision bf16`: the loss under bfloat16 autocast, channels-last convolutions; what is published
     is float32 and passes the same parity check against the refitted weights, and the manifest says how it trained."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a CPU that emulates bf16: slower, not wrong
-        assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-bf16", "--part", "video-encoder",
-                         "--calibration-clips", "8", "--precision", "bf16") == 0
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-bf16", "--part", "video-encoder",
+                     "--calibration-clips", "8", "--precision", "bf16") == 0
     manifest = Manifest.read(sprite_root / "cli-bf16")
     assert manifest.refit is not None and manifest.refit["precision"] == "bf16"
     assert all(manifest.parity[name]["max_abs_diff"] < 1e-4 for name in (ENCODER_V, ENCODER_VS))
     graph = onnx.load(str(sprite_root / "cli-bf16" / f"{ENCODER_V}.onnx"))
     assert {init.data_type for init in graph.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+
+
+
+def test_a_bf16_refit_is_refused_where_the_cpu_cannot_run_it(sprite_root, tiny_corpus, tmp_path,
+                                                             monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """On a CPU without oneDNN's bfloat16, `slr refit --precision bf16` says so and exits 2 before any work."""
+    monkeypatch.setattr("model.precision.native_bf16_cpu", lambda: False)
+    assert refit_cli(sprite_root, tiny_corpus, tmp_path, "cli-no-bf16", "--part", "video-encoder",
+                     "--precision", "bf16") == 2
+    assert "slr refit: precision bf16 needs a CPU with AVX-512 or AMX" in capsys.readouterr().err
+    assert not (sprite_root / "cli-no-bf16").exists()

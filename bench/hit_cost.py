@@ -136,8 +136,7 @@ async def hits(app: FastAPI, post: CaptionPost, n: int, concurrency: int) -> Cos
     wall, process, loop = time.perf_counter(), time.process_time(), time.thread_time()
     for i in range(0, n, concurrency):
         await asyncio.gather(*(one() for _ in range(min(concurrency, n - i))))
-    loop_s = time.thread_time() - loop
-    return Cost(time.perf_counter() - wall, loop_s, time.process_time() - process)
+    return Cost(time.perf_counter() - wall, time.thread_time() - loop, time.process_time() - process)
 
 
 async def verdict_us(predictor: Predictor, clip: bytes, calls: int) -> float:

@@ -46,10 +46,14 @@ class CaptionAPI(ls.LitAPI):
         return (key, hit, None) if hit is not None else (key, None, self.prepare(data))
 
     def prepare(self, data):
-        """The upload as the model's input: its frames (the score also needs where its picture lies)."""
+        """The upload as the model's input: its frames."""
+        return self.prepared(data).array
+
+    def prepared(self, data):
+        """The upload decoded as the service does: a PreparedVideo (its frames, and where its picture lies)."""
         from core.media import prepare_upload
 
-        return prepare_upload(data, self.engine.config, self.limits).array
+        return prepare_upload(data, self.engine.config, self.limits)
 
     def batch(self, inputs):
         return inputs  # (key, mu or None, clip or None) per request: predict stacks what the graphs need
@@ -84,9 +88,7 @@ class ScoredCaptionAPI(CaptionAPI):
         self.calibration = calibration
 
     def prepare(self, data):
-        from core.media import prepare_upload
-
-        return prepare_upload(data, self.engine.config, self.limits)  # a PreparedVideo: frames and box
+        return self.prepared(data)  # the score also needs where the picture lies
 
     def predict(self, x):
         misses = [i for i, (_, hit, _) in enumerate(x) if hit is None]
